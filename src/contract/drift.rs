@@ -1,0 +1,173 @@
+//! Drift against the reference: population stability index (PSI) and a binned Kolmogorov–Smirnov statistic, both
+//! computed from mergeable counts over bins fixed by the reference's deciles (numeric columns) or its categories.
+//!
+//! Thresholds: PSI > 0.25 is the usual "significant shift" mark; KS is compared with its two-sample critical value
+//! at alpha = 0.001 (1.949 * sqrt((n + m) / (n m))). Binned KS is a lower bound of the exact KS statistic.
+
+use serde::{Deserialize, Serialize};
+
+/// PSI above which a column counts as drifted.
+pub const PSI_DRIFT: f64 = 0.25;
+/// Smoothing for empty bins in PSI.
+const EPS: f64 = 1e-4;
+
+/// Reference distribution of a numeric column: bins split at `edges`, with the reference's share per bin.
+/// Bin `k` holds values `x <= edges[k]` (and above the previous edge); the last bin holds values above all edges.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DriftSketch {
+    /// Inner bin edges, increasing.
+    pub edges: Vec<f64>,
+    /// Reference share of each of the `edges.len() + 1` bins.
+    pub proportions: Vec<f64>,
+}
+
+impl DriftSketch {
+    /// Decile bins from a sorted sample of finite values; `None` when the column is (nearly) constant.
+    pub fn from_sorted(sorted: &[f64]) -> Option<DriftSketch> {
+        if sorted.len() < 20 {
+            return None;
+        }
+        let mut edges: Vec<f64> = (1..10).map(|k| quantile_sorted(sorted, k as f64 / 10.0)).collect();
+        edges.dedup();
+        if edges.len() < 2 {
+            return None;
+        }
+        let mut counts = vec![0u64; edges.len() + 1];
+        for &x in sorted {
+            counts[bin(&edges, x)] += 1;
+        }
+        let n = sorted.len() as f64;
+        Some(DriftSketch {
+            edges,
+            proportions: counts.iter().map(|&c| c as f64 / n).collect(),
+        })
+    }
+
+    /// Bin of a value.
+    pub fn bin(&self, x: f64) -> usize {
+        bin(&self.edges, x)
+    }
+}
+
+fn bin(edges: &[f64], x: f64) -> usize {
+    edges.partition_point(|&e| e < x)
+}
+
+/// Linear-interpolated quantile of a sorted slice (q in [0, 1]).
+pub fn quantile_sorted(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let pos = q.clamp(0.0, 1.0) * (sorted.len() - 1) as f64;
+    let lo = pos.floor() as usize;
+    let hi = pos.ceil() as usize;
+    let w = pos - lo as f64;
+    sorted[lo] * (1.0 - w) + sorted[hi] * w
+}
+
+/// Population stability index of observed counts against expected shares.
+pub fn psi(expected: &[f64], counts: &[u64]) -> f64 {
+    let n: u64 = counts.iter().sum();
+    if n == 0 {
+        return 0.0;
+    }
+    expected
+        .iter()
+        .zip(counts)
+        .map(|(&e, &c)| {
+            let a = (c as f64 / n as f64).max(EPS);
+            let e = e.max(EPS);
+            (a - e) * (a / e).ln()
+        })
+        .sum()
+}
+
+/// Largest gap between the cumulative shares (binned two-sample KS statistic).
+pub fn ks_binned(expected: &[f64], counts: &[u64]) -> f64 {
+    let n: u64 = counts.iter().sum();
+    if n == 0 {
+        return 0.0;
+    }
+    let (mut ce, mut ca, mut d) = (0.0f64, 0.0f64, 0.0f64);
+    for (&e, &c) in expected.iter().zip(counts) {
+        ce += e;
+        ca += c as f64 / n as f64;
+        d = d.max((ce - ca).abs());
+    }
+    d
+}
+
+/// Two-sample KS critical value at alpha = 0.001.
+pub fn ks_critical(n: u64, m: u64) -> f64 {
+    if n == 0 || m == 0 {
+        return 1.0;
+    }
+    let (n, m) = (n as f64, m as f64);
+    1.949 * ((n + m) / (n * m)).sqrt()
+}
+
+/// Drift of one column (or of the label distribution).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ColumnDrift {
+    /// Column.
+    pub column: String,
+    /// "numeric", "categorical" or "label".
+    pub kind: String,
+    /// Population stability index.
+    pub psi: f64,
+    /// Binned KS statistic (numeric columns).
+    pub ks: Option<f64>,
+    /// KS critical value at alpha = 0.001.
+    pub ks_critical: Option<f64>,
+    /// PSI > 0.25 or KS above its critical value.
+    pub drifted: bool,
+}
+
+impl ColumnDrift {
+    /// Compare counts with a reference of `reference_rows` rows.
+    pub fn compute(column: &str, kind: &str, expected: &[f64], counts: &[u64], reference_rows: u64) -> ColumnDrift {
+        let p = psi(expected, counts);
+        let n: u64 = counts.iter().sum();
+        let (ks, crit) = if kind == "numeric" {
+            (Some(ks_binned(expected, counts)), Some(ks_critical(n, reference_rows)))
+        } else {
+            (None, None)
+        };
+        let drifted = p > PSI_DRIFT || matches!((ks, crit), (Some(k), Some(c)) if k > c);
+        ColumnDrift {
+            column: column.to_string(),
+            kind: kind.to_string(),
+            psi: p,
+            ks,
+            ks_critical: crit,
+            drifted,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn same_distribution_has_small_psi_and_shift_is_caught() {
+        let sorted: Vec<f64> = (0..10_000).map(|i| i as f64 / 10_000.0).collect();
+        let s = DriftSketch::from_sorted(&sorted).unwrap();
+        let mut same = vec![0u64; s.proportions.len()];
+        let mut shifted = vec![0u64; s.proportions.len()];
+        for i in 0..5000 {
+            let x = (i as f64 * 0.618).fract();
+            same[s.bin(x)] += 1;
+            shifted[s.bin((x * 0.5) + 0.5)] += 1;
+        }
+        let a = ColumnDrift::compute("x", "numeric", &s.proportions, &same, 10_000);
+        let b = ColumnDrift::compute("x", "numeric", &s.proportions, &shifted, 10_000);
+        assert!(!a.drifted && a.psi < 0.01, "{a:?}");
+        assert!(b.drifted && b.psi > 1.0, "{b:?}");
+    }
+
+    #[test]
+    fn constant_column_has_no_sketch() {
+        assert!(DriftSketch::from_sorted(&[1.0; 100]).is_none());
+    }
+}

@@ -1,0 +1,439 @@
+//! Profiling: infer a [`Contract`] from trusted data in one streaming pass with bounded memory.
+//!
+//! Counts (nulls, NaN, inf, negatives, min/max, distinct values up to a cap, string lengths) are exact; quantiles come
+//! from a bottom-k sample of rows chosen by row digest (the k rows with the smallest digests), so every engine and
+//! every partitioning samples the same rows, and partial profiles merge in any order.
+
+use super::checks;
+use super::drift::{quantile_sorted, DriftSketch};
+use super::{Category, ColumnContract, Contract, CONTRACT_VERSION};
+use crate::lineage::encode::{type_family, HashMode, RowHasher};
+use arrow::array::{Array, RecordBatch};
+use arrow::datatypes::SchemaRef;
+use std::collections::{BTreeMap, BinaryHeap, HashMap};
+
+/// Rows kept in the quantile sample.
+pub const SAMPLE_ROWS: usize = 20_000;
+/// Distinct values tracked per column before it counts as high-cardinality.
+const MAX_CATEGORIES: usize = 64;
+/// Distinct label values tracked.
+const MAX_CLASSES: usize = 10_000;
+
+/// Whether the profiled data is trusted (a clean reference) or the data under scan (robust inference).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trust {
+    /// A trusted reference: anything it holds is allowed.
+    Reference,
+    /// The data itself, possibly poisoned: rare values are not taken as allowed.
+    Data,
+}
+
+#[derive(Debug, Clone)]
+struct ColumnProfile {
+    nulls: u64,
+    nans: u64,
+    infs: u64,
+    finite: u64,
+    negatives: u64,
+    min: f64,
+    max: f64,
+    numeric: bool,
+    distinct: Option<BTreeMap<String, u64>>,
+    len_min: u64,
+    len_max: u64,
+    strings: u64,
+}
+
+impl ColumnProfile {
+    fn new(track_distinct: bool) -> Self {
+        ColumnProfile {
+            nulls: 0,
+            nans: 0,
+            infs: 0,
+            finite: 0,
+            negatives: 0,
+            min: f64::INFINITY,
+            max: f64::NEG_INFINITY,
+            numeric: false,
+            distinct: track_distinct.then(BTreeMap::new),
+            len_min: u64::MAX,
+            len_max: 0,
+            strings: 0,
+        }
+    }
+
+    fn merge(&mut self, o: ColumnProfile, cap: usize) {
+        self.nulls += o.nulls;
+        self.nans += o.nans;
+        self.infs += o.infs;
+        self.finite += o.finite;
+        self.negatives += o.negatives;
+        self.min = self.min.min(o.min);
+        self.max = self.max.max(o.max);
+        self.numeric |= o.numeric;
+        self.len_min = self.len_min.min(o.len_min);
+        self.len_max = self.len_max.max(o.len_max);
+        self.strings += o.strings;
+        self.distinct = match (self.distinct.take(), o.distinct) {
+            (Some(mut a), Some(b)) => {
+                for (k, v) in b {
+                    *a.entry(k).or_default() += v;
+                }
+                (a.len() <= cap).then_some(a)
+            }
+            _ => None,
+        };
+    }
+}
+
+/// Bottom-k sample of rows by digest prefix, holding the numeric values of each sampled row.
+#[derive(Debug, Clone, Default)]
+struct RowSample {
+    heap: BinaryHeap<u64>,
+    values: HashMap<u64, Vec<f64>>,
+}
+
+impl RowSample {
+    fn offer(&mut self, key: u64, values: impl FnOnce() -> Vec<f64>) {
+        if self.heap.len() < SAMPLE_ROWS {
+            if self.values.contains_key(&key) {
+                return;
+            }
+            self.heap.push(key);
+            self.values.insert(key, values());
+        } else if let Some(&top) = self.heap.peek() {
+            if key < top && !self.values.contains_key(&key) {
+                self.heap.pop();
+                self.values.remove(&top);
+                self.heap.push(key);
+                self.values.insert(key, values());
+            }
+        }
+    }
+}
+
+/// Accumulates a profile over batches; [`Profiler::finish`] turns it into a [`Contract`].
+#[derive(Debug, Clone)]
+pub struct Profiler {
+    schema: SchemaRef,
+    origin: String,
+    label: Option<String>,
+    id: Option<String>,
+    rows: u64,
+    columns: Vec<ColumnProfile>,
+    numeric: Vec<usize>,
+    sample: RowSample,
+}
+
+impl Profiler {
+    /// A profiler for `schema`; `label` and `id` must be columns of it (checked by the caller).
+    pub fn new(schema: SchemaRef, origin: &str, label: Option<&str>, id: Option<&str>) -> Profiler {
+        let columns = schema
+            .fields()
+            .iter()
+            .map(|f| {
+                let fam = type_family(f.data_type());
+                let is_label = Some(f.name().as_str()) == label;
+                ColumnProfile::new(is_label || matches!(fam, "string" | "bool"))
+            })
+            .collect();
+        let numeric = schema
+            .fields()
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| matches!(type_family(f.data_type()), "int" | "float"))
+            .map(|(i, _)| i)
+            .collect();
+        Profiler {
+            schema,
+            origin: origin.to_string(),
+            label: label.map(str::to_string),
+            id: id.map(str::to_string),
+            rows: 0,
+            columns,
+            numeric,
+            sample: RowSample::default(),
+        }
+    }
+
+    /// Profile one batch.
+    pub fn add_batch(&mut self, batch: &RecordBatch) {
+        let n = batch.num_rows();
+        let hasher = RowHasher::new((0..batch.num_columns()).collect(), HashMode::Plain);
+        let digests = hasher.digest_batch(batch).unwrap_or_default();
+        let mut as_f64 = Vec::new();
+        for (c, prof) in self.columns.iter_mut().enumerate() {
+            let a = batch.column(c);
+            prof.nulls += a.null_count() as u64;
+            let is_label = Some(self.schema.field(c).name()) == self.label.as_ref();
+            let cap = if is_label { MAX_CLASSES } else { MAX_CATEGORIES };
+            if let Some(d) = prof.distinct.as_mut() {
+                if let Some(s) = checks::as_utf8(a) {
+                    for v in s.iter().flatten() {
+                        *d.entry(v.to_string()).or_default() += 1;
+                    }
+                }
+                if d.len() > cap {
+                    prof.distinct = None;
+                }
+            }
+            if matches!(type_family(a.data_type()), "string") {
+                if let Some(s) = checks::as_utf8(a) {
+                    for v in s.iter().flatten() {
+                        let l = v.chars().count() as u64;
+                        prof.len_min = prof.len_min.min(l);
+                        prof.len_max = prof.len_max.max(l);
+                        prof.strings += 1;
+                    }
+                }
+            }
+            if self.numeric.contains(&c) {
+                if let Some(v) = checks::as_f64(a) {
+                    prof.numeric = true;
+                    for x in v.iter().flatten() {
+                        if x.is_nan() {
+                            prof.nans += 1;
+                        } else if x.is_infinite() {
+                            prof.infs += 1;
+                        } else {
+                            prof.finite += 1;
+                            prof.negatives += (x < 0.0) as u64;
+                            prof.min = prof.min.min(x);
+                            prof.max = prof.max.max(x);
+                        }
+                    }
+                    as_f64.push(v);
+                }
+            }
+        }
+        for (i, d) in digests.iter().enumerate().take(n) {
+            let mut k = [0u8; 8];
+            k.copy_from_slice(&d[..8]);
+            let key = u64::from_le_bytes(k);
+            self.sample.offer(key, || {
+                as_f64
+                    .iter()
+                    .map(|v| if v.is_null(i) { f64::NAN } else { v.value(i) })
+                    .collect()
+            });
+        }
+        self.rows += n as u64;
+    }
+
+    /// Merge a profile of other rows of the same schema (any order).
+    pub fn merge(&mut self, other: Profiler) {
+        self.rows += other.rows;
+        for (i, (a, b)) in self.columns.iter_mut().zip(other.columns).enumerate() {
+            let is_label = Some(self.schema.field(i).name()) == self.label.as_ref();
+            a.merge(b, if is_label { MAX_CLASSES } else { MAX_CATEGORIES });
+        }
+        for key in other.sample.heap.into_iter() {
+            if let Some(v) = other.sample.values.get(&key) {
+                let v = v.clone();
+                self.sample.offer(key, || v);
+            }
+        }
+    }
+
+    /// Rows profiled.
+    pub fn rows(&self) -> u64 {
+        self.rows
+    }
+
+    /// The contract.
+    pub fn finish(&self, trust: Trust) -> Contract {
+        let mut columns = Vec::new();
+        for (c, prof) in self.columns.iter().enumerate() {
+            let f = self.schema.field(c);
+            let is_label = Some(f.name()) == self.label.as_ref();
+            let is_id = Some(f.name()) == self.id.as_ref();
+            let slot = self.numeric.iter().position(|&k| k == c);
+            let mut sorted: Vec<f64> = match slot {
+                Some(s) => self
+                    .sample
+                    .values
+                    .values()
+                    .map(|v| v[s])
+                    .filter(|x| x.is_finite())
+                    .collect(),
+                None => Vec::new(),
+            };
+            sorted.sort_by(f64::total_cmp);
+            columns.push(self.column_contract(f, prof, &sorted, is_label, is_id, trust));
+        }
+        Contract {
+            contract_version: CONTRACT_VERSION,
+            tool_version: crate::VERSION.to_string(),
+            origin: self.origin.clone(),
+            inferred_from_data: trust == Trust::Data,
+            rows: self.rows,
+            label: self.label.clone(),
+            id: self.id.clone(),
+            columns,
+        }
+    }
+
+    fn column_contract(
+        &self,
+        f: &arrow::datatypes::Field,
+        prof: &ColumnProfile,
+        sorted: &[f64],
+        is_label: bool,
+        is_id: bool,
+        trust: Trust,
+    ) -> ColumnContract {
+        let rows = self.rows.max(1) as f64;
+        let rare = |count: u64, total: f64| match trust {
+            Trust::Reference => count == 0,
+            Trust::Data => (count as f64) <= 0.01 * total,
+        };
+        let family = type_family(f.data_type()).to_string();
+        let values = (prof.finite + prof.nans + prof.infs) as f64;
+        let (min, max) = if prof.numeric && !is_label && !is_id && !sorted.is_empty() {
+            numeric_range(prof, sorted, trust, family == "int")
+        } else {
+            (None, None)
+        };
+        let categories = prof.distinct.as_ref().and_then(|d| {
+            let total: u64 = d.values().sum();
+            let keep: Vec<Category> = d
+                .iter()
+                .filter(|(_, &n)| trust == Trust::Reference || n as f64 > 0.01 * total as f64)
+                .map(|(v, &n)| Category {
+                    value: v.clone(),
+                    proportion: n as f64 / total.max(1) as f64,
+                })
+                .collect();
+            (!keep.is_empty() && !is_id).then_some(keep)
+        });
+        let length = (family == "string" && categories.is_none() && prof.strings > 0 && !is_id)
+            .then(|| [prof.len_min / 2, prof.len_max + prof.len_max / 2 + 1]);
+        let sketch = if prof.numeric && !is_label && !is_id {
+            DriftSketch::from_sorted(sorted)
+        } else {
+            None
+        };
+        ColumnContract {
+            name: f.name().clone(),
+            dtype: f.data_type().to_string(),
+            family,
+            nullable: !rare(prof.nulls, rows),
+            allow_nan: !rare(prof.nans, values),
+            allow_inf: !rare(prof.infs, values),
+            min,
+            max,
+            observed: (prof.finite > 0).then_some([prof.min, prof.max]),
+            categories,
+            length,
+            sketch,
+        }
+    }
+}
+
+/// Allowed range from quantiles plus a margin. Reference: q0.1%..q99.9% widened by half the spread on each side and
+/// never narrower than what the reference holds. Data: q1%..q99% widened by the whole spread (robust to a few
+/// poisoned extremes). Columns that are never negative stay non-negative; integer columns get integer bounds.
+fn numeric_range(prof: &ColumnProfile, sorted: &[f64], trust: Trust, integer: bool) -> (Option<f64>, Option<f64>) {
+    let (qlo, qhi, margin) = match trust {
+        Trust::Reference => (0.001, 0.999, 0.5),
+        Trust::Data => (0.01, 0.99, 1.0),
+    };
+    let a = quantile_sorted(sorted, qlo);
+    let b = quantile_sorted(sorted, qhi);
+    let w = b - a;
+    let (mut lo, mut hi) = (a - margin * w, b + margin * w);
+    if trust == Trust::Reference {
+        lo = lo.min(prof.min);
+        hi = hi.max(prof.max);
+    }
+    let never_negative = match trust {
+        Trust::Reference => prof.negatives == 0,
+        Trust::Data => (prof.negatives as f64) <= 0.001 * prof.finite as f64,
+    };
+    if never_negative && lo < 0.0 {
+        lo = 0.0;
+    }
+    if integer {
+        lo = lo.floor();
+        hi = hi.ceil();
+    }
+    (Some(lo), Some(hi))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{Float64Array, Int64Array, StringArray};
+    use arrow::datatypes::{DataType, Field, Schema};
+    use std::sync::Arc;
+
+    fn batch(xs: Vec<f64>, labels: Vec<&str>) -> RecordBatch {
+        let n = xs.len();
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("x", DataType::Float64, false),
+            Field::new("k", DataType::Int64, false),
+            Field::new("label", DataType::Utf8, false),
+        ]));
+        RecordBatch::try_new(
+            schema,
+            vec![
+                Arc::new(Float64Array::from(xs)),
+                Arc::new(Int64Array::from((0..n as i64).collect::<Vec<_>>())),
+                Arc::new(StringArray::from(labels)),
+            ],
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn reference_profile_infers_ranges_sets_and_non_negativity() {
+        let xs: Vec<f64> = (0..1000).map(|i| i as f64 / 100.0).collect();
+        let labels: Vec<&str> = (0..1000).map(|i| if i % 4 == 0 { "b" } else { "a" }).collect();
+        let b = batch(xs, labels);
+        let mut p = Profiler::new(b.schema(), "t", Some("label"), None);
+        p.add_batch(&b);
+        let c = p.finish(Trust::Reference);
+        let x = c.column("x").unwrap();
+        assert_eq!(x.min, Some(0.0), "never negative stays non-negative");
+        assert!(x.max.unwrap() >= 9.99 && x.max.unwrap() < 20.0);
+        assert!(!x.nullable && !x.allow_nan && !x.allow_inf);
+        let k = c.column("k").unwrap();
+        assert_eq!(k.max.unwrap().fract(), 0.0);
+        assert_eq!(c.classes().unwrap(), vec!["a".to_string(), "b".to_string()]);
+        let share_b = c.column("label").unwrap().categories.as_ref().unwrap()[1].proportion;
+        assert!((share_b - 0.25).abs() < 1e-9);
+    }
+
+    #[test]
+    fn split_profiles_merge_to_the_same_contract() {
+        let xs: Vec<f64> = (0..3000).map(|i| ((i * 37) % 1000) as f64).collect();
+        let labels: Vec<&str> = (0..3000).map(|i| if i % 3 == 0 { "b" } else { "a" }).collect();
+        let whole = batch(xs, labels);
+        let mut p = Profiler::new(whole.schema(), "t", Some("label"), None);
+        p.add_batch(&whole);
+        let mut parts: Vec<Profiler> = [(0, 1000), (1000, 1500), (2500, 500)]
+            .iter()
+            .map(|&(o, l)| {
+                let mut q = Profiler::new(whole.schema(), "t", Some("label"), None);
+                q.add_batch(&whole.slice(o, l));
+                q
+            })
+            .collect();
+        let mut acc = parts.pop().unwrap();
+        for q in parts {
+            acc.merge(q);
+        }
+        assert_eq!(acc.finish(Trust::Reference), p.finish(Trust::Reference));
+    }
+
+    #[test]
+    fn data_trust_drops_rare_labels() {
+        let xs: Vec<f64> = (0..1000).map(|i| i as f64).collect();
+        let labels: Vec<&str> = (0..1000).map(|i| if i < 5 { "zz" } else { "a" }).collect();
+        let b = batch(xs, labels);
+        let mut p = Profiler::new(b.schema(), "t", Some("label"), None);
+        p.add_batch(&b);
+        assert_eq!(p.finish(Trust::Data).classes().unwrap(), vec!["a".to_string()]);
+        assert_eq!(p.finish(Trust::Reference).classes().unwrap().len(), 2);
+    }
+}

@@ -1,0 +1,254 @@
+//! blake3 lineage: canonical row digests, dataset fingerprints, keyed manifests, verification and diffs.
+//!
+//! See [`encode`] for the canonical row encoding, [`fingerprint`] for the mergeable fingerprint and Merkle root,
+//! [`manifest`] for the file format and keyed seals.
+
+pub mod encode;
+pub mod fingerprint;
+pub mod manifest;
+
+pub use encode::{HashMode, RowDigest, RowHasher};
+pub use fingerprint::{Fingerprint, LineageState};
+pub use manifest::{Key, Manifest};
+
+use crate::error::{ContractError, Error};
+use crate::source::Source;
+use arrow::array::{Array, ArrayRef, RecordBatch, StringArray};
+use arrow::datatypes::{DataType, SchemaRef};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+
+/// Digests of every row of an input, with its ids and fingerprint state.
+#[derive(Debug)]
+pub struct DigestedInput {
+    /// Schema of the input.
+    pub schema: SchemaRef,
+    /// Row digests in input order.
+    pub digests: Vec<RowDigest>,
+    /// Id values in input order (when an id column is given).
+    pub ids: Option<Vec<String>>,
+    /// Fingerprint state over all rows.
+    pub state: LineageState,
+}
+
+/// Id values of a column as strings (nulls as the empty string).
+pub fn id_strings(col: &ArrayRef) -> Result<Vec<String>, ContractError> {
+    let s = arrow::compute::cast(col, &DataType::Utf8).map_err(|e| ContractError::UnsupportedType {
+        origin: "id column".into(),
+        column: String::new(),
+        found: e.to_string(),
+    })?;
+    let s = s
+        .as_any()
+        .downcast_ref::<StringArray>()
+        .ok_or_else(|| ContractError::UnsupportedType {
+            origin: "id column".into(),
+            column: String::new(),
+            found: col.data_type().to_string(),
+        })?;
+    Ok(s.iter().map(|v| v.unwrap_or_default().to_string()).collect())
+}
+
+/// Index of a named column, or a typed error naming the role it was wanted for.
+pub fn column_index(schema: &SchemaRef, origin: &str, name: &str, role: &str) -> Result<usize, ContractError> {
+    schema.index_of(name).map_err(|_| ContractError::MissingColumn {
+        origin: origin.to_string(),
+        column: name.to_string(),
+        role: role.to_string(),
+        present: schema
+            .fields()
+            .iter()
+            .map(|f| f.name().as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
+    })
+}
+
+/// Digest every row of `source` (one streaming pass).
+pub fn digest_source(source: &mut Source, id: Option<&str>, mode: HashMode) -> Result<DigestedInput, Error> {
+    let stream = source.open()?;
+    let schema = stream.schema();
+    let origin = stream.origin().to_string();
+    let id_idx = id.map(|c| column_index(&schema, &origin, c, "--id")).transpose()?;
+    let hasher = RowHasher::new((0..schema.fields().len()).collect(), mode);
+    let mut digests = Vec::new();
+    let mut ids = id_idx.map(|_| Vec::new());
+    let mut state = LineageState::default();
+    for batch in stream {
+        let batch: RecordBatch = batch?;
+        let d = hasher.digest_batch(&batch)?;
+        state.add(digests.len() as u64, &d);
+        digests.extend_from_slice(&d);
+        if let (Some(i), Some(ids)) = (id_idx, ids.as_mut()) {
+            ids.extend(id_strings(batch.column(i))?);
+        }
+    }
+    if digests.is_empty() {
+        return Err(Error::ZeroRows { origin });
+    }
+    Ok(DigestedInput {
+        schema,
+        digests,
+        ids,
+        state,
+    })
+}
+
+/// Make a manifest of `source`.
+pub fn make_manifest(source: &mut Source, id: Option<&str>, key: Option<&Key>) -> Result<Manifest, Error> {
+    let mode = key.map(|k| k.mode()).unwrap_or(HashMode::Plain);
+    let d = digest_source(source, id, mode)?;
+    let fp = d.state.finish()?;
+    Ok(Manifest::build(
+        source.origin(),
+        encode::schema_hash(&d.schema),
+        fp,
+        d.digests,
+        id.map(str::to_string),
+        d.ids,
+        key,
+    ))
+}
+
+/// Outcome of `verify`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Verification {
+    /// True when the manifest is intact and the data matches it.
+    pub matches: bool,
+    /// What does not match.
+    pub problems: Vec<String>,
+    /// Fingerprint of the data as scanned now.
+    pub data_fingerprint: Fingerprint,
+}
+
+/// Check a manifest's integrity and that `source` is exactly the data it describes.
+pub fn verify(manifest: &Manifest, source: &mut Source, key: Option<&Key>) -> Result<Verification, Error> {
+    let mut problems = manifest.check_integrity(key)?;
+    let mode = if manifest.header.keyed {
+        key.map(|k| k.mode()).unwrap_or(HashMode::Plain)
+    } else {
+        HashMode::Plain
+    };
+    let d = digest_source(source, manifest.header.id_column.as_deref(), mode)?;
+    let fp = d.state.finish()?;
+    if encode::schema_hash(&d.schema) != manifest.header.schema_hash {
+        problems.push("schema differs from the manifest's".into());
+    }
+    if fp.rows != manifest.header.fingerprint.rows {
+        problems.push(format!(
+            "row count {} differs from the manifest's {}",
+            fp.rows, manifest.header.fingerprint.rows
+        ));
+    }
+    if fp.digest_sum != manifest.header.fingerprint.digest_sum {
+        problems.push("row contents differ (digest sum)".into());
+    } else if fp.merkle_root != manifest.header.fingerprint.merkle_root {
+        problems.push("same rows in a different order (Merkle root differs, digest sum matches)".into());
+    }
+    if problems.is_empty() {
+        if let (Some(a), Some(b)) = (&d.ids, &manifest.ids) {
+            if a != b {
+                problems.push("ids differ".into());
+            }
+        }
+    }
+    Ok(Verification {
+        matches: problems.is_empty(),
+        problems,
+        data_fingerprint: fp,
+    })
+}
+
+/// Status of one data row against a trusted manifest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RowStatus {
+    /// The same row is in the manifest.
+    Unchanged,
+    /// Not in the manifest.
+    Added,
+    /// Same id, different content.
+    Changed,
+}
+
+impl RowStatus {
+    /// Name as used in reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RowStatus::Unchanged => "unchanged",
+            RowStatus::Added => "added",
+            RowStatus::Changed => "changed",
+        }
+    }
+}
+
+/// Rows added, removed and changed since a manifest.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Diff {
+    /// Status of each data row, in data order.
+    pub status: Vec<RowStatus>,
+    /// Manifest row position of each changed / unchanged data row (None for added rows).
+    pub manifest_row: Vec<Option<u64>>,
+    /// Manifest row positions that are not in the data.
+    pub removed: Vec<u64>,
+    /// Whether rows were matched by id (else by content).
+    pub by_id: bool,
+}
+
+impl Diff {
+    /// Number of rows with a status.
+    pub fn count(&self, s: RowStatus) -> usize {
+        self.status.iter().filter(|x| **x == s).count()
+    }
+}
+
+/// Diff data digests (and ids) against a manifest: by id when both have ids, else by content (multiset).
+pub fn diff(manifest: &Manifest, digests: &[RowDigest], ids: Option<&[String]>) -> Diff {
+    let n = digests.len();
+    let mut status = vec![RowStatus::Added; n];
+    let mut manifest_row = vec![None; n];
+    let mut seen = vec![false; manifest.digests.len()];
+    match (ids, manifest.ids.as_ref()) {
+        (Some(ids), Some(mids)) => {
+            let by_id: HashMap<&str, usize> = mids.iter().enumerate().rev().map(|(i, s)| (s.as_str(), i)).collect();
+            for (r, id) in ids.iter().enumerate() {
+                if let Some(&m) = by_id.get(id.as_str()) {
+                    if !seen[m] {
+                        seen[m] = true;
+                        manifest_row[r] = Some(m as u64);
+                        status[r] = if manifest.digests[m] == digests[r] {
+                            RowStatus::Unchanged
+                        } else {
+                            RowStatus::Changed
+                        };
+                    }
+                }
+            }
+        }
+        _ => {
+            let mut pool: HashMap<&RowDigest, Vec<usize>> = HashMap::new();
+            for (i, d) in manifest.digests.iter().enumerate().rev() {
+                pool.entry(d).or_default().push(i);
+            }
+            for (r, d) in digests.iter().enumerate() {
+                if let Some(m) = pool.get_mut(d).and_then(|v| v.pop()) {
+                    seen[m] = true;
+                    manifest_row[r] = Some(m as u64);
+                    status[r] = RowStatus::Unchanged;
+                }
+            }
+        }
+    }
+    let removed = seen
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| !**s)
+        .map(|(i, _)| i as u64)
+        .collect();
+    Diff {
+        status,
+        manifest_row,
+        removed,
+        by_id: ids.is_some() && manifest.ids.is_some(),
+    }
+}

@@ -1,0 +1,520 @@
+//! Data sources: everything poisonscan reads arrives as a stream of Arrow [`RecordBatch`]es.
+//!
+//! A [`Source`] is a Parquet file or folder, an Arrow IPC file or stream, a CSV file, batches in memory, or any
+//! [`RecordBatchReader`] (a one-shot stream, e.g. from Python's `__arrow_c_stream__`). Checks and detectors only see
+//! [`BatchStream`]s, so they never care where the data came from. Memory is bounded by the batch size: files are read
+//! batch by batch, never loaded whole.
+
+#[cfg(feature = "polars")]
+pub mod polars;
+
+use crate::error::SourceError;
+use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
+use arrow::ipc::reader::{FileReader, StreamReader};
+use arrow::record_batch::RecordBatchReader;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use std::fs::File;
+use std::io::{BufReader, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+
+/// Default rows per batch.
+pub const DEFAULT_BATCH_SIZE: usize = 65_536;
+
+/// File formats poisonscan reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// Apache Parquet (file, or a folder of files).
+    Parquet,
+    /// Arrow IPC file format (`.arrow`, `.ipc`, `.feather` v2).
+    IpcFile,
+    /// Arrow IPC stream format (`.arrows`).
+    IpcStream,
+    /// CSV with a header row.
+    Csv,
+}
+
+impl Format {
+    /// Guess the format from a path's extension (a folder is read as Parquet).
+    pub fn from_path(path: &Path) -> Result<Format, SourceError> {
+        if path.is_dir() {
+            return Ok(Format::Parquet);
+        }
+        let ext = path
+            .extension()
+            .and_then(|e| e.to_str())
+            .map(|e| e.to_ascii_lowercase())
+            .unwrap_or_default();
+        match ext.as_str() {
+            "parquet" | "pq" => Ok(Format::Parquet),
+            "arrow" | "ipc" | "feather" => Ok(Format::IpcFile),
+            "arrows" => Ok(Format::IpcStream),
+            "csv" | "tsv" => Ok(Format::Csv),
+            _ => Err(SourceError::UnknownFormat {
+                path: path.to_path_buf(),
+            }),
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Format::Parquet => "Parquet",
+            Format::IpcFile => "Arrow IPC file",
+            Format::IpcStream => "Arrow IPC stream",
+            Format::Csv => "CSV",
+        }
+    }
+}
+
+/// An iterator of record batches with a known schema.
+pub struct BatchStream {
+    schema: SchemaRef,
+    origin: String,
+    inner: Box<dyn Iterator<Item = Result<RecordBatch, SourceError>> + Send>,
+}
+
+impl BatchStream {
+    /// Schema of every batch.
+    pub fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+    /// Human-readable origin (a path, or "python stream").
+    pub fn origin(&self) -> &str {
+        &self.origin
+    }
+}
+
+impl Iterator for BatchStream {
+    type Item = Result<RecordBatch, SourceError>;
+    fn next(&mut self) -> Option<Self::Item> {
+        self.inner.next()
+    }
+}
+
+/// Wrap a reader so every error names the origin and counts rows read so far.
+fn wrap_reader<R>(reader: R, origin: String) -> BatchStream
+where
+    R: RecordBatchReader + Send + 'static,
+{
+    let schema = reader.schema();
+    let o = origin.clone();
+    let mut rows_read = 0u64;
+    let mut failed = false;
+    let inner = reader.map_while(move |r| {
+        if failed {
+            return None;
+        }
+        Some(match r {
+            Ok(b) => {
+                rows_read += b.num_rows() as u64;
+                Ok(b)
+            }
+            Err(e) => {
+                failed = true;
+                Err(SourceError::Read {
+                    origin: o.clone(),
+                    rows_read,
+                    message: e.to_string(),
+                })
+            }
+        })
+    });
+    BatchStream {
+        schema,
+        origin,
+        inner: Box::new(inner),
+    }
+}
+
+/// Where a scan's data comes from. Path and in-memory sources can be read more than once; a stream only once
+/// (see [`Source::into_rewindable`]).
+pub enum Source {
+    /// A file or a folder of Parquet files.
+    Path {
+        /// The file or folder.
+        path: PathBuf,
+        /// Its format.
+        format: Format,
+        /// Rows per batch.
+        batch_size: usize,
+        /// Columns to read (all when `None`); Parquet reads only these.
+        projection: Option<Vec<String>>,
+    },
+    /// Batches held in memory.
+    Memory {
+        /// Schema.
+        schema: SchemaRef,
+        /// The batches.
+        batches: Vec<RecordBatch>,
+        /// Description for messages.
+        origin: String,
+    },
+    /// A one-shot stream (taken on first open).
+    Stream {
+        /// The reader; `None` once consumed.
+        reader: Option<Box<dyn RecordBatchReader + Send>>,
+        /// Description for messages.
+        origin: String,
+    },
+    /// A stream spooled to a temporary Arrow IPC file (deleted on drop).
+    Spooled {
+        /// The temporary file.
+        file: tempfile::NamedTempFile,
+        /// Description of the original stream.
+        origin: String,
+    },
+}
+
+impl std::fmt::Debug for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Source({})", self.origin())
+    }
+}
+
+impl Source {
+    /// A file or folder; format from the extension.
+    pub fn path(path: impl Into<PathBuf>) -> Result<Source, SourceError> {
+        let path = path.into();
+        if !path.exists() {
+            return Err(SourceError::Open {
+                path,
+                source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such file or folder"),
+            });
+        }
+        let format = Format::from_path(&path)?;
+        Ok(Source::Path {
+            path,
+            format,
+            batch_size: DEFAULT_BATCH_SIZE,
+            projection: None,
+        })
+    }
+
+    /// A one-shot stream of batches (e.g. imported through the Arrow C stream interface).
+    pub fn stream(reader: Box<dyn RecordBatchReader + Send>, origin: impl Into<String>) -> Source {
+        Source::Stream {
+            reader: Some(reader),
+            origin: origin.into(),
+        }
+    }
+
+    /// Batches in memory.
+    pub fn memory(schema: SchemaRef, batches: Vec<RecordBatch>, origin: impl Into<String>) -> Source {
+        Source::Memory {
+            schema,
+            batches,
+            origin: origin.into(),
+        }
+    }
+
+    /// Set the rows per batch for file sources.
+    pub fn with_batch_size(mut self, n: usize) -> Source {
+        if let Source::Path { batch_size, .. } = &mut self {
+            *batch_size = n.max(1);
+        }
+        self
+    }
+
+    /// Read only these columns (Parquet pushes the projection down; other formats drop columns after reading).
+    pub fn with_projection(mut self, columns: Option<Vec<String>>) -> Source {
+        if let Source::Path { projection, .. } = &mut self {
+            *projection = columns;
+        }
+        self
+    }
+
+    /// Description for messages and reports.
+    pub fn origin(&self) -> String {
+        match self {
+            Source::Path { path, .. } => path.display().to_string(),
+            Source::Memory { origin, .. } | Source::Stream { origin, .. } | Source::Spooled { origin, .. } => {
+                origin.clone()
+            }
+        }
+    }
+
+    /// Whether [`Source::open`] may be called more than once.
+    pub fn is_rewindable(&self) -> bool {
+        !matches!(self, Source::Stream { .. })
+    }
+
+    /// Make a stream rewindable by spooling it to a temporary Arrow IPC file (bounded memory, disk-backed).
+    pub fn into_rewindable(self) -> Result<Source, SourceError> {
+        match self {
+            Source::Stream { reader, origin } => {
+                let reader = reader.ok_or_else(|| SourceError::Consumed {
+                    origin: origin.clone(),
+                })?;
+                let spool_err = |e: &dyn std::fmt::Display| SourceError::Spool {
+                    origin: origin.clone(),
+                    message: e.to_string(),
+                };
+                let file = tempfile::NamedTempFile::new().map_err(|e| spool_err(&e))?;
+                let schema = reader.schema();
+                let handle = file.reopen().map_err(|e| spool_err(&e))?;
+                let mut writer = arrow::ipc::writer::FileWriter::try_new(std::io::BufWriter::new(handle), &schema)
+                    .map_err(|e| spool_err(&e))?;
+                let mut stream = wrap_reader(reader, origin.clone());
+                for batch in &mut stream {
+                    writer.write(&batch?).map_err(|e| spool_err(&e))?;
+                }
+                writer.finish().map_err(|e| spool_err(&e))?;
+                Ok(Source::Spooled { file, origin })
+            }
+            other => Ok(other),
+        }
+    }
+
+    /// Open a pass over the data.
+    pub fn open(&mut self) -> Result<BatchStream, SourceError> {
+        match self {
+            Source::Path {
+                path,
+                format,
+                batch_size,
+                projection,
+            } => open_path(path, *format, *batch_size, projection.as_deref()),
+            Source::Memory {
+                schema,
+                batches,
+                origin,
+            } => {
+                let batches: Vec<Result<RecordBatch, SourceError>> = batches.iter().cloned().map(Ok).collect();
+                Ok(BatchStream {
+                    schema: schema.clone(),
+                    origin: origin.clone(),
+                    inner: Box::new(batches.into_iter()),
+                })
+            }
+            Source::Stream { reader, origin } => match reader.take() {
+                Some(r) => Ok(wrap_reader(r, origin.clone())),
+                None => Err(SourceError::Consumed {
+                    origin: origin.clone(),
+                }),
+            },
+            Source::Spooled { file, origin } => {
+                let f = file.reopen().map_err(|e| SourceError::Spool {
+                    origin: origin.clone(),
+                    message: e.to_string(),
+                })?;
+                let reader = FileReader::try_new(BufReader::new(f), None).map_err(|e| SourceError::Spool {
+                    origin: origin.clone(),
+                    message: e.to_string(),
+                })?;
+                Ok(wrap_reader(reader, origin.clone()))
+            }
+        }
+    }
+}
+
+fn corrupt(path: &Path, format: Format, e: impl std::fmt::Display) -> SourceError {
+    SourceError::Corrupt {
+        path: path.to_path_buf(),
+        format: format.name(),
+        message: e.to_string(),
+    }
+}
+
+fn open_file(path: &Path) -> Result<File, SourceError> {
+    let f = File::open(path).map_err(|source| SourceError::Open {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let len = f
+        .metadata()
+        .map_err(|source| SourceError::Open {
+            path: path.to_path_buf(),
+            source,
+        })?
+        .len();
+    if len == 0 {
+        return Err(SourceError::EmptyFile {
+            path: path.to_path_buf(),
+        });
+    }
+    Ok(f)
+}
+
+fn open_path(
+    path: &Path,
+    format: Format,
+    batch_size: usize,
+    projection: Option<&[String]>,
+) -> Result<BatchStream, SourceError> {
+    if path.is_dir() {
+        return open_parquet_folder(path, batch_size, projection);
+    }
+    let stream = match format {
+        Format::Parquet => open_parquet(path, batch_size, projection)?,
+        Format::IpcFile => {
+            let f = open_file(path)?;
+            let r = FileReader::try_new(BufReader::new(f), None).map_err(|e| corrupt(path, format, e))?;
+            wrap_reader(r, path.display().to_string())
+        }
+        Format::IpcStream => {
+            let f = open_file(path)?;
+            let r = StreamReader::try_new(BufReader::new(f), None).map_err(|e| corrupt(path, format, e))?;
+            wrap_reader(r, path.display().to_string())
+        }
+        Format::Csv => open_csv(path, batch_size)?,
+    };
+    match (format, projection) {
+        (Format::Parquet, _) | (_, None) => Ok(stream),
+        (_, Some(cols)) => project_stream(stream, cols),
+    }
+}
+
+fn project_stream(stream: BatchStream, cols: &[String]) -> Result<BatchStream, SourceError> {
+    let schema = stream.schema();
+    let indices: Vec<usize> = schema
+        .fields()
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| cols.iter().any(|c| c == f.name()))
+        .map(|(i, _)| i)
+        .collect();
+    let projected = schema
+        .project(&indices)
+        .map_err(|e| SourceError::Read {
+            origin: stream.origin.clone(),
+            rows_read: 0,
+            message: e.to_string(),
+        })?;
+    let origin = stream.origin.clone();
+    let o = origin.clone();
+    let inner = stream.map(move |b| {
+        b.and_then(|b| {
+            b.project(&indices).map_err(|e| SourceError::Read {
+                origin: o.clone(),
+                rows_read: 0,
+                message: e.to_string(),
+            })
+        })
+    });
+    Ok(BatchStream {
+        schema: std::sync::Arc::new(projected),
+        origin,
+        inner: Box::new(inner),
+    })
+}
+
+fn open_parquet(path: &Path, batch_size: usize, projection: Option<&[String]>) -> Result<BatchStream, SourceError> {
+    let f = open_file(path)?;
+    let builder = ParquetRecordBatchReaderBuilder::try_new(f).map_err(|e| corrupt(path, Format::Parquet, e))?;
+    let builder = builder.with_batch_size(batch_size);
+    let builder = match projection {
+        None => builder,
+        Some(cols) => {
+            let indices: Vec<usize> = builder
+                .schema()
+                .fields()
+                .iter()
+                .enumerate()
+                .filter(|(_, f)| cols.iter().any(|c| c == f.name()))
+                .map(|(i, _)| i)
+                .collect();
+            let mask = parquet::arrow::ProjectionMask::roots(builder.parquet_schema(), indices);
+            builder.with_projection(mask)
+        }
+    };
+    let reader = builder.build().map_err(|e| corrupt(path, Format::Parquet, e))?;
+    Ok(wrap_reader(reader, path.display().to_string()))
+}
+
+fn open_parquet_folder(
+    dir: &Path,
+    batch_size: usize,
+    projection: Option<&[String]>,
+) -> Result<BatchStream, SourceError> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|source| SourceError::Open {
+            path: dir.to_path_buf(),
+            source,
+        })?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.is_file()
+                && matches!(
+                    p.extension().and_then(|e| e.to_str()).map(|e| e.to_ascii_lowercase()).as_deref(),
+                    Some("parquet") | Some("pq")
+                )
+        })
+        .collect();
+    files.sort();
+    let first = files.first().cloned().ok_or_else(|| SourceError::EmptyFolder {
+        path: dir.to_path_buf(),
+    })?;
+    // Open every file up front: schema mismatches and corrupt footers fail before any row is scored.
+    let mut streams = Vec::with_capacity(files.len());
+    let mut schema: Option<SchemaRef> = None;
+    for f in &files {
+        let s = open_parquet(f, batch_size, projection)?;
+        if let Some(first_schema) = &schema {
+            if !same_columns(first_schema, &s.schema()) {
+                return Err(SourceError::SchemaMismatch {
+                    path: f.clone(),
+                    first: first.clone(),
+                    detail: format!("{} vs {}", describe_schema(first_schema), describe_schema(&s.schema())),
+                });
+            }
+        } else {
+            schema = Some(s.schema());
+        }
+        streams.push(s);
+    }
+    let schema = schema.ok_or_else(|| SourceError::EmptyFolder {
+        path: dir.to_path_buf(),
+    })?;
+    Ok(BatchStream {
+        schema,
+        origin: dir.display().to_string(),
+        inner: Box::new(streams.into_iter().flatten()),
+    })
+}
+
+fn same_columns(a: &SchemaRef, b: &SchemaRef) -> bool {
+    a.fields().len() == b.fields().len()
+        && a
+            .fields()
+            .iter()
+            .zip(b.fields().iter())
+            .all(|(x, y)| x.name() == y.name() && x.data_type() == y.data_type())
+}
+
+/// `name: Type, ...` for messages.
+pub fn describe_schema(schema: &SchemaRef) -> String {
+    schema
+        .fields()
+        .iter()
+        .map(|f| format!("{}: {}", f.name(), f.data_type()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn open_csv(path: &Path, batch_size: usize) -> Result<BatchStream, SourceError> {
+    let mut f = open_file(path)?;
+    let delimiter = if path.extension().and_then(|e| e.to_str()) == Some("tsv") {
+        b'\t'
+    } else {
+        b','
+    };
+    let format = arrow::csv::reader::Format::default()
+        .with_header(true)
+        .with_delimiter(delimiter);
+    // Infer types from the first 10k rows; a column with a stray non-number becomes Utf8 and the scan coerces it
+    // back, reporting the rows that do not parse as type violations.
+    let (schema, _) = format
+        .infer_schema(&mut BufReader::new(&mut f), Some(10_000))
+        .map_err(|e| corrupt(path, Format::Csv, e))?;
+    f.seek(SeekFrom::Start(0)).map_err(|source| SourceError::Open {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let reader = arrow::csv::ReaderBuilder::new(std::sync::Arc::new(schema))
+        .with_format(format)
+        .with_batch_size(batch_size)
+        .build(BufReader::new(f))
+        .map_err(|e| corrupt(path, Format::Csv, e))?;
+    Ok(wrap_reader(reader, path.display().to_string()))
+}
+
