@@ -4,6 +4,8 @@
 pub mod contract;
 pub mod error;
 pub mod lineage;
+pub mod detect;
+pub mod features;
 pub mod output;
 pub mod source;
 

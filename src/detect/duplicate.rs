@@ -1,0 +1,132 @@
+//! # Duplicates with conflicting labels (`score_duplicate`)
+//!
+//! ## What it detects
+//! The same features under different labels: direct evidence of a label flip or of a poisoned copy. Exact
+//! duplicates share a feature digest (blake3 of every column except label and id, in the canonical row encoding);
+//! near duplicates are rows whose nearest neighbour (from the label-flip kNN search) is closer than 1/1000 of the
+//! median squared nearest-neighbour distance and carries another label.
+//!
+//! ## How
+//! Exact: group rows by the first 16 bytes of their feature digest (a hash map: about 64 bytes per row, fine to 100M
+//! rows on a large machine). In a group with several labels the majority label (rows in the trusted baseline first,
+//! then the most rows, then the earliest row) is kept and the other rows are flagged: the minority or new copies,
+//! never the whole group. Same-label exact duplicates are counted but not flagged.
+//! Near: of a conflicting pair inside the data, the row with the stronger label-flip evidence is flagged (the later
+//! row on a tie); a data row nearly identical to a reference row with another label is always flagged.
+//!
+//! ## When it is wrong
+//! Legitimately ambiguous inputs (the same measurement with two valid labels) are flagged; features that are too
+//! coarse (few discrete columns) make distinct examples collide. Near-duplicate detection depends on the kNN index
+//! finding the true nearest neighbour (IVF probes are approximate on large inputs).
+//!
+//! ## Reference
+//! Northcutt et al., JAIR 2021 (duplicates as label-issue evidence); Lee et al., "Deduplicating Training Data Makes
+//! Language Models Better", ACL 2022.
+
+use super::label_flip::LabelFlipOutput;
+use super::{DetectorOutput, FLAG_AT};
+use crate::lineage::RowStatus;
+use serde_json::json;
+use std::collections::HashMap;
+
+/// Counts for the report.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct DuplicateSummary {
+    /// Groups of two or more rows with identical features.
+    pub exact_groups: usize,
+    /// Rows that are exact copies of an earlier row (same features).
+    pub exact_copies: usize,
+    /// Exact groups whose rows carry different labels.
+    pub conflicting_groups: usize,
+    /// Near-duplicate pairs with different labels.
+    pub near_conflicts: usize,
+}
+
+/// Detect duplicates with conflicting labels.
+pub fn detect(
+    feature_keys: &[u128],
+    labels: &[Option<u32>],
+    classes: &[String],
+    baseline: Option<&[RowStatus]>,
+    near: Option<&LabelFlipOutput>,
+    label_scores: Option<&[f32]>,
+) -> (DetectorOutput, DuplicateSummary) {
+    let n = feature_keys.len();
+    let mut scores = vec![0f32; n];
+    let mut reasons: Vec<Option<String>> = vec![None; n];
+    let mut summary = DuplicateSummary::default();
+    let mut groups: HashMap<u128, Vec<u32>> = HashMap::with_capacity(n);
+    for (i, k) in feature_keys.iter().enumerate() {
+        groups.entry(*k).or_default().push(i as u32);
+    }
+    let name = |c: Option<u32>| c.map(|c| classes[c as usize].clone()).unwrap_or_else(|| "?".into());
+    for rows in groups.values().filter(|g| g.len() > 1) {
+        summary.exact_groups += 1;
+        summary.exact_copies += rows.len() - 1;
+        let mut tally: HashMap<Option<u32>, (usize, usize, u32)> = HashMap::new();
+        for &r in rows {
+            let trusted = baseline.map(|b| b[r as usize] == RowStatus::Unchanged).unwrap_or(false) as usize;
+            let e = tally.entry(labels[r as usize]).or_insert((0, 0, r));
+            e.0 += trusted;
+            e.1 += 1;
+        }
+        if tally.len() < 2 {
+            for &r in &rows[1..] {
+                scores[r as usize] = scores[r as usize].max(0.2);
+            }
+            continue;
+        }
+        summary.conflicting_groups += 1;
+        let keep = tally
+            .iter()
+            .max_by(|a, b| (a.1 .0, a.1 .1, std::cmp::Reverse(a.1 .2)).cmp(&(b.1 .0, b.1 .1, std::cmp::Reverse(b.1 .2))))
+            .map(|(l, v)| (*l, v.2));
+        if let Some((keep_label, keep_row)) = keep {
+            for &r in rows {
+                if labels[r as usize] != keep_label {
+                    scores[r as usize] = 1.0;
+                    reasons[r as usize] = Some(format!(
+                        "same features as row {keep_row} (label {}) but label {}: duplicate with conflicting label",
+                        name(keep_label),
+                        name(labels[r as usize])
+                    ));
+                }
+            }
+        }
+    }
+    if let Some(nr) = near {
+        let eps = (nr.median_nn2 * 1e-3).max(1e-12);
+        for i in 0..n.min(nr.nearest.len()) {
+            let Some((d2, j, lj)) = nr.nearest[i] else { continue };
+            if d2 > eps || lj == labels[i] || lj.is_none() || labels[i].is_none() || scores[i] >= FLAG_AT {
+                continue;
+            }
+            let flag_i = if nr.base_is_data {
+                if scores[j] >= FLAG_AT {
+                    continue; // already resolved through the other row (or its exact group)
+                }
+                let (si, sj) = label_scores.map(|s| (s[i], s[j])).unwrap_or((0.0, 0.0));
+                si > sj || (si == sj && i > j)
+            } else {
+                true
+            };
+            if flag_i {
+                summary.near_conflicts += 1;
+                scores[i] = 0.9;
+                reasons[i] = Some(format!(
+                    "nearly identical to {}row {j} (label {}) but label {}: near duplicate with conflicting label",
+                    if nr.base_is_data { "" } else { "reference " },
+                    name(lj),
+                    name(labels[i])
+                ));
+            }
+        }
+    }
+    let out = DetectorOutput {
+        name: "duplicate",
+        scores,
+        reasons,
+        summary: json!(summary),
+    };
+    (out, summary)
+}

@@ -1,0 +1,247 @@
+//! # Label flips (`score_label`)
+//!
+//! ## What it detects
+//! Rows whose label disagrees with the labels of their nearest neighbours: random flips, targeted flips (class a
+//! relabelled b), boundary flips, near-duplicates with a different label, and in-range backdoor copies when a trusted
+//! reference shows that their neighbourhood belongs to another class.
+//!
+//! ## How
+//! Leave-one-out kNN label probabilities (k = 10, the row's own vote removed), as in cleanlab's `features=` path:
+//! neighbours come from an IVF index (k-means coarse quantizer, a few probed lists, rayon over queries) built on the
+//! trusted reference when given, else on a digest-chosen sample of the data. Votes are weighted by
+//! `1 / (1 + d^2 / s^2)` (s^2: median squared distance to the k-th neighbour) so scores are continuous. With model
+//! probabilities (`pred_probs`), those replace the kNN estimate.
+//!
+//! Confident learning (Northcutt et al.): per-class thresholds `t_j` = mean probability of class j over base rows
+//! labelled j. A row labelled y is a candidate when `p_y < t_y`; its statistic is the margin
+//! `m = max_{j != y} p_j - p_y`. The flag limit on m is calibrated: with a reference, on the reference's own
+//! leave-one-out margins (`max(0.5, q99.9 + 0.1)`), so classes that legitimately overlap raise the limit instead of
+//! flagging clean rows; without one, 0.5 (another class holds clearly more neighbour weight than the given label).
+//!
+//! ## When it is wrong
+//! Classes that overlap heavily in feature space (the Bayes error is high) make honest rows look flipped: without a
+//! reference they can be flagged. Flips that are many and clustered (a whole region relabelled) outvote their own
+//! evidence when the index is built on the data; a reference fixes that. Rows with few close neighbours (sparse
+//! regions) get noisy probabilities.
+//!
+//! ## Reference
+//! Northcutt, Jiang, Chuang, "Confident Learning: Estimating Uncertainty in Dataset Labels", JAIR 70, 2021;
+//! cleanlab `find_label_issues` / `features=` kNN path. Jégou et al. 2011 (IVF search).
+
+use super::ivf::{default_nlist, IvfIndex, Neighbour};
+use super::{quantile, take_rows, DetectContext, DetectorOutput, FLAG_AT};
+use crate::features::sample_by_digest;
+use ndarray::Array2;
+use rayon::prelude::*;
+use serde_json::json;
+
+/// kNN evidence for one row.
+#[derive(Debug, Clone)]
+pub struct KnnEvidence {
+    /// Class probabilities.
+    pub probs: Vec<f32>,
+    /// Neighbours found (data row ids or reference row ids, see `base_is_data`).
+    pub neighbours: Vec<Neighbour>,
+}
+
+/// Output of the label-flip detector, with the kNN evidence the duplicate detector reuses.
+#[derive(Debug, Clone)]
+pub struct LabelFlipOutput {
+    /// Scores and reasons.
+    pub output: DetectorOutput,
+    /// Nearest neighbour of each scored row: (squared distance, row id in the base), plus the base's label.
+    pub nearest: Vec<Option<(f32, usize, Option<u32>)>>,
+    /// Whether neighbour ids are data rows (else reference rows).
+    pub base_is_data: bool,
+    /// Median squared distance to the nearest neighbour over scored rows.
+    pub median_nn2: f32,
+}
+
+fn vote(neigh: &[Neighbour], labels: &[Option<u32>], ids: &[usize], n_classes: usize, s2: f32) -> Vec<f32> {
+    let mut p = vec![0f32; n_classes];
+    let mut total = 0f32;
+    for &(d2, id) in neigh {
+        if let Some(c) = labels[ids[id as usize]] {
+            let w = 1.0 / (1.0 + d2 / s2.max(1e-12));
+            p[c as usize] += w;
+            total += w;
+        }
+    }
+    if total > 0.0 {
+        p.iter_mut().for_each(|v| *v /= total);
+    }
+    p
+}
+
+/// Margin statistic: best other class probability minus the given label's.
+fn margin(p: &[f32], y: usize) -> (f32, usize) {
+    let mut best = (f32::NEG_INFINITY, y);
+    for (j, &v) in p.iter().enumerate() {
+        if j != y && v > best.0 {
+            best = (v, j);
+        }
+    }
+    (best.0 - p[y], best.1)
+}
+
+fn to_score(m: f32, limit: f32) -> f32 {
+    if m >= limit {
+        0.5 + 0.5 * (m - limit) / (1.0 - limit).max(1e-6)
+    } else {
+        0.5 * (m + 1.0) / (limit + 1.0)
+    }
+    .clamp(0.0, 1.0)
+}
+
+struct Base<'a> {
+    x: Array2<f32>,
+    /// Maps base position -> id in `labels`.
+    ids: Vec<usize>,
+    labels: &'a [Option<u32>],
+    is_data: bool,
+}
+
+fn build_base<'a>(ctx: &'a DetectContext) -> Base<'a> {
+    match ctx.reference {
+        Some(r) => {
+            let ids: Vec<usize> = (0..r.x.nrows()).filter(|&i| r.labels[i].is_some()).collect();
+            Base {
+                x: take_rows(r.x.view(), &ids),
+                ids,
+                labels: &r.labels,
+                is_data: false,
+            }
+        }
+        None => {
+            let usable: Vec<bool> = (0..ctx.x.nrows()).map(|i| ctx.valid[i] && ctx.labels[i].is_some()).collect();
+            let ids = sample_by_digest(ctx.digests, &usable, ctx.config.max_fit_rows);
+            Base {
+                x: take_rows(ctx.x.view(), &ids),
+                ids,
+                labels: ctx.labels,
+                is_data: true,
+            }
+        }
+    }
+}
+
+/// Run the detector.
+pub fn detect(ctx: &DetectContext) -> LabelFlipOutput {
+    let n = ctx.x.nrows();
+    let nc = ctx.classes.len();
+    let empty = |why: &str| LabelFlipOutput {
+        output: DetectorOutput::empty("label", n, json!({ "skipped": why })),
+        nearest: vec![None; n],
+        base_is_data: true,
+        median_nn2: 0.0,
+    };
+    if nc < 2 {
+        return empty("fewer than two classes");
+    }
+    let base = build_base(ctx);
+    let k = ctx.config.k;
+    if base.x.nrows() <= k + 1 {
+        return empty("too few labelled rows to fit on");
+    }
+    let index = IvfIndex::build(base.x.view(), default_nlist(base.x.nrows()), ctx.config.nprobe, ctx.config.seed);
+    // Leave-one-out kNN of the base itself: per-class thresholds, the distance scale, and (reference) calibration.
+    let base_self: Vec<Option<u32>> = (0..base.x.nrows()).map(|i| Some(i as u32)).collect();
+    let base_knn = index.search_all(base.x.view(), k, &base_self);
+    let kth: Vec<f64> = base_knn.iter().filter_map(|v| v.last().map(|x| x.0 as f64)).collect();
+    let s2 = quantile(&kth, 0.5).max(1e-9) as f32;
+    let base_probs: Vec<Vec<f32>> = base_knn.iter().map(|nb| vote(nb, base.labels, &base.ids, nc, s2)).collect();
+    let mut t_sum = vec![0f64; nc];
+    let mut t_cnt = vec![0usize; nc];
+    let mut base_margins = Vec::with_capacity(base.x.nrows());
+    for (b, p) in base_probs.iter().enumerate() {
+        if let Some(y) = base.labels[base.ids[b]] {
+            t_sum[y as usize] += p[y as usize] as f64;
+            t_cnt[y as usize] += 1;
+            base_margins.push(margin(p, y as usize).0 as f64);
+        }
+    }
+    let thresholds: Vec<f32> = (0..nc)
+        .map(|j| if t_cnt[j] > 0 { (t_sum[j] / t_cnt[j] as f64) as f32 } else { 1.0 })
+        .collect();
+    let limit = if base.is_data {
+        0.5
+    } else {
+        ((quantile(&base_margins, 0.999) + 0.1).max(0.5)).min(0.99) as f32
+    };
+    // Query every valid labelled data row.
+    let mut pos_in_base = vec![None; n];
+    if base.is_data {
+        for (b, &i) in base.ids.iter().enumerate() {
+            pos_in_base[i] = Some(b as u32);
+        }
+    }
+    let rows: Vec<usize> = (0..n).filter(|&i| ctx.valid[i] && ctx.labels[i].is_some()).collect();
+    let results: Vec<(usize, f32, Option<String>, Option<(f32, usize, Option<u32>)>)> = rows
+        .par_iter()
+        .map(|&i| {
+            let y = ctx.labels[i].unwrap_or(0) as usize;
+            let row = ctx.x.row(i).to_vec();
+            let nb = index.search(&row, k, pos_in_base[i]);
+            let nearest = nb.first().map(|&(d, id)| (d, base.ids[id as usize], base.labels[base.ids[id as usize]]));
+            let p = match ctx.pred_probs {
+                Some(pp) if pp.ncols() == nc => pp.row(i).to_vec(),
+                _ => vote(&nb, base.labels, &base.ids, nc, s2),
+            };
+            let (m, other) = margin(&p, y);
+            let candidate = p[y] < thresholds[y];
+            let s = if candidate { to_score(m, limit) } else { to_score(m, limit).min(0.49) };
+            let reason = (s >= FLAG_AT).then(|| {
+                let agree = nb
+                    .iter()
+                    .filter(|&&(_, id)| base.labels[base.ids[id as usize]] == Some(other as u32))
+                    .count();
+                format!(
+                    "label {} but {} of {} nearest {}neighbours are {} (p({}) = {:.2}, p({}) = {:.2})",
+                    ctx.classes[y],
+                    agree,
+                    nb.len(),
+                    if base.is_data { "" } else { "reference " },
+                    ctx.classes[other],
+                    ctx.classes[y],
+                    p[y],
+                    ctx.classes[other],
+                    p[other]
+                )
+            });
+            (i, s, reason, nearest)
+        })
+        .collect();
+    let mut scores = vec![0f32; n];
+    let mut reasons = vec![None; n];
+    let mut nearest = vec![None; n];
+    let mut nn2 = Vec::with_capacity(results.len());
+    for (i, s, r, near) in results {
+        scores[i] = s;
+        reasons[i] = r;
+        if let Some(nr) = near {
+            nn2.push(nr.0 as f64);
+        }
+        nearest[i] = near;
+    }
+    let out = DetectorOutput {
+        name: "label",
+        scores,
+        reasons,
+        summary: json!({
+            "fitted_on": if base.is_data { "data" } else { "reference" },
+            "base_rows": base.x.nrows(),
+            "k": k,
+            "ivf_lists": index.nlist(),
+            "ivf_probes": index.nprobe,
+            "margin_limit": limit,
+            "class_thresholds": thresholds,
+            "pred_probs": ctx.pred_probs.is_some(),
+        }),
+    };
+    LabelFlipOutput {
+        output: out,
+        nearest,
+        base_is_data: base.is_data,
+        median_nn2: quantile(&nn2, 0.5) as f32,
+    }
+}

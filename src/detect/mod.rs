@@ -1,0 +1,161 @@
+//! Detectors that find poisoned rows which pass every schema check.
+//!
+//! Each detector lives in its own file, opening with what it detects, how, when it is wrong, and its reference.
+//! Every detector gives each row a score in [0, 1] whose calibrated threshold is 0.5 (a row is flagged by a detector
+//! exactly when its score is at least 0.5), and a reason a person can read for every flagged row. Thresholds are
+//! calibrated on the trusted reference when one is given, else with robust statistics of the data itself, never as
+//! a fixed "top x%", so clean data flags (almost) nothing.
+
+pub mod backdoor;
+pub mod duplicate;
+pub mod ivf;
+pub mod label_flip;
+pub mod outlier;
+
+use crate::lineage::RowDigest;
+use linfa::prelude::*;
+use linfa::DatasetBase;
+use linfa_clustering::KMeans;
+use ndarray::{Array1, Array2, ArrayView2};
+use rand::SeedableRng;
+use serde::{Deserialize, Serialize};
+
+/// Score at or above which a detector flags a row.
+pub const FLAG_AT: f32 = 0.5;
+
+/// Map a ratio `r = statistic / calibrated_limit` (r >= 0) to a score: 0.5 at the limit, towards 1 far above it.
+pub fn ratio_score(r: f64) -> f32 {
+    if !r.is_finite() {
+        return if r > 0.0 { 1.0 } else { 0.0 };
+    }
+    let r = r.max(0.0);
+    (r / (1.0 + r)) as f32
+}
+
+/// Detector settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DetectConfig {
+    /// Run the k-means outlier detector.
+    pub outliers: bool,
+    /// Run the kNN label-flip detector.
+    pub label_flips: bool,
+    /// Run the per-class backdoor detector.
+    pub backdoors: bool,
+    /// Neighbours for the label-flip detector.
+    pub k: usize,
+    /// IVF lists probed per query.
+    pub nprobe: usize,
+    /// Most rows any model is fitted on (chosen by row digest); every row is scored.
+    pub max_fit_rows: usize,
+    /// Seed for k-means initialisation.
+    pub seed: u64,
+}
+
+impl Default for DetectConfig {
+    fn default() -> Self {
+        DetectConfig {
+            outliers: true,
+            label_flips: true,
+            backdoors: true,
+            k: 10,
+            nprobe: 6,
+            max_fit_rows: 100_000,
+            seed: 0x5eed,
+        }
+    }
+}
+
+/// Features and labels of trusted rows.
+#[derive(Debug, Clone)]
+pub struct LabelledMatrix {
+    /// Standardized features, one row per trusted row.
+    pub x: Array2<f32>,
+    /// Class index per row (None when the label is missing or unknown).
+    pub labels: Vec<Option<u32>>,
+}
+
+/// What every detector sees.
+#[derive(Debug, Clone, Copy)]
+pub struct DetectContext<'a> {
+    /// Standardized features of the data, one row per input row.
+    pub x: &'a Array2<f32>,
+    /// Rows usable in distance computations (finite features, no contract violation).
+    pub valid: &'a [bool],
+    /// Class index per row.
+    pub labels: &'a [Option<u32>],
+    /// Class names by index.
+    pub classes: &'a [String],
+    /// Row digests (for deterministic fit samples).
+    pub digests: &'a [RowDigest],
+    /// Trusted reference rows, standardized the same way.
+    pub reference: Option<&'a LabelledMatrix>,
+    /// Settings.
+    pub config: &'a DetectConfig,
+    /// Model probabilities per row (n x classes), when supplied.
+    pub pred_probs: Option<&'a Array2<f32>>,
+}
+
+/// Scores and reasons of one detector.
+#[derive(Debug, Clone)]
+pub struct DetectorOutput {
+    /// Detector name (`outlier`, `label`, `backdoor`, `duplicate`).
+    pub name: &'static str,
+    /// Score per row in [0, 1]; flagged at >= 0.5.
+    pub scores: Vec<f32>,
+    /// Reason per flagged row.
+    pub reasons: Vec<Option<String>>,
+    /// Calibration and fit summary for the report.
+    pub summary: serde_json::Value,
+}
+
+impl DetectorOutput {
+    /// All-zero output for `n` rows.
+    pub fn empty(name: &'static str, n: usize, summary: serde_json::Value) -> DetectorOutput {
+        DetectorOutput {
+            name,
+            scores: vec![0.0; n],
+            reasons: vec![None; n],
+            summary,
+        }
+    }
+
+    /// Rows flagged.
+    pub fn flagged(&self) -> usize {
+        self.scores.iter().filter(|&&s| s >= FLAG_AT).count()
+    }
+}
+
+/// k-means with linfa (k-means++ init, one run, capped iterations): centroids and the row assignments.
+pub fn kmeans(x: &Array2<f32>, k: usize, seed: u64, max_iter: u64) -> Result<(Array2<f32>, Array1<usize>), String> {
+    if x.nrows() < k || k == 0 {
+        return Err(format!("{} rows are too few for {} clusters", x.nrows(), k));
+    }
+    let ds = DatasetBase::from(x.clone());
+    let model = KMeans::params_with_rng(k, rand_xoshiro::Xoshiro256Plus::seed_from_u64(seed))
+        .n_runs(1)
+        .max_n_iterations(max_iter)
+        .tolerance(1e-4f32)
+        .fit(&ds)
+        .map_err(|e| e.to_string())?;
+    let assign = model.predict(x);
+    Ok((model.centroids().clone(), assign))
+}
+
+/// Rows of `x` at `rows` as a new matrix.
+pub fn take_rows(x: ArrayView2<f32>, rows: &[usize]) -> Array2<f32> {
+    x.select(ndarray::Axis(0), rows)
+}
+
+/// Quantile of an unsorted slice (sorts a copy).
+pub fn quantile(v: &[f64], q: f64) -> f64 {
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    crate::contract::drift::quantile_sorted(&s, q)
+}
+
+/// Median and MAD-based sigma (1.4826 MAD).
+pub fn median_sigma(v: &[f64]) -> (f64, f64) {
+    let m = quantile(v, 0.5);
+    let dev: Vec<f64> = v.iter().map(|x| (x - m).abs()).collect();
+    (m, 1.4826 * quantile(&dev, 0.5))
+}

@@ -1,0 +1,149 @@
+//! # Outliers, clustering-based (`score_outlier`)
+//!
+//! ## What it detects
+//! Rows far from every dense region of the trusted data: corrupted or fabricated rows whose values are each within
+//! range (so the contract passes them) but whose combination is implausible, and out-of-distribution injections.
+//!
+//! ## How
+//! k-means (linfa-clustering, k-means++ init) on standardized features of the fit set: the trusted reference when
+//! given, else a digest-chosen sample of the data. Clusters holding under 1% of the fit rows are dropped (a tight group
+//! of injected rows must not become its own "normal" cluster). Each row's statistic is its Euclidean distance to the
+//! nearest kept centroid; each cluster's limit is calibrated on the fit rows assigned to it:
+//! `median + 6 * 1.4826 * MAD` of their distances, and never below `1.25 * q99.9` (reference) or `1.5 * q95`
+//! (data) of the same distances. Score = r / (1 + r) with r = distance / limit, so the limit maps to 0.5.
+//!
+//! ## When it is wrong
+//! Heavy-tailed clean features (log-normal amounts, counts) have legitimate rows far from centres: with a reference
+//! their tail sets the limit, without one such rows can be flagged. Rows inside the data's range but in a
+//! previously empty region between clusters score low. Poisons that copy clean rows (label flips, in-range
+//! backdoors) are not outliers: other detectors catch those.
+//!
+//! ## Reference
+//! Chandola, Banerjee, Kumar, "Anomaly detection: a survey", ACM Computing Surveys 41(3), 2009 (clustering-based
+//! anomaly detection, section 6); MacQueen 1967 / Arthur & Vassilvitskii 2007 (k-means, k-means++).
+
+use super::ivf::nearest;
+use super::{kmeans, median_sigma, quantile, ratio_score, take_rows, DetectContext, DetectorOutput, FLAG_AT};
+use crate::features::sample_by_digest;
+use ndarray::Array2;
+use rayon::prelude::*;
+use serde_json::json;
+
+/// Rows below which the detector does not fit (too few to calibrate).
+const MIN_FIT_ROWS: usize = 50;
+
+/// The fitted model: kept centroids and each one's distance limit.
+#[derive(Debug, Clone)]
+pub struct OutlierModel {
+    /// Centroids (standardized space).
+    pub centroids: Array2<f32>,
+    /// Calibrated distance limit per centroid.
+    pub limits: Vec<f64>,
+}
+
+/// Fit on `fit` rows; `trusted` says whether they are a clean reference.
+pub fn fit(fit: &Array2<f32>, trusted: bool, seed: u64) -> Option<OutlierModel> {
+    let n = fit.nrows();
+    if n < MIN_FIT_ROWS {
+        return None;
+    }
+    let k = (((n as f64) / 50.0).sqrt().round() as usize).clamp(2, 16);
+    let (centroids, assign) = kmeans(fit, k, seed, 50).ok()?;
+    let min_size = (n / 100).max(10);
+    let mut sizes = vec![0usize; centroids.nrows()];
+    for &a in assign.iter() {
+        sizes[a] += 1;
+    }
+    let keep: Vec<usize> = (0..centroids.nrows()).filter(|&c| sizes[c] >= min_size).collect();
+    if keep.is_empty() {
+        return None;
+    }
+    let centroids = take_rows(centroids.view(), &keep);
+    let (assign, dist) = assign_all(&centroids, fit);
+    let limit_of = |d: &[f64]| -> f64 {
+        let (m, s) = median_sigma(d);
+        let tail = if trusted {
+            1.25 * quantile(d, 0.999)
+        } else {
+            1.5 * quantile(d, 0.95)
+        };
+        (m + 6.0 * s).max(tail).max(1e-6)
+    };
+    let pooled = limit_of(&dist);
+    let limits = (0..centroids.nrows())
+        .map(|c| {
+            let d: Vec<f64> = dist
+                .iter()
+                .zip(&assign)
+                .filter(|(_, &a)| a == c)
+                .map(|(&d, _)| d)
+                .collect();
+            if d.len() >= 50 {
+                limit_of(&d)
+            } else {
+                pooled
+            }
+        })
+        .collect();
+    Some(OutlierModel { centroids, limits })
+}
+
+fn assign_all(centroids: &Array2<f32>, x: &Array2<f32>) -> (Vec<usize>, Vec<f64>) {
+    let r: Vec<(usize, f64)> = (0..x.nrows())
+        .into_par_iter()
+        .map(|i| {
+            let row = x.row(i).to_vec();
+            let (d, c) = nearest(centroids, &row, 1)[0];
+            (c as usize, (d as f64).sqrt())
+        })
+        .collect();
+    r.into_iter().unzip()
+}
+
+/// Score every valid row.
+pub fn detect(ctx: &DetectContext) -> DetectorOutput {
+    let n = ctx.x.nrows();
+    let (fit_x, trusted) = match ctx.reference {
+        // The reference matrix is already a digest-chosen sample of at most max_fit_rows rows.
+        Some(r) if r.x.nrows() >= MIN_FIT_ROWS => (r.x.clone(), true),
+        _ => (
+            take_rows(ctx.x.view(), &sample_by_digest(ctx.digests, ctx.valid, ctx.config.max_fit_rows)),
+            false,
+        ),
+    };
+    let Some(model) = fit(&fit_x, trusted, ctx.config.seed) else {
+        return DetectorOutput::empty("outlier", n, json!({"skipped": "fewer than 50 valid rows to fit on"}));
+    };
+    let scored: Vec<(f32, Option<String>)> = (0..n)
+        .into_par_iter()
+        .map(|i| {
+            if !ctx.valid[i] {
+                return (0.0, None);
+            }
+            let row = ctx.x.row(i).to_vec();
+            let (d2, c) = nearest(&model.centroids, &row, 1)[0];
+            let d = (d2 as f64).sqrt();
+            let lim = model.limits[c as usize];
+            let s = ratio_score(d / lim);
+            let reason = (s >= FLAG_AT).then(|| {
+                format!(
+                    "{:.1}x farther from the nearest cluster centre (cluster {c}) than the calibrated limit ({d:.2} vs {lim:.2})",
+                    d / lim
+                )
+            });
+            (s, reason)
+        })
+        .collect();
+    let (scores, reasons): (Vec<f32>, Vec<Option<String>>) = scored.into_iter().unzip();
+    DetectorOutput {
+        name: "outlier",
+        scores,
+        reasons,
+        summary: json!({
+            "fitted_on": if trusted { "reference" } else { "data" },
+            "fit_rows": fit_x.nrows(),
+            "clusters": model.centroids.nrows(),
+            "limits": model.limits,
+        }),
+    }
+}
