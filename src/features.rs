@@ -159,7 +159,7 @@ impl FeatureMatrix {
     }
 }
 
-fn embedding_rows(a: &ArrayRef) -> Vec<Option<Vec<f32>>> {
+pub(crate) fn embedding_rows(a: &ArrayRef) -> Vec<Option<Vec<f32>>> {
     let get = |v: ArrayRef| -> Option<Vec<f32>> {
         let f = arrow::compute::cast(&v, &DataType::Float32).ok()?;
         let f = f.as_primitive::<arrow::datatypes::Float32Type>();

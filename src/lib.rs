@@ -7,9 +7,17 @@ pub mod lineage;
 pub mod detect;
 pub mod features;
 pub mod output;
+pub mod policy;
+pub mod report;
+pub mod scan;
 pub mod source;
 
+pub use contract::Contract;
 pub use error::{Error, Result};
+pub use policy::Policy;
+pub use report::{Report, RowScores, Verdict};
+pub use scan::{ScanOutcome, Scanner};
+pub use source::Source;
 
 /// This crate's version.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -30,7 +30,7 @@ use serde_json::json;
 use std::collections::HashMap;
 
 /// Counts for the report.
-#[derive(Debug, Clone, Default, serde::Serialize)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct DuplicateSummary {
     /// Groups of two or more rows with identical features.
     pub exact_groups: usize,

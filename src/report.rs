@@ -1,0 +1,238 @@
+//! Scan results: per-row scores with reasons, the versioned JSON report, and the verdict.
+
+use crate::contract::drift::ColumnDrift;
+use crate::detect::FLAG_AT;
+use crate::error::Error;
+use crate::policy::Status;
+use arrow::array::{ArrayRef, BooleanArray, Float32Array, RecordBatch, StringArray, UInt64Array};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+/// Version of the report JSON layout.
+pub const REPORT_VERSION: u32 = 1;
+
+/// Pass, warn or fail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    /// Safe to train on under the policy.
+    Pass,
+    /// Passed, with warnings.
+    Warn,
+    /// Policy violated: poisoning or corruption found.
+    Fail,
+}
+
+impl Verdict {
+    /// CLI exit code: 0 pass/warn, 1 fail.
+    pub fn exit_code(self) -> i32 {
+        match self {
+            Verdict::Pass | Verdict::Warn => 0,
+            Verdict::Fail => 1,
+        }
+    }
+    /// Lower-case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Pass => "pass",
+            Verdict::Warn => "warn",
+            Verdict::Fail => "fail",
+        }
+    }
+}
+
+/// Outcome of one policy check.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CheckResult {
+    /// Rows (or columns, for drift) counted.
+    pub count: u64,
+    /// Count over its total.
+    pub fraction: f64,
+    /// Status under the policy.
+    pub status: Status,
+}
+
+/// A flagged row in the report's sample.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SampleRow {
+    /// 0-based input row.
+    pub row: u64,
+    /// Id value when an id column was given.
+    pub id: Option<String>,
+    /// Overall score.
+    pub score: f32,
+    /// Reasons.
+    pub reasons: String,
+}
+
+/// Baseline comparison counts.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BaselineSummary {
+    /// Manifest compared against.
+    pub manifest: String,
+    /// Rows not in the manifest.
+    pub added: u64,
+    /// Manifest rows not in the data.
+    pub removed: u64,
+    /// Rows with the same id and other content.
+    pub changed: u64,
+    /// Rows matched by id (else by content).
+    pub by_id: bool,
+}
+
+/// The versioned JSON report.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Report {
+    /// Layout version.
+    pub report_version: u32,
+    /// `poisonscan`.
+    pub tool: String,
+    /// Tool version.
+    pub tool_version: String,
+    /// Inputs and options.
+    pub inputs: BTreeMap<String, serde_json::Value>,
+    /// Where the contract came from: `reference`, `contract file` or `inferred from data`.
+    pub contract_source: String,
+    /// blake3 of the contract.
+    pub contract_hash: String,
+    /// blake3 of the policy.
+    pub policy_hash: String,
+    /// Rows scanned.
+    pub rows: u64,
+    /// Rows flagged by any check.
+    pub flagged: u64,
+    /// Policy checks.
+    pub checks: BTreeMap<String, CheckResult>,
+    /// Contract violations by kind.
+    pub violations: BTreeMap<String, u64>,
+    /// Drift per column and for the label distribution.
+    pub drift: Vec<ColumnDrift>,
+    /// Fingerprint of the data scanned.
+    pub fingerprint: crate::lineage::Fingerprint,
+    /// Schema hash.
+    pub schema_hash: String,
+    /// Comparison with `--baseline`.
+    pub baseline: Option<BaselineSummary>,
+    /// Duplicate counts.
+    pub duplicates: crate::detect::duplicate::DuplicateSummary,
+    /// Detector calibration and fit summaries.
+    pub detectors: BTreeMap<String, serde_json::Value>,
+    /// Up to 100 flagged rows, highest score first.
+    pub sample: Vec<SampleRow>,
+    /// Milliseconds per stage.
+    pub timings_ms: BTreeMap<String, u64>,
+    /// The verdict.
+    pub verdict: Verdict,
+    /// One-line summary (also the CLI's last stdout line).
+    pub summary: String,
+}
+
+impl Report {
+    /// Pretty JSON.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).unwrap_or_default()
+    }
+
+    /// Write the JSON atomically.
+    pub fn write(&self, path: &Path) -> Result<(), Error> {
+        let json = self.to_json();
+        crate::output::write_atomically(path, |mut f| {
+            use std::io::Write;
+            f.write_all(json.as_bytes()).map_err(|e| e.to_string())
+        })
+    }
+}
+
+/// Per-row scores: one entry per input row, in input order.
+#[derive(Debug, Clone, Default)]
+pub struct RowScores {
+    /// Id values (when an id column was given).
+    pub ids: Option<Vec<String>>,
+    /// Id column name.
+    pub id_column: Option<String>,
+    /// Score per check, by check name (`contract`, `duplicate`, `outlier`, `label`, `backdoor`, `baseline`).
+    pub checks: BTreeMap<String, Vec<f32>>,
+    /// Reasons per row, `; `-separated (empty when none).
+    pub reasons: Vec<String>,
+    /// Status against the baseline, when one was given.
+    pub baseline_status: Option<Vec<&'static str>>,
+}
+
+impl RowScores {
+    /// Rows.
+    pub fn len(&self) -> usize {
+        self.reasons.len()
+    }
+    /// True for zero rows.
+    pub fn is_empty(&self) -> bool {
+        self.reasons.is_empty()
+    }
+    /// Overall score per row: the maximum over checks.
+    pub fn overall(&self) -> Vec<f32> {
+        let mut s = vec![0f32; self.len()];
+        for v in self.checks.values() {
+            for (a, b) in s.iter_mut().zip(v) {
+                *a = a.max(*b);
+            }
+        }
+        s
+    }
+    /// Flag per row: overall score >= 0.5.
+    pub fn flagged(&self) -> Vec<bool> {
+        self.overall().into_iter().map(|s| s >= FLAG_AT).collect()
+    }
+
+    /// Schema of the scores table.
+    pub fn schema(&self) -> SchemaRef {
+        let mut f = vec![Field::new("row", DataType::UInt64, false)];
+        if let Some(c) = &self.id_column {
+            f.push(Field::new(c, DataType::Utf8, false));
+        }
+        f.push(Field::new("score", DataType::Float32, false));
+        f.push(Field::new("flagged", DataType::Boolean, false));
+        for k in self.checks.keys() {
+            f.push(Field::new(format!("score_{k}"), DataType::Float32, false));
+        }
+        if self.baseline_status.is_some() {
+            f.push(Field::new("baseline_status", DataType::Utf8, false));
+        }
+        f.push(Field::new("reasons", DataType::Utf8, false));
+        Arc::new(Schema::new(f))
+    }
+
+    /// The scores as one Arrow batch (columns: row, id, score, flagged, score_<check>..., reasons).
+    pub fn to_batch(&self) -> Result<RecordBatch, arrow::error::ArrowError> {
+        let n = self.len();
+        let overall = self.overall();
+        let mut cols: Vec<ArrayRef> = vec![Arc::new(UInt64Array::from_iter_values(0..n as u64))];
+        if let (Some(_), Some(ids)) = (&self.id_column, &self.ids) {
+            cols.push(Arc::new(StringArray::from_iter_values(ids.iter())));
+        }
+        cols.push(Arc::new(Float32Array::from(overall.clone())));
+        cols.push(Arc::new(BooleanArray::from(
+            overall.iter().map(|&s| s >= FLAG_AT).collect::<Vec<_>>(),
+        )));
+        for v in self.checks.values() {
+            cols.push(Arc::new(Float32Array::from(v.clone())));
+        }
+        if let Some(b) = &self.baseline_status {
+            cols.push(Arc::new(StringArray::from_iter_values(b.iter())));
+        }
+        cols.push(Arc::new(StringArray::from_iter_values(self.reasons.iter())));
+        RecordBatch::try_new(self.schema(), cols)
+    }
+
+    /// Write the scores table (Parquet, or CSV / Arrow IPC by extension) atomically.
+    pub fn write(&self, path: &Path) -> Result<(), Error> {
+        let batch = self.to_batch().map_err(|e| Error::Output {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        let mut w = crate::output::TableWriter::create(path, &batch.schema())?;
+        w.write(&batch)?;
+        w.finish()
+    }
+}

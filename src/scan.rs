@@ -1,0 +1,758 @@
+//! The scan pipeline: contract, lineage and features in one streaming pass, then detectors, findings and the verdict.
+//!
+//! ```no_run
+//! use poisonscan::{Scanner, Source};
+//! let outcome = Scanner::new(Source::path("fixtures/corrupted.parquet")?)
+//!     .label("label")
+//!     .reference(Source::path("fixtures/reference.parquet")?)
+//!     .run()?;
+//! println!("{}", outcome.report.summary);
+//! # Ok::<(), poisonscan::Error>(())
+//! ```
+
+use crate::contract::checks;
+use crate::contract::drift::ColumnDrift;
+use crate::contract::profile::{Profiler, Trust};
+use crate::contract::{Contract, ContractChecker, Violation};
+use crate::detect::{self, DetectConfig, DetectContext, LabelledMatrix, FLAG_AT};
+use crate::error::{Error, LineageError};
+use crate::features::{sample_by_digest, FeatureMatrix, FeatureSpec, RobustScaler};
+use crate::lineage::encode::schema_hash;
+use crate::lineage::{self, HashMode, Key, LineageState, Manifest, RowDigest, RowHasher, RowStatus};
+use crate::policy::{Policy, Status};
+use crate::report::{BaselineSummary, CheckResult, Report, RowScores, SampleRow, Verdict, REPORT_VERSION};
+use crate::source::Source;
+use arrow::array::RecordBatch;
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::time::Instant;
+
+/// Where the contract comes from.
+#[derive(Debug)]
+pub enum ContractSource {
+    /// Infer it robustly from the data itself (the data is read twice; streams are spooled to disk).
+    Infer,
+    /// Profile a trusted reference (also used to fit and calibrate the detectors).
+    Reference(Source),
+    /// A contract file read earlier.
+    Contract {
+        /// The contract.
+        contract: Contract,
+        /// Its path, for the report.
+        origin: String,
+    },
+}
+
+/// Configures and runs a scan. Everything the CLI's `scan` does is available here.
+#[derive(Debug)]
+pub struct Scanner {
+    data: Source,
+    contract_source: ContractSource,
+    label: Option<String>,
+    id: Option<String>,
+    features: Option<Vec<String>>,
+    embedding: Option<String>,
+    pred_probs: Option<String>,
+    policy: Policy,
+    detect: DetectConfig,
+    key: Option<Key>,
+    baseline: Option<(Manifest, String)>,
+    progress: bool,
+}
+
+/// Result of a scan.
+#[derive(Debug)]
+pub struct ScanOutcome {
+    /// The report (verdict, counts, drift, sample of flagged rows).
+    pub report: Report,
+    /// One score row per input row.
+    pub scores: RowScores,
+    /// Every contract violation.
+    pub violations: Vec<Violation>,
+    /// The contract the data was checked against.
+    pub contract: Contract,
+    /// Row digests of the data (keyed when a key was given).
+    pub digests: Vec<RowDigest>,
+    data: Source,
+}
+
+impl Scanner {
+    /// Scan `data`; by default the contract is inferred from the data itself.
+    pub fn new(data: Source) -> Scanner {
+        Scanner {
+            data,
+            contract_source: ContractSource::Infer,
+            label: None,
+            id: None,
+            features: None,
+            embedding: None,
+            pred_probs: None,
+            policy: Policy::default(),
+            detect: DetectConfig::default(),
+            key: None,
+            baseline: None,
+            progress: false,
+        }
+    }
+    /// Label column.
+    pub fn label(mut self, col: impl Into<String>) -> Self {
+        self.label = Some(col.into());
+        self
+    }
+    /// Id column.
+    pub fn id(mut self, col: impl Into<String>) -> Self {
+        self.id = Some(col.into());
+        self
+    }
+    /// Feature columns (default: every numeric column but label and id).
+    pub fn features(mut self, cols: Vec<String>) -> Self {
+        self.features = Some(cols);
+        self
+    }
+    /// Embedding column (`FixedSizeList<float>` / `List<float>`).
+    pub fn embedding(mut self, col: impl Into<String>) -> Self {
+        self.embedding = Some(col.into());
+        self
+    }
+    /// Column of out-of-sample model probabilities (`List<float>`, one per class in label order).
+    pub fn pred_probs(mut self, col: impl Into<String>) -> Self {
+        self.pred_probs = Some(col.into());
+        self
+    }
+    /// Trusted reference data.
+    pub fn reference(mut self, reference: Source) -> Self {
+        self.contract_source = ContractSource::Reference(reference);
+        self
+    }
+    /// A contract (e.g. read with [`Contract::read`]).
+    pub fn contract(mut self, contract: Contract, origin: impl Into<String>) -> Self {
+        self.contract_source = ContractSource::Contract {
+            contract,
+            origin: origin.into(),
+        };
+        self
+    }
+    /// Gate policy.
+    pub fn policy(mut self, policy: Policy) -> Self {
+        self.policy = policy;
+        self
+    }
+    /// Detector settings.
+    pub fn detect_config(mut self, cfg: DetectConfig) -> Self {
+        self.detect = cfg;
+        self
+    }
+    /// Lineage key (keyed row digests).
+    pub fn key(mut self, key: Option<Key>) -> Self {
+        self.key = key;
+        self
+    }
+    /// Trusted manifest to diff against.
+    pub fn baseline(mut self, manifest: Manifest, origin: impl Into<String>) -> Self {
+        self.baseline = Some((manifest, origin.into()));
+        self
+    }
+    /// Show a progress spinner on a terminal.
+    pub fn progress(mut self, on: bool) -> Self {
+        self.progress = on;
+        self
+    }
+
+    /// Run the scan.
+    pub fn run(mut self) -> Result<ScanOutcome, Error> {
+        let t0 = Instant::now();
+        let mut timings = BTreeMap::new();
+        let data_origin = self.data.origin();
+        let mut exclude: Vec<String> = [&self.label, &self.id, &self.pred_probs].into_iter().flatten().cloned().collect();
+        exclude.sort();
+        // 1. Contract (and the reference's features).
+        let (contract, contract_source, reference_raw) = match std::mem::replace(&mut self.contract_source, ContractSource::Infer) {
+            ContractSource::Contract { contract, origin } => (contract, format!("contract file {origin}"), None),
+            ContractSource::Reference(mut src) => {
+                let r = read_reference(&mut src, &self, &exclude)?;
+                (r.0, format!("reference {}", src.origin()), Some(r.1))
+            }
+            ContractSource::Infer => {
+                self.data = std::mem::replace(&mut self.data, Source::memory(std::sync::Arc::new(arrow::datatypes::Schema::empty()), vec![], ""))
+                    .into_rewindable()?;
+                let mut stream = self.data.open()?;
+                let schema = stream.schema();
+                check_columns(&schema, &data_origin, &self)?;
+                let mut p = Profiler::new(schema, &data_origin, self.label.as_deref(), self.id.as_deref());
+                for b in &mut stream {
+                    p.add_batch(&b?);
+                }
+                (p.finish(Trust::Data), "inferred from data".to_string(), None)
+            }
+        };
+        if let (Some(l), Some(cl)) = (&self.label, &contract.label) {
+            if l != cl {
+                return Err(Error::Usage(format!("--label {l} differs from the contract's label column {cl}")));
+            }
+        }
+        timings.insert("contract".to_string(), t0.elapsed().as_millis() as u64);
+        // 2. One streaming pass over the data.
+        let t1 = Instant::now();
+        let mode = self.hash_mode()?;
+        let pass = data_pass(&mut self, &contract, &exclude, mode)?;
+        timings.insert("read_check_hash".to_string(), t1.elapsed().as_millis() as u64);
+        let n = pass.rows;
+        if n == 0 {
+            return Err(Error::ZeroRows { origin: data_origin });
+        }
+        // 3. Detectors.
+        let t2 = Instant::now();
+        let classes = contract.classes().unwrap_or_default();
+        let mut violated = vec![false; n];
+        for v in &pass.violations {
+            violated[v.row as usize] = true;
+        }
+        let valid: Vec<bool> = (0..n).map(|i| pass.features.valid[i] && !violated[i]).collect();
+        let mut x = pass.features.to_array();
+        let reference = reference_raw.map(|r| {
+            let mut rx = r.features.to_array();
+            let rows = sample_by_digest(&r.digests, &r.features.valid, self.detect.max_fit_rows);
+            rx = detect::take_rows(rx.view(), &rows);
+            let labels = rows.iter().map(|&i| class_of(&classes, r.labels[i].as_deref())).collect();
+            LabelledMatrix { x: rx, labels }
+        });
+        let scaler = match &reference {
+            Some(r) if r.x.nrows() > 0 && r.x.ncols() == x.ncols() => RobustScaler::fit(&r.x, &vec![true; r.x.nrows()]),
+            _ => RobustScaler::fit(&x, &valid),
+        };
+        scaler.transform(&mut x);
+        let reference = reference.filter(|r| r.x.ncols() == x.ncols()).map(|mut r| {
+            scaler.transform(&mut r.x);
+            r
+        });
+        let ctx = DetectContext {
+            x: &x,
+            valid: &valid,
+            labels: &pass.labels,
+            classes: &classes,
+            digests: &pass.digests,
+            reference: reference.as_ref(),
+            config: &self.detect,
+            pred_probs: pass.pred_probs.as_ref(),
+        };
+        let has_features = x.ncols() > 0;
+        let has_label = self.label.is_some() && classes.len() >= 2;
+        let mut outputs = Vec::new();
+        let mut detector_summaries = BTreeMap::new();
+        let mut timed = |name: &str, t: Instant| {
+            timings.insert(format!("detect_{name}"), t.elapsed().as_millis() as u64);
+        };
+        if self.detect.outliers && has_features {
+            let t = Instant::now();
+            outputs.push(detect::outlier::detect(&ctx));
+            timed("outlier", t);
+        }
+        let mut knn = None;
+        if self.detect.label_flips && has_features && has_label {
+            let t = Instant::now();
+            let lf = detect::label_flip::detect(&ctx);
+            outputs.push(lf.output.clone());
+            knn = Some(lf);
+            timed("label", t);
+        }
+        if self.detect.backdoors && has_features && has_label {
+            let t = Instant::now();
+            outputs.push(detect::backdoor::detect(&ctx));
+            timed("backdoor", t);
+        }
+        let diff = match &self.baseline {
+            Some((m, _)) => Some(lineage::diff(m, &pass.digests, pass.ids.as_deref())),
+            None => None,
+        };
+        let (dup, dup_summary) = detect::duplicate::detect(
+            &pass.feature_keys,
+            &pass.labels,
+            &classes,
+            diff.as_ref().map(|d| d.status.as_slice()),
+            knn.as_ref(),
+            knn.as_ref().map(|k| k.output.scores.as_slice()),
+        );
+        outputs.push(dup);
+        timings.insert("detect_total".to_string(), t2.elapsed().as_millis() as u64);
+        for o in &outputs {
+            detector_summaries.insert(o.name.to_string(), o.summary.clone());
+        }
+        // 4. Scores, reasons, checks, verdict.
+        let mut scores = RowScores {
+            ids: pass.ids.clone(),
+            id_column: self.id.clone(),
+            ..Default::default()
+        };
+        let mut reasons: Vec<Vec<String>> = vec![Vec::new(); n];
+        let contract_scores: Vec<f32> = violated.iter().map(|&v| if v { 1.0 } else { 0.0 }).collect();
+        for v in &pass.violations {
+            reasons[v.row as usize].push(v.reason());
+        }
+        scores.checks.insert("contract".into(), contract_scores);
+        for o in &outputs {
+            for (i, r) in o.reasons.iter().enumerate() {
+                if let (Some(r), true) = (r, o.scores[i] >= FLAG_AT) {
+                    reasons[i].push(r.clone());
+                }
+            }
+            scores.checks.insert(o.name.to_string(), o.scores.clone());
+        }
+        for name in ["outlier", "label", "backdoor"] {
+            scores.checks.entry(name.to_string()).or_insert_with(|| vec![0.0; n]);
+        }
+        let mut baseline_summary = None;
+        if let (Some(d), Some((m, origin))) = (&diff, &self.baseline) {
+            let s: Vec<f32> = d
+                .status
+                .iter()
+                .map(|s| match s {
+                    RowStatus::Changed => 1.0,
+                    RowStatus::Added => 0.3,
+                    RowStatus::Unchanged => 0.0,
+                })
+                .collect();
+            for (i, st) in d.status.iter().enumerate() {
+                if *st == RowStatus::Changed {
+                    let mrow = d.manifest_row[i].unwrap_or(0);
+                    reasons[i].push(format!("changed since the baseline manifest (manifest row {mrow})"));
+                }
+            }
+            scores.checks.insert("baseline".into(), s);
+            scores.baseline_status = Some(d.status.iter().map(|s| s.as_str()).collect());
+            baseline_summary = Some(BaselineSummary {
+                manifest: origin.clone(),
+                added: d.count(RowStatus::Added) as u64,
+                removed: d.removed.len() as u64,
+                changed: d.count(RowStatus::Changed) as u64,
+                by_id: d.by_id,
+            });
+            let _ = m;
+        }
+        scores.reasons = reasons.into_iter().map(|r| r.join("; ")).collect();
+        let flagged_mask = scores.flagged();
+        let flagged = flagged_mask.iter().filter(|&&f| f).count() as u64;
+        let mut checks = BTreeMap::new();
+        let mut eval = |name: &str, count: u64, total: u64| {
+            let status = self.policy.evaluate(name, count, total);
+            checks.insert(
+                name.to_string(),
+                CheckResult {
+                    count,
+                    fraction: count as f64 / total.max(1) as f64,
+                    status,
+                },
+            );
+        };
+        eval("contract", violated.iter().filter(|&&v| v).count() as u64, n as u64);
+        for name in ["duplicate", "outlier", "label", "backdoor"] {
+            let c = scores.checks.get(name).map(|v| v.iter().filter(|&&s| s >= FLAG_AT).count()).unwrap_or(0);
+            eval(name, c as u64, n as u64);
+        }
+        eval("drift", pass.drift.iter().filter(|d| d.drifted).count() as u64, pass.drift.len() as u64);
+        if let Some(b) = &baseline_summary {
+            eval("baseline_changed", b.changed + b.removed, n as u64);
+            eval("baseline_added", b.added, n as u64);
+        }
+        let worst = checks.values().map(|c| c.status).max().unwrap_or(Status::Pass);
+        let verdict = match worst {
+            Status::Pass => Verdict::Pass,
+            Status::Warn => Verdict::Warn,
+            Status::Fail => Verdict::Fail,
+        };
+        let mut violation_kinds: BTreeMap<String, u64> = BTreeMap::new();
+        for v in &pass.violations {
+            *violation_kinds.entry(v.kind.as_str().to_string()).or_default() += 1;
+        }
+        let overall = scores.overall();
+        let mut order: Vec<usize> = (0..n).filter(|&i| flagged_mask[i]).collect();
+        order.sort_by(|&a, &b| overall[b].total_cmp(&overall[a]).then(a.cmp(&b)));
+        let sample = order
+            .iter()
+            .take(100)
+            .map(|&i| SampleRow {
+                row: i as u64,
+                id: pass.ids.as_ref().map(|ids| ids[i].clone()),
+                score: overall[i],
+                reasons: scores.reasons[i].clone(),
+            })
+            .collect();
+        let per_check: Vec<String> = checks
+            .iter()
+            .filter(|(_, c)| c.count > 0)
+            .map(|(k, c)| format!("{k} {}", c.count))
+            .collect();
+        let summary = format!(
+            "poisonscan: {n} rows scanned, {flagged} flagged{}; verdict {}",
+            if per_check.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", per_check.join(", "))
+            },
+            verdict.as_str().to_uppercase()
+        );
+        timings.insert("total".to_string(), t0.elapsed().as_millis() as u64);
+        let mut inputs = BTreeMap::new();
+        inputs.insert("data".to_string(), serde_json::json!(data_origin));
+        inputs.insert("label".to_string(), serde_json::json!(self.label));
+        inputs.insert("id".to_string(), serde_json::json!(self.id));
+        inputs.insert("features".to_string(), serde_json::json!(pass.feature_names));
+        inputs.insert("embedding".to_string(), serde_json::json!(self.embedding));
+        inputs.insert("policy".to_string(), serde_json::json!(self.policy.origin));
+        inputs.insert("keyed".to_string(), serde_json::json!(self.key.is_some()));
+        let report = Report {
+            report_version: REPORT_VERSION,
+            tool: "poisonscan".into(),
+            tool_version: crate::VERSION.into(),
+            inputs,
+            contract_source,
+            contract_hash: contract.hash(),
+            policy_hash: self.policy.hash(),
+            rows: n as u64,
+            flagged,
+            checks,
+            violations: violation_kinds,
+            drift: pass.drift,
+            fingerprint: pass.lineage.finish()?,
+            schema_hash: pass.schema_hash,
+            baseline: baseline_summary,
+            duplicates: dup_summary,
+            detectors: detector_summaries,
+            sample,
+            timings_ms: timings,
+            verdict,
+            summary,
+        };
+        Ok(ScanOutcome {
+            report,
+            scores,
+            violations: pass.violations,
+            contract,
+            digests: pass.digests,
+            data: self.data,
+        })
+    }
+
+    fn hash_mode(&self) -> Result<HashMode, Error> {
+        match (&self.baseline, &self.key) {
+            (Some((m, origin)), key) => {
+                let problems = m.check_integrity(key.as_ref())?;
+                if !problems.is_empty() {
+                    return Err(LineageError::InvalidManifest {
+                        path: origin.into(),
+                        message: problems.join("; "),
+                    }
+                    .into());
+                }
+                Ok(if m.header.keyed {
+                    key.as_ref().map(|k| k.mode()).unwrap_or(HashMode::Plain)
+                } else {
+                    HashMode::Plain
+                })
+            }
+            (None, Some(k)) => Ok(k.mode()),
+            (None, None) => Ok(HashMode::Plain),
+        }
+    }
+}
+
+fn class_of(classes: &[String], v: Option<&str>) -> Option<u32> {
+    let v = v?;
+    classes.iter().position(|c| c == v).map(|p| p as u32)
+}
+
+fn check_columns(schema: &arrow::datatypes::SchemaRef, origin: &str, s: &Scanner) -> Result<(), Error> {
+    for (col, role) in [(&s.label, "--label"), (&s.id, "--id"), (&s.embedding, "--embedding"), (&s.pred_probs, "--pred-probs")] {
+        if let Some(c) = col {
+            lineage::column_index(schema, origin, c, role)?;
+        }
+    }
+    Ok(())
+}
+
+struct ReferenceRows {
+    features: FeatureMatrix,
+    labels: Vec<Option<String>>,
+    digests: Vec<RowDigest>,
+}
+
+fn read_reference(src: &mut Source, s: &Scanner, exclude: &[String]) -> Result<(Contract, ReferenceRows), Error> {
+    let mut stream = src.open()?;
+    let schema = stream.schema();
+    let origin = stream.origin().to_string();
+    check_columns(&schema, &origin, s)?;
+    let ex: Vec<&str> = exclude.iter().map(String::as_str).collect();
+    let spec = FeatureSpec::resolve(&schema, &origin, s.features.as_deref(), s.embedding.as_deref(), &ex)?;
+    let label_idx = s.label.as_ref().and_then(|l| schema.index_of(l).ok());
+    let hasher = RowHasher::new((0..schema.fields().len()).collect(), HashMode::Plain);
+    let mut p = Profiler::new(schema.clone(), &origin, s.label.as_deref(), s.id.as_deref());
+    let mut rows = ReferenceRows {
+        features: FeatureMatrix::default(),
+        labels: Vec::new(),
+        digests: Vec::new(),
+    };
+    for b in &mut stream {
+        let b = b?;
+        p.add_batch(&b);
+        rows.features.push_batch(&b, &spec);
+        rows.digests.extend(hasher.digest_batch(&b)?);
+        match label_idx.and_then(|i| checks::as_utf8(b.column(i))) {
+            Some(l) => rows.labels.extend(l.iter().map(|v| v.map(str::to_string))),
+            None => rows.labels.extend(std::iter::repeat_n(None, b.num_rows())),
+        }
+    }
+    if p.rows() == 0 {
+        return Err(Error::ZeroRows { origin });
+    }
+    Ok((p.finish(Trust::Reference), rows))
+}
+
+struct DataPass {
+    rows: usize,
+    violations: Vec<Violation>,
+    features: FeatureMatrix,
+    feature_names: Vec<String>,
+    labels: Vec<Option<u32>>,
+    ids: Option<Vec<String>>,
+    digests: Vec<RowDigest>,
+    feature_keys: Vec<u128>,
+    lineage: LineageState,
+    drift: Vec<ColumnDrift>,
+    schema_hash: String,
+    pred_probs: Option<ndarray::Array2<f32>>,
+}
+
+/// Drift counters for one column.
+struct DriftCounter {
+    column: usize,
+    name: String,
+    kind: &'static str,
+    expected: Vec<f64>,
+    counts: Vec<u64>,
+    edges: Option<Vec<f64>>,
+    values: HashMap<String, usize>,
+}
+
+fn drift_counters(contract: &Contract, schema: &arrow::datatypes::SchemaRef) -> Vec<DriftCounter> {
+    let mut out = Vec::new();
+    for c in &contract.columns {
+        let Ok(idx) = schema.index_of(&c.name) else { continue };
+        let is_label = contract.label.as_ref() == Some(&c.name);
+        if let Some(s) = &c.sketch {
+            out.push(DriftCounter {
+                column: idx,
+                name: c.name.clone(),
+                kind: "numeric",
+                expected: s.proportions.clone(),
+                counts: vec![0; s.proportions.len()],
+                edges: Some(s.edges.clone()),
+                values: HashMap::new(),
+            });
+        } else if let Some(cats) = &c.categories {
+            out.push(DriftCounter {
+                column: idx,
+                name: c.name.clone(),
+                kind: if is_label { "label" } else { "categorical" },
+                expected: cats.iter().map(|c| c.proportion).collect(),
+                counts: vec![0; cats.len()],
+                edges: None,
+                values: cats.iter().enumerate().map(|(i, c)| (c.value.clone(), i)).collect(),
+            });
+        }
+    }
+    out
+}
+
+impl DriftCounter {
+    fn add(&mut self, batch: &RecordBatch) {
+        let a = batch.column(self.column);
+        match &self.edges {
+            Some(edges) => {
+                if let Some(v) = checks::as_f64(a) {
+                    for x in v.iter().flatten().filter(|x| x.is_finite()) {
+                        self.counts[edges.partition_point(|&e| e < x)] += 1;
+                    }
+                }
+            }
+            None => {
+                if let Some(s) = checks::as_utf8(a) {
+                    for v in s.iter().flatten() {
+                        if let Some(&k) = self.values.get(v) {
+                            self.counts[k] += 1;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn data_pass(s: &mut Scanner, contract: &Contract, exclude: &[String], mode: HashMode) -> Result<DataPass, Error> {
+    let mut stream = s.data.open()?;
+    let schema = stream.schema();
+    let origin = stream.origin().to_string();
+    check_columns(&schema, &origin, s)?;
+    let checker = ContractChecker::new(contract, &schema, &origin)?;
+    let ex: Vec<&str> = exclude.iter().map(String::as_str).collect();
+    let spec = FeatureSpec::resolve(&schema, &origin, s.features.as_deref(), s.embedding.as_deref(), &ex)?;
+    let label_idx = s.label.as_ref().and_then(|l| schema.index_of(l).ok());
+    let id_idx = s.id.as_ref().and_then(|l| schema.index_of(l).ok());
+    let pp_idx = s.pred_probs.as_ref().and_then(|l| schema.index_of(l).ok());
+    let row_hasher = RowHasher::new((0..schema.fields().len()).collect(), mode);
+    let feature_cols: Vec<usize> = (0..schema.fields().len())
+        .filter(|&i| Some(i) != label_idx && Some(i) != id_idx && Some(i) != pp_idx)
+        .collect();
+    let feature_hasher = RowHasher::new(feature_cols, HashMode::Plain);
+    let classes = contract.classes().unwrap_or_default();
+    let mut drift = if contract.inferred_from_data { Vec::new() } else { drift_counters(contract, &schema) };
+    let bar = progress_bar(s.progress);
+    let mut pass = DataPass {
+        rows: 0,
+        violations: Vec::new(),
+        features: FeatureMatrix::default(),
+        feature_names: spec.names.clone(),
+        labels: Vec::new(),
+        ids: id_idx.map(|_| Vec::new()),
+        digests: Vec::new(),
+        feature_keys: Vec::new(),
+        lineage: LineageState::default(),
+        drift: Vec::new(),
+        schema_hash: schema_hash(&schema),
+        pred_probs: None,
+    };
+    let mut probs: Vec<f32> = Vec::new();
+    for batch in &mut stream {
+        let batch = batch?;
+        let start = pass.rows as u64;
+        let (coerced, v) = checker.check_batch(&batch, start);
+        pass.violations.extend(v);
+        let d = row_hasher.digest_batch(&batch)?;
+        pass.lineage.add(start, &d);
+        pass.digests.extend_from_slice(&d);
+        for f in feature_hasher.digest_batch(&batch)? {
+            let mut k = [0u8; 16];
+            k.copy_from_slice(&f[..16]);
+            pass.feature_keys.push(u128::from_le_bytes(k));
+        }
+        pass.features.push_batch(&coerced, &spec);
+        match label_idx.and_then(|i| checks::as_utf8(coerced.column(i))) {
+            Some(l) => pass.labels.extend(l.iter().map(|v| class_of(&classes, v))),
+            None => pass.labels.extend(std::iter::repeat_n(None, batch.num_rows())),
+        }
+        if let (Some(i), Some(ids)) = (id_idx, pass.ids.as_mut()) {
+            ids.extend(lineage::id_strings(batch.column(i))?);
+        }
+        if let Some(i) = pp_idx {
+            for row in crate::features::embedding_rows(batch.column(i)) {
+                match row {
+                    Some(r) if r.len() == classes.len() => probs.extend(r),
+                    _ => probs.extend(std::iter::repeat_n(f32::NAN, classes.len())),
+                }
+            }
+        }
+        for dc in drift.iter_mut() {
+            dc.add(&coerced);
+        }
+        pass.rows += batch.num_rows();
+        if let Some(b) = &bar {
+            b.set_position(pass.rows as u64);
+        }
+    }
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    if pp_idx.is_some() && !classes.is_empty() {
+        pass.pred_probs = ndarray::Array2::from_shape_vec((pass.rows, classes.len()), probs).ok();
+    }
+    pass.drift = drift
+        .iter()
+        .map(|d| ColumnDrift::compute(&d.name, d.kind, &d.expected, &d.counts, contract.rows))
+        .collect();
+    Ok(pass)
+}
+
+fn progress_bar(on: bool) -> Option<indicatif::ProgressBar> {
+    use std::io::IsTerminal;
+    if !on || !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let b = indicatif::ProgressBar::new_spinner();
+    if let Ok(style) = indicatif::ProgressStyle::with_template("{spinner} scanning: {human_pos} rows ({per_sec})") {
+        b.set_style(style);
+    }
+    b.enable_steady_tick(std::time::Duration::from_millis(120));
+    Some(b)
+}
+
+impl ScanOutcome {
+    /// True unless the verdict is fail.
+    pub fn passed(&self) -> bool {
+        self.report.verdict != Verdict::Fail
+    }
+
+    /// Write the input split into kept and flagged rows (same schema as the input), each atomically. The data is
+    /// read again (streams were spooled when the scan needed it; a consumed one-shot stream cannot be split).
+    pub fn split(&mut self, clean: Option<&Path>, quarantine: Option<&Path>) -> Result<(u64, u64), Error> {
+        let flagged = self.scores.flagged();
+        let mut stream = self.data.open()?;
+        let schema = stream.schema();
+        let mut wc = clean.map(|p| crate::output::TableWriter::create(p, &schema)).transpose()?;
+        let mut wq = quarantine.map(|p| crate::output::TableWriter::create(p, &schema)).transpose()?;
+        let (mut nc, mut nq, mut offset) = (0u64, 0u64, 0usize);
+        for b in &mut stream {
+            let b = b?;
+            let mask: Vec<bool> = flagged[offset..offset + b.num_rows()].to_vec();
+            offset += b.num_rows();
+            let q = arrow::array::BooleanArray::from(mask);
+            let keep = arrow::compute::not(&q).map_err(|e| Error::Usage(e.to_string()))?;
+            let out_err = |e: arrow::error::ArrowError| Error::Output {
+                path: clean.or(quarantine).map(Path::to_path_buf).unwrap_or_default(),
+                message: e.to_string(),
+            };
+            if let Some(w) = wc.as_mut() {
+                let kb = arrow::compute::filter_record_batch(&b, &keep).map_err(out_err)?;
+                nc += kb.num_rows() as u64;
+                w.write(&kb)?;
+            }
+            if let Some(w) = wq.as_mut() {
+                let qb = arrow::compute::filter_record_batch(&b, &q).map_err(out_err)?;
+                nq += qb.num_rows() as u64;
+                w.write(&qb)?;
+            }
+        }
+        if offset != flagged.len() {
+            return Err(Error::Usage(format!(
+                "the data has {offset} rows on this pass but {} were scanned",
+                flagged.len()
+            )));
+        }
+        if let Some(w) = wc {
+            w.finish()?;
+        }
+        if let Some(w) = wq {
+            w.finish()?;
+        }
+        Ok((nc, nq))
+    }
+}
+
+/// Rows of `batches` split by a flag mask: (kept, flagged). Used by the Python helpers.
+pub fn split_batches(batches: &[RecordBatch], flagged: &[bool]) -> Result<(Vec<RecordBatch>, Vec<RecordBatch>), Error> {
+    let total: usize = batches.iter().map(|b| b.num_rows()).sum();
+    if total != flagged.len() {
+        return Err(Error::Usage(format!(
+            "the data has {total} rows but the scan scored {}: pass the same data that was scanned",
+            flagged.len()
+        )));
+    }
+    let (mut keep, mut quar, mut off) = (Vec::new(), Vec::new(), 0usize);
+    for b in batches {
+        let q = arrow::array::BooleanArray::from(flagged[off..off + b.num_rows()].to_vec());
+        off += b.num_rows();
+        let k = arrow::compute::not(&q).map_err(|e| Error::Usage(e.to_string()))?;
+        let e = |e: arrow::error::ArrowError| Error::Usage(e.to_string());
+        keep.push(arrow::compute::filter_record_batch(b, &k).map_err(e)?);
+        quar.push(arrow::compute::filter_record_batch(b, &q).map_err(e)?);
+    }
+    Ok((keep, quar))
+}
+
