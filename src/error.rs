@@ -34,7 +34,9 @@ pub enum SourceError {
         message: String,
     },
     /// The extension is not one that poisonscan reads.
-    #[error("{path}: unknown format (expected .parquet/.pq, .arrow/.ipc/.feather, .arrows or .csv)")]
+    #[error(
+        "{path}: unknown format (expected .parquet/.pq, .arrow/.ipc/.feather, .arrows or .csv)"
+    )]
     UnknownFormat {
         /// The file.
         path: PathBuf,

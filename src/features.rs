@@ -50,7 +50,8 @@ impl FeatureSpec {
             }
             None => {
                 for (i, f) in schema.fields().iter().enumerate() {
-                    if exclude.contains(&f.name().as_str()) || Some(f.name().as_str()) == embedding {
+                    if exclude.contains(&f.name().as_str()) || Some(f.name().as_str()) == embedding
+                    {
                         continue;
                     }
                     if matches!(type_family(f.data_type()), "int" | "float" | "bool") {
@@ -80,7 +81,10 @@ impl FeatureSpec {
             }
             None => None,
         };
-        let names = columns.iter().map(|&i| schema.field(i).name().clone()).collect();
+        let names = columns
+            .iter()
+            .map(|&i| schema.field(i).name().clone())
+            .collect();
         Ok(FeatureSpec {
             columns,
             names,
@@ -114,8 +118,11 @@ impl FeatureMatrix {
     /// Append the features of a batch (already coerced to the contract's types).
     pub fn push_batch(&mut self, batch: &RecordBatch, spec: &FeatureSpec) {
         let n = batch.num_rows();
-        let cols: Vec<Option<arrow::array::Float64Array>> =
-            spec.columns.iter().map(|&c| checks::as_f64(batch.column(c))).collect();
+        let cols: Vec<Option<arrow::array::Float64Array>> = spec
+            .columns
+            .iter()
+            .map(|&c| checks::as_f64(batch.column(c)))
+            .collect();
         let emb = spec.embedding.map(|c| embedding_rows(batch.column(c)));
         let emb_dim = emb
             .as_ref()
@@ -155,7 +162,8 @@ impl FeatureMatrix {
 
     /// The matrix as an ndarray.
     pub fn to_array(&self) -> Array2<f32> {
-        Array2::from_shape_vec((self.rows(), self.dim), self.data.clone()).unwrap_or_else(|_| Array2::zeros((0, 0)))
+        Array2::from_shape_vec((self.rows(), self.dim), self.data.clone())
+            .unwrap_or_else(|_| Array2::zeros((0, 0)))
     }
 }
 
@@ -217,7 +225,8 @@ impl RobustScaler {
                 iqr
             } else {
                 let mean = col.iter().map(|&v| v as f64).sum::<f64>() / col.len() as f64;
-                let var = col.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / col.len() as f64;
+                let var =
+                    col.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / col.len() as f64;
                 if var.sqrt() > 1e-12 {
                     var.sqrt() as f32
                 } else {
@@ -260,7 +269,7 @@ pub fn sample_by_digest(digests: &[[u8; 32]], valid: &[bool], max: usize) -> Vec
 #[cfg(test)]
 mod tests {
     use super::*;
-    use arrow::array::{Float32Builder, FixedSizeListBuilder, Float64Array, Int32Array};
+    use arrow::array::{FixedSizeListBuilder, Float32Builder, Float64Array, Int32Array};
     use arrow::datatypes::{Field, Schema};
     use std::sync::Arc;
 
@@ -301,14 +310,19 @@ mod tests {
 
     #[test]
     fn digest_sample_is_deterministic_and_ordered() {
-        let d: Vec<[u8; 32]> = (0..100u64).map(|i| *blake3::hash(&i.to_le_bytes()).as_bytes()).collect();
+        let d: Vec<[u8; 32]> = (0..100u64)
+            .map(|i| *blake3::hash(&i.to_le_bytes()).as_bytes())
+            .collect();
         let v = vec![true; 100];
         let a = sample_by_digest(&d, &v, 10);
         assert_eq!(a.len(), 10);
         assert!(a.windows(2).all(|w| w[0] < w[1]));
         let mut rev = d.clone();
         rev.reverse();
-        let b: Vec<usize> = sample_by_digest(&rev, &v, 10).into_iter().map(|i| 99 - i).collect();
+        let b: Vec<usize> = sample_by_digest(&rev, &v, 10)
+            .into_iter()
+            .map(|i| 99 - i)
+            .collect();
         let mut b = b;
         b.sort();
         assert_eq!(a, b, "same rows whatever their order");

@@ -2,15 +2,16 @@
 //!
 //! Scan machine-learning training data for poisoning before a model is trained on it.
 pub mod contract;
-pub mod error;
-pub mod lineage;
 pub mod detect;
+pub mod error;
 pub mod features;
+pub mod lineage;
 pub mod output;
 pub mod policy;
 pub mod report;
 pub mod scan;
 pub mod source;
+pub mod synth;
 
 pub use contract::Contract;
 pub use error::{Error, Result};

@@ -1,1 +1,408 @@
-fn main() {}
+//! The `poisonscan` command line: a thin layer over the library.
+//!
+//! Exit codes: 0 pass, 1 policy violated (or mismatch for `verify` / `diff`), 2 usage or configuration error,
+//! 3 input/IO error or incomplete scan. The last stdout line is a one-line summary.
+
+use clap::{Args, Parser, Subcommand};
+use poisonscan::detect::DetectConfig;
+use poisonscan::lineage::{self, Key, Manifest};
+use poisonscan::report::RowScores;
+use poisonscan::{Contract, Error, Policy, Scanner, Source};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "poisonscan",
+    version,
+    about = "Scan ML training data for poisoning before training on it"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Infer a contract from trusted reference data.
+    Profile {
+        /// Reference data (Parquet file or folder, Arrow IPC, CSV).
+        reference: PathBuf,
+        /// Label column.
+        #[arg(long)]
+        label: Option<String>,
+        /// Id column.
+        #[arg(long)]
+        id: Option<String>,
+        /// Where to write the contract JSON.
+        #[arg(short, long)]
+        output: PathBuf,
+        /// Rows per batch.
+        #[arg(long, default_value_t = poisonscan::source::DEFAULT_BATCH_SIZE)]
+        batch_size: usize,
+    },
+    /// Scan data: contract checks, lineage, detectors, verdict.
+    Scan(ScanArgs),
+    /// Write a manifest (fingerprint, Merkle root, row digests) of the data.
+    Lineage {
+        /// Data to fingerprint.
+        data: PathBuf,
+        /// Id column (rows are then matched by id in `diff`).
+        #[arg(long)]
+        id: Option<String>,
+        /// Manifest to write (Parquet).
+        #[arg(short, long)]
+        output: PathBuf,
+        /// Secret for keyed digests (else POISONSCAN_KEY).
+        #[arg(long)]
+        key_file: Option<PathBuf>,
+    },
+    /// Check that DATA is exactly what MANIFEST describes (exit 0 match, 1 mismatch).
+    Verify {
+        /// Trusted manifest.
+        manifest: PathBuf,
+        /// Data.
+        data: PathBuf,
+        /// Secret for keyed manifests (else POISONSCAN_KEY).
+        #[arg(long)]
+        key_file: Option<PathBuf>,
+    },
+    /// Rows added, removed and changed since a trusted manifest (exit 0 identical, 1 differences).
+    Diff {
+        /// Trusted manifest.
+        manifest: PathBuf,
+        /// Data now.
+        data: PathBuf,
+        /// Per-row status table (Parquet or CSV).
+        #[arg(long)]
+        scores: Option<PathBuf>,
+        /// JSON summary with `added`, `removed`, `changed`.
+        #[arg(long)]
+        report: Option<PathBuf>,
+        /// Secret for keyed manifests (else POISONSCAN_KEY).
+        #[arg(long)]
+        key_file: Option<PathBuf>,
+    },
+}
+
+#[derive(Args)]
+struct ScanArgs {
+    /// Data to scan (Parquet file or folder, Arrow IPC, CSV).
+    data: PathBuf,
+    /// Label column.
+    #[arg(long)]
+    label: Option<String>,
+    /// Id column (carried into the scores file; used to match rows against a baseline).
+    #[arg(long)]
+    id: Option<String>,
+    /// Trusted reference data: contract and detectors are fitted on it.
+    #[arg(long, conflicts_with = "contract")]
+    reference: Option<PathBuf>,
+    /// Contract JSON written by `profile`.
+    #[arg(long)]
+    contract: Option<PathBuf>,
+    /// Policy TOML (per-check warn_if / error_if).
+    #[arg(long)]
+    policy: Option<PathBuf>,
+    /// Per-row scores (Parquet, or CSV by extension).
+    #[arg(long)]
+    scores: Option<PathBuf>,
+    /// JSON report.
+    #[arg(long)]
+    report: Option<PathBuf>,
+    /// Write the rows kept here (same schema as the input).
+    #[arg(long)]
+    clean: Option<PathBuf>,
+    /// Write the flagged rows here.
+    #[arg(long)]
+    quarantine: Option<PathBuf>,
+    /// Trusted manifest to diff against (rows changed since it are flagged).
+    #[arg(long)]
+    baseline: Option<PathBuf>,
+    /// Secret for keyed digests (else POISONSCAN_KEY).
+    #[arg(long)]
+    key_file: Option<PathBuf>,
+    /// Feature columns, comma-separated (default: all numeric columns but label and id).
+    #[arg(long, value_delimiter = ',')]
+    features: Option<Vec<String>>,
+    /// Embedding column (FixedSizeList<float> or List<float>).
+    #[arg(long)]
+    embedding: Option<String>,
+    /// Column of model out-of-sample class probabilities (List<float>, label order).
+    #[arg(long)]
+    pred_probs: Option<String>,
+    /// Neighbours for the label-flip detector.
+    #[arg(long, default_value_t = 10)]
+    k: usize,
+    /// Skip the outlier detector.
+    #[arg(long)]
+    no_outliers: bool,
+    /// Skip the label-flip detector.
+    #[arg(long)]
+    no_label_flips: bool,
+    /// Skip the backdoor detector.
+    #[arg(long)]
+    no_backdoors: bool,
+    /// Rows per batch.
+    #[arg(long, default_value_t = poisonscan::source::DEFAULT_BATCH_SIZE)]
+    batch_size: usize,
+    /// No progress spinner.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli.command) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("error: {e}");
+            println!(
+                "poisonscan: error ({}): scan incomplete, verdict ERROR",
+                e.kind()
+            );
+            ExitCode::from(e.exit_code() as u8)
+        }
+    }
+}
+
+fn source(path: &Path, batch_size: usize) -> Result<Source, Error> {
+    Ok(Source::path(path)?.with_batch_size(batch_size))
+}
+
+fn run(cmd: Command) -> Result<u8, Error> {
+    match cmd {
+        Command::Profile {
+            reference,
+            label,
+            id,
+            output,
+            batch_size,
+        } => {
+            let mut src = source(&reference, batch_size)?;
+            let c = poisonscan::contract::profile::profile_source(
+                &mut src,
+                label.as_deref(),
+                id.as_deref(),
+            )?;
+            let json = c.to_json();
+            poisonscan::output::write_atomically(&output, |mut f| {
+                use std::io::Write;
+                f.write_all(json.as_bytes()).map_err(|e| e.to_string())
+            })?;
+            println!(
+                "poisonscan: profiled {} rows, {} columns from {} -> {}",
+                c.rows,
+                c.columns.len(),
+                reference.display(),
+                output.display()
+            );
+            Ok(0)
+        }
+        Command::Scan(a) => scan(a),
+        Command::Lineage {
+            data,
+            id,
+            output,
+            key_file,
+        } => {
+            let key = Key::resolve(key_file.as_deref())?;
+            let mut src = source(&data, poisonscan::source::DEFAULT_BATCH_SIZE)?;
+            let m = lineage::make_manifest(&mut src, id.as_deref(), key.as_ref())?;
+            m.write(&output)?;
+            println!(
+                "poisonscan: {} rows, fingerprint {}, merkle root {}{} -> {}",
+                m.header.fingerprint.rows,
+                &m.header.fingerprint.digest_sum[..16],
+                &m.header.fingerprint.merkle_root[..16],
+                if m.header.keyed { " (keyed)" } else { "" },
+                output.display()
+            );
+            Ok(0)
+        }
+        Command::Verify {
+            manifest,
+            data,
+            key_file,
+        } => {
+            let key = Key::resolve(key_file.as_deref())?;
+            let m = Manifest::read(&manifest)?;
+            let mut src = source(&data, poisonscan::source::DEFAULT_BATCH_SIZE)?;
+            let v = lineage::verify(&m, &mut src, key.as_ref())?;
+            for p in &v.problems {
+                eprintln!("mismatch: {p}");
+            }
+            println!(
+                "poisonscan: verify {} against {}: {}",
+                data.display(),
+                manifest.display(),
+                if v.matches { "MATCH" } else { "MISMATCH" }
+            );
+            Ok(if v.matches { 0 } else { 1 })
+        }
+        Command::Diff {
+            manifest,
+            data,
+            scores,
+            report,
+            key_file,
+        } => diff(
+            &manifest,
+            &data,
+            scores.as_deref(),
+            report.as_deref(),
+            key_file.as_deref(),
+        ),
+    }
+}
+
+fn scan(a: ScanArgs) -> Result<u8, Error> {
+    let key = Key::resolve(a.key_file.as_deref())?;
+    let policy = match &a.policy {
+        Some(p) => Policy::read(p)?,
+        None => Policy::default(),
+    };
+    if a.k == 0 {
+        return Err(Error::Usage("--k must be at least 1".into()));
+    }
+    let detect = DetectConfig {
+        outliers: !a.no_outliers,
+        label_flips: !a.no_label_flips,
+        backdoors: !a.no_backdoors,
+        k: a.k,
+        ..DetectConfig::default()
+    };
+    let mut s = Scanner::new(source(&a.data, a.batch_size)?)
+        .policy(policy)
+        .detect_config(detect)
+        .key(key)
+        .progress(!a.quiet);
+    if let Some(l) = a.label {
+        s = s.label(l);
+    }
+    if let Some(i) = a.id {
+        s = s.id(i);
+    }
+    if let Some(f) = a.features {
+        s = s.features(f);
+    }
+    if let Some(e) = a.embedding {
+        s = s.embedding(e);
+    }
+    if let Some(p) = a.pred_probs {
+        s = s.pred_probs(p);
+    }
+    if let Some(r) = &a.reference {
+        s = s.reference(source(r, a.batch_size)?);
+    } else if let Some(c) = &a.contract {
+        s = s.contract(Contract::read(c)?, c.display().to_string());
+    }
+    if let Some(b) = &a.baseline {
+        s = s.baseline(Manifest::read(b)?, b.display().to_string());
+    }
+    let mut out = s.run()?;
+    // Outputs: everything is computed before anything is written; each file is atomic.
+    if let Some(p) = &a.scores {
+        out.scores.write(p)?;
+    }
+    if let Some(p) = &a.report {
+        out.report.write(p)?;
+    }
+    if a.clean.is_some() || a.quarantine.is_some() {
+        out.split(a.clean.as_deref(), a.quarantine.as_deref())?;
+    }
+    for row in out.report.sample.iter().take(10) {
+        eprintln!("  row {}: {:.2} {}", row.row, row.score, row.reasons);
+    }
+    println!("{}", out.report.summary);
+    Ok(out.report.verdict.exit_code() as u8)
+}
+
+fn diff(
+    manifest: &Path,
+    data: &Path,
+    scores: Option<&Path>,
+    report: Option<&Path>,
+    key_file: Option<&Path>,
+) -> Result<u8, Error> {
+    let key = Key::resolve(key_file)?;
+    let m = Manifest::read(manifest)?;
+    let problems = m.check_integrity(key.as_ref())?;
+    if !problems.is_empty() {
+        return Err(poisonscan::error::LineageError::InvalidManifest {
+            path: manifest.to_path_buf(),
+            message: problems.join("; "),
+        }
+        .into());
+    }
+    let mode = match (&key, m.header.keyed) {
+        (Some(k), true) => k.mode(),
+        _ => lineage::HashMode::Plain,
+    };
+    let mut src = source(data, poisonscan::source::DEFAULT_BATCH_SIZE)?;
+    let d = lineage::digest_source(&mut src, m.header.id_column.as_deref(), mode)?;
+    let df = lineage::diff(&m, &d.digests, d.ids.as_deref());
+    let (added, removed, changed) = (
+        df.count(lineage::RowStatus::Added),
+        df.removed.len(),
+        df.count(lineage::RowStatus::Changed),
+    );
+    if let Some(p) = scores {
+        let mut rs = RowScores {
+            id_column: m.header.id_column.clone(),
+            ids: d.ids.clone(),
+            ..Default::default()
+        };
+        rs.checks.insert(
+            "baseline".into(),
+            df.status
+                .iter()
+                .map(|s| match s {
+                    lineage::RowStatus::Changed => 1.0,
+                    lineage::RowStatus::Added => 0.3,
+                    lineage::RowStatus::Unchanged => 0.0,
+                })
+                .collect(),
+        );
+        rs.baseline_status = Some(df.status.iter().map(|s| s.as_str()).collect());
+        rs.reasons = df
+            .status
+            .iter()
+            .zip(&df.manifest_row)
+            .map(|(s, r)| match (s, r) {
+                (lineage::RowStatus::Changed, Some(r)) => {
+                    format!("changed since the manifest (manifest row {r})")
+                }
+                (lineage::RowStatus::Added, _) => "added since the manifest".to_string(),
+                _ => String::new(),
+            })
+            .collect();
+        rs.write(p)?;
+    }
+    if let Some(p) = report {
+        let json = serde_json::to_string_pretty(&serde_json::json!({
+            "report_version": 1,
+            "tool": "poisonscan",
+            "tool_version": poisonscan::VERSION,
+            "manifest": manifest.display().to_string(),
+            "data": data.display().to_string(),
+            "by_id": df.by_id,
+            "added": added,
+            "removed": removed,
+            "changed": changed,
+            "unchanged": df.count(lineage::RowStatus::Unchanged),
+            "removed_manifest_rows": df.removed.iter().take(1000).collect::<Vec<_>>(),
+        }))
+        .unwrap_or_default();
+        poisonscan::output::write_atomically(p, |mut f| {
+            use std::io::Write;
+            f.write_all(json.as_bytes()).map_err(|e| e.to_string())
+        })?;
+    }
+    println!(
+        "poisonscan: diff {} against {}: {added} added, {removed} removed, {changed} changed",
+        data.display(),
+        manifest.display()
+    );
+    Ok(if added + removed + changed == 0 { 0 } else { 1 })
+}

@@ -20,9 +20,8 @@ where
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    if !dir.is_dir() {
-        return Err(err(format!("folder {} does not exist", dir.display())));
-    }
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| err(format!("cannot create folder {}: {e}", dir.display())))?;
     let tmp = tempfile::Builder::new()
         .prefix(".poisonscan-")
         .suffix(".tmp")
@@ -85,9 +84,8 @@ impl TableWriter {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
             _ => PathBuf::from("."),
         };
-        if !dir.is_dir() {
-            return Err(err(format!("folder {} does not exist", dir.display())));
-        }
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| err(format!("cannot create folder {}: {e}", dir.display())))?;
         let tmp = tempfile::Builder::new()
             .prefix(".poisonscan-")
             .suffix(".tmp")
@@ -96,11 +94,17 @@ impl TableWriter {
         let file = tmp.reopen().map_err(|e| err(e.to_string()))?;
         let inner = match TableFormat::from_path(path) {
             TableFormat::Parquet => Inner::Parquet(
-                parquet::arrow::ArrowWriter::try_new(file, schema.clone(), None).map_err(|e| err(e.to_string()))?,
+                parquet::arrow::ArrowWriter::try_new(file, schema.clone(), None)
+                    .map_err(|e| err(e.to_string()))?,
             ),
-            TableFormat::Csv => Inner::Csv(arrow::csv::WriterBuilder::new().with_header(true).build(file)),
+            TableFormat::Csv => Inner::Csv(
+                arrow::csv::WriterBuilder::new()
+                    .with_header(true)
+                    .build(file),
+            ),
             TableFormat::Ipc => Inner::Ipc(
-                arrow::ipc::writer::FileWriter::try_new(file, schema).map_err(|e| err(e.to_string()))?,
+                arrow::ipc::writer::FileWriter::try_new(file, schema)
+                    .map_err(|e| err(e.to_string()))?,
             ),
         };
         Ok(TableWriter {

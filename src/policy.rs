@@ -50,7 +50,9 @@ impl TryFrom<String> for Threshold {
         } else if let Some(r) = t.strip_prefix('>') {
             (true, r)
         } else {
-            return Err(format!("'{s}': a threshold looks like \"> 0\", \">= 10\" or \"> 1.5%\""));
+            return Err(format!(
+                "'{s}': a threshold looks like \"> 0\", \">= 10\" or \"> 1.5%\""
+            ));
         };
         let rest = rest.trim();
         let (num, percent) = match rest.strip_suffix('%') {
@@ -122,7 +124,9 @@ fn opt_threshold<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Thresh
     if s.trim() == "never" {
         return Ok(None);
     }
-    Threshold::try_from(s).map(Some).map_err(serde::de::Error::custom)
+    Threshold::try_from(s)
+        .map(Some)
+        .map_err(serde::de::Error::custom)
 }
 
 /// The policy: a rule per check.
@@ -177,11 +181,15 @@ impl Policy {
             path: origin.to_path_buf(),
             message: m,
         };
-        let parsed: BTreeMap<String, Rule> = toml::from_str(text).map_err(|e| err(e.to_string()))?;
+        let parsed: BTreeMap<String, Rule> =
+            toml::from_str(text).map_err(|e| err(e.to_string()))?;
         let mut p = Policy::default();
         for (k, v) in parsed {
             if !CHECKS.contains(&k.as_str()) {
-                return Err(err(format!("unknown check '{k}' (known: {})", CHECKS.join(", "))));
+                return Err(err(format!(
+                    "unknown check '{k}' (known: {})",
+                    CHECKS.join(", ")
+                )));
             }
             p.rules.insert(k, v);
         }
@@ -203,9 +211,17 @@ impl Policy {
         let Some(rule) = self.rules.get(check) else {
             return Status::Pass;
         };
-        if rule.error_if.as_ref().is_some_and(|t| t.crossed(count, total)) {
+        if rule
+            .error_if
+            .as_ref()
+            .is_some_and(|t| t.crossed(count, total))
+        {
             Status::Fail
-        } else if rule.warn_if.as_ref().is_some_and(|t| t.crossed(count, total)) {
+        } else if rule
+            .warn_if
+            .as_ref()
+            .is_some_and(|t| t.crossed(count, total))
+        {
             Status::Warn
         } else {
             Status::Pass
@@ -214,9 +230,13 @@ impl Policy {
 
     /// blake3 of the canonical JSON form.
     pub fn hash(&self) -> String {
-        blake3::hash(serde_json::to_string(&self.rules).unwrap_or_default().as_bytes())
-            .to_hex()
-            .to_string()
+        blake3::hash(
+            serde_json::to_string(&self.rules)
+                .unwrap_or_default()
+                .as_bytes(),
+        )
+        .to_hex()
+        .to_string()
     }
 }
 
@@ -235,14 +255,19 @@ mod tests {
         assert_eq!(p.evaluate("outlier", 2, 100), Status::Warn);
         assert_eq!(p.evaluate("outlier", 11, 100), Status::Fail);
         assert_eq!(p.evaluate("drift", 5, 10), Status::Pass);
-        assert_eq!(p.evaluate("contract", 1, 100), Status::Fail, "built-in rule kept");
+        assert_eq!(
+            p.evaluate("contract", 1, 100),
+            Status::Fail,
+            "built-in rule kept"
+        );
     }
 
     #[test]
     fn bad_policies_are_rejected_with_the_reason() {
         let e = Policy::from_toml("[nope]\nerror_if = \"> 0\"\n", Path::new("p.toml")).unwrap_err();
         assert!(e.to_string().contains("unknown check 'nope'"));
-        let e = Policy::from_toml("[label]\nerror_if = \"lots\"\n", Path::new("p.toml")).unwrap_err();
+        let e =
+            Policy::from_toml("[label]\nerror_if = \"lots\"\n", Path::new("p.toml")).unwrap_err();
         assert!(e.to_string().contains("threshold looks like"), "{e}");
         let e = Policy::from_toml("[label]\nfail_if = \"> 1\"\n", Path::new("p.toml")).unwrap_err();
         assert!(e.to_string().contains("fail_if"), "{e}");

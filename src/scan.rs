@@ -18,9 +18,13 @@ use crate::detect::{self, DetectConfig, DetectContext, LabelledMatrix, FLAG_AT};
 use crate::error::{Error, LineageError};
 use crate::features::{sample_by_digest, FeatureMatrix, FeatureSpec, RobustScaler};
 use crate::lineage::encode::schema_hash;
-use crate::lineage::{self, HashMode, Key, LineageState, Manifest, RowDigest, RowHasher, RowStatus};
+use crate::lineage::{
+    self, HashMode, Key, LineageState, Manifest, RowDigest, RowHasher, RowStatus,
+};
 use crate::policy::{Policy, Status};
-use crate::report::{BaselineSummary, CheckResult, Report, RowScores, SampleRow, Verdict, REPORT_VERSION};
+use crate::report::{
+    BaselineSummary, CheckResult, Report, RowScores, SampleRow, Verdict, REPORT_VERSION,
+};
 use crate::source::Source;
 use arrow::array::RecordBatch;
 use std::collections::{BTreeMap, HashMap};
@@ -163,31 +167,56 @@ impl Scanner {
         let t0 = Instant::now();
         let mut timings = BTreeMap::new();
         let data_origin = self.data.origin();
-        let mut exclude: Vec<String> = [&self.label, &self.id, &self.pred_probs].into_iter().flatten().cloned().collect();
+        let mut exclude: Vec<String> = [&self.label, &self.id, &self.pred_probs]
+            .into_iter()
+            .flatten()
+            .cloned()
+            .collect();
         exclude.sort();
         // 1. Contract (and the reference's features).
-        let (contract, contract_source, reference_raw) = match std::mem::replace(&mut self.contract_source, ContractSource::Infer) {
-            ContractSource::Contract { contract, origin } => (contract, format!("contract file {origin}"), None),
-            ContractSource::Reference(mut src) => {
-                let r = read_reference(&mut src, &self, &exclude)?;
-                (r.0, format!("reference {}", src.origin()), Some(r.1))
-            }
-            ContractSource::Infer => {
-                self.data = std::mem::replace(&mut self.data, Source::memory(std::sync::Arc::new(arrow::datatypes::Schema::empty()), vec![], ""))
-                    .into_rewindable()?;
-                let mut stream = self.data.open()?;
-                let schema = stream.schema();
-                check_columns(&schema, &data_origin, &self)?;
-                let mut p = Profiler::new(schema, &data_origin, self.label.as_deref(), self.id.as_deref());
-                for b in &mut stream {
-                    p.add_batch(&b?);
+        let (contract, contract_source, reference_raw) =
+            match std::mem::replace(&mut self.contract_source, ContractSource::Infer) {
+                ContractSource::Contract { contract, origin } => {
+                    (contract, format!("contract file {origin}"), None)
                 }
-                (p.finish(Trust::Data), "inferred from data".to_string(), None)
-            }
-        };
+                ContractSource::Reference(mut src) => {
+                    let r = read_reference(&mut src, &self, &exclude)?;
+                    (r.0, format!("reference {}", src.origin()), Some(r.1))
+                }
+                ContractSource::Infer => {
+                    self.data = std::mem::replace(
+                        &mut self.data,
+                        Source::memory(
+                            std::sync::Arc::new(arrow::datatypes::Schema::empty()),
+                            vec![],
+                            "",
+                        ),
+                    )
+                    .into_rewindable()?;
+                    let mut stream = self.data.open()?;
+                    let schema = stream.schema();
+                    check_columns(&schema, &data_origin, &self)?;
+                    let mut p = Profiler::new(
+                        schema,
+                        &data_origin,
+                        self.label.as_deref(),
+                        self.id.as_deref(),
+                    );
+                    for b in &mut stream {
+                        p.add_batch(&b?);
+                    }
+                    (
+                        p.finish(Trust::Data),
+                        "inferred from data".to_string(),
+                        None,
+                    )
+                }
+            };
         if let (Some(l), Some(cl)) = (&self.label, &contract.label) {
             if l != cl {
-                return Err(Error::Usage(format!("--label {l} differs from the contract's label column {cl}")));
+                return Err(Error::Usage(format!(
+                    "--label {l} differs from the contract's label column {cl}"
+                )));
             }
         }
         timings.insert("contract".to_string(), t0.elapsed().as_millis() as u64);
@@ -195,10 +224,15 @@ impl Scanner {
         let t1 = Instant::now();
         let mode = self.hash_mode()?;
         let pass = data_pass(&mut self, &contract, &exclude, mode)?;
-        timings.insert("read_check_hash".to_string(), t1.elapsed().as_millis() as u64);
+        timings.insert(
+            "read_check_hash".to_string(),
+            t1.elapsed().as_millis() as u64,
+        );
         let n = pass.rows;
         if n == 0 {
-            return Err(Error::ZeroRows { origin: data_origin });
+            return Err(Error::ZeroRows {
+                origin: data_origin,
+            });
         }
         // 3. Detectors.
         let t2 = Instant::now();
@@ -207,17 +241,24 @@ impl Scanner {
         for v in &pass.violations {
             violated[v.row as usize] = true;
         }
-        let valid: Vec<bool> = (0..n).map(|i| pass.features.valid[i] && !violated[i]).collect();
+        let valid: Vec<bool> = (0..n)
+            .map(|i| pass.features.valid[i] && !violated[i])
+            .collect();
         let mut x = pass.features.to_array();
         let reference = reference_raw.map(|r| {
             let mut rx = r.features.to_array();
             let rows = sample_by_digest(&r.digests, &r.features.valid, self.detect.max_fit_rows);
             rx = detect::take_rows(rx.view(), &rows);
-            let labels = rows.iter().map(|&i| class_of(&classes, r.labels[i].as_deref())).collect();
+            let labels = rows
+                .iter()
+                .map(|&i| class_of(&classes, r.labels[i].as_deref()))
+                .collect();
             LabelledMatrix { x: rx, labels }
         });
         let scaler = match &reference {
-            Some(r) if r.x.nrows() > 0 && r.x.ncols() == x.ncols() => RobustScaler::fit(&r.x, &vec![true; r.x.nrows()]),
+            Some(r) if r.x.nrows() > 0 && r.x.ncols() == x.ncols() => {
+                RobustScaler::fit(&r.x, &vec![true; r.x.nrows()])
+            }
             _ => RobustScaler::fit(&x, &valid),
         };
         scaler.transform(&mut x);
@@ -284,7 +325,10 @@ impl Scanner {
             ..Default::default()
         };
         let mut reasons: Vec<Vec<String>> = vec![Vec::new(); n];
-        let contract_scores: Vec<f32> = violated.iter().map(|&v| if v { 1.0 } else { 0.0 }).collect();
+        let contract_scores: Vec<f32> = violated
+            .iter()
+            .map(|&v| if v { 1.0 } else { 0.0 })
+            .collect();
         for v in &pass.violations {
             reasons[v.row as usize].push(v.reason());
         }
@@ -298,7 +342,10 @@ impl Scanner {
             scores.checks.insert(o.name.to_string(), o.scores.clone());
         }
         for name in ["outlier", "label", "backdoor"] {
-            scores.checks.entry(name.to_string()).or_insert_with(|| vec![0.0; n]);
+            scores
+                .checks
+                .entry(name.to_string())
+                .or_insert_with(|| vec![0.0; n]);
         }
         let mut baseline_summary = None;
         if let (Some(d), Some((m, origin))) = (&diff, &self.baseline) {
@@ -314,7 +361,9 @@ impl Scanner {
             for (i, st) in d.status.iter().enumerate() {
                 if *st == RowStatus::Changed {
                     let mrow = d.manifest_row[i].unwrap_or(0);
-                    reasons[i].push(format!("changed since the baseline manifest (manifest row {mrow})"));
+                    reasons[i].push(format!(
+                        "changed since the baseline manifest (manifest row {mrow})"
+                    ));
                 }
             }
             scores.checks.insert("baseline".into(), s);
@@ -343,17 +392,33 @@ impl Scanner {
                 },
             );
         };
-        eval("contract", violated.iter().filter(|&&v| v).count() as u64, n as u64);
+        eval(
+            "contract",
+            violated.iter().filter(|&&v| v).count() as u64,
+            n as u64,
+        );
         for name in ["duplicate", "outlier", "label", "backdoor"] {
-            let c = scores.checks.get(name).map(|v| v.iter().filter(|&&s| s >= FLAG_AT).count()).unwrap_or(0);
+            let c = scores
+                .checks
+                .get(name)
+                .map(|v| v.iter().filter(|&&s| s >= FLAG_AT).count())
+                .unwrap_or(0);
             eval(name, c as u64, n as u64);
         }
-        eval("drift", pass.drift.iter().filter(|d| d.drifted).count() as u64, pass.drift.len() as u64);
+        eval(
+            "drift",
+            pass.drift.iter().filter(|d| d.drifted).count() as u64,
+            pass.drift.len() as u64,
+        );
         if let Some(b) = &baseline_summary {
             eval("baseline_changed", b.changed + b.removed, n as u64);
             eval("baseline_added", b.added, n as u64);
         }
-        let worst = checks.values().map(|c| c.status).max().unwrap_or(Status::Pass);
+        let worst = checks
+            .values()
+            .map(|c| c.status)
+            .max()
+            .unwrap_or(Status::Pass);
         let verdict = match worst {
             Status::Pass => Verdict::Pass,
             Status::Warn => Verdict::Warn,
@@ -361,7 +426,9 @@ impl Scanner {
         };
         let mut violation_kinds: BTreeMap<String, u64> = BTreeMap::new();
         for v in &pass.violations {
-            *violation_kinds.entry(v.kind.as_str().to_string()).or_default() += 1;
+            *violation_kinds
+                .entry(v.kind.as_str().to_string())
+                .or_default() += 1;
         }
         let overall = scores.overall();
         let mut order: Vec<usize> = (0..n).filter(|&i| flagged_mask[i]).collect();
@@ -395,7 +462,10 @@ impl Scanner {
         inputs.insert("data".to_string(), serde_json::json!(data_origin));
         inputs.insert("label".to_string(), serde_json::json!(self.label));
         inputs.insert("id".to_string(), serde_json::json!(self.id));
-        inputs.insert("features".to_string(), serde_json::json!(pass.feature_names));
+        inputs.insert(
+            "features".to_string(),
+            serde_json::json!(pass.feature_names),
+        );
         inputs.insert("embedding".to_string(), serde_json::json!(self.embedding));
         inputs.insert("policy".to_string(), serde_json::json!(self.policy.origin));
         inputs.insert("keyed".to_string(), serde_json::json!(self.key.is_some()));
@@ -460,8 +530,17 @@ fn class_of(classes: &[String], v: Option<&str>) -> Option<u32> {
     classes.iter().position(|c| c == v).map(|p| p as u32)
 }
 
-fn check_columns(schema: &arrow::datatypes::SchemaRef, origin: &str, s: &Scanner) -> Result<(), Error> {
-    for (col, role) in [(&s.label, "--label"), (&s.id, "--id"), (&s.embedding, "--embedding"), (&s.pred_probs, "--pred-probs")] {
+fn check_columns(
+    schema: &arrow::datatypes::SchemaRef,
+    origin: &str,
+    s: &Scanner,
+) -> Result<(), Error> {
+    for (col, role) in [
+        (&s.label, "--label"),
+        (&s.id, "--id"),
+        (&s.embedding, "--embedding"),
+        (&s.pred_probs, "--pred-probs"),
+    ] {
         if let Some(c) = col {
             lineage::column_index(schema, origin, c, role)?;
         }
@@ -475,13 +554,23 @@ struct ReferenceRows {
     digests: Vec<RowDigest>,
 }
 
-fn read_reference(src: &mut Source, s: &Scanner, exclude: &[String]) -> Result<(Contract, ReferenceRows), Error> {
+fn read_reference(
+    src: &mut Source,
+    s: &Scanner,
+    exclude: &[String],
+) -> Result<(Contract, ReferenceRows), Error> {
     let mut stream = src.open()?;
     let schema = stream.schema();
     let origin = stream.origin().to_string();
     check_columns(&schema, &origin, s)?;
     let ex: Vec<&str> = exclude.iter().map(String::as_str).collect();
-    let spec = FeatureSpec::resolve(&schema, &origin, s.features.as_deref(), s.embedding.as_deref(), &ex)?;
+    let spec = FeatureSpec::resolve(
+        &schema,
+        &origin,
+        s.features.as_deref(),
+        s.embedding.as_deref(),
+        &ex,
+    )?;
     let label_idx = s.label.as_ref().and_then(|l| schema.index_of(l).ok());
     let hasher = RowHasher::new((0..schema.fields().len()).collect(), HashMode::Plain);
     let mut p = Profiler::new(schema.clone(), &origin, s.label.as_deref(), s.id.as_deref());
@@ -535,7 +624,9 @@ struct DriftCounter {
 fn drift_counters(contract: &Contract, schema: &arrow::datatypes::SchemaRef) -> Vec<DriftCounter> {
     let mut out = Vec::new();
     for c in &contract.columns {
-        let Ok(idx) = schema.index_of(&c.name) else { continue };
+        let Ok(idx) = schema.index_of(&c.name) else {
+            continue;
+        };
         let is_label = contract.label.as_ref() == Some(&c.name);
         if let Some(s) = &c.sketch {
             out.push(DriftCounter {
@@ -555,7 +646,11 @@ fn drift_counters(contract: &Contract, schema: &arrow::datatypes::SchemaRef) -> 
                 expected: cats.iter().map(|c| c.proportion).collect(),
                 counts: vec![0; cats.len()],
                 edges: None,
-                values: cats.iter().enumerate().map(|(i, c)| (c.value.clone(), i)).collect(),
+                values: cats
+                    .iter()
+                    .enumerate()
+                    .map(|(i, c)| (c.value.clone(), i))
+                    .collect(),
             });
         }
     }
@@ -586,14 +681,25 @@ impl DriftCounter {
     }
 }
 
-fn data_pass(s: &mut Scanner, contract: &Contract, exclude: &[String], mode: HashMode) -> Result<DataPass, Error> {
+fn data_pass(
+    s: &mut Scanner,
+    contract: &Contract,
+    exclude: &[String],
+    mode: HashMode,
+) -> Result<DataPass, Error> {
     let mut stream = s.data.open()?;
     let schema = stream.schema();
     let origin = stream.origin().to_string();
     check_columns(&schema, &origin, s)?;
     let checker = ContractChecker::new(contract, &schema, &origin)?;
     let ex: Vec<&str> = exclude.iter().map(String::as_str).collect();
-    let spec = FeatureSpec::resolve(&schema, &origin, s.features.as_deref(), s.embedding.as_deref(), &ex)?;
+    let spec = FeatureSpec::resolve(
+        &schema,
+        &origin,
+        s.features.as_deref(),
+        s.embedding.as_deref(),
+        &ex,
+    )?;
     let label_idx = s.label.as_ref().and_then(|l| schema.index_of(l).ok());
     let id_idx = s.id.as_ref().and_then(|l| schema.index_of(l).ok());
     let pp_idx = s.pred_probs.as_ref().and_then(|l| schema.index_of(l).ok());
@@ -603,7 +709,11 @@ fn data_pass(s: &mut Scanner, contract: &Contract, exclude: &[String], mode: Has
         .collect();
     let feature_hasher = RowHasher::new(feature_cols, HashMode::Plain);
     let classes = contract.classes().unwrap_or_default();
-    let mut drift = if contract.inferred_from_data { Vec::new() } else { drift_counters(contract, &schema) };
+    let mut drift = if contract.inferred_from_data {
+        Vec::new()
+    } else {
+        drift_counters(contract, &schema)
+    };
     let bar = progress_bar(s.progress);
     let mut pass = DataPass {
         rows: 0,
@@ -636,7 +746,9 @@ fn data_pass(s: &mut Scanner, contract: &Contract, exclude: &[String], mode: Has
         pass.features.push_batch(&coerced, &spec);
         match label_idx.and_then(|i| checks::as_utf8(coerced.column(i))) {
             Some(l) => pass.labels.extend(l.iter().map(|v| class_of(&classes, v))),
-            None => pass.labels.extend(std::iter::repeat_n(None, batch.num_rows())),
+            None => pass
+                .labels
+                .extend(std::iter::repeat_n(None, batch.num_rows())),
         }
         if let (Some(i), Some(ids)) = (id_idx, pass.ids.as_mut()) {
             ids.extend(lineage::id_strings(batch.column(i))?);
@@ -676,7 +788,9 @@ fn progress_bar(on: bool) -> Option<indicatif::ProgressBar> {
         return None;
     }
     let b = indicatif::ProgressBar::new_spinner();
-    if let Ok(style) = indicatif::ProgressStyle::with_template("{spinner} scanning: {human_pos} rows ({per_sec})") {
+    if let Ok(style) =
+        indicatif::ProgressStyle::with_template("{spinner} scanning: {human_pos} rows ({per_sec})")
+    {
         b.set_style(style);
     }
     b.enable_steady_tick(std::time::Duration::from_millis(120));
@@ -691,12 +805,20 @@ impl ScanOutcome {
 
     /// Write the input split into kept and flagged rows (same schema as the input), each atomically. The data is
     /// read again (streams were spooled when the scan needed it; a consumed one-shot stream cannot be split).
-    pub fn split(&mut self, clean: Option<&Path>, quarantine: Option<&Path>) -> Result<(u64, u64), Error> {
+    pub fn split(
+        &mut self,
+        clean: Option<&Path>,
+        quarantine: Option<&Path>,
+    ) -> Result<(u64, u64), Error> {
         let flagged = self.scores.flagged();
         let mut stream = self.data.open()?;
         let schema = stream.schema();
-        let mut wc = clean.map(|p| crate::output::TableWriter::create(p, &schema)).transpose()?;
-        let mut wq = quarantine.map(|p| crate::output::TableWriter::create(p, &schema)).transpose()?;
+        let mut wc = clean
+            .map(|p| crate::output::TableWriter::create(p, &schema))
+            .transpose()?;
+        let mut wq = quarantine
+            .map(|p| crate::output::TableWriter::create(p, &schema))
+            .transpose()?;
         let (mut nc, mut nq, mut offset) = (0u64, 0u64, 0usize);
         for b in &mut stream {
             let b = b?;
@@ -705,7 +827,10 @@ impl ScanOutcome {
             let q = arrow::array::BooleanArray::from(mask);
             let keep = arrow::compute::not(&q).map_err(|e| Error::Usage(e.to_string()))?;
             let out_err = |e: arrow::error::ArrowError| Error::Output {
-                path: clean.or(quarantine).map(Path::to_path_buf).unwrap_or_default(),
+                path: clean
+                    .or(quarantine)
+                    .map(Path::to_path_buf)
+                    .unwrap_or_default(),
                 message: e.to_string(),
             };
             if let Some(w) = wc.as_mut() {
@@ -736,7 +861,10 @@ impl ScanOutcome {
 }
 
 /// Rows of `batches` split by a flag mask: (kept, flagged). Used by the Python helpers.
-pub fn split_batches(batches: &[RecordBatch], flagged: &[bool]) -> Result<(Vec<RecordBatch>, Vec<RecordBatch>), Error> {
+pub fn split_batches(
+    batches: &[RecordBatch],
+    flagged: &[bool],
+) -> Result<(Vec<RecordBatch>, Vec<RecordBatch>), Error> {
     let total: usize = batches.iter().map(|b| b.num_rows()).sum();
     if total != flagged.len() {
         return Err(Error::Usage(format!(
@@ -755,4 +883,3 @@ pub fn split_batches(batches: &[RecordBatch], flagged: &[bool]) -> Result<(Vec<R
     }
     Ok((keep, quar))
 }
-

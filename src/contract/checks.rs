@@ -73,8 +73,7 @@ pub fn length_out_of_range(v: &StringArray, lo: u64, hi: u64) -> Vec<usize> {
 pub fn as_f64(a: &ArrayRef) -> Option<Float64Array> {
     let dt = a.data_type();
     let numeric = dt.is_numeric() || matches!(dt, DataType::Boolean);
-    let numeric = numeric
-        || matches!(dt, DataType::Dictionary(_, v) if v.is_numeric());
+    let numeric = numeric || matches!(dt, DataType::Dictionary(_, v) if v.is_numeric());
     if !numeric {
         return None;
     }
@@ -147,7 +146,13 @@ mod tests {
 
     #[test]
     fn range_skips_nulls_and_non_finite() {
-        let v = Float64Array::from(vec![Some(-1.0), None, Some(f64::NAN), Some(5.0), Some(11.0)]);
+        let v = Float64Array::from(vec![
+            Some(-1.0),
+            None,
+            Some(f64::NAN),
+            Some(5.0),
+            Some(11.0),
+        ]);
         assert_eq!(out_of_range(&v, Some(0.0), Some(10.0)), vec![0, 4]);
         assert_eq!(out_of_range(&v.slice(3, 2), Some(0.0), Some(10.0)), vec![1]);
         assert!(out_of_range(&v, None, None).is_empty());
@@ -163,7 +168,13 @@ mod tests {
 
     #[test]
     fn coerce_reports_unparseable_strings_not_blanks() {
-        let a: ArrayRef = Arc::new(StringArray::from(vec![Some("1.5"), Some("abc"), Some(""), None, Some("2")]));
+        let a: ArrayRef = Arc::new(StringArray::from(vec![
+            Some("1.5"),
+            Some("abc"),
+            Some(""),
+            None,
+            Some("2"),
+        ]));
         let (c, bad) = coerce(&a, &DataType::Float64).unwrap();
         assert_eq!(bad, vec![1]);
         assert_eq!(c.null_count(), 3);

@@ -27,7 +27,9 @@ impl DriftSketch {
         if sorted.len() < 20 {
             return None;
         }
-        let mut edges: Vec<f64> = (1..10).map(|k| quantile_sorted(sorted, k as f64 / 10.0)).collect();
+        let mut edges: Vec<f64> = (1..10)
+            .map(|k| quantile_sorted(sorted, k as f64 / 10.0))
+            .collect();
         edges.dedup();
         if edges.len() < 2 {
             return None;
@@ -125,11 +127,20 @@ pub struct ColumnDrift {
 
 impl ColumnDrift {
     /// Compare counts with a reference of `reference_rows` rows.
-    pub fn compute(column: &str, kind: &str, expected: &[f64], counts: &[u64], reference_rows: u64) -> ColumnDrift {
+    pub fn compute(
+        column: &str,
+        kind: &str,
+        expected: &[f64],
+        counts: &[u64],
+        reference_rows: u64,
+    ) -> ColumnDrift {
         let p = psi(expected, counts);
         let n: u64 = counts.iter().sum();
         let (ks, crit) = if kind == "numeric" {
-            (Some(ks_binned(expected, counts)), Some(ks_critical(n, reference_rows)))
+            (
+                Some(ks_binned(expected, counts)),
+                Some(ks_critical(n, reference_rows)),
+            )
         } else {
             (None, None)
         };

@@ -95,7 +95,8 @@ impl Contract {
             message: m,
         };
         let text = std::fs::read_to_string(path).map_err(|e| bad(format!("cannot read: {e}")))?;
-        let c: Contract = serde_json::from_str(&text).map_err(|e| bad(format!("does not parse: {e}")))?;
+        let c: Contract =
+            serde_json::from_str(&text).map_err(|e| bad(format!("does not parse: {e}")))?;
         if c.contract_version != CONTRACT_VERSION {
             return Err(bad(format!(
                 "contract_version {} is not supported (this poisonscan reads version {CONTRACT_VERSION})",
@@ -196,7 +197,9 @@ impl Violation {
         match self.kind {
             ViolationKind::Null => format!("{} is null ({})", self.column, self.expected),
             ViolationKind::Nan => format!("{} is NaN ({})", self.column, self.expected),
-            ViolationKind::Inf => format!("{} = {} ({})", self.column, self.observed, self.expected),
+            ViolationKind::Inf => {
+                format!("{} = {} ({})", self.column, self.observed, self.expected)
+            }
             ViolationKind::OutOfRange => format!(
                 "{} = {} outside reference range {}",
                 self.column, self.observed, self.expected
@@ -206,7 +209,7 @@ impl Violation {
                 self.column, self.observed, self.expected
             ),
             ViolationKind::UnknownLabel => format!(
-                "label {} = '{}' not in label set {}",
+                "{} = '{}' is not a known label {}",
                 self.column, self.observed, self.expected
             ),
             ViolationKind::Length => format!(
@@ -279,7 +282,11 @@ fn parse_dtype(s: &str) -> Option<DataType> {
 impl ContractChecker {
     /// Check the data schema against the contract: every contract column present with a compatible type, no extra
     /// columns. Fails before any row is scored.
-    pub fn new(contract: &Contract, schema: &SchemaRef, origin: &str) -> Result<ContractChecker, ContractError> {
+    pub fn new(
+        contract: &Contract,
+        schema: &SchemaRef,
+        origin: &str,
+    ) -> Result<ContractChecker, ContractError> {
         let present = || {
             schema
                 .fields()
@@ -304,23 +311,29 @@ impl ContractChecker {
         }
         let mut columns = Vec::new();
         for c in &contract.columns {
-            let index = schema.index_of(&c.name).map_err(|_| ContractError::MissingColumn {
-                origin: origin.to_string(),
-                column: c.name.clone(),
-                role: if Some(&c.name) == contract.label.as_ref() {
-                    "label column of the contract".into()
-                } else {
-                    "contract".into()
-                },
-                present: present(),
-            })?;
+            let index = schema
+                .index_of(&c.name)
+                .map_err(|_| ContractError::MissingColumn {
+                    origin: origin.to_string(),
+                    column: c.name.clone(),
+                    role: if Some(&c.name) == contract.label.as_ref() {
+                        "label column of the contract".into()
+                    } else {
+                        "contract".into()
+                    },
+                    present: present(),
+                })?;
             let dt = schema.field(index).data_type();
             let found = type_family(dt);
             let expected_dt = parse_dtype(&c.dtype).unwrap_or(DataType::Null);
             let compatible = found == c.family
                 || matches!(
                     (found, c.family.as_str()),
-                    ("int", "float") | ("float", "int") | ("string", "int") | ("string", "float") | ("string", "bool")
+                    ("int", "float")
+                        | ("float", "int")
+                        | ("string", "int")
+                        | ("string", "float")
+                        | ("string", "bool")
                 )
                 || (c.family == "string" && matches!(found, "int" | "bool"));
             if !compatible {
@@ -354,7 +367,8 @@ impl ContractChecker {
     pub fn check_batch(&self, batch: &RecordBatch, start: u64) -> (RecordBatch, Vec<Violation>) {
         let mut out = Vec::new();
         let mut arrays: Vec<ArrayRef> = batch.columns().to_vec();
-        let mut fields: Vec<arrow::datatypes::FieldRef> = self.schema.fields().iter().cloned().collect();
+        let mut fields: Vec<arrow::datatypes::FieldRef> =
+            self.schema.fields().iter().cloned().collect();
         for col in &self.columns {
             let mut a = batch.column(col.index).clone();
             if let Coercion::Cast(to) = &col.coercion {
@@ -365,12 +379,19 @@ impl ContractChecker {
                             column: col.contract.name.clone(),
                             kind: ViolationKind::WrongType,
                             observed: checks::show(a.as_ref(), i),
-                            expected: format!("{} (contract type {})", col.contract.family, col.contract.dtype),
+                            expected: format!(
+                                "{} (contract type {})",
+                                col.contract.family, col.contract.dtype
+                            ),
                         });
                     }
                     a = c;
                     fields[col.index] = std::sync::Arc::new(
-                        fields[col.index].as_ref().clone().with_data_type(to.clone()).with_nullable(true),
+                        fields[col.index]
+                            .as_ref()
+                            .clone()
+                            .with_data_type(to.clone())
+                            .with_nullable(true),
                     );
                     arrays[col.index] = a.clone();
                 }
@@ -385,7 +406,11 @@ impl ContractChecker {
 
 fn check_column(col: &CheckedColumn, a: &ArrayRef, start: u64, out: &mut Vec<Violation>) {
     let c = &col.contract;
-    let push = |out: &mut Vec<Violation>, i: usize, kind: ViolationKind, observed: String, expected: String| {
+    let push = |out: &mut Vec<Violation>,
+                i: usize,
+                kind: ViolationKind,
+                observed: String,
+                expected: String| {
         out.push(Violation {
             row: start + i as u64,
             column: c.name.clone(),
@@ -396,19 +421,37 @@ fn check_column(col: &CheckedColumn, a: &ArrayRef, start: u64, out: &mut Vec<Vio
     };
     if !c.nullable || col.is_label {
         for i in checks::null_rows(a.as_ref()) {
-            push(out, i, ViolationKind::Null, "null".into(), "never null in reference".into());
+            push(
+                out,
+                i,
+                ViolationKind::Null,
+                "null".into(),
+                "never null in reference".into(),
+            );
         }
     }
     if let Some(v) = checks::as_f64(a) {
         let (nan, inf) = checks::non_finite(&v);
         if !c.allow_nan {
             for i in nan {
-                push(out, i, ViolationKind::Nan, "NaN".into(), "reference has no NaN".into());
+                push(
+                    out,
+                    i,
+                    ViolationKind::Nan,
+                    "NaN".into(),
+                    "reference has no NaN".into(),
+                );
             }
         }
         if !c.allow_inf {
             for i in inf {
-                push(out, i, ViolationKind::Inf, fmt_num(v.value(i)), "reference has no infinite values".into());
+                push(
+                    out,
+                    i,
+                    ViolationKind::Inf,
+                    fmt_num(v.value(i)),
+                    "reference has no infinite values".into(),
+                );
             }
         }
         if !col.is_label && (c.min.is_some() || c.max.is_some()) {
@@ -418,7 +461,13 @@ fn check_column(col: &CheckedColumn, a: &ArrayRef, start: u64, out: &mut Vec<Vio
                 c.max.map(fmt_num).unwrap_or_else(|| "inf".into())
             );
             for i in checks::out_of_range(&v, c.min, c.max) {
-                push(out, i, ViolationKind::OutOfRange, fmt_num(v.value(i)), range.clone());
+                push(
+                    out,
+                    i,
+                    ViolationKind::OutOfRange,
+                    fmt_num(v.value(i)),
+                    range.clone(),
+                );
             }
         }
     }

@@ -166,7 +166,11 @@ impl Profiler {
             let a = batch.column(c);
             prof.nulls += a.null_count() as u64;
             let is_label = Some(self.schema.field(c).name()) == self.label.as_ref();
-            let cap = if is_label { MAX_CLASSES } else { MAX_CATEGORIES };
+            let cap = if is_label {
+                MAX_CLASSES
+            } else {
+                MAX_CATEGORIES
+            };
             if let Some(d) = prof.distinct.as_mut() {
                 if let Some(s) = checks::as_utf8(a) {
                     for v in s.iter().flatten() {
@@ -225,7 +229,14 @@ impl Profiler {
         self.rows += other.rows;
         for (i, (a, b)) in self.columns.iter_mut().zip(other.columns).enumerate() {
             let is_label = Some(self.schema.field(i).name()) == self.label.as_ref();
-            a.merge(b, if is_label { MAX_CLASSES } else { MAX_CATEGORIES });
+            a.merge(
+                b,
+                if is_label {
+                    MAX_CLASSES
+                } else {
+                    MAX_CATEGORIES
+                },
+            );
         }
         for key in other.sample.heap.into_iter() {
             if let Some(v) = other.sample.values.get(&key) {
@@ -333,7 +344,12 @@ impl Profiler {
 /// Allowed range from quantiles plus a margin. Reference: q0.1%..q99.9% widened by half the spread on each side and
 /// never narrower than what the reference holds. Data: q1%..q99% widened by the whole spread (robust to a few
 /// poisoned extremes). Columns that are never negative stay non-negative; integer columns get integer bounds.
-fn numeric_range(prof: &ColumnProfile, sorted: &[f64], trust: Trust, integer: bool) -> (Option<f64>, Option<f64>) {
+fn numeric_range(
+    prof: &ColumnProfile,
+    sorted: &[f64],
+    trust: Trust,
+    integer: bool,
+) -> (Option<f64>, Option<f64>) {
     let (qlo, qhi, margin) = match trust {
         Trust::Reference => (0.001, 0.999, 0.5),
         Trust::Data => (0.01, 0.99, 1.0),
@@ -388,7 +404,9 @@ mod tests {
     #[test]
     fn reference_profile_infers_ranges_sets_and_non_negativity() {
         let xs: Vec<f64> = (0..1000).map(|i| i as f64 / 100.0).collect();
-        let labels: Vec<&str> = (0..1000).map(|i| if i % 4 == 0 { "b" } else { "a" }).collect();
+        let labels: Vec<&str> = (0..1000)
+            .map(|i| if i % 4 == 0 { "b" } else { "a" })
+            .collect();
         let b = batch(xs, labels);
         let mut p = Profiler::new(b.schema(), "t", Some("label"), None);
         p.add_batch(&b);
@@ -407,7 +425,9 @@ mod tests {
     #[test]
     fn split_profiles_merge_to_the_same_contract() {
         let xs: Vec<f64> = (0..3000).map(|i| ((i * 37) % 1000) as f64).collect();
-        let labels: Vec<&str> = (0..3000).map(|i| if i % 3 == 0 { "b" } else { "a" }).collect();
+        let labels: Vec<&str> = (0..3000)
+            .map(|i| if i % 3 == 0 { "b" } else { "a" })
+            .collect();
         let whole = batch(xs, labels);
         let mut p = Profiler::new(whole.schema(), "t", Some("label"), None);
         p.add_batch(&whole);
@@ -433,7 +453,34 @@ mod tests {
         let b = batch(xs, labels);
         let mut p = Profiler::new(b.schema(), "t", Some("label"), None);
         p.add_batch(&b);
-        assert_eq!(p.finish(Trust::Data).classes().unwrap(), vec!["a".to_string()]);
+        assert_eq!(
+            p.finish(Trust::Data).classes().unwrap(),
+            vec!["a".to_string()]
+        );
         assert_eq!(p.finish(Trust::Reference).classes().unwrap().len(), 2);
     }
+}
+
+/// Profile a trusted reference source into a contract (one streaming pass; label and id must exist).
+pub fn profile_source(
+    src: &mut crate::source::Source,
+    label: Option<&str>,
+    id: Option<&str>,
+) -> Result<Contract, crate::error::Error> {
+    let mut stream = src.open()?;
+    let schema = stream.schema();
+    let origin = stream.origin().to_string();
+    for (c, role) in [(label, "--label"), (id, "--id")] {
+        if let Some(c) = c {
+            crate::lineage::column_index(&schema, &origin, c, role)?;
+        }
+    }
+    let mut p = Profiler::new(schema, &origin, label, id);
+    for b in &mut stream {
+        p.add_batch(&b?);
+    }
+    if p.rows() == 0 {
+        return Err(crate::error::Error::ZeroRows { origin });
+    }
+    Ok(p.finish(Trust::Reference))
 }

@@ -69,7 +69,11 @@ impl Pca {
 }
 
 fn dist(a: ndarray::ArrayView1<f64>, b: ndarray::ArrayView1<f64>) -> f64 {
-    a.iter().zip(b.iter()).map(|(x, y)| (x - y) * (x - y)).sum::<f64>().sqrt()
+    a.iter()
+        .zip(b.iter())
+        .map(|(x, y)| (x - y) * (x - y))
+        .sum::<f64>()
+        .sqrt()
 }
 
 /// Per-class finding for the report.
@@ -99,7 +103,11 @@ pub fn detect(ctx: &DetectContext) -> DetectorOutput {
     let mut reasons: Vec<Option<String>> = vec![None; n];
     let d = ctx.x.ncols();
     if d == 0 || nc == 0 {
-        return DetectorOutput::empty("backdoor", n, json!({"skipped": "no features or no labels"}));
+        return DetectorOutput::empty(
+            "backdoor",
+            n,
+            json!({"skipped": "no features or no labels"}),
+        );
     }
     // Class means (data), for "resembles class a".
     let mut means = Array2::<f64>::zeros((nc, d));
@@ -118,12 +126,16 @@ pub fn detect(ctx: &DetectContext) -> DetectorOutput {
     }
     let mut splits = Vec::new();
     for c in 0..nc {
-        let usable: Vec<bool> = (0..n).map(|i| ctx.valid[i] && ctx.labels[i] == Some(c as u32)).collect();
+        let usable: Vec<bool> = (0..n)
+            .map(|i| ctx.valid[i] && ctx.labels[i] == Some(c as u32))
+            .collect();
         let rows = sample_by_digest(ctx.digests, &usable, ctx.config.max_fit_rows);
         if rows.len() < MIN_CLASS_ROWS {
             continue;
         }
-        if let Some(split) = analyse_class(ctx, c, &rows, &means, &counts, &mut scores, &mut reasons) {
+        if let Some(split) =
+            analyse_class(ctx, c, &rows, &means, &counts, &mut scores, &mut reasons)
+        {
             splits.push(split);
         }
     }
@@ -162,7 +174,11 @@ fn analyse_class(
     let cent = cent.mapv(|v| v as f64);
     let size1 = assign.iter().filter(|&&a| a == 1).count();
     let small = if size1 * 2 < rows.len() { 1 } else { 0 };
-    let small_rows = if small == 1 { size1 } else { rows.len() - size1 };
+    let small_rows = if small == 1 {
+        size1
+    } else {
+        rows.len() - size1
+    };
     let share = small_rows as f64 / rows.len() as f64;
     let own_sil: Vec<f64> = (0..rows.len())
         .map(|k| {
@@ -185,7 +201,9 @@ fn analyse_class(
         .filter(|&o| o != c && counts[o] > 0)
         .map(|o| (dist(sc.view(), means.row(o)), o))
         .min_by(|a, b| a.0.total_cmp(&b.0));
-    let resembles_other = near.map(|(dn, _)| dn < dist(sc.view(), rc.view())).unwrap_or(false);
+    let resembles_other = near
+        .map(|(dn, _)| dn < dist(sc.view(), rc.view()))
+        .unwrap_or(false);
     let gap = {
         let tsm: Vec<f64> = members.iter().map(|&k| t[k]).collect();
         let trs: Vec<f64> = rest.iter().map(|&k| t[k]).collect();
@@ -194,7 +212,9 @@ fn analyse_class(
         (a - b).abs() / s.max(1e-9)
     };
     let reference_share = ctx.reference.and_then(|r| {
-        let ids: Vec<usize> = (0..r.x.nrows()).filter(|&i| r.labels[i] == Some(c as u32)).collect();
+        let ids: Vec<usize> = (0..r.x.nrows())
+            .filter(|&i| r.labels[i] == Some(c as u32))
+            .collect();
         if ids.len() < MIN_CLASS_ROWS {
             return None;
         }

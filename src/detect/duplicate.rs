@@ -59,13 +59,18 @@ pub fn detect(
     for (i, k) in feature_keys.iter().enumerate() {
         groups.entry(*k).or_default().push(i as u32);
     }
-    let name = |c: Option<u32>| c.map(|c| classes[c as usize].clone()).unwrap_or_else(|| "?".into());
+    let name = |c: Option<u32>| {
+        c.map(|c| classes[c as usize].clone())
+            .unwrap_or_else(|| "?".into())
+    };
     for rows in groups.values().filter(|g| g.len() > 1) {
         summary.exact_groups += 1;
         summary.exact_copies += rows.len() - 1;
         let mut tally: HashMap<Option<u32>, (usize, usize, u32)> = HashMap::new();
         for &r in rows {
-            let trusted = baseline.map(|b| b[r as usize] == RowStatus::Unchanged).unwrap_or(false) as usize;
+            let trusted = baseline
+                .map(|b| b[r as usize] == RowStatus::Unchanged)
+                .unwrap_or(false) as usize;
             let e = tally.entry(labels[r as usize]).or_insert((0, 0, r));
             e.0 += trusted;
             e.1 += 1;
@@ -79,7 +84,13 @@ pub fn detect(
         summary.conflicting_groups += 1;
         let keep = tally
             .iter()
-            .max_by(|a, b| (a.1 .0, a.1 .1, std::cmp::Reverse(a.1 .2)).cmp(&(b.1 .0, b.1 .1, std::cmp::Reverse(b.1 .2))))
+            .max_by(|a, b| {
+                (a.1 .0, a.1 .1, std::cmp::Reverse(a.1 .2)).cmp(&(
+                    b.1 .0,
+                    b.1 .1,
+                    std::cmp::Reverse(b.1 .2),
+                ))
+            })
             .map(|(l, v)| (*l, v.2));
         if let Some((keep_label, keep_row)) = keep {
             for &r in rows {
@@ -97,8 +108,15 @@ pub fn detect(
     if let Some(nr) = near {
         let eps = (nr.median_nn2 * 1e-3).max(1e-12);
         for i in 0..n.min(nr.nearest.len()) {
-            let Some((d2, j, lj)) = nr.nearest[i] else { continue };
-            if d2 > eps || lj == labels[i] || lj.is_none() || labels[i].is_none() || scores[i] >= FLAG_AT {
+            let Some((d2, j, lj)) = nr.nearest[i] else {
+                continue;
+            };
+            if d2 > eps
+                || lj == labels[i]
+                || lj.is_none()
+                || labels[i].is_none()
+                || scores[i] >= FLAG_AT
+            {
                 continue;
             }
             let flag_i = if nr.base_is_data {

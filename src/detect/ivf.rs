@@ -78,7 +78,10 @@ impl IvfIndex {
         } else {
             // Train the quantizer on at most 32 points per list (every engine picks the same, strided rows).
             let stride = (n / (32 * nlist)).max(1);
-            let train = base.select(ndarray::Axis(0), &(0..n).step_by(stride).collect::<Vec<_>>());
+            let train = base.select(
+                ndarray::Axis(0),
+                &(0..n).step_by(stride).collect::<Vec<_>>(),
+            );
             super::kmeans(&train, nlist, seed, 12)
                 .map(|(c, _)| c)
                 .unwrap_or_else(|_| base.select(ndarray::Axis(0), &(0..nlist).collect::<Vec<_>>()))
@@ -142,12 +145,20 @@ impl IvfIndex {
 
     /// kNN of every query row, in parallel. `self_ids[i]` is the base id of query `i` when the query is also a base
     /// row (leave-one-out), else `None`.
-    pub fn search_all(&self, queries: ArrayView2<f32>, k: usize, self_ids: &[Option<u32>]) -> Vec<Vec<Neighbour>> {
+    pub fn search_all(
+        &self,
+        queries: ArrayView2<f32>,
+        k: usize,
+        self_ids: &[Option<u32>],
+    ) -> Vec<Vec<Neighbour>> {
         (0..queries.nrows())
             .into_par_iter()
             .map(|i| {
                 let row = queries.row(i);
-                let q = row.as_slice().map(|s| s.to_vec()).unwrap_or_else(|| row.to_vec());
+                let q = row
+                    .as_slice()
+                    .map(|s| s.to_vec())
+                    .unwrap_or_else(|| row.to_vec());
                 self.search(&q, k, self_ids.get(i).copied().flatten())
             })
             .collect()
@@ -192,7 +203,11 @@ mod tests {
         let idx = IvfIndex::build(base.view(), 1, 1, 0);
         for i in [0usize, 17, 499] {
             let q = base.row(i).to_vec();
-            let got: Vec<u32> = idx.search(&q, 10, Some(i as u32)).into_iter().map(|x| x.1).collect();
+            let got: Vec<u32> = idx
+                .search(&q, 10, Some(i as u32))
+                .into_iter()
+                .map(|x| x.1)
+                .collect();
             assert_eq!(got, brute(&base, &q, 10, Some(i as u32)));
         }
     }
@@ -206,9 +221,17 @@ mod tests {
         for i in (0..6000).step_by(97) {
             let q = base.row(i).to_vec();
             let truth = brute(&base, &q, 10, Some(i as u32));
-            let got: Vec<u32> = all.search(&q, 10, Some(i as u32)).into_iter().map(|x| x.1).collect();
+            let got: Vec<u32> = all
+                .search(&q, 10, Some(i as u32))
+                .into_iter()
+                .map(|x| x.1)
+                .collect();
             assert_eq!(got, truth);
-            let approx: Vec<u32> = few.search(&q, 10, Some(i as u32)).into_iter().map(|x| x.1).collect();
+            let approx: Vec<u32> = few
+                .search(&q, 10, Some(i as u32))
+                .into_iter()
+                .map(|x| x.1)
+                .collect();
             hits += approx.iter().filter(|x| truth.contains(x)).count();
         }
         let recall = hits as f64 / (62.0 * 10.0);

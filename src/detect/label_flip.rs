@@ -14,9 +14,10 @@
 //!
 //! Confident learning (Northcutt et al.): per-class thresholds `t_j` = mean probability of class j over base rows
 //! labelled j. A row labelled y is a candidate when `p_y < t_y`; its statistic is the margin
-//! `m = max_{j != y} p_j - p_y`. The flag limit on m is calibrated: with a reference, on the reference's own
-//! leave-one-out margins (`max(0.5, q99.9 + 0.1)`), so classes that legitimately overlap raise the limit instead of
-//! flagging clean rows; without one, 0.5 (another class holds clearly more neighbour weight than the given label).
+//! `m = max_{j != y} p_j - p_y`. The flag limit on m is calibrated per class: with a reference, on the reference's
+//! own leave-one-out margins of that class (`max(0.5, q99.9 + 0.1)`), so classes that legitimately overlap raise
+//! the limit instead of flagging clean rows (a limit above 1 means the class never flags: its clean rows already
+//! sit deep inside another class); without one, 0.5 (another class holds clearly more neighbour weight).
 //!
 //! ## When it is wrong
 //! Classes that overlap heavily in feature space (the Bayes error is high) make honest rows look flipped: without a
@@ -57,7 +58,13 @@ pub struct LabelFlipOutput {
     pub median_nn2: f32,
 }
 
-fn vote(neigh: &[Neighbour], labels: &[Option<u32>], ids: &[usize], n_classes: usize, s2: f32) -> Vec<f32> {
+fn vote(
+    neigh: &[Neighbour],
+    labels: &[Option<u32>],
+    ids: &[usize],
+    n_classes: usize,
+    s2: f32,
+) -> Vec<f32> {
     let mut p = vec![0f32; n_classes];
     let mut total = 0f32;
     for &(d2, id) in neigh {
@@ -85,7 +92,10 @@ fn margin(p: &[f32], y: usize) -> (f32, usize) {
 }
 
 fn to_score(m: f32, limit: f32) -> f32 {
-    if m >= limit {
+    if limit > 1.0 {
+        // The class overlaps another in the reference: scores rank, but never flag.
+        0.49 * (m + 1.0) / 2.0
+    } else if m >= limit {
         0.5 + 0.5 * (m - limit) / (1.0 - limit).max(1e-6)
     } else {
         0.5 * (m + 1.0) / (limit + 1.0)
@@ -104,7 +114,9 @@ struct Base<'a> {
 fn build_base<'a>(ctx: &'a DetectContext) -> Base<'a> {
     match ctx.reference {
         Some(r) => {
-            let ids: Vec<usize> = (0..r.x.nrows()).filter(|&i| r.labels[i].is_some()).collect();
+            let ids: Vec<usize> = (0..r.x.nrows())
+                .filter(|&i| r.labels[i].is_some())
+                .collect();
             Base {
                 x: take_rows(r.x.view(), &ids),
                 ids,
@@ -113,7 +125,9 @@ fn build_base<'a>(ctx: &'a DetectContext) -> Base<'a> {
             }
         }
         None => {
-            let usable: Vec<bool> = (0..ctx.x.nrows()).map(|i| ctx.valid[i] && ctx.labels[i].is_some()).collect();
+            let usable: Vec<bool> = (0..ctx.x.nrows())
+                .map(|i| ctx.valid[i] && ctx.labels[i].is_some())
+                .collect();
             let ids = sample_by_digest(ctx.digests, &usable, ctx.config.max_fit_rows);
             Base {
                 x: take_rows(ctx.x.view(), &ids),
@@ -143,31 +157,54 @@ pub fn detect(ctx: &DetectContext) -> LabelFlipOutput {
     if base.x.nrows() <= k + 1 {
         return empty("too few labelled rows to fit on");
     }
-    let index = IvfIndex::build(base.x.view(), default_nlist(base.x.nrows()), ctx.config.nprobe, ctx.config.seed);
+    let index = IvfIndex::build(
+        base.x.view(),
+        default_nlist(base.x.nrows()),
+        ctx.config.nprobe,
+        ctx.config.seed,
+    );
     // Leave-one-out kNN of the base itself: per-class thresholds, the distance scale, and (reference) calibration.
     let base_self: Vec<Option<u32>> = (0..base.x.nrows()).map(|i| Some(i as u32)).collect();
     let base_knn = index.search_all(base.x.view(), k, &base_self);
-    let kth: Vec<f64> = base_knn.iter().filter_map(|v| v.last().map(|x| x.0 as f64)).collect();
+    let kth: Vec<f64> = base_knn
+        .iter()
+        .filter_map(|v| v.last().map(|x| x.0 as f64))
+        .collect();
     let s2 = quantile(&kth, 0.5).max(1e-9) as f32;
-    let base_probs: Vec<Vec<f32>> = base_knn.iter().map(|nb| vote(nb, base.labels, &base.ids, nc, s2)).collect();
+    let base_probs: Vec<Vec<f32>> = base_knn
+        .iter()
+        .map(|nb| vote(nb, base.labels, &base.ids, nc, s2))
+        .collect();
     let mut t_sum = vec![0f64; nc];
     let mut t_cnt = vec![0usize; nc];
-    let mut base_margins = Vec::with_capacity(base.x.nrows());
+    let mut base_margins: Vec<Vec<f64>> = vec![Vec::new(); nc];
     for (b, p) in base_probs.iter().enumerate() {
         if let Some(y) = base.labels[base.ids[b]] {
             t_sum[y as usize] += p[y as usize] as f64;
             t_cnt[y as usize] += 1;
-            base_margins.push(margin(p, y as usize).0 as f64);
+            base_margins[y as usize].push(margin(p, y as usize).0 as f64);
         }
     }
     let thresholds: Vec<f32> = (0..nc)
-        .map(|j| if t_cnt[j] > 0 { (t_sum[j] / t_cnt[j] as f64) as f32 } else { 1.0 })
+        .map(|j| {
+            if t_cnt[j] > 0 {
+                (t_sum[j] / t_cnt[j] as f64) as f32
+            } else {
+                1.0
+            }
+        })
         .collect();
-    let limit = if base.is_data {
-        0.5
-    } else {
-        ((quantile(&base_margins, 0.999) + 0.1).max(0.5)).min(0.99) as f32
-    };
+    // Margin limit per class. On a reference: 0.1 above how far clean rows of the class reach (q99.9), at least
+    // 0.5; above 1 the class overlaps another so much that no flip there can be told from a clean row.
+    let limits: Vec<f32> = (0..nc)
+        .map(|y| {
+            if base.is_data || base_margins[y].len() < 10 {
+                0.5
+            } else {
+                (quantile(&base_margins[y], 0.999) + 0.1).max(0.5) as f32
+            }
+        })
+        .collect();
     // Query every valid labelled data row.
     let mut pos_in_base = vec![None; n];
     if base.is_data {
@@ -175,7 +212,9 @@ pub fn detect(ctx: &DetectContext) -> LabelFlipOutput {
             pos_in_base[i] = Some(b as u32);
         }
     }
-    let rows: Vec<usize> = (0..n).filter(|&i| ctx.valid[i] && ctx.labels[i].is_some()).collect();
+    let rows: Vec<usize> = (0..n)
+        .filter(|&i| ctx.valid[i] && ctx.labels[i].is_some())
+        .collect();
     let results: Vec<(usize, f32, Option<String>, Option<(f32, usize, Option<u32>)>)> = rows
         .par_iter()
         .map(|&i| {
@@ -189,7 +228,8 @@ pub fn detect(ctx: &DetectContext) -> LabelFlipOutput {
             };
             let (m, other) = margin(&p, y);
             let candidate = p[y] < thresholds[y];
-            let s = if candidate { to_score(m, limit) } else { to_score(m, limit).min(0.49) };
+            let s = to_score(m, limits[y]);
+            let s = if candidate { s } else { s.min(0.49) };
             let reason = (s >= FLAG_AT).then(|| {
                 let agree = nb
                     .iter()
@@ -233,7 +273,7 @@ pub fn detect(ctx: &DetectContext) -> LabelFlipOutput {
             "k": k,
             "ivf_lists": index.nlist(),
             "ivf_probes": index.nprobe,
-            "margin_limit": limit,
+            "margin_limits": limits,
             "class_thresholds": thresholds,
             "pred_probs": ctx.pred_probs.is_some(),
         }),

@@ -126,7 +126,12 @@ impl DetectorOutput {
 }
 
 /// k-means with linfa (k-means++ init, one run, capped iterations): centroids and the row assignments.
-pub fn kmeans(x: &Array2<f32>, k: usize, seed: u64, max_iter: u64) -> Result<(Array2<f32>, Array1<usize>), String> {
+pub fn kmeans(
+    x: &Array2<f32>,
+    k: usize,
+    seed: u64,
+    max_iter: u64,
+) -> Result<(Array2<f32>, Array1<usize>), String> {
     if x.nrows() < k || k == 0 {
         return Err(format!("{} rows are too few for {} clusters", x.nrows(), k));
     }

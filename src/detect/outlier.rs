@@ -9,8 +9,8 @@
 //! given, else a digest-chosen sample of the data. Clusters holding under 1% of the fit rows are dropped (a tight group
 //! of injected rows must not become its own "normal" cluster). Each row's statistic is its Euclidean distance to the
 //! nearest kept centroid; each cluster's limit is calibrated on the fit rows assigned to it:
-//! `median + 6 * 1.4826 * MAD` of their distances, and never below `1.25 * q99.9` (reference) or `1.5 * q95`
-//! (data) of the same distances. Score = r / (1 + r) with r = distance / limit, so the limit maps to 0.5.
+//! `median + t * sigma` of their distances (sigma = 1.4826 MAD), with `t` the larger of 7 and how far the fit rows
+//! themselves reach in those units (`1.5 * q99.9` of the normalized distances on a reference, `2 * q95` on data). Score = r / (1 + r) with r = distance / limit, so the limit maps to 0.5.
 //!
 //! ## When it is wrong
 //! Heavy-tailed clean features (log-normal amounts, counts) have legitimate rows far from centres: with a reference
@@ -23,7 +23,9 @@
 //! anomaly detection, section 6); MacQueen 1967 / Arthur & Vassilvitskii 2007 (k-means, k-means++).
 
 use super::ivf::nearest;
-use super::{kmeans, median_sigma, quantile, ratio_score, take_rows, DetectContext, DetectorOutput, FLAG_AT};
+use super::{
+    kmeans, median_sigma, quantile, ratio_score, take_rows, DetectContext, DetectorOutput, FLAG_AT,
+};
 use crate::features::sample_by_digest;
 use ndarray::Array2;
 use rayon::prelude::*;
@@ -54,23 +56,17 @@ pub fn fit(fit: &Array2<f32>, trusted: bool, seed: u64) -> Option<OutlierModel> 
     for &a in assign.iter() {
         sizes[a] += 1;
     }
-    let keep: Vec<usize> = (0..centroids.nrows()).filter(|&c| sizes[c] >= min_size).collect();
+    let keep: Vec<usize> = (0..centroids.nrows())
+        .filter(|&c| sizes[c] >= min_size)
+        .collect();
     if keep.is_empty() {
         return None;
     }
     let centroids = take_rows(centroids.view(), &keep);
     let (assign, dist) = assign_all(&centroids, fit);
-    let limit_of = |d: &[f64]| -> f64 {
-        let (m, s) = median_sigma(d);
-        let tail = if trusted {
-            1.25 * quantile(d, 0.999)
-        } else {
-            1.5 * quantile(d, 0.95)
-        };
-        (m + 6.0 * s).max(tail).max(1e-6)
-    };
-    let pooled = limit_of(&dist);
-    let limits = (0..centroids.nrows())
+    // Per-cluster centre and robust spread of the fit rows' distances (pooled when a cluster is small).
+    let pooled = median_sigma(&dist);
+    let stats: Vec<(f64, f64)> = (0..centroids.nrows())
         .map(|c| {
             let d: Vec<f64> = dist
                 .iter()
@@ -78,13 +74,27 @@ pub fn fit(fit: &Array2<f32>, trusted: bool, seed: u64) -> Option<OutlierModel> 
                 .filter(|(_, &a)| a == c)
                 .map(|(&d, _)| d)
                 .collect();
-            if d.len() >= 50 {
-                limit_of(&d)
+            let (m, s) = if d.len() >= 50 {
+                median_sigma(&d)
             } else {
                 pooled
-            }
+            };
+            (m, s.max(pooled.1 * 0.25).max(1e-6))
         })
         .collect();
+    // Tail of the normalized distances over all fit rows: how far clean rows reach, in robust sigmas.
+    let u: Vec<f64> = dist
+        .iter()
+        .zip(&assign)
+        .map(|(&d, &a)| (d - stats[a].0) / stats[a].1)
+        .collect();
+    let reach = if trusted {
+        1.5 * quantile(&u, 0.999)
+    } else {
+        2.0 * quantile(&u, 0.95)
+    };
+    let sigmas = reach.max(7.0);
+    let limits = stats.iter().map(|&(m, s)| m + sigmas * s).collect();
     Some(OutlierModel { centroids, limits })
 }
 
@@ -107,12 +117,19 @@ pub fn detect(ctx: &DetectContext) -> DetectorOutput {
         // The reference matrix is already a digest-chosen sample of at most max_fit_rows rows.
         Some(r) if r.x.nrows() >= MIN_FIT_ROWS => (r.x.clone(), true),
         _ => (
-            take_rows(ctx.x.view(), &sample_by_digest(ctx.digests, ctx.valid, ctx.config.max_fit_rows)),
+            take_rows(
+                ctx.x.view(),
+                &sample_by_digest(ctx.digests, ctx.valid, ctx.config.max_fit_rows),
+            ),
             false,
         ),
     };
     let Some(model) = fit(&fit_x, trusted, ctx.config.seed) else {
-        return DetectorOutput::empty("outlier", n, json!({"skipped": "fewer than 50 valid rows to fit on"}));
+        return DetectorOutput::empty(
+            "outlier",
+            n,
+            json!({"skipped": "fewer than 50 valid rows to fit on"}),
+        );
     };
     let scored: Vec<(f32, Option<String>)> = (0..n)
         .into_par_iter()

@@ -121,9 +121,18 @@ fn prepare(array: &ArrayRef, column: &str) -> Result<Col, ContractError> {
                 TimeUnit::Nanosecond => 3,
             };
             let a = cast(array, &Int64, column)?;
-            Col::Ts(u, a.as_primitive::<arrow::datatypes::Int64Type>().iter().collect())
+            Col::Ts(
+                u,
+                a.as_primitive::<arrow::datatypes::Int64Type>()
+                    .iter()
+                    .collect(),
+            )
         }
-        Decimal128(_, _) => Col::Dec(array.as_primitive::<arrow::datatypes::Decimal128Type>().clone()),
+        Decimal128(_, _) => Col::Dec(
+            array
+                .as_primitive::<arrow::datatypes::Decimal128Type>()
+                .clone(),
+        ),
         List(_) | LargeList(_) | FixedSizeList(_, _) => Col::List(array.clone()),
         other => return Err(unsupported(column, other)),
     })
@@ -167,17 +176,74 @@ fn encode_dyn(array: &dyn Array, i: usize, out: &mut Vec<u8>) {
             out.push(0x01);
             out.push(array.as_boolean().value(i) as u8);
         }
-        Int8 => put_i64(out, 2, Some(array.as_primitive::<arrow::datatypes::Int8Type>().value(i) as i64)),
-        Int16 => put_i64(out, 2, Some(array.as_primitive::<arrow::datatypes::Int16Type>().value(i) as i64)),
-        Int32 => put_i64(out, 2, Some(array.as_primitive::<arrow::datatypes::Int32Type>().value(i) as i64)),
-        Int64 => put_i64(out, 2, Some(array.as_primitive::<arrow::datatypes::Int64Type>().value(i))),
-        UInt8 => put_i64(out, 2, Some(array.as_primitive::<arrow::datatypes::UInt8Type>().value(i) as i64)),
-        UInt16 => put_i64(out, 2, Some(array.as_primitive::<arrow::datatypes::UInt16Type>().value(i) as i64)),
-        UInt32 => put_i64(out, 2, Some(array.as_primitive::<arrow::datatypes::UInt32Type>().value(i) as i64)),
-        UInt64 => put_u64(out, array.as_primitive::<arrow::datatypes::UInt64Type>().value(i)),
-        Float16 => put_f64(out, array.as_primitive::<arrow::datatypes::Float16Type>().value(i).to_f64()),
-        Float32 => put_f64(out, array.as_primitive::<arrow::datatypes::Float32Type>().value(i) as f64),
-        Float64 => put_f64(out, array.as_primitive::<arrow::datatypes::Float64Type>().value(i)),
+        Int8 => put_i64(
+            out,
+            2,
+            Some(array.as_primitive::<arrow::datatypes::Int8Type>().value(i) as i64),
+        ),
+        Int16 => put_i64(
+            out,
+            2,
+            Some(array.as_primitive::<arrow::datatypes::Int16Type>().value(i) as i64),
+        ),
+        Int32 => put_i64(
+            out,
+            2,
+            Some(array.as_primitive::<arrow::datatypes::Int32Type>().value(i) as i64),
+        ),
+        Int64 => put_i64(
+            out,
+            2,
+            Some(array.as_primitive::<arrow::datatypes::Int64Type>().value(i)),
+        ),
+        UInt8 => put_i64(
+            out,
+            2,
+            Some(array.as_primitive::<arrow::datatypes::UInt8Type>().value(i) as i64),
+        ),
+        UInt16 => put_i64(
+            out,
+            2,
+            Some(
+                array
+                    .as_primitive::<arrow::datatypes::UInt16Type>()
+                    .value(i) as i64,
+            ),
+        ),
+        UInt32 => put_i64(
+            out,
+            2,
+            Some(
+                array
+                    .as_primitive::<arrow::datatypes::UInt32Type>()
+                    .value(i) as i64,
+            ),
+        ),
+        UInt64 => put_u64(
+            out,
+            array
+                .as_primitive::<arrow::datatypes::UInt64Type>()
+                .value(i),
+        ),
+        Float16 => put_f64(
+            out,
+            array
+                .as_primitive::<arrow::datatypes::Float16Type>()
+                .value(i)
+                .to_f64(),
+        ),
+        Float32 => put_f64(
+            out,
+            array
+                .as_primitive::<arrow::datatypes::Float32Type>()
+                .value(i) as f64,
+        ),
+        Float64 => put_f64(
+            out,
+            array
+                .as_primitive::<arrow::datatypes::Float64Type>()
+                .value(i),
+        ),
         List(_) => put_list(out, &array.as_list::<i32>().value(i)),
         LargeList(_) => put_list(out, &array.as_list::<i64>().value(i)),
         FixedSizeList(_, _) => put_list(out, &array.as_fixed_size_list().value(i)),
@@ -313,17 +379,19 @@ impl RowHasher {
             .collect::<Result<_, _>>()?;
         let n = batch.num_rows();
         let mut out = vec![[0u8; 32]; n];
-        out.par_chunks_mut(ROWS_PER_TASK).enumerate().for_each(|(t, chunk)| {
-            let mut buf = Vec::with_capacity(256);
-            for (k, slot) in chunk.iter_mut().enumerate() {
-                let i = t * ROWS_PER_TASK + k;
-                buf.clear();
-                for c in &cols {
-                    c.encode(i, &mut buf);
+        out.par_chunks_mut(ROWS_PER_TASK)
+            .enumerate()
+            .for_each(|(t, chunk)| {
+                let mut buf = Vec::with_capacity(256);
+                for (k, slot) in chunk.iter_mut().enumerate() {
+                    let i = t * ROWS_PER_TASK + k;
+                    buf.clear();
+                    for c in &cols {
+                        c.encode(i, &mut buf);
+                    }
+                    *slot = self.mode.hash(&buf);
                 }
-                *slot = self.mode.hash(&buf);
-            }
-        });
+            });
         Ok(out)
     }
 

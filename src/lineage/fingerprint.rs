@@ -193,7 +193,9 @@ impl LineageState {
             };
             match self.chunks.get(&c) {
                 Some(Chunk::Complete(h)) => leaves.push(*h),
-                Some(Chunk::Partial(m)) if m.len() as u64 == expected => leaves.push(leaf_hash(m.values().copied())),
+                Some(Chunk::Partial(m)) if m.len() as u64 == expected => {
+                    leaves.push(leaf_hash(m.values().copied()))
+                }
                 _ => {
                     return Err(LineageError::Incomplete(format!(
                         "rows of chunk {c} (rows {}..) are missing",
@@ -203,7 +205,9 @@ impl LineageState {
             }
         }
         if self.chunks.len() as u64 != n_chunks {
-            return Err(LineageError::Incomplete("row positions beyond the row count".into()));
+            return Err(LineageError::Incomplete(
+                "row positions beyond the row count".into(),
+            ));
         }
         Ok(Fingerprint {
             rows: self.rows,
@@ -227,7 +231,9 @@ mod tests {
     use super::*;
 
     fn digests(n: usize) -> Vec<RowDigest> {
-        (0..n).map(|i| *blake3::hash(&(i as u64).to_le_bytes()).as_bytes()).collect()
+        (0..n)
+            .map(|i| *blake3::hash(&(i as u64).to_le_bytes()).as_bytes())
+            .collect()
     }
 
     #[test]

@@ -48,7 +48,9 @@ impl Key {
     }
     /// Read a key file.
     pub fn from_file(path: &Path) -> Result<Key, LineageError> {
-        let b = std::fs::read(path).map_err(|e| LineageError::Key(format!("{}: cannot read key file: {e}", path.display())))?;
+        let b = std::fs::read(path).map_err(|e| {
+            LineageError::Key(format!("{}: cannot read key file: {e}", path.display()))
+        })?;
         Key::from_secret(&b).map_err(|e| LineageError::Key(format!("{}: {e}", path.display())))
     }
     /// The key from `--key-file` when given, else from `POISONSCAN_KEY`, else none.
@@ -161,7 +163,11 @@ impl Manifest {
             seal: String::new(),
         };
         header.seal = header.seal_with(key);
-        Manifest { header, digests, ids }
+        Manifest {
+            header,
+            digests,
+            ids,
+        }
     }
 
     /// Check the manifest against itself: the seal (with the key in keyed mode), the digest count, sum and Merkle
@@ -183,9 +189,13 @@ impl Manifest {
                 )));
             }
         }
-        let expected = self.header.seal_with(if self.header.keyed { key } else { None });
+        let expected = self
+            .header
+            .seal_with(if self.header.keyed { key } else { None });
         if expected != self.header.seal {
-            problems.push("manifest seal does not match its header (the header was edited)".to_string());
+            problems.push(
+                "manifest seal does not match its header (the header was edited)".to_string(),
+            );
         }
         let mut st = LineageState::new(self.header.fingerprint.chunk_rows);
         st.add(0, &self.digests);
@@ -195,7 +205,9 @@ impl Manifest {
         }
         if let Some(ids) = &self.ids {
             if Some(ids_hash(ids)) != self.header.ids_hash {
-                problems.push("ids stored in the manifest do not match its header (ids were edited)".into());
+                problems.push(
+                    "ids stored in the manifest do not match its header (ids were edited)".into(),
+                );
             }
         }
         Ok(problems)
@@ -211,7 +223,8 @@ impl Manifest {
         let mut cols: Vec<Arc<dyn Array>> = vec![
             Arc::new(UInt64Array::from_iter_values(0..self.digests.len() as u64)),
             Arc::new(
-                FixedSizeBinaryArray::try_from_iter(self.digests.iter()).map_err(|e| out_err(path, e))?,
+                FixedSizeBinaryArray::try_from_iter(self.digests.iter())
+                    .map_err(|e| out_err(path, e))?,
             ),
         ];
         if let Some(ids) = &self.ids {
@@ -248,10 +261,18 @@ impl Manifest {
             .metadata()
             .file_metadata()
             .key_value_metadata()
-            .and_then(|kv| kv.iter().find(|k| k.key == HEADER_KEY).and_then(|k| k.value.clone()))
-            .ok_or_else(|| bad(format!("no '{HEADER_KEY}' header: not a poisonscan manifest")))?;
-        let header: ManifestHeader =
-            serde_json::from_str(&header_json).map_err(|e| bad(format!("header does not parse: {e}")))?;
+            .and_then(|kv| {
+                kv.iter()
+                    .find(|k| k.key == HEADER_KEY)
+                    .and_then(|k| k.value.clone())
+            })
+            .ok_or_else(|| {
+                bad(format!(
+                    "no '{HEADER_KEY}' header: not a poisonscan manifest"
+                ))
+            })?;
+        let header: ManifestHeader = serde_json::from_str(&header_json)
+            .map_err(|e| bad(format!("header does not parse: {e}")))?;
         let reader = builder.build().map_err(|e| bad(e.to_string()))?;
         let mut digests = Vec::new();
         let mut ids: Option<Vec<String>> = header.id_column.as_ref().map(|_| Vec::new());
@@ -275,12 +296,17 @@ impl Manifest {
                 ids.extend(c.iter().map(|v| v.unwrap_or_default().to_string()));
             }
         }
-        Ok(Manifest { header, digests, ids })
+        Ok(Manifest {
+            header,
+            digests,
+            ids,
+        })
     }
 
     /// Merkle root of the stored digests (hex), recomputed.
     pub fn recomputed_root(&self) -> String {
-        let leaves = super::fingerprint::chunk_leaves(&self.digests, self.header.fingerprint.chunk_rows);
+        let leaves =
+            super::fingerprint::chunk_leaves(&self.digests, self.header.fingerprint.chunk_rows);
         hex::encode(merkle_root(&leaves))
     }
 }

@@ -33,43 +33,59 @@ pub struct DigestedInput {
 
 /// Id values of a column as strings (nulls as the empty string).
 pub fn id_strings(col: &ArrayRef) -> Result<Vec<String>, ContractError> {
-    let s = arrow::compute::cast(col, &DataType::Utf8).map_err(|e| ContractError::UnsupportedType {
-        origin: "id column".into(),
-        column: String::new(),
-        found: e.to_string(),
-    })?;
-    let s = s
-        .as_any()
-        .downcast_ref::<StringArray>()
-        .ok_or_else(|| ContractError::UnsupportedType {
+    let s =
+        arrow::compute::cast(col, &DataType::Utf8).map_err(|e| ContractError::UnsupportedType {
             origin: "id column".into(),
             column: String::new(),
-            found: col.data_type().to_string(),
+            found: e.to_string(),
         })?;
-    Ok(s.iter().map(|v| v.unwrap_or_default().to_string()).collect())
+    let s =
+        s.as_any()
+            .downcast_ref::<StringArray>()
+            .ok_or_else(|| ContractError::UnsupportedType {
+                origin: "id column".into(),
+                column: String::new(),
+                found: col.data_type().to_string(),
+            })?;
+    Ok(s.iter()
+        .map(|v| v.unwrap_or_default().to_string())
+        .collect())
 }
 
 /// Index of a named column, or a typed error naming the role it was wanted for.
-pub fn column_index(schema: &SchemaRef, origin: &str, name: &str, role: &str) -> Result<usize, ContractError> {
-    schema.index_of(name).map_err(|_| ContractError::MissingColumn {
-        origin: origin.to_string(),
-        column: name.to_string(),
-        role: role.to_string(),
-        present: schema
-            .fields()
-            .iter()
-            .map(|f| f.name().as_str())
-            .collect::<Vec<_>>()
-            .join(", "),
-    })
+pub fn column_index(
+    schema: &SchemaRef,
+    origin: &str,
+    name: &str,
+    role: &str,
+) -> Result<usize, ContractError> {
+    schema
+        .index_of(name)
+        .map_err(|_| ContractError::MissingColumn {
+            origin: origin.to_string(),
+            column: name.to_string(),
+            role: role.to_string(),
+            present: schema
+                .fields()
+                .iter()
+                .map(|f| f.name().as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+        })
 }
 
 /// Digest every row of `source` (one streaming pass).
-pub fn digest_source(source: &mut Source, id: Option<&str>, mode: HashMode) -> Result<DigestedInput, Error> {
+pub fn digest_source(
+    source: &mut Source,
+    id: Option<&str>,
+    mode: HashMode,
+) -> Result<DigestedInput, Error> {
     let stream = source.open()?;
     let schema = stream.schema();
     let origin = stream.origin().to_string();
-    let id_idx = id.map(|c| column_index(&schema, &origin, c, "--id")).transpose()?;
+    let id_idx = id
+        .map(|c| column_index(&schema, &origin, c, "--id"))
+        .transpose()?;
     let hasher = RowHasher::new((0..schema.fields().len()).collect(), mode);
     let mut digests = Vec::new();
     let mut ids = id_idx.map(|_| Vec::new());
@@ -95,7 +111,11 @@ pub fn digest_source(source: &mut Source, id: Option<&str>, mode: HashMode) -> R
 }
 
 /// Make a manifest of `source`.
-pub fn make_manifest(source: &mut Source, id: Option<&str>, key: Option<&Key>) -> Result<Manifest, Error> {
+pub fn make_manifest(
+    source: &mut Source,
+    id: Option<&str>,
+    key: Option<&Key>,
+) -> Result<Manifest, Error> {
     let mode = key.map(|k| k.mode()).unwrap_or(HashMode::Plain);
     let d = digest_source(source, id, mode)?;
     let fp = d.state.finish()?;
@@ -122,7 +142,11 @@ pub struct Verification {
 }
 
 /// Check a manifest's integrity and that `source` is exactly the data it describes.
-pub fn verify(manifest: &Manifest, source: &mut Source, key: Option<&Key>) -> Result<Verification, Error> {
+pub fn verify(
+    manifest: &Manifest,
+    source: &mut Source,
+    key: Option<&Key>,
+) -> Result<Verification, Error> {
     let mut problems = manifest.check_integrity(key)?;
     let mode = if manifest.header.keyed {
         key.map(|k| k.mode()).unwrap_or(HashMode::Plain)
@@ -143,7 +167,9 @@ pub fn verify(manifest: &Manifest, source: &mut Source, key: Option<&Key>) -> Re
     if fp.digest_sum != manifest.header.fingerprint.digest_sum {
         problems.push("row contents differ (digest sum)".into());
     } else if fp.merkle_root != manifest.header.fingerprint.merkle_root {
-        problems.push("same rows in a different order (Merkle root differs, digest sum matches)".into());
+        problems.push(
+            "same rows in a different order (Merkle root differs, digest sum matches)".into(),
+        );
     }
     if problems.is_empty() {
         if let (Some(a), Some(b)) = (&d.ids, &manifest.ids) {
@@ -210,7 +236,12 @@ pub fn diff(manifest: &Manifest, digests: &[RowDigest], ids: Option<&[String]>) 
     let mut seen = vec![false; manifest.digests.len()];
     match (ids, manifest.ids.as_ref()) {
         (Some(ids), Some(mids)) => {
-            let by_id: HashMap<&str, usize> = mids.iter().enumerate().rev().map(|(i, s)| (s.as_str(), i)).collect();
+            let by_id: HashMap<&str, usize> = mids
+                .iter()
+                .enumerate()
+                .rev()
+                .map(|(i, s)| (s.as_str(), i))
+                .collect();
             for (r, id) in ids.iter().enumerate() {
                 if let Some(&m) = by_id.get(id.as_str()) {
                     if !seen[m] {

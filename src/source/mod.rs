@@ -199,7 +199,11 @@ impl Source {
     }
 
     /// Batches in memory.
-    pub fn memory(schema: SchemaRef, batches: Vec<RecordBatch>, origin: impl Into<String>) -> Source {
+    pub fn memory(
+        schema: SchemaRef,
+        batches: Vec<RecordBatch>,
+        origin: impl Into<String>,
+    ) -> Source {
         Source::Memory {
             schema,
             batches,
@@ -227,9 +231,9 @@ impl Source {
     pub fn origin(&self) -> String {
         match self {
             Source::Path { path, .. } => path.display().to_string(),
-            Source::Memory { origin, .. } | Source::Stream { origin, .. } | Source::Spooled { origin, .. } => {
-                origin.clone()
-            }
+            Source::Memory { origin, .. }
+            | Source::Stream { origin, .. }
+            | Source::Spooled { origin, .. } => origin.clone(),
         }
     }
 
@@ -252,8 +256,11 @@ impl Source {
                 let file = tempfile::NamedTempFile::new().map_err(|e| spool_err(&e))?;
                 let schema = reader.schema();
                 let handle = file.reopen().map_err(|e| spool_err(&e))?;
-                let mut writer = arrow::ipc::writer::FileWriter::try_new(std::io::BufWriter::new(handle), &schema)
-                    .map_err(|e| spool_err(&e))?;
+                let mut writer = arrow::ipc::writer::FileWriter::try_new(
+                    std::io::BufWriter::new(handle),
+                    &schema,
+                )
+                .map_err(|e| spool_err(&e))?;
                 let mut stream = wrap_reader(reader, origin.clone());
                 for batch in &mut stream {
                     writer.write(&batch?).map_err(|e| spool_err(&e))?;
@@ -279,7 +286,8 @@ impl Source {
                 batches,
                 origin,
             } => {
-                let batches: Vec<Result<RecordBatch, SourceError>> = batches.iter().cloned().map(Ok).collect();
+                let batches: Vec<Result<RecordBatch, SourceError>> =
+                    batches.iter().cloned().map(Ok).collect();
                 Ok(BatchStream {
                     schema: schema.clone(),
                     origin: origin.clone(),
@@ -297,9 +305,11 @@ impl Source {
                     origin: origin.clone(),
                     message: e.to_string(),
                 })?;
-                let reader = FileReader::try_new(BufReader::new(f), None).map_err(|e| SourceError::Spool {
-                    origin: origin.clone(),
-                    message: e.to_string(),
+                let reader = FileReader::try_new(BufReader::new(f), None).map_err(|e| {
+                    SourceError::Spool {
+                        origin: origin.clone(),
+                        message: e.to_string(),
+                    }
                 })?;
                 Ok(wrap_reader(reader, origin.clone()))
             }
@@ -348,12 +358,14 @@ fn open_path(
         Format::Parquet => open_parquet(path, batch_size, projection)?,
         Format::IpcFile => {
             let f = open_file(path)?;
-            let r = FileReader::try_new(BufReader::new(f), None).map_err(|e| corrupt(path, format, e))?;
+            let r = FileReader::try_new(BufReader::new(f), None)
+                .map_err(|e| corrupt(path, format, e))?;
             wrap_reader(r, path.display().to_string())
         }
         Format::IpcStream => {
             let f = open_file(path)?;
-            let r = StreamReader::try_new(BufReader::new(f), None).map_err(|e| corrupt(path, format, e))?;
+            let r = StreamReader::try_new(BufReader::new(f), None)
+                .map_err(|e| corrupt(path, format, e))?;
             wrap_reader(r, path.display().to_string())
         }
         Format::Csv => open_csv(path, batch_size)?,
@@ -373,13 +385,11 @@ fn project_stream(stream: BatchStream, cols: &[String]) -> Result<BatchStream, S
         .filter(|(_, f)| cols.iter().any(|c| c == f.name()))
         .map(|(i, _)| i)
         .collect();
-    let projected = schema
-        .project(&indices)
-        .map_err(|e| SourceError::Read {
-            origin: stream.origin.clone(),
-            rows_read: 0,
-            message: e.to_string(),
-        })?;
+    let projected = schema.project(&indices).map_err(|e| SourceError::Read {
+        origin: stream.origin.clone(),
+        rows_read: 0,
+        message: e.to_string(),
+    })?;
     let origin = stream.origin.clone();
     let o = origin.clone();
     let inner = stream.map(move |b| {
@@ -398,9 +408,14 @@ fn project_stream(stream: BatchStream, cols: &[String]) -> Result<BatchStream, S
     })
 }
 
-fn open_parquet(path: &Path, batch_size: usize, projection: Option<&[String]>) -> Result<BatchStream, SourceError> {
+fn open_parquet(
+    path: &Path,
+    batch_size: usize,
+    projection: Option<&[String]>,
+) -> Result<BatchStream, SourceError> {
     let f = open_file(path)?;
-    let builder = ParquetRecordBatchReaderBuilder::try_new(f).map_err(|e| corrupt(path, Format::Parquet, e))?;
+    let builder = ParquetRecordBatchReaderBuilder::try_new(f)
+        .map_err(|e| corrupt(path, Format::Parquet, e))?;
     let builder = builder.with_batch_size(batch_size);
     let builder = match projection {
         None => builder,
@@ -417,7 +432,9 @@ fn open_parquet(path: &Path, batch_size: usize, projection: Option<&[String]>) -
             builder.with_projection(mask)
         }
     };
-    let reader = builder.build().map_err(|e| corrupt(path, Format::Parquet, e))?;
+    let reader = builder
+        .build()
+        .map_err(|e| corrupt(path, Format::Parquet, e))?;
     Ok(wrap_reader(reader, path.display().to_string()))
 }
 
@@ -435,15 +452,21 @@ fn open_parquet_folder(
         .filter(|p| {
             p.is_file()
                 && matches!(
-                    p.extension().and_then(|e| e.to_str()).map(|e| e.to_ascii_lowercase()).as_deref(),
+                    p.extension()
+                        .and_then(|e| e.to_str())
+                        .map(|e| e.to_ascii_lowercase())
+                        .as_deref(),
                     Some("parquet") | Some("pq")
                 )
         })
         .collect();
     files.sort();
-    let first = files.first().cloned().ok_or_else(|| SourceError::EmptyFolder {
-        path: dir.to_path_buf(),
-    })?;
+    let first = files
+        .first()
+        .cloned()
+        .ok_or_else(|| SourceError::EmptyFolder {
+            path: dir.to_path_buf(),
+        })?;
     // Open every file up front: schema mismatches and corrupt footers fail before any row is scored.
     let mut streams = Vec::with_capacity(files.len());
     let mut schema: Option<SchemaRef> = None;
@@ -454,7 +477,11 @@ fn open_parquet_folder(
                 return Err(SourceError::SchemaMismatch {
                     path: f.clone(),
                     first: first.clone(),
-                    detail: format!("{} vs {}", describe_schema(first_schema), describe_schema(&s.schema())),
+                    detail: format!(
+                        "{} vs {}",
+                        describe_schema(first_schema),
+                        describe_schema(&s.schema())
+                    ),
                 });
             }
         } else {
@@ -474,8 +501,7 @@ fn open_parquet_folder(
 
 fn same_columns(a: &SchemaRef, b: &SchemaRef) -> bool {
     a.fields().len() == b.fields().len()
-        && a
-            .fields()
+        && a.fields()
             .iter()
             .zip(b.fields().iter())
             .all(|(x, y)| x.name() == y.name() && x.data_type() == y.data_type())
@@ -506,10 +532,11 @@ fn open_csv(path: &Path, batch_size: usize) -> Result<BatchStream, SourceError> 
     let (schema, _) = format
         .infer_schema(&mut BufReader::new(&mut f), Some(10_000))
         .map_err(|e| corrupt(path, Format::Csv, e))?;
-    f.seek(SeekFrom::Start(0)).map_err(|source| SourceError::Open {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    f.seek(SeekFrom::Start(0))
+        .map_err(|source| SourceError::Open {
+            path: path.to_path_buf(),
+            source,
+        })?;
     let reader = arrow::csv::ReaderBuilder::new(std::sync::Arc::new(schema))
         .with_format(format)
         .with_batch_size(batch_size)
@@ -517,4 +544,3 @@ fn open_csv(path: &Path, batch_size: usize) -> Result<BatchStream, SourceError> 
         .map_err(|e| corrupt(path, Format::Csv, e))?;
     Ok(wrap_reader(reader, path.display().to_string()))
 }
-
