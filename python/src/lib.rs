@@ -1,1 +1,493 @@
+//! Python binding of poisonscan: converts types, releases the GIL during scans, maps errors to exceptions.
+//! All logic lives in the core crate.
 
+use poisonscan::detect::DetectConfig;
+use poisonscan::lineage::{self, Key, Manifest};
+use poisonscan::{Contract, Policy, Scanner, Source};
+use pyo3::create_exception;
+use pyo3::exceptions::PyException;
+use pyo3::prelude::*;
+use pyo3_arrow::{PyRecordBatchReader, PyTable};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::{Path, PathBuf};
+
+create_exception!(
+    _poisonscan,
+    PoisonscanError,
+    PyException,
+    "Base class of every poisonscan error."
+);
+create_exception!(
+    _poisonscan,
+    SchemaError,
+    PoisonscanError,
+    "The data does not fit the schema or contract."
+);
+create_exception!(
+    _poisonscan,
+    InputError,
+    PoisonscanError,
+    "The data could not be read completely."
+);
+create_exception!(
+    _poisonscan,
+    ConfigError,
+    PoisonscanError,
+    "A bad option, policy, contract file or key."
+);
+create_exception!(
+    _poisonscan,
+    LineageError,
+    PoisonscanError,
+    "A manifest is damaged or does not fit."
+);
+create_exception!(
+    _poisonscan,
+    PoisoningDetected,
+    PoisonscanError,
+    "The scan failed its policy."
+);
+create_exception!(
+    _poisonscan,
+    InternalError,
+    PoisonscanError,
+    "A bug in poisonscan (please report it)."
+);
+
+fn to_py(e: poisonscan::Error) -> PyErr {
+    let msg = e.to_string();
+    match e.kind() {
+        "schema" => SchemaError::new_err(msg),
+        "input" => InputError::new_err(msg),
+        "usage" => ConfigError::new_err(msg),
+        "lineage" => LineageError::new_err(msg),
+        _ => InternalError::new_err(msg),
+    }
+}
+
+/// Run `f` without the GIL; a panic becomes `InternalError`, never a crash.
+fn guarded<T: Send>(
+    py: Python<'_>,
+    f: impl FnOnce() -> Result<T, poisonscan::Error> + Send,
+) -> PyResult<T> {
+    let r = py.detach(move || catch_unwind(AssertUnwindSafe(f)));
+    match r {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(to_py(e)),
+        Err(p) => {
+            let what = p
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| p.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".into());
+            Err(InternalError::new_err(format!(
+                "internal error (panic): {what}"
+            )))
+        }
+    }
+}
+
+/// A path (str / os.PathLike) or any object with `__arrow_c_stream__`.
+fn to_source(obj: &Bound<'_, PyAny>, what: &str, batch_size: usize) -> PyResult<Source> {
+    if let Ok(p) = obj.extract::<PathBuf>() {
+        return Source::path(p)
+            .map(|s| s.with_batch_size(batch_size))
+            .map_err(|e| to_py(e.into()));
+    }
+    let reader: PyRecordBatchReader = obj.extract().map_err(|e| {
+        SchemaError::new_err(format!(
+            "{what}: expected a path or an object with __arrow_c_stream__ (pyarrow, polars, pandas >= 2.2, duckdb): {e}"
+        ))
+    })?;
+    let reader = reader.into_reader()?;
+    Ok(Source::stream(reader, format!("python {what} stream")))
+}
+
+fn key_of(key: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Key>> {
+    let Some(k) = key else {
+        return Key::resolve(None).map_err(|e| to_py(e.into()));
+    };
+    let bytes: Vec<u8> = if let Ok(s) = k.extract::<String>() {
+        s.into_bytes()
+    } else {
+        k.extract::<Vec<u8>>()
+            .map_err(|_| ConfigError::new_err("key: expected str or bytes"))?
+    };
+    Key::from_secret(&bytes)
+        .map(Some)
+        .map_err(|e| to_py(e.into()))
+}
+
+/// A scan's result.
+#[pyclass(module = "poisonscan._poisonscan", name = "Report", frozen)]
+struct PyReport {
+    report: poisonscan::Report,
+    scores: poisonscan::RowScores,
+}
+
+#[pymethods]
+impl PyReport {
+    /// True unless the verdict is "fail".
+    #[getter]
+    fn passed(&self) -> bool {
+        self.report.verdict != poisonscan::Verdict::Fail
+    }
+    /// "pass", "warn" or "fail".
+    #[getter]
+    fn verdict(&self) -> &'static str {
+        self.report.verdict.as_str()
+    }
+    /// One-line summary.
+    #[getter]
+    fn summary_line(&self) -> String {
+        self.report.summary.clone()
+    }
+    /// Rows scanned.
+    #[getter]
+    fn rows(&self) -> u64 {
+        self.report.rows
+    }
+    /// Rows flagged.
+    #[getter]
+    fn flagged_count(&self) -> u64 {
+        self.report.flagged
+    }
+    /// Per-row flag mask.
+    fn flagged_mask(&self) -> Vec<bool> {
+        self.scores.flagged()
+    }
+    /// The report as JSON text.
+    fn to_json(&self) -> String {
+        self.report.to_json()
+    }
+    /// Write the report JSON atomically.
+    fn write_json(&self, py: Python<'_>, path: PathBuf) -> PyResult<()> {
+        let r = self.report.clone();
+        guarded(py, move || r.write(&path))
+    }
+    /// Per-row scores as a pyarrow Table (same columns as the CLI's scores file).
+    #[getter]
+    fn scores<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let batch = self
+            .scores
+            .to_batch()
+            .map_err(|e| InternalError::new_err(e.to_string()))?;
+        let schema = batch.schema();
+        PyTable::try_new(vec![batch], schema)?.into_pyarrow(py)
+    }
+    /// Write the scores table (Parquet, or CSV by extension) atomically.
+    fn write_scores(&self, py: Python<'_>, path: PathBuf) -> PyResult<()> {
+        let s = self.scores.clone();
+        guarded(py, move || s.write(&path))
+    }
+    /// Flagged rows: (row, id, score, reasons).
+    fn _findings(&self) -> Vec<(usize, Option<String>, f32, String)> {
+        let overall = self.scores.overall();
+        self.scores
+            .flagged()
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| **f)
+            .map(|(i, _)| {
+                (
+                    i,
+                    self.scores.ids.as_ref().map(|v| v[i].clone()),
+                    overall[i],
+                    self.scores.reasons[i].clone(),
+                )
+            })
+            .collect()
+    }
+    /// Split `data` (the same rows that were scanned) into (kept, flagged) pyarrow Tables.
+    fn _split<'py>(
+        &self,
+        py: Python<'py>,
+        data: &Bound<'py, PyAny>,
+    ) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>)> {
+        let mut src = to_source(data, "data", poisonscan::source::DEFAULT_BATCH_SIZE)?;
+        let flagged = self.scores.flagged();
+        let (schema, keep, quar) = guarded(py, move || {
+            let stream = src.open()?;
+            let schema = stream.schema();
+            let batches: Vec<_> = stream.collect::<Result<_, _>>()?;
+            let (k, q) = poisonscan::scan::split_batches(&batches, &flagged)?;
+            Ok((schema, k, q))
+        })?;
+        Ok((
+            PyTable::try_new(keep, schema.clone())?.into_pyarrow(py)?,
+            PyTable::try_new(quar, schema)?.into_pyarrow(py)?,
+        ))
+    }
+    fn __repr__(&self) -> String {
+        format!("<poisonscan.Report {}>", self.report.summary)
+    }
+}
+
+/// Scan data for poisoning. See the Python wrapper `poisonscan.scan` for the documented signature.
+#[pyfunction]
+#[pyo3(signature = (data, *, label=None, id=None, reference=None, contract_json=None, contract_origin=None, policy_toml=None, policy_origin=None, baseline=None, key=None, features=None, embedding=None, pred_probs=None, k=10, outliers=true, label_flips=true, backdoors=true, batch_size=65536))]
+#[allow(clippy::too_many_arguments)]
+fn _scan(
+    py: Python<'_>,
+    data: &Bound<'_, PyAny>,
+    label: Option<String>,
+    id: Option<String>,
+    reference: Option<&Bound<'_, PyAny>>,
+    contract_json: Option<String>,
+    contract_origin: Option<String>,
+    policy_toml: Option<String>,
+    policy_origin: Option<String>,
+    baseline: Option<&Bound<'_, PyAny>>,
+    key: Option<&Bound<'_, PyAny>>,
+    features: Option<Vec<String>>,
+    embedding: Option<String>,
+    pred_probs: Option<String>,
+    k: usize,
+    outliers: bool,
+    label_flips: bool,
+    backdoors: bool,
+    batch_size: usize,
+) -> PyResult<PyReport> {
+    if k == 0 {
+        return Err(ConfigError::new_err("k must be at least 1"));
+    }
+    let data = to_source(data, "data", batch_size)?;
+    let reference = reference
+        .map(|r| to_source(r, "reference", batch_size))
+        .transpose()?;
+    let key = key_of(key)?;
+    let policy = match policy_toml {
+        Some(t) => Policy::from_toml(
+            &t,
+            Path::new(&policy_origin.unwrap_or_else(|| "<policy>".into())),
+        )
+        .map_err(|e| to_py(e.into()))?,
+        None => Policy::default(),
+    };
+    let contract = match contract_json {
+        Some(j) => Some(
+            serde_json::from_str::<Contract>(&j)
+                .map_err(|e| ConfigError::new_err(format!("invalid contract: {e}")))?,
+        ),
+        None => None,
+    };
+    let manifest = match baseline {
+        Some(b) => match b.extract::<PyRef<PyManifest>>() {
+            Ok(m) => Some((m.inner.clone(), "<manifest>".to_string())),
+            Err(_) => {
+                let p: PathBuf = b.extract().map_err(|_| {
+                    ConfigError::new_err("baseline: expected a Manifest or a path to one")
+                })?;
+                Some((
+                    Manifest::read(&p).map_err(|e| to_py(e.into()))?,
+                    p.display().to_string(),
+                ))
+            }
+        },
+        None => None,
+    };
+    let detect = DetectConfig {
+        outliers,
+        label_flips,
+        backdoors,
+        k,
+        ..DetectConfig::default()
+    };
+    let (report, scores) = guarded(py, move || {
+        let mut s = Scanner::new(data)
+            .policy(policy)
+            .detect_config(detect)
+            .key(key);
+        if let Some(l) = label {
+            s = s.label(l);
+        }
+        if let Some(i) = id {
+            s = s.id(i);
+        }
+        if let Some(f) = features {
+            s = s.features(f);
+        }
+        if let Some(e) = embedding {
+            s = s.embedding(e);
+        }
+        if let Some(p) = pred_probs {
+            s = s.pred_probs(p);
+        }
+        if let Some(r) = reference {
+            s = s.reference(r);
+        } else if let Some(c) = contract {
+            s = s.contract(c, contract_origin.unwrap_or_else(|| "<contract>".into()));
+        }
+        if let Some((m, origin)) = manifest {
+            s = s.baseline(m, origin);
+        }
+        let out = s.run()?;
+        Ok((out.report, out.scores))
+    })?;
+    Ok(PyReport { report, scores })
+}
+
+/// Infer a contract from trusted data; returns its JSON.
+#[pyfunction]
+#[pyo3(signature = (reference, *, label=None, id=None))]
+fn _profile(
+    py: Python<'_>,
+    reference: &Bound<'_, PyAny>,
+    label: Option<String>,
+    id: Option<String>,
+) -> PyResult<String> {
+    let mut src = to_source(
+        reference,
+        "reference",
+        poisonscan::source::DEFAULT_BATCH_SIZE,
+    )?;
+    guarded(py, move || {
+        let c = poisonscan::contract::profile::profile_source(
+            &mut src,
+            label.as_deref(),
+            id.as_deref(),
+        )?;
+        Ok(c.to_json())
+    })
+}
+
+/// Validate contract JSON (raises ConfigError when it does not parse).
+#[pyfunction]
+fn _check_contract(json: &str) -> PyResult<()> {
+    let c: Contract = serde_json::from_str(json)
+        .map_err(|e| ConfigError::new_err(format!("invalid contract: {e}")))?;
+    if c.contract_version != poisonscan::contract::CONTRACT_VERSION {
+        return Err(ConfigError::new_err(format!(
+            "contract_version {} is not supported",
+            c.contract_version
+        )));
+    }
+    Ok(())
+}
+
+/// A lineage manifest (header and row digests).
+#[pyclass(module = "poisonscan._poisonscan", name = "Manifest", frozen)]
+struct PyManifest {
+    inner: Manifest,
+}
+
+#[pymethods]
+impl PyManifest {
+    /// Read a manifest file.
+    #[staticmethod]
+    fn load(path: PathBuf) -> PyResult<PyManifest> {
+        Ok(PyManifest {
+            inner: Manifest::read(&path).map_err(|e| to_py(e.into()))?,
+        })
+    }
+    /// Write it (Parquet, atomically).
+    fn save(&self, py: Python<'_>, path: PathBuf) -> PyResult<()> {
+        let m = self.inner.clone();
+        guarded(py, move || m.write(&path))
+    }
+    /// The header as JSON text.
+    fn header_json(&self) -> String {
+        serde_json::to_string(&self.inner.header).unwrap_or_default()
+    }
+    /// Rows described.
+    #[getter]
+    fn rows(&self) -> u64 {
+        self.inner.header.fingerprint.rows
+    }
+    /// Order-independent fingerprint (hex).
+    #[getter]
+    fn fingerprint(&self) -> String {
+        self.inner.header.fingerprint.digest_sum.clone()
+    }
+    /// Merkle root (hex).
+    #[getter]
+    fn merkle_root(&self) -> String {
+        self.inner.header.fingerprint.merkle_root.clone()
+    }
+    /// Whether `data` is exactly what the manifest describes; returns (matches, problems).
+    #[pyo3(signature = (data, *, key=None))]
+    fn _verify(
+        &self,
+        py: Python<'_>,
+        data: &Bound<'_, PyAny>,
+        key: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<(bool, Vec<String>)> {
+        let mut src = to_source(data, "data", poisonscan::source::DEFAULT_BATCH_SIZE)?;
+        let key = key_of(key)?;
+        let m = self.inner.clone();
+        guarded(py, move || {
+            let v = lineage::verify(&m, &mut src, key.as_ref())?;
+            Ok((v.matches, v.problems))
+        })
+    }
+    /// Rows added / removed / changed in `data` since the manifest: (status per data row, removed manifest rows).
+    #[pyo3(signature = (data, *, key=None))]
+    fn _diff(
+        &self,
+        py: Python<'_>,
+        data: &Bound<'_, PyAny>,
+        key: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<(Vec<&'static str>, Vec<u64>, bool)> {
+        let mut src = to_source(data, "data", poisonscan::source::DEFAULT_BATCH_SIZE)?;
+        let key = key_of(key)?;
+        let m = self.inner.clone();
+        guarded(py, move || {
+            let problems = m.check_integrity(key.as_ref())?;
+            if !problems.is_empty() {
+                return Err(poisonscan::error::LineageError::InvalidManifest {
+                    path: "<manifest>".into(),
+                    message: problems.join("; "),
+                }
+                .into());
+            }
+            let mode = match (&key, m.header.keyed) {
+                (Some(k), true) => k.mode(),
+                _ => lineage::HashMode::Plain,
+            };
+            let d = lineage::digest_source(&mut src, m.header.id_column.as_deref(), mode)?;
+            let df = lineage::diff(&m, &d.digests, d.ids.as_deref());
+            Ok((
+                df.status.iter().map(|s| s.as_str()).collect(),
+                df.removed,
+                df.by_id,
+            ))
+        })
+    }
+}
+
+/// Make a manifest of `data`.
+#[pyfunction]
+#[pyo3(signature = (data, *, id=None, key=None))]
+fn _lineage(
+    py: Python<'_>,
+    data: &Bound<'_, PyAny>,
+    id: Option<String>,
+    key: Option<&Bound<'_, PyAny>>,
+) -> PyResult<PyManifest> {
+    let mut src = to_source(data, "data", poisonscan::source::DEFAULT_BATCH_SIZE)?;
+    let key = key_of(key)?;
+    let m = guarded(py, move || {
+        lineage::make_manifest(&mut src, id.as_deref(), key.as_ref())
+    })?;
+    Ok(PyManifest { inner: m })
+}
+
+#[pymodule]
+fn _poisonscan(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    let py = m.py();
+    m.add("__version__", poisonscan::VERSION)?;
+    m.add("PoisonscanError", py.get_type::<PoisonscanError>())?;
+    m.add("SchemaError", py.get_type::<SchemaError>())?;
+    m.add("InputError", py.get_type::<InputError>())?;
+    m.add("ConfigError", py.get_type::<ConfigError>())?;
+    m.add("LineageError", py.get_type::<LineageError>())?;
+    m.add("PoisoningDetected", py.get_type::<PoisoningDetected>())?;
+    m.add("InternalError", py.get_type::<InternalError>())?;
+    m.add_class::<PyReport>()?;
+    m.add_class::<PyManifest>()?;
+    m.add_function(wrap_pyfunction!(_scan, m)?)?;
+    m.add_function(wrap_pyfunction!(_profile, m)?)?;
+    m.add_function(wrap_pyfunction!(_lineage, m)?)?;
+    m.add_function(wrap_pyfunction!(_check_contract, m)?)?;
+    Ok(())
+}

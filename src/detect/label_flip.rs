@@ -14,10 +14,12 @@
 //!
 //! Confident learning (Northcutt et al.): per-class thresholds `t_j` = mean probability of class j over base rows
 //! labelled j. A row labelled y is a candidate when `p_y < t_y`; its statistic is the margin
-//! `m = max_{j != y} p_j - p_y`. The flag limit on m is calibrated per class: with a reference, on the reference's
-//! own leave-one-out margins of that class (`max(0.5, q99.9 + 0.1)`), so classes that legitimately overlap raise
-//! the limit instead of flagging clean rows (a limit above 1 means the class never flags: its clean rows already
-//! sit deep inside another class); without one, 0.5 (another class holds clearly more neighbour weight).
+//! `m = max_{j != y} p_j - p_y`; rows with `m >= 0.5` (another class holds clearly more neighbour weight) are
+//! candidates. Calibration, with a reference: the reference's own leave-one-out search gives the rate at which clean
+//! rows of each class are candidates (classes that overlap have a higher rate). A class's candidates in the data are
+//! flagged only when they clearly exceed what clean data would hold (`X_y > E_y + 3 sqrt(E_y) + 1`, with
+//! `E_y = N_y (c_y + 0.5) / n_y`): so clean data flags nothing, and in a poisoned class the few clean candidates
+//! flagged with the flips are about `E_y`. Without a reference every candidate is flagged.
 //!
 //! ## When it is wrong
 //! Classes that overlap heavily in feature space (the Bayes error is high) make honest rows look flipped: without a
@@ -92,10 +94,7 @@ fn margin(p: &[f32], y: usize) -> (f32, usize) {
 }
 
 fn to_score(m: f32, limit: f32) -> f32 {
-    if limit > 1.0 {
-        // The class overlaps another in the reference: scores rank, but never flag.
-        0.49 * (m + 1.0) / 2.0
-    } else if m >= limit {
+    if m >= limit {
         0.5 + 0.5 * (m - limit) / (1.0 - limit).max(1e-6)
     } else {
         0.5 * (m + 1.0) / (limit + 1.0)
@@ -194,15 +193,19 @@ pub fn detect(ctx: &DetectContext) -> LabelFlipOutput {
             }
         })
         .collect();
-    // Margin limit per class. On a reference: 0.1 above how far clean rows of the class reach (q99.9), at least
-    // 0.5; above 1 the class overlaps another so much that no flip there can be told from a clean row.
-    let limits: Vec<f32> = (0..nc)
+    // Rate at which clean rows of each class are candidates (margin >= 0.5 and p_y < t_y), measured on the
+    // reference's own leave-one-out search. Without a reference there is nothing clean to measure: rate 0.
+    let limit = 0.5f32;
+    let clean_rate: Vec<Option<f64>> = (0..nc)
         .map(|y| {
             if base.is_data || base_margins[y].len() < 10 {
-                0.5
-            } else {
-                (quantile(&base_margins[y], 0.999) + 0.1).max(0.5) as f32
+                return None;
             }
+            let c = base_margins[y]
+                .iter()
+                .filter(|&&m| m >= limit as f64)
+                .count() as f64;
+            Some((c + 0.5) / base_margins[y].len() as f64)
         })
         .collect();
     // Query every valid labelled data row.
@@ -228,7 +231,7 @@ pub fn detect(ctx: &DetectContext) -> LabelFlipOutput {
             };
             let (m, other) = margin(&p, y);
             let candidate = p[y] < thresholds[y];
-            let s = to_score(m, limits[y]);
+            let s = to_score(m, limit);
             let s = if candidate { s } else { s.min(0.49) };
             let reason = (s >= FLAG_AT).then(|| {
                 let agree = nb
@@ -251,6 +254,43 @@ pub fn detect(ctx: &DetectContext) -> LabelFlipOutput {
             (i, s, reason, nearest)
         })
         .collect();
+    // Per-class excess test: with a reference, clean data of class y is expected to hold about
+    // E_y = N_y * rate_y candidates. Flags stand only where the data holds clearly more (X_y > E_y + 3 sqrt(E_y) + 1):
+    // then the class is poisoned and its candidates are flagged; otherwise they are what clean data looks like.
+    let mut cand = vec![0usize; nc];
+    let mut rows_of = vec![0usize; nc];
+    for (i, s, _, _) in &results {
+        if let Some(y) = ctx.labels[*i] {
+            rows_of[y as usize] += 1;
+            cand[y as usize] += (*s >= FLAG_AT) as usize;
+        }
+    }
+    let expected: Vec<Option<f64>> = (0..nc)
+        .map(|y| clean_rate[y].map(|r| r * rows_of[y] as f64))
+        .collect();
+    let excess: Vec<bool> = (0..nc)
+        .map(|y| match expected[y] {
+            Some(e) => cand[y] as f64 > e + 3.0 * e.sqrt() + 1.0,
+            None => true,
+        })
+        .collect();
+    let mut results = results;
+    for (i, s, r, _) in results.iter_mut() {
+        if let Some(y) = ctx.labels[*i] {
+            let y = y as usize;
+            if *s >= FLAG_AT {
+                if !excess[y] {
+                    *s = FLAG_AT - 0.01;
+                    *r = None;
+                } else if let (Some(e), Some(text)) = (expected[y], r.as_mut()) {
+                    text.push_str(&format!(
+                        " [class {}: {} such rows, {:.1} expected from the reference]",
+                        ctx.classes[y], cand[y], e
+                    ));
+                }
+            }
+        }
+    }
     let mut scores = vec![0f32; n];
     let mut reasons = vec![None; n];
     let mut nearest = vec![None; n];
@@ -273,7 +313,11 @@ pub fn detect(ctx: &DetectContext) -> LabelFlipOutput {
             "k": k,
             "ivf_lists": index.nlist(),
             "ivf_probes": index.nprobe,
-            "margin_limits": limits,
+            "margin_limit": limit,
+            "clean_candidate_rate": clean_rate,
+            "candidates_per_class": cand,
+            "expected_per_class": expected,
+            "class_flagged": excess,
             "class_thresholds": thresholds,
             "pred_probs": ctx.pred_probs.is_some(),
         }),

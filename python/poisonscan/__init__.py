@@ -1,0 +1,309 @@
+"""poisonscan: scan machine-learning training data for poisoning before a model is trained on it.
+
+    >>> import poisonscan
+    >>> report = poisonscan.scan(table, label="label", reference=trusted)
+    >>> report.raise_for_status()          # raises poisonscan.PoisoningDetected on a failing verdict
+
+``data`` and ``reference`` are any object with ``__arrow_c_stream__`` (pyarrow Table / RecordBatchReader, polars
+DataFrame, pandas DataFrame, duckdb relation) or a path to Parquet (file or folder), Arrow IPC or CSV. Streams are
+consumed batch by batch; nothing is copied into Python objects. The GIL is released while Rust scans.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
+
+from . import _poisonscan as _native
+from ._poisonscan import (
+    ConfigError,
+    InputError,
+    InternalError,
+    LineageError,
+    Manifest,
+    PoisoningDetected,
+    PoisonscanError,
+    SchemaError,
+    __version__,
+)
+
+__all__ = [
+    "scan",
+    "profile",
+    "lineage",
+    "diff",
+    "verify",
+    "Report",
+    "Contract",
+    "Manifest",
+    "Diff",
+    "PoisonscanError",
+    "SchemaError",
+    "InputError",
+    "ConfigError",
+    "LineageError",
+    "PoisoningDetected",
+    "InternalError",
+    "__version__",
+]
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+
+def _data_arg(obj: Any, what: str) -> Any:
+    """A path, or an object exposing ``__arrow_c_stream__`` (converting pandas < 2.2 and duckdb when needed)."""
+    if isinstance(obj, (str, os.PathLike)):
+        return os.fspath(obj)
+    if hasattr(obj, "__arrow_c_stream__"):
+        return obj
+    module = type(obj).__module__ or ""
+    if module.startswith("pandas"):
+        import pyarrow as pa
+
+        return pa.Table.from_pandas(obj, preserve_index=False)
+    if hasattr(obj, "fetch_arrow_reader"):  # duckdb relation
+        return obj.fetch_arrow_reader()
+    if hasattr(obj, "to_arrow"):
+        return obj.to_arrow()
+    raise SchemaError(
+        f"{what}: expected a path or an object with __arrow_c_stream__ "
+        f"(pyarrow, polars, pandas >= 2.2, duckdb), got {type(obj).__name__}"
+    )
+
+
+def _policy_toml(policy: Union[None, PathLike, Mapping[str, Mapping[str, str]]]) -> tuple:
+    if policy is None:
+        return None, None
+    if isinstance(policy, Mapping):
+        lines = []
+        for check, rule in policy.items():
+            lines.append(f"[{check}]")
+            for k, v in rule.items():
+                lines.append(f"{k} = {json.dumps(str(v))}")
+        return "\n".join(lines) + "\n", "<dict>"
+    path = os.fspath(policy)
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read(), path
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read policy: {e}") from None
+
+
+class Contract:
+    """A schema contract inferred from trusted data (versioned JSON, hand-editable)."""
+
+    def __init__(self, json_text: str, origin: str = "<contract>") -> None:
+        _native._check_contract(json_text)
+        self._json = json_text
+        self._data: Dict[str, Any] = json.loads(json_text)
+        self.origin = origin
+
+    @classmethod
+    def load(cls, path: PathLike) -> "Contract":
+        p = os.fspath(path)
+        try:
+            with open(p, encoding="utf-8") as f:
+                return cls(f.read(), p)
+        except OSError as e:
+            raise ConfigError(f"{p}: cannot read contract: {e}") from None
+
+    def save(self, path: PathLike) -> None:
+        p = os.fspath(path)
+        tmp = p + ".tmp"
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(self._json)
+        os.replace(tmp, p)
+
+    def to_json(self) -> str:
+        return self._json
+
+    @property
+    def columns(self) -> List[Dict[str, Any]]:
+        return list(self._data["columns"])
+
+    @property
+    def label(self) -> Optional[str]:
+        return self._data.get("label")
+
+    @property
+    def classes(self) -> Optional[List[str]]:
+        label = self.label
+        for c in self._data["columns"]:
+            if c["name"] == label and c.get("categories"):
+                return [x["value"] for x in c["categories"]]
+        return None
+
+    def __repr__(self) -> str:
+        return f"<poisonscan.Contract {len(self.columns)} columns, label={self.label!r}>"
+
+
+class Report:
+    """Result of :func:`scan`."""
+
+    def __init__(self, native: Any) -> None:
+        self._native = native
+        self._summary: Optional[Dict[str, Any]] = None
+
+    @property
+    def passed(self) -> bool:
+        """True unless the verdict is ``"fail"``."""
+        return self._native.passed
+
+    @property
+    def verdict(self) -> str:
+        """``"pass"``, ``"warn"`` or ``"fail"``."""
+        return self._native.verdict
+
+    @property
+    def summary(self) -> Dict[str, Any]:
+        """The full report (checks, drift, lineage, detectors, timings) as a dict."""
+        if self._summary is None:
+            self._summary = json.loads(self._native.to_json())
+        return self._summary
+
+    @property
+    def scores(self) -> Any:
+        """One row per input row (``row``, id, ``score``, ``flagged``, ``score_<check>``..., ``reasons``)."""
+        return self._native.scores
+
+    @property
+    def findings(self) -> List[Dict[str, Any]]:
+        """Flagged rows: ``row``, ``id``, ``score``, ``reasons``."""
+        return [
+            {"row": r, "id": i, "score": s, "reasons": reasons}
+            for (r, i, s, reasons) in self._native._findings()
+        ]
+
+    @property
+    def flagged_mask(self) -> List[bool]:
+        return self._native.flagged_mask()
+
+    def to_json(self) -> str:
+        return self._native.to_json()
+
+    def write_json(self, path: PathLike) -> None:
+        self._native.write_json(os.fspath(path))
+
+    def write_scores(self, path: PathLike) -> None:
+        self._native.write_scores(os.fspath(path))
+
+    def raise_for_status(self) -> "Report":
+        """Raise :class:`PoisoningDetected` when the verdict is ``"fail"``; return self otherwise."""
+        if not self.passed:
+            err = PoisoningDetected(self._native.summary_line)
+            err.report = self  # type: ignore[attr-defined]
+            raise err
+        return self
+
+    def clean(self, data: Any) -> Any:
+        """The rows of ``data`` (the data that was scanned) that were not flagged, as a pyarrow Table."""
+        return self._native._split(_data_arg(data, "data"))[0]
+
+    def quarantine(self, data: Any) -> Any:
+        """The flagged rows of ``data``, as a pyarrow Table."""
+        return self._native._split(_data_arg(data, "data"))[1]
+
+    def __repr__(self) -> str:
+        return f"<poisonscan.Report {self._native.summary_line}>"
+
+
+def scan(
+    data: Any,
+    *,
+    label: Optional[str] = None,
+    id: Optional[str] = None,
+    reference: Any = None,
+    contract: Union[None, Contract, PathLike] = None,
+    policy: Union[None, PathLike, Mapping[str, Mapping[str, str]]] = None,
+    baseline: Union[None, Manifest, PathLike] = None,
+    key: Union[None, str, bytes] = None,
+    features: Optional[Sequence[str]] = None,
+    embedding: Optional[str] = None,
+    pred_probs: Optional[str] = None,
+    k: int = 10,
+    outliers: bool = True,
+    label_flips: bool = True,
+    backdoors: bool = True,
+    batch_size: int = 65536,
+) -> Report:
+    """Scan ``data`` for poisoning and return a :class:`Report`.
+
+    ``reference``: trusted data the contract and detectors are fitted on. ``contract``: a :class:`Contract` or its
+    JSON path (instead of a reference). ``policy``: a TOML path or a dict like ``{"label": {"error_if": "> 1%"}}``.
+    ``baseline``: a :class:`Manifest` (or path) to diff against. ``key``: lineage secret (else ``POISONSCAN_KEY``).
+    """
+    if reference is not None and contract is not None:
+        raise ConfigError("give either reference or contract, not both")
+    contract_json = contract_origin = None
+    if contract is not None:
+        c = contract if isinstance(contract, Contract) else Contract.load(contract)
+        contract_json, contract_origin = c.to_json(), c.origin
+    policy_toml, policy_origin = _policy_toml(policy)
+    if baseline is not None and not isinstance(baseline, Manifest):
+        baseline = os.fspath(baseline)
+    native = _native._scan(
+        _data_arg(data, "data"),
+        label=label,
+        id=id,
+        reference=None if reference is None else _data_arg(reference, "reference"),
+        contract_json=contract_json,
+        contract_origin=contract_origin,
+        policy_toml=policy_toml,
+        policy_origin=policy_origin,
+        baseline=baseline,
+        key=key,
+        features=list(features) if features is not None else None,
+        embedding=embedding,
+        pred_probs=pred_probs,
+        k=k,
+        outliers=outliers,
+        label_flips=label_flips,
+        backdoors=backdoors,
+        batch_size=batch_size,
+    )
+    return Report(native)
+
+
+def profile(reference: Any, *, label: Optional[str] = None, id: Optional[str] = None) -> Contract:
+    """Infer a :class:`Contract` from trusted data."""
+    return Contract(_native._profile(_data_arg(reference, "reference"), label=label, id=id), "<profile>")
+
+
+def lineage(data: Any, *, id: Optional[str] = None, key: Union[None, str, bytes] = None) -> Manifest:
+    """Make a :class:`Manifest` (fingerprint, Merkle root, row digests) of ``data``."""
+    return _native._lineage(_data_arg(data, "data"), id=id, key=key)
+
+
+@dataclass(frozen=True)
+class Diff:
+    """Rows added, removed and changed since a manifest."""
+
+    added: int
+    removed: int
+    changed: int
+    status: List[str]
+    removed_rows: List[int]
+    by_id: bool
+
+
+def diff(manifest: Union[Manifest, PathLike], data: Any, *, key: Union[None, str, bytes] = None) -> Diff:
+    """Compare ``data`` with a trusted manifest (by id when the manifest has ids, else by content)."""
+    m = manifest if isinstance(manifest, Manifest) else Manifest.load(os.fspath(manifest))
+    status, removed, by_id = m._diff(_data_arg(data, "data"), key=key)
+    return Diff(
+        added=status.count("added"),
+        removed=len(removed),
+        changed=status.count("changed"),
+        status=status,
+        removed_rows=removed,
+        by_id=by_id,
+    )
+
+
+def verify(manifest: Union[Manifest, PathLike], data: Any, *, key: Union[None, str, bytes] = None) -> bool:
+    """True when ``data`` is exactly what ``manifest`` describes (raises on a damaged or forged manifest)."""
+    m = manifest if isinstance(manifest, Manifest) else Manifest.load(os.fspath(manifest))
+    ok, _problems = m._verify(_data_arg(data, "data"), key=key)
+    return bool(ok)
