@@ -18,7 +18,7 @@ use std::sync::Arc;
 fn write_parquet(path: &Path, batch: &RecordBatch) {
     let f = std::fs::File::create(path).expect("create fixture");
     let props = parquet::file::properties::WriterProperties::builder()
-        .set_max_row_group_size(512)
+        .set_max_row_group_row_count(Some(512))
         .build();
     let mut w =
         parquet::arrow::ArrowWriter::try_new(f, batch.schema(), Some(props)).expect("writer");

@@ -42,7 +42,7 @@ enum Command {
         batch_size: usize,
     },
     /// Scan data: contract checks, lineage, detectors, verdict.
-    Scan(ScanArgs),
+    Scan(Box<ScanArgs>),
     /// Write a manifest (fingerprint, Merkle root, row digests) of the data.
     Lineage {
         /// Data to fingerprint.
@@ -199,7 +199,7 @@ fn run(cmd: Command) -> Result<u8, Error> {
             );
             Ok(0)
         }
-        Command::Scan(a) => scan(a),
+        Command::Scan(a) => scan(*a),
         Command::Lineage {
             data,
             id,

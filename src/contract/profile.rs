@@ -376,6 +376,30 @@ fn numeric_range(
     (Some(lo), Some(hi))
 }
 
+/// Profile a trusted reference source into a contract (one streaming pass; label and id must exist).
+pub fn profile_source(
+    src: &mut crate::source::Source,
+    label: Option<&str>,
+    id: Option<&str>,
+) -> Result<Contract, crate::error::Error> {
+    let mut stream = src.open()?;
+    let schema = stream.schema();
+    let origin = stream.origin().to_string();
+    for (c, role) in [(label, "--label"), (id, "--id")] {
+        if let Some(c) = c {
+            crate::lineage::column_index(&schema, &origin, c, role)?;
+        }
+    }
+    let mut p = Profiler::new(schema, &origin, label, id);
+    for b in &mut stream {
+        p.add_batch(&b?);
+    }
+    if p.rows() == 0 {
+        return Err(crate::error::Error::ZeroRows { origin });
+    }
+    Ok(p.finish(Trust::Reference))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -459,28 +483,4 @@ mod tests {
         );
         assert_eq!(p.finish(Trust::Reference).classes().unwrap().len(), 2);
     }
-}
-
-/// Profile a trusted reference source into a contract (one streaming pass; label and id must exist).
-pub fn profile_source(
-    src: &mut crate::source::Source,
-    label: Option<&str>,
-    id: Option<&str>,
-) -> Result<Contract, crate::error::Error> {
-    let mut stream = src.open()?;
-    let schema = stream.schema();
-    let origin = stream.origin().to_string();
-    for (c, role) in [(label, "--label"), (id, "--id")] {
-        if let Some(c) = c {
-            crate::lineage::column_index(&schema, &origin, c, role)?;
-        }
-    }
-    let mut p = Profiler::new(schema, &origin, label, id);
-    for b in &mut stream {
-        p.add_batch(&b?);
-    }
-    if p.rows() == 0 {
-        return Err(crate::error::Error::ZeroRows { origin });
-    }
-    Ok(p.finish(Trust::Reference))
 }

@@ -119,9 +119,9 @@ pub fn detect(ctx: &DetectContext) -> DetectorOutput {
             m.zip_mut_with(&ctx.x.row(i), |a, &b| *a += b as f64);
         }
     }
-    for c in 0..nc {
-        if counts[c] > 0 {
-            means.row_mut(c).mapv_inplace(|v| v / counts[c] as f64);
+    for (c, &cnt) in counts.iter().enumerate() {
+        if cnt > 0 {
+            means.row_mut(c).mapv_inplace(|v| v / cnt as f64);
         }
     }
     let mut splits = Vec::new();

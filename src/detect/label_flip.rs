@@ -102,6 +102,9 @@ fn to_score(m: f32, limit: f32) -> f32 {
     .clamp(0.0, 1.0)
 }
 
+/// Scored row: (row, score, reason, nearest neighbour).
+type RowResult = (usize, f32, Option<String>, Option<(f32, usize, Option<u32>)>);
+
 struct Base<'a> {
     x: Array2<f32>,
     /// Maps base position -> id in `labels`.
@@ -218,7 +221,7 @@ pub fn detect(ctx: &DetectContext) -> LabelFlipOutput {
     let rows: Vec<usize> = (0..n)
         .filter(|&i| ctx.valid[i] && ctx.labels[i].is_some())
         .collect();
-    let results: Vec<(usize, f32, Option<String>, Option<(f32, usize, Option<u32>)>)> = rows
+    let results: Vec<RowResult> = rows
         .par_iter()
         .map(|&i| {
             let y = ctx.labels[i].unwrap_or(0) as usize;
