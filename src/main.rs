@@ -180,10 +180,12 @@ fn run(cmd: Command) -> Result<u8, Error> {
             batch_size,
         } => {
             let mut src = source(&reference, batch_size)?;
-            let c = poisonscan::contract::profile::profile_source(
+            let c = poisonscan::scan::profile_reference(
                 &mut src,
                 label.as_deref(),
                 id.as_deref(),
+                None,
+                None,
             )?;
             let json = c.to_json();
             poisonscan::output::write_atomically(&output, |mut f| {

@@ -275,6 +275,10 @@ impl Scanner {
             reference: reference.as_ref(),
             config: &self.detect,
             pred_probs: pass.pred_probs.as_ref(),
+            label_clean_rate: contract
+                .calibration
+                .as_ref()
+                .map(|c| c.label_clean_rate.as_slice()),
         };
         let has_features = x.ncols() > 0;
         let has_label = self.label.is_some() && classes.len() >= 2;
@@ -546,6 +550,53 @@ fn check_columns(
         }
     }
     Ok(())
+}
+
+/// Profile a trusted reference into a contract, including the detectors' calibration measured on it
+/// (`poisonscan profile`). `features` / `embedding` choose the feature columns as in a scan.
+pub fn profile_reference(
+    reference: &mut Source,
+    label: Option<&str>,
+    id: Option<&str>,
+    features: Option<Vec<String>>,
+    embedding: Option<&str>,
+) -> Result<Contract, Error> {
+    let mut s = Scanner::new(Source::memory(
+        std::sync::Arc::new(arrow::datatypes::Schema::empty()),
+        vec![],
+        "",
+    ));
+    s.label = label.map(str::to_string);
+    s.id = id.map(str::to_string);
+    s.features = features;
+    s.embedding = embedding.map(str::to_string);
+    let mut exclude: Vec<String> = [&s.label, &s.id].into_iter().flatten().cloned().collect();
+    exclude.sort();
+    let (mut contract, rows) = read_reference(reference, &s, &exclude)?;
+    let classes = contract.classes().unwrap_or_default();
+    if label.is_some() && classes.len() >= 2 {
+        let picked = sample_by_digest(&rows.digests, &rows.features.valid, s.detect.max_fit_rows);
+        let mut x = detect::take_rows(rows.features.to_array().view(), &picked);
+        if x.ncols() > 0 {
+            RobustScaler::fit(&x, &vec![true; x.nrows()]).transform(&mut x);
+            let labels: Vec<Option<u32>> = picked
+                .iter()
+                .map(|&i| class_of(&classes, rows.labels[i].as_deref()))
+                .collect();
+            let cfg = &s.detect;
+            contract.calibration = Some(crate::contract::Calibration {
+                label_clean_rate: detect::label_flip::clean_candidate_rates(
+                    &x,
+                    &labels,
+                    classes.len(),
+                    cfg.k,
+                    cfg.nprobe,
+                    cfg.seed,
+                ),
+            });
+        }
+    }
+    Ok(contract)
 }
 
 struct ReferenceRows {

@@ -342,10 +342,12 @@ fn _profile(
         poisonscan::source::DEFAULT_BATCH_SIZE,
     )?;
     guarded(py, move || {
-        let c = poisonscan::contract::profile::profile_source(
+        let c = poisonscan::scan::profile_reference(
             &mut src,
             label.as_deref(),
             id.as_deref(),
+            None,
+            None,
         )?;
         Ok(c.to_json())
     })

@@ -39,6 +39,16 @@ pub struct Contract {
     pub id: Option<String>,
     /// One entry per column, in schema order.
     pub columns: Vec<ColumnContract>,
+    /// Detector calibration measured on the trusted reference (so a scan with only the contract is calibrated).
+    #[serde(default)]
+    pub calibration: Option<Calibration>,
+}
+
+/// Detector calibration carried by a contract.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Calibration {
+    /// Per class (contract label order): share of clean reference rows that are label-flip candidates.
+    pub label_clean_rate: Vec<Option<f64>>,
 }
 
 /// Expectations for one column.

@@ -281,6 +281,7 @@ impl Profiler {
             label: self.label.clone(),
             id: self.id.clone(),
             columns,
+            calibration: None,
         }
     }
 

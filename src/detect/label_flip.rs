@@ -103,7 +103,97 @@ fn to_score(m: f32, limit: f32) -> f32 {
 }
 
 /// Scored row: (row, score, reason, nearest neighbour).
-type RowResult = (usize, f32, Option<String>, Option<(f32, usize, Option<u32>)>);
+type RowResult = (
+    usize,
+    f32,
+    Option<String>,
+    Option<(f32, usize, Option<u32>)>,
+);
+
+/// Margin at or above which a row is a candidate.
+const LIMIT: f32 = 0.5;
+
+/// Leave-one-out statistics of the base.
+struct BaseStats {
+    thresholds: Vec<f32>,
+    margins: Vec<Vec<f64>>,
+    s2: f32,
+}
+
+impl BaseStats {
+    /// Per class: share of base rows with margin >= LIMIT (with +0.5 continuity), None for tiny classes.
+    fn clean_rates(&self) -> Vec<Option<f64>> {
+        self.margins
+            .iter()
+            .map(|m| {
+                (m.len() >= 10).then(|| {
+                    let c = m.iter().filter(|&&v| v >= LIMIT as f64).count() as f64;
+                    (c + 0.5) / m.len() as f64
+                })
+            })
+            .collect()
+    }
+}
+
+/// Leave-one-out kNN of the base itself: per-class thresholds t_j, margins, and the distance scale.
+fn base_statistics(index: &IvfIndex, base: &Base, k: usize, nc: usize) -> BaseStats {
+    let base_self: Vec<Option<u32>> = (0..base.x.nrows()).map(|i| Some(i as u32)).collect();
+    let base_knn = index.search_all(base.x.view(), k, &base_self);
+    let kth: Vec<f64> = base_knn
+        .iter()
+        .filter_map(|v| v.last().map(|x| x.0 as f64))
+        .collect();
+    let s2 = quantile(&kth, 0.5).max(1e-9) as f32;
+    let mut t_sum = vec![0f64; nc];
+    let mut t_cnt = vec![0usize; nc];
+    let mut margins: Vec<Vec<f64>> = vec![Vec::new(); nc];
+    for (b, nb) in base_knn.iter().enumerate() {
+        if let Some(y) = base.labels[base.ids[b]] {
+            let p = vote(nb, base.labels, &base.ids, nc, s2);
+            t_sum[y as usize] += p[y as usize] as f64;
+            t_cnt[y as usize] += 1;
+            margins[y as usize].push(margin(&p, y as usize).0 as f64);
+        }
+    }
+    let thresholds = (0..nc)
+        .map(|j| {
+            if t_cnt[j] > 0 {
+                (t_sum[j] / t_cnt[j] as f64) as f32
+            } else {
+                1.0
+            }
+        })
+        .collect();
+    BaseStats {
+        thresholds,
+        margins,
+        s2,
+    }
+}
+
+/// Calibration from trusted rows (standardized features and class labels): the per-class rate at which clean rows
+/// are label-flip candidates. Stored in a profiled contract so `scan --contract` is calibrated too.
+pub fn clean_candidate_rates(
+    x: &Array2<f32>,
+    labels: &[Option<u32>],
+    nc: usize,
+    k: usize,
+    nprobe: usize,
+    seed: u64,
+) -> Vec<Option<f64>> {
+    let ids: Vec<usize> = (0..x.nrows()).filter(|&i| labels[i].is_some()).collect();
+    if ids.len() <= k + 1 || nc < 2 {
+        return vec![None; nc];
+    }
+    let base = Base {
+        x: take_rows(x.view(), &ids),
+        ids,
+        labels,
+        is_data: false,
+    };
+    let index = IvfIndex::build(base.x.view(), default_nlist(base.x.nrows()), nprobe, seed);
+    base_statistics(&index, &base, k, nc).clean_rates()
+}
 
 struct Base<'a> {
     x: Array2<f32>,
@@ -165,52 +255,19 @@ pub fn detect(ctx: &DetectContext) -> LabelFlipOutput {
         ctx.config.nprobe,
         ctx.config.seed,
     );
-    // Leave-one-out kNN of the base itself: per-class thresholds, the distance scale, and (reference) calibration.
-    let base_self: Vec<Option<u32>> = (0..base.x.nrows()).map(|i| Some(i as u32)).collect();
-    let base_knn = index.search_all(base.x.view(), k, &base_self);
-    let kth: Vec<f64> = base_knn
-        .iter()
-        .filter_map(|v| v.last().map(|x| x.0 as f64))
-        .collect();
-    let s2 = quantile(&kth, 0.5).max(1e-9) as f32;
-    let base_probs: Vec<Vec<f32>> = base_knn
-        .iter()
-        .map(|nb| vote(nb, base.labels, &base.ids, nc, s2))
-        .collect();
-    let mut t_sum = vec![0f64; nc];
-    let mut t_cnt = vec![0usize; nc];
-    let mut base_margins: Vec<Vec<f64>> = vec![Vec::new(); nc];
-    for (b, p) in base_probs.iter().enumerate() {
-        if let Some(y) = base.labels[base.ids[b]] {
-            t_sum[y as usize] += p[y as usize] as f64;
-            t_cnt[y as usize] += 1;
-            base_margins[y as usize].push(margin(p, y as usize).0 as f64);
+    let stats = base_statistics(&index, &base, k, nc);
+    let (thresholds, s2) = (stats.thresholds.clone(), stats.s2);
+    // Rate at which clean rows of each class are candidates, measured on the reference's own leave-one-out search
+    // (or carried in a profiled contract). Without either there is nothing clean to measure.
+    let limit = LIMIT;
+    let clean_rate: Vec<Option<f64>> = if base.is_data {
+        match ctx.label_clean_rate {
+            Some(r) if r.len() == nc => r.to_vec(),
+            _ => vec![None; nc],
         }
-    }
-    let thresholds: Vec<f32> = (0..nc)
-        .map(|j| {
-            if t_cnt[j] > 0 {
-                (t_sum[j] / t_cnt[j] as f64) as f32
-            } else {
-                1.0
-            }
-        })
-        .collect();
-    // Rate at which clean rows of each class are candidates (margin >= 0.5 and p_y < t_y), measured on the
-    // reference's own leave-one-out search. Without a reference there is nothing clean to measure: rate 0.
-    let limit = 0.5f32;
-    let clean_rate: Vec<Option<f64>> = (0..nc)
-        .map(|y| {
-            if base.is_data || base_margins[y].len() < 10 {
-                return None;
-            }
-            let c = base_margins[y]
-                .iter()
-                .filter(|&&m| m >= limit as f64)
-                .count() as f64;
-            Some((c + 0.5) / base_margins[y].len() as f64)
-        })
-        .collect();
+    } else {
+        stats.clean_rates()
+    };
     // Query every valid labelled data row.
     let mut pos_in_base = vec![None; n];
     if base.is_data {

@@ -93,6 +93,9 @@ pub struct DetectContext<'a> {
     pub config: &'a DetectConfig,
     /// Model probabilities per row (n x classes), when supplied.
     pub pred_probs: Option<&'a Array2<f32>>,
+    /// Per-class clean candidate rates of the label-flip detector, from a profiled contract (used when no
+    /// reference rows are given).
+    pub label_clean_rate: Option<&'a [Option<f64>]>,
 }
 
 /// Scores and reasons of one detector.
