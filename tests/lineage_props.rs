@@ -1,0 +1,163 @@
+//! Property tests: row digests and fingerprints do not depend on batch boundaries, dictionary encoding, integer
+//! width, row-group layout, file format, or how the input was partitioned.
+
+mod common;
+
+use arrow::array::{Array, ArrayRef, DictionaryArray, Float64Array, Int32Array, Int64Array, RecordBatch, StringArray};
+use arrow::datatypes::{DataType, Field, Int32Type, Schema};
+use poisonscan::lineage::{HashMode, LineageState, RowDigest, RowHasher};
+use poisonscan::Source;
+use proptest::prelude::*;
+use std::sync::Arc;
+
+fn table(ints: &[i64], floats: &[Option<f64>], words: &[Option<String>]) -> RecordBatch {
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("i", DataType::Int64, false),
+        Field::new("x", DataType::Float64, true),
+        Field::new("s", DataType::Utf8, true),
+    ]));
+    RecordBatch::try_new(
+        schema,
+        vec![
+            Arc::new(Int64Array::from(ints.to_vec())),
+            Arc::new(Float64Array::from(floats.to_vec())),
+            Arc::new(StringArray::from(words.to_vec())),
+        ],
+    )
+    .unwrap()
+}
+
+fn digests(batches: &[RecordBatch]) -> Vec<RowDigest> {
+    let h = RowHasher::new((0..batches[0].num_columns()).collect(), HashMode::Plain);
+    batches.iter().flat_map(|b| h.digest_batch(b).unwrap()).collect()
+}
+
+fn split(b: &RecordBatch, cuts: &[usize]) -> Vec<RecordBatch> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    let mut cuts: Vec<usize> = cuts.iter().map(|c| c % (b.num_rows() + 1)).collect();
+    cuts.sort();
+    for c in cuts.into_iter().chain([b.num_rows()]) {
+        if c > start {
+            out.push(b.slice(start, c - start));
+            start = c;
+        }
+    }
+    out
+}
+
+fn rows_strategy() -> impl Strategy<Value = (Vec<i64>, Vec<Option<f64>>, Vec<Option<String>>)> {
+    (1usize..120).prop_flat_map(|n| {
+        (
+            prop::collection::vec(any::<i64>(), n),
+            prop::collection::vec(
+                prop_oneof![Just(None), Just(Some(f64::NAN)), Just(Some(-0.0)), any::<f64>().prop_map(Some)],
+                n,
+            ),
+            prop::collection::vec(prop::option::of("[a-c]{0,3}"), n),
+        )
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    #[test]
+    fn digests_ignore_batch_boundaries((i, x, s) in rows_strategy(), cuts in prop::collection::vec(0usize..200, 0..6)) {
+        let whole = table(&i, &x, &s);
+        prop_assert_eq!(digests(&[whole.clone()]), digests(&split(&whole, &cuts)));
+    }
+
+    #[test]
+    fn digests_ignore_dictionary_encoding_and_integer_width((i, x, s) in rows_strategy()) {
+        let plain = table(&i, &x, &s);
+        let dict: DictionaryArray<Int32Type> = s.iter().map(|v| v.as_deref()).collect();
+        let narrow: Vec<i32> = i.iter().map(|v| (*v % 1000) as i32).collect();
+        let wide: Vec<i64> = narrow.iter().map(|v| *v as i64).collect();
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("i", DataType::Int32, false),
+            Field::new("x", DataType::Float64, true),
+            Field::new("s", dict.data_type().clone(), true),
+        ]));
+        let cols: Vec<ArrayRef> = vec![Arc::new(Int32Array::from(narrow)), plain.column(1).clone(), Arc::new(dict)];
+        let encoded = RecordBatch::try_new(schema, cols).unwrap();
+        prop_assert_eq!(digests(&[encoded]), digests(&[table(&wide, &x, &s)]));
+    }
+
+    #[test]
+    fn partitions_merge_to_the_same_fingerprint((i, x, s) in rows_strategy(), parts in 1usize..8) {
+        let whole = table(&i, &x, &s);
+        let d = digests(&[whole.clone()]);
+        let mut one = LineageState::new(16);
+        one.add(0, &d);
+        let size = d.len().div_ceil(parts);
+        let mut states: Vec<LineageState> = d.chunks(size).enumerate().map(|(k, c)| {
+            let mut st = LineageState::new(16);
+            st.add((k * size) as u64, c);
+            st
+        }).collect();
+        states.reverse();
+        let mut merged = LineageState::new(16);
+        for st in states { merged.merge(st).unwrap(); }
+        prop_assert_eq!(merged.finish().unwrap(), one.finish().unwrap());
+    }
+
+    #[test]
+    fn a_changed_value_changes_the_digest_of_that_row_only((i, x, s) in rows_strategy(), pick in any::<prop::sample::Index>()) {
+        let before = digests(&[table(&i, &x, &s)]);
+        let mut i2 = i.clone();
+        let r = pick.index(i.len());
+        i2[r] = i2[r].wrapping_add(1);
+        let after = digests(&[table(&i2, &x, &s)]);
+        for k in 0..before.len() {
+            prop_assert_eq!(before[k] == after[k], k != r);
+        }
+    }
+}
+
+fn read_all(path: &std::path::Path, batch_size: usize) -> Vec<RecordBatch> {
+    let mut src = Source::path(path).unwrap().with_batch_size(batch_size);
+    src.open().unwrap().map(|b| b.unwrap()).collect()
+}
+
+#[test]
+fn parquet_ipc_and_csv_of_the_same_values_hash_alike_whatever_the_layout() {
+    let n = 1000;
+    let ints: Vec<i64> = (0..n).map(|k| k * 7919 % 1013 - 500).collect();
+    let floats: Vec<Option<f64>> = (0..n).map(|k| Some((k as f64 * 0.37).sin() * 1e3)).collect();
+    let words: Vec<Option<String>> = (0..n).map(|k| Some(format!("w{}", k % 13))).collect();
+    let b = table(&ints, &floats, &words);
+    let expected = digests(&[b.clone()]);
+    let dir = tempfile::tempdir().unwrap();
+    for rg in [37usize, 1000] {
+        let p = dir.path().join(format!("t{rg}.parquet"));
+        let props = parquet::file::properties::WriterProperties::builder()
+            .set_max_row_group_row_count(Some(rg))
+            .build();
+        let mut w = parquet::arrow::ArrowWriter::try_new(std::fs::File::create(&p).unwrap(), b.schema(), Some(props)).unwrap();
+        w.write(&b).unwrap();
+        w.close().unwrap();
+        for bs in [1usize, 64, 4096] {
+            assert_eq!(digests(&read_all(&p, bs)), expected, "parquet row groups {rg}, batch {bs}");
+        }
+    }
+    let ipc = dir.path().join("t.arrow");
+    let mut w = arrow::ipc::writer::FileWriter::try_new(std::fs::File::create(&ipc).unwrap(), &b.schema()).unwrap();
+    for part in split(&b, &[100, 555]) {
+        w.write(&part).unwrap();
+    }
+    w.finish().unwrap();
+    assert_eq!(digests(&read_all(&ipc, 100)), expected, "ipc");
+    let csv = dir.path().join("t.csv");
+    let mut w = arrow::csv::WriterBuilder::new().with_header(true).build(std::fs::File::create(&csv).unwrap());
+    w.write(&b).unwrap();
+    drop(w);
+    assert_eq!(digests(&read_all(&csv, 333)), expected, "csv");
+    // A folder of Parquet files reads as one input.
+    let folder = dir.path().join("parts");
+    std::fs::create_dir(&folder).unwrap();
+    for (k, part) in split(&b, &[400]).iter().enumerate() {
+        common::write_parquet(&folder.join(format!("part-{k}.parquet")), part);
+    }
+    assert_eq!(digests(&read_all(&folder, 128)), expected, "folder");
+}
