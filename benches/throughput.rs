@@ -1,1 +1,150 @@
-fn main() {}
+//! Throughput benchmarks (criterion): `cargo bench --bench throughput`.
+//!
+//! On a generated 1M-row x 34-column Parquet file: raw Parquet decode, the contract pass (decode + checks), the
+//! lineage pass (decode + blake3 row digests), and blake3 over the same canonical bytes; and a full scan (all
+//! detectors) of 100k rows x 32 features. Figures are recorded in docs/performance.md.
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use poisonscan::contract::profile::{Profiler, Trust};
+use poisonscan::contract::ContractChecker;
+use poisonscan::lineage::{HashMode, RowHasher};
+use poisonscan::synth::SynthSpec;
+use poisonscan::{Scanner, Source};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+fn write(path: &Path, rows: usize, seed: u64, flips: f64) {
+    let spec = SynthSpec {
+        rows,
+        dim: 32,
+        classes: 10,
+        separation: 8.0,
+        world_seed: 3,
+    };
+    let d = spec.clean(seed);
+    let d = if flips > 0.0 { d.random_flips(flips, 1) } else { d };
+    let b = d.to_batch();
+    let f = std::fs::File::create(path).unwrap();
+    let mut w = parquet::arrow::ArrowWriter::try_new(f, b.schema(), None).unwrap();
+    for start in (0..b.num_rows()).step_by(65_536) {
+        w.write(&b.slice(start, 65_536.min(b.num_rows() - start))).unwrap();
+    }
+    w.close().unwrap();
+}
+
+fn data_dir() -> PathBuf {
+    let dir = std::env::temp_dir().join("poisonscan-bench");
+    std::fs::create_dir_all(&dir).unwrap();
+    for (name, rows, seed, flips) in [
+        ("m1.parquet", 1_000_000, 1, 0.0),
+        ("k100.parquet", 100_000, 2, 0.02),
+        ("k100_ref.parquet", 100_000, 3, 0.0),
+    ] {
+        if !dir.join(name).exists() {
+            write(&dir.join(name), rows, seed, flips);
+        }
+    }
+    dir
+}
+
+fn passes(c: &mut Criterion) {
+    let dir = data_dir();
+    let big = dir.join("m1.parquet");
+    let mut g = c.benchmark_group("passes_1M_rows");
+    g.sample_size(10).measurement_time(Duration::from_secs(15));
+    g.throughput(Throughput::Elements(1_000_000));
+    g.bench_function("parquet_decode", |b| {
+        b.iter(|| {
+            let mut s = Source::path(&big).unwrap();
+            s.open().unwrap().map(|x| x.unwrap().num_rows()).sum::<usize>()
+        })
+    });
+    let contract = {
+        let mut s = Source::path(&big).unwrap();
+        let mut st = s.open().unwrap();
+        let mut p = Profiler::new(st.schema(), "bench", Some("label"), Some("id"));
+        for batch in &mut st {
+            p.add_batch(&batch.unwrap());
+        }
+        p.finish(Trust::Reference)
+    };
+    g.bench_function("contract_pass", |b| {
+        b.iter(|| {
+            let mut s = Source::path(&big).unwrap();
+            let st = s.open().unwrap();
+            let checker = ContractChecker::new(&contract, &st.schema(), "bench").unwrap();
+            let mut start = 0u64;
+            let mut v = 0usize;
+            for batch in st {
+                let batch = batch.unwrap();
+                v += checker.check_batch(&batch, start).1.len();
+                start += batch.num_rows() as u64;
+            }
+            v
+        })
+    });
+    g.bench_function("lineage_pass", |b| {
+        b.iter(|| {
+            let mut s = Source::path(&big).unwrap();
+            let st = s.open().unwrap();
+            let h = RowHasher::new((0..st.schema().fields().len()).collect(), HashMode::Plain);
+            st.map(|x| h.digest_batch(&x.unwrap()).unwrap().len()).sum::<usize>()
+        })
+    });
+    // blake3 alone over the same canonical row encodings (one contiguous buffer, multi-threaded).
+    let bytes = {
+        let mut s = Source::path(&big).unwrap();
+        let st = s.open().unwrap();
+        let h = RowHasher::new((0..st.schema().fields().len()).collect(), HashMode::Plain);
+        let mut out = Vec::new();
+        for batch in st {
+            let batch = batch.unwrap();
+            for r in 0..batch.num_rows() {
+                out.extend(h.encode_row(&batch, r).unwrap());
+            }
+        }
+        out
+    };
+    g.bench_function("blake3_same_bytes", |b| {
+        b.iter(|| {
+            let mut hasher = blake3::Hasher::new();
+            hasher.update_rayon(&bytes);
+            hasher.finalize()
+        })
+    });
+    g.finish();
+}
+
+fn full_scan(c: &mut Criterion) {
+    let dir = data_dir();
+    let mut g = c.benchmark_group("full_scan_100k_x_32");
+    g.sample_size(10).measurement_time(Duration::from_secs(30));
+    g.throughput(Throughput::Elements(100_000));
+    g.bench_function("all_detectors_with_reference", |b| {
+        b.iter(|| {
+            Scanner::new(Source::path(dir.join("k100.parquet")).unwrap())
+                .label("label")
+                .id("id")
+                .reference(Source::path(dir.join("k100_ref.parquet")).unwrap())
+                .run()
+                .unwrap()
+                .report
+                .flagged
+        })
+    });
+    g.bench_function("all_detectors_no_reference", |b| {
+        b.iter(|| {
+            Scanner::new(Source::path(dir.join("k100.parquet")).unwrap())
+                .label("label")
+                .id("id")
+                .run()
+                .unwrap()
+                .report
+                .flagged
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, passes, full_scan);
+criterion_main!(benches);

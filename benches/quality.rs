@@ -1,0 +1,56 @@
+//! Detection-quality benchmark (not a timed test): `cargo bench --bench quality`.
+//!
+//! For each synthetic case (see `poisonscan::synth::quality_cases`) the poisoned data and its clean twin are scanned
+//! with a trusted reference and without one; the table gives precision@k (k = true poisons), recall, precision,
+//! ROC-AUC and the false-positive rate on the clean twin. Results are recorded in docs/quality.md.
+
+use poisonscan::synth::{quality, quality_cases, SynthData};
+use poisonscan::{Scanner, Source};
+
+fn source(d: &SynthData, name: &str) -> Source {
+    let b = d.to_batch();
+    Source::memory(b.schema(), vec![b], name)
+}
+
+fn run(data: &SynthData, reference: Option<&SynthData>) -> (Vec<f32>, Vec<bool>) {
+    let mut s = Scanner::new(source(data, "data")).label("label").id("id");
+    if let Some(r) = reference {
+        s = s.reference(source(r, "reference"));
+    }
+    let out = s.run().expect("scan");
+    (out.scores.overall(), out.scores.flagged())
+}
+
+fn main() {
+    let filter = std::env::args().skip(1).find(|a| !a.starts_with('-'));
+    println!("| case | reference | precision@k | recall | precision | ROC-AUC | FPR poisoned | FPR clean twin |");
+    println!("|---|---|---|---|---|---|---|---|");
+    let mut worst_clean: f64 = 0.0;
+    for case in quality_cases() {
+        if filter.as_ref().is_some_and(|f| !case.name.contains(f.as_str())) {
+            continue;
+        }
+        let (reference, poisoned, twin) = case.build();
+        let truth: Vec<bool> = poisoned.poison.iter().map(|p| p.is_some()).collect();
+        for with_ref in [true, false] {
+            let r = with_ref.then_some(&reference);
+            let (scores, flagged) = run(&poisoned, r);
+            let q = quality(&scores, &flagged, &truth);
+            let (_, clean_flags) = run(&twin, r);
+            let fpr_twin = clean_flags.iter().filter(|&&f| f).count() as f64 / clean_flags.len() as f64;
+            worst_clean = worst_clean.max(fpr_twin);
+            println!(
+                "| {} | {} | {:.3} | {:.3} | {:.3} | {:.3} | {:.4} | {:.4} |",
+                case.name,
+                if with_ref { "yes" } else { "no" },
+                q.precision_at_k,
+                q.recall,
+                q.precision,
+                q.roc_auc,
+                q.false_positive_rate,
+                fpr_twin
+            );
+        }
+    }
+    println!("\nworst false-positive rate on a clean twin: {worst_clean:.4}");
+}

@@ -1,0 +1,166 @@
+//! Detectors against ground truth: every poisoned case has a clean twin, and both sides are asserted.
+
+use arrow::array::{ArrayRef, FixedSizeListBuilder, Float32Builder, Int64Array, RecordBatch};
+use arrow::datatypes::{DataType, Field, Schema};
+use poisonscan::synth::{quality, SynthData, SynthSpec};
+use poisonscan::{Scanner, Source};
+use std::sync::Arc;
+
+fn world(dim: usize, classes: usize) -> SynthSpec {
+    SynthSpec {
+        rows: 2400,
+        dim,
+        classes,
+        separation: 8.0,
+        world_seed: 40 + dim as u64,
+    }
+}
+
+fn src(d: &SynthData) -> Source {
+    let b = d.to_batch();
+    Source::memory(b.schema(), vec![b], "synthetic")
+}
+
+fn scan(d: &SynthData, reference: Option<&SynthData>) -> poisonscan::ScanOutcome {
+    let mut s = Scanner::new(src(d)).label("label").id("id");
+    if let Some(r) = reference {
+        s = s.reference(src(r));
+    }
+    s.run().unwrap()
+}
+
+fn truth(d: &SynthData) -> Vec<bool> {
+    d.poison.iter().map(|p| p.is_some()).collect()
+}
+
+fn flagged_by(out: &poisonscan::ScanOutcome, check: &str) -> Vec<bool> {
+    out.scores.checks[check].iter().map(|&s| s >= 0.5).collect()
+}
+
+#[test]
+fn clean_twins_flag_nothing_with_a_reference_and_almost_nothing_without() {
+    for (dim, classes) in [(10, 2), (32, 5)] {
+        let w = world(dim, classes);
+        let (reference, twin) = (w.clean(1), w.clean(2));
+        let with = scan(&twin, Some(&reference));
+        assert_eq!(with.report.flagged, 0, "d={dim}: {:?}", with.report.sample.first());
+        assert!(with.passed());
+        let without = scan(&twin, None);
+        assert!(without.report.flagged as f64 <= 0.01 * twin.len() as f64, "d={dim}: {}", without.report.summary);
+    }
+}
+
+#[test]
+fn random_flips_are_found_with_high_precision() {
+    let w = world(32, 5);
+    let reference = w.clean(1);
+    let poisoned = w.clean(3).random_flips(0.05, 9);
+    let out = scan(&poisoned, Some(&reference));
+    let q = quality(&out.scores.checks["label"], &flagged_by(&out, "label"), &truth(&poisoned));
+    assert!(q.precision_at_k >= 0.9 && q.recall >= 0.9 && q.precision >= 0.9, "{q:?}");
+    assert!(!out.passed());
+    assert!(out.scores.reasons.iter().any(|r| r.contains("nearest reference neighbours are")));
+}
+
+#[test]
+fn in_range_backdoor_forms_a_flagged_sub_cluster() {
+    let w = world(10, 2);
+    let reference = w.clean(1);
+    let poisoned = w.clean(4).backdoor(0, 1, 60, true, 5);
+    // The trigger stays inside the reference ranges: the contract passes every row.
+    let out = scan(&poisoned, Some(&reference));
+    assert_eq!(out.report.checks["contract"].count, 0);
+    let t = truth(&poisoned);
+    let q = quality(&out.scores.overall(), &out.scores.flagged(), &t);
+    assert!(q.precision_at_k >= 0.9 && q.recall >= 0.9, "{q:?}");
+    let bd = flagged_by(&out, "backdoor");
+    let caught = (0..t.len()).filter(|&i| t[i] && bd[i]).count();
+    assert!(caught >= 48, "backdoor detector caught {caught} of 60");
+    let reason = (0..t.len()).find(|&i| t[i] && bd[i]).map(|i| out.scores.reasons[i].clone()).unwrap();
+    assert!(reason.contains("sub-cluster of class 1"), "{reason}");
+    // Without a reference the backdoor detector alone still isolates the injection.
+    let alone = scan(&poisoned, None);
+    let bd = flagged_by(&alone, "backdoor");
+    let caught = (0..t.len()).filter(|&i| t[i] && bd[i]).count();
+    let false_flags = (0..t.len()).filter(|&i| !t[i] && bd[i]).count();
+    assert!(caught >= 48 && false_flags <= 5, "caught {caught}, false {false_flags}");
+}
+
+#[test]
+fn out_of_range_trigger_is_a_contract_violation() {
+    let w = world(10, 2);
+    let poisoned = w.clean(4).backdoor(0, 1, 30, false, 6);
+    let out = scan(&poisoned, Some(&w.clean(1)));
+    let t = truth(&poisoned);
+    let c = flagged_by(&out, "contract");
+    assert!((0..t.len()).all(|i| t[i] == c[i]));
+}
+
+#[test]
+fn near_duplicates_with_conflicting_labels_flag_the_new_copy_only() {
+    let w = world(10, 2);
+    let poisoned = w.clean(5).conflicting_duplicates(30, false, 7);
+    let out = scan(&poisoned, None);
+    let t = truth(&poisoned);
+    let d = flagged_by(&out, "duplicate");
+    let caught = (0..t.len()).filter(|&i| t[i] && d[i]).count();
+    let originals = (0..t.len()).filter(|&i| !t[i] && d[i]).count();
+    assert!(caught >= 27, "caught {caught} of 30");
+    assert!(originals <= 1, "{originals} originals flagged");
+    let exact = w.clean(5).conflicting_duplicates(30, true, 7);
+    let out = scan(&exact, None);
+    let t = truth(&exact);
+    assert_eq!(flagged_by(&out, "duplicate"), t, "exact copies: exactly the injected rows");
+}
+
+#[test]
+fn embedding_column_features_find_flips() {
+    let w = world(16, 3);
+    let mk = |d: &SynthData| -> Source {
+        let mut b = FixedSizeListBuilder::new(Float32Builder::new(), 16);
+        for row in &d.x {
+            for &v in row {
+                b.values().append_value(v as f32);
+            }
+            b.append(true);
+        }
+        let emb = b.finish();
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Int64, false),
+            Field::new("emb", emb.data_type().clone(), false),
+            Field::new("label", DataType::Int64, false),
+        ]));
+        let cols: Vec<ArrayRef> = vec![
+            Arc::new(Int64Array::from_iter_values(0..d.len() as i64)),
+            Arc::new(emb),
+            Arc::new(Int64Array::from(d.labels.clone())),
+        ];
+        let batch = RecordBatch::try_new(schema.clone(), cols).unwrap();
+        Source::memory(schema, vec![batch], "embeddings")
+    };
+    let poisoned = w.clean(8).random_flips(0.05, 3);
+    let run = |d: &SynthData| Scanner::new(mk(d)).label("label").id("id").embedding("emb").reference(mk(&w.clean(1))).run().unwrap();
+    let out = run(&poisoned);
+    let q = quality(&out.scores.checks["label"], &flagged_by(&out, "label"), &truth(&poisoned));
+    assert!(q.precision_at_k >= 0.9, "{q:?}");
+    assert_eq!(run(&w.clean(2)).report.flagged, 0);
+}
+
+#[test]
+fn rows_with_non_finite_features_never_crash_and_are_left_to_the_contract() {
+    let w = world(10, 2);
+    let mut d = w.clean(6);
+    for i in [3usize, 50, 700] {
+        d.x[i][2] = f64::NAN;
+        d.x[i + 1][4] = f64::INFINITY;
+    }
+    let out = scan(&d, Some(&w.clean(1)));
+    for i in [3usize, 50, 700] {
+        for r in [i, i + 1] {
+            assert_eq!(out.scores.checks["label"][r], 0.0);
+            assert_eq!(out.scores.checks["outlier"][r], 0.0);
+            assert_eq!(out.scores.checks["contract"][r], 1.0);
+        }
+    }
+    assert_eq!(out.report.flagged, 6);
+}
