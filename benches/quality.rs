@@ -27,7 +27,10 @@ fn main() {
     println!("|---|---|---|---|---|---|---|---|");
     let mut worst_clean: f64 = 0.0;
     for case in quality_cases() {
-        if filter.as_ref().is_some_and(|f| !case.name.contains(f.as_str())) {
+        if filter
+            .as_ref()
+            .is_some_and(|f| !case.name.contains(f.as_str()))
+        {
             continue;
         }
         let (reference, poisoned, twin) = case.build();
@@ -37,7 +40,8 @@ fn main() {
             let (scores, flagged) = run(&poisoned, r);
             let q = quality(&scores, &flagged, &truth);
             let (_, clean_flags) = run(&twin, r);
-            let fpr_twin = clean_flags.iter().filter(|&&f| f).count() as f64 / clean_flags.len() as f64;
+            let fpr_twin =
+                clean_flags.iter().filter(|&&f| f).count() as f64 / clean_flags.len() as f64;
             worst_clean = worst_clean.max(fpr_twin);
             println!(
                 "| {} | {} | {:.3} | {:.3} | {:.3} | {:.3} | {:.4} | {:.4} |",

@@ -22,12 +22,17 @@ fn write(path: &Path, rows: usize, seed: u64, flips: f64) {
         world_seed: 3,
     };
     let d = spec.clean(seed);
-    let d = if flips > 0.0 { d.random_flips(flips, 1) } else { d };
+    let d = if flips > 0.0 {
+        d.random_flips(flips, 1)
+    } else {
+        d
+    };
     let b = d.to_batch();
     let f = std::fs::File::create(path).unwrap();
     let mut w = parquet::arrow::ArrowWriter::try_new(f, b.schema(), None).unwrap();
     for start in (0..b.num_rows()).step_by(65_536) {
-        w.write(&b.slice(start, 65_536.min(b.num_rows() - start))).unwrap();
+        w.write(&b.slice(start, 65_536.min(b.num_rows() - start)))
+            .unwrap();
     }
     w.close().unwrap();
 }
@@ -56,7 +61,10 @@ fn passes(c: &mut Criterion) {
     g.bench_function("parquet_decode", |b| {
         b.iter(|| {
             let mut s = Source::path(&big).unwrap();
-            s.open().unwrap().map(|x| x.unwrap().num_rows()).sum::<usize>()
+            s.open()
+                .unwrap()
+                .map(|x| x.unwrap().num_rows())
+                .sum::<usize>()
         })
     });
     let contract = {
@@ -88,7 +96,8 @@ fn passes(c: &mut Criterion) {
             let mut s = Source::path(&big).unwrap();
             let st = s.open().unwrap();
             let h = RowHasher::new((0..st.schema().fields().len()).collect(), HashMode::Plain);
-            st.map(|x| h.digest_batch(&x.unwrap()).unwrap().len()).sum::<usize>()
+            st.map(|x| h.digest_batch(&x.unwrap()).unwrap().len())
+                .sum::<usize>()
         })
     });
     // blake3 alone over the same canonical row encodings (one contiguous buffer, multi-threaded).

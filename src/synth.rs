@@ -375,7 +375,9 @@ pub fn quality(scores: &[f32], flagged: &[bool], truth: &[bool]) -> Quality {
     order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]).then(a.cmp(&b)));
     let at_k = order.iter().take(pos).filter(|&&i| truth[i]).count();
     let tp = (0..truth.len()).filter(|&i| truth[i] && flagged[i]).count();
-    let fp = (0..truth.len()).filter(|&i| !truth[i] && flagged[i]).count();
+    let fp = (0..truth.len())
+        .filter(|&i| !truth[i] && flagged[i])
+        .count();
     // AUC by ranks (ties share the average rank).
     let mut ranked: Vec<usize> = (0..scores.len()).collect();
     ranked.sort_by(|&a, &b| scores[a].total_cmp(&scores[b]));
@@ -392,16 +394,31 @@ pub fn quality(scores: &[f32], flagged: &[bool], truth: &[bool]) -> Quality {
         }
         i = j + 1;
     }
-    let sum_pos: f64 = (0..truth.len()).filter(|&i| truth[i]).map(|i| ranks[i]).sum();
+    let sum_pos: f64 = (0..truth.len())
+        .filter(|&i| truth[i])
+        .map(|i| ranks[i])
+        .sum();
     let auc = if pos > 0 && neg > 0 {
         (sum_pos - (pos * (pos + 1)) as f64 / 2.0) / (pos * neg) as f64
     } else {
         f64::NAN
     };
     Quality {
-        precision_at_k: if pos > 0 { at_k as f64 / pos as f64 } else { f64::NAN },
-        recall: if pos > 0 { tp as f64 / pos as f64 } else { f64::NAN },
-        precision: if tp + fp > 0 { tp as f64 / (tp + fp) as f64 } else { f64::NAN },
+        precision_at_k: if pos > 0 {
+            at_k as f64 / pos as f64
+        } else {
+            f64::NAN
+        },
+        recall: if pos > 0 {
+            tp as f64 / pos as f64
+        } else {
+            f64::NAN
+        },
+        precision: if tp + fp > 0 {
+            tp as f64 / (tp + fp) as f64
+        } else {
+            f64::NAN
+        },
         roc_auc: auc,
         false_positive_rate: if neg > 0 { fp as f64 / neg as f64 } else { 0.0 },
     }
@@ -421,7 +438,11 @@ pub struct Case {
 impl Case {
     /// (reference, poisoned data, clean twin).
     pub fn build(&self) -> (SynthData, SynthData, SynthData) {
-        (self.spec.clean(101), (self.poison)(self.spec.clean(102)), self.spec.clean(103))
+        (
+            self.spec.clean(101),
+            (self.poison)(self.spec.clean(102)),
+            self.spec.clean(103),
+        )
     }
 }
 
@@ -438,7 +459,12 @@ fn spec(rows: usize, dim: usize, classes: usize) -> SynthSpec {
 /// The cases of the quality benchmark (and of the detector tests).
 pub fn quality_cases() -> Vec<Case> {
     let mut v = Vec::new();
-    let worlds = [(4000, 10, 2), (4000, 32, 5), (6000, 64, 10), (8000, 128, 20)];
+    let worlds = [
+        (4000, 10, 2),
+        (4000, 32, 5),
+        (6000, 64, 10),
+        (8000, 128, 20),
+    ];
     for &(rows, dim, classes) in &worlds {
         let w = |name: &str, poison: fn(SynthData) -> SynthData| Case {
             name: format!("{name} (d={dim}, c={classes})"),
@@ -447,11 +473,21 @@ pub fn quality_cases() -> Vec<Case> {
         };
         v.push(w("random flips 5%", |d| d.random_flips(0.05, 1)));
         v.push(w("random flips 20%", |d| d.random_flips(0.20, 2)));
-        v.push(w("targeted flips 0->1 (30% of class 0)", |d| d.targeted_flips(0, 1, 0.3, 3)));
-        v.push(w("boundary flips 0->1 (40 rows)", |d| d.boundary_flips(0, 1, 40)));
-        v.push(w("backdoor, out-of-range trigger (60 rows)", |d| d.backdoor(0, 1, 60, false, 4)));
-        v.push(w("backdoor, in-range trigger (60 rows)", |d| d.backdoor(0, 1, 60, true, 5)));
-        v.push(w("near duplicates, conflicting labels (40)", |d| d.conflicting_duplicates(40, false, 6)));
+        v.push(w("targeted flips 0->1 (30% of class 0)", |d| {
+            d.targeted_flips(0, 1, 0.3, 3)
+        }));
+        v.push(w("boundary flips 0->1 (40 rows)", |d| {
+            d.boundary_flips(0, 1, 40)
+        }));
+        v.push(w("backdoor, out-of-range trigger (60 rows)", |d| {
+            d.backdoor(0, 1, 60, false, 4)
+        }));
+        v.push(w("backdoor, in-range trigger (60 rows)", |d| {
+            d.backdoor(0, 1, 60, true, 5)
+        }));
+        v.push(w("near duplicates, conflicting labels (40)", |d| {
+            d.conflicting_duplicates(40, false, 6)
+        }));
     }
     v
 }

@@ -1,6 +1,8 @@
 //! Detectors against ground truth: every poisoned case has a clean twin, and both sides are asserted.
 
-use arrow::array::{ArrayRef, FixedSizeListBuilder, Float32Builder, Int64Array, RecordBatch};
+use arrow::array::{
+    Array, ArrayRef, FixedSizeListBuilder, Float32Builder, Int64Array, RecordBatch,
+};
 use arrow::datatypes::{DataType, Field, Schema};
 use poisonscan::synth::{quality, SynthData, SynthSpec};
 use poisonscan::{Scanner, Source};
@@ -43,10 +45,19 @@ fn clean_twins_flag_nothing_with_a_reference_and_almost_nothing_without() {
         let w = world(dim, classes);
         let (reference, twin) = (w.clean(1), w.clean(2));
         let with = scan(&twin, Some(&reference));
-        assert_eq!(with.report.flagged, 0, "d={dim}: {:?}", with.report.sample.first());
+        assert_eq!(
+            with.report.flagged,
+            0,
+            "d={dim}: {:?}",
+            with.report.sample.first()
+        );
         assert!(with.passed());
         let without = scan(&twin, None);
-        assert!(without.report.flagged as f64 <= 0.01 * twin.len() as f64, "d={dim}: {}", without.report.summary);
+        assert!(
+            without.report.flagged as f64 <= 0.01 * twin.len() as f64,
+            "d={dim}: {}",
+            without.report.summary
+        );
     }
 }
 
@@ -56,10 +67,21 @@ fn random_flips_are_found_with_high_precision() {
     let reference = w.clean(1);
     let poisoned = w.clean(3).random_flips(0.05, 9);
     let out = scan(&poisoned, Some(&reference));
-    let q = quality(&out.scores.checks["label"], &flagged_by(&out, "label"), &truth(&poisoned));
-    assert!(q.precision_at_k >= 0.9 && q.recall >= 0.9 && q.precision >= 0.9, "{q:?}");
+    let q = quality(
+        &out.scores.checks["label"],
+        &flagged_by(&out, "label"),
+        &truth(&poisoned),
+    );
+    assert!(
+        q.precision_at_k >= 0.9 && q.recall >= 0.9 && q.precision >= 0.9,
+        "{q:?}"
+    );
     assert!(!out.passed());
-    assert!(out.scores.reasons.iter().any(|r| r.contains("nearest reference neighbours are")));
+    assert!(out
+        .scores
+        .reasons
+        .iter()
+        .any(|r| r.contains("nearest reference neighbours are")));
 }
 
 #[test]
@@ -76,14 +98,20 @@ fn in_range_backdoor_forms_a_flagged_sub_cluster() {
     let bd = flagged_by(&out, "backdoor");
     let caught = (0..t.len()).filter(|&i| t[i] && bd[i]).count();
     assert!(caught >= 48, "backdoor detector caught {caught} of 60");
-    let reason = (0..t.len()).find(|&i| t[i] && bd[i]).map(|i| out.scores.reasons[i].clone()).unwrap();
+    let reason = (0..t.len())
+        .find(|&i| t[i] && bd[i])
+        .map(|i| out.scores.reasons[i].clone())
+        .unwrap();
     assert!(reason.contains("sub-cluster of class 1"), "{reason}");
     // Without a reference the backdoor detector alone still isolates the injection.
     let alone = scan(&poisoned, None);
     let bd = flagged_by(&alone, "backdoor");
     let caught = (0..t.len()).filter(|&i| t[i] && bd[i]).count();
     let false_flags = (0..t.len()).filter(|&i| !t[i] && bd[i]).count();
-    assert!(caught >= 48 && false_flags <= 5, "caught {caught}, false {false_flags}");
+    assert!(
+        caught >= 48 && false_flags <= 5,
+        "caught {caught}, false {false_flags}"
+    );
 }
 
 #[test]
@@ -110,7 +138,11 @@ fn near_duplicates_with_conflicting_labels_flag_the_new_copy_only() {
     let exact = w.clean(5).conflicting_duplicates(30, true, 7);
     let out = scan(&exact, None);
     let t = truth(&exact);
-    assert_eq!(flagged_by(&out, "duplicate"), t, "exact copies: exactly the injected rows");
+    assert_eq!(
+        flagged_by(&out, "duplicate"),
+        t,
+        "exact copies: exactly the injected rows"
+    );
 }
 
 #[test]
@@ -139,9 +171,21 @@ fn embedding_column_features_find_flips() {
         Source::memory(schema, vec![batch], "embeddings")
     };
     let poisoned = w.clean(8).random_flips(0.05, 3);
-    let run = |d: &SynthData| Scanner::new(mk(d)).label("label").id("id").embedding("emb").reference(mk(&w.clean(1))).run().unwrap();
+    let run = |d: &SynthData| {
+        Scanner::new(mk(d))
+            .label("label")
+            .id("id")
+            .embedding("emb")
+            .reference(mk(&w.clean(1)))
+            .run()
+            .unwrap()
+    };
     let out = run(&poisoned);
-    let q = quality(&out.scores.checks["label"], &flagged_by(&out, "label"), &truth(&poisoned));
+    let q = quality(
+        &out.scores.checks["label"],
+        &flagged_by(&out, "label"),
+        &truth(&poisoned),
+    );
     assert!(q.precision_at_k >= 0.9, "{q:?}");
     assert_eq!(run(&w.clean(2)).report.flagged, 0);
 }

@@ -3,7 +3,10 @@
 
 mod common;
 
-use arrow::array::{Array, ArrayRef, DictionaryArray, Float64Array, Int32Array, Int64Array, RecordBatch, StringArray};
+use arrow::array::{
+    Array, ArrayRef, DictionaryArray, Float64Array, Int32Array, Int64Array, RecordBatch,
+    StringArray,
+};
 use arrow::datatypes::{DataType, Field, Int32Type, Schema};
 use poisonscan::lineage::{HashMode, LineageState, RowDigest, RowHasher};
 use poisonscan::Source;
@@ -29,7 +32,10 @@ fn table(ints: &[i64], floats: &[Option<f64>], words: &[Option<String>]) -> Reco
 
 fn digests(batches: &[RecordBatch]) -> Vec<RowDigest> {
     let h = RowHasher::new((0..batches[0].num_columns()).collect(), HashMode::Plain);
-    batches.iter().flat_map(|b| h.digest_batch(b).unwrap()).collect()
+    batches
+        .iter()
+        .flat_map(|b| h.digest_batch(b).unwrap())
+        .collect()
 }
 
 fn split(b: &RecordBatch, cuts: &[usize]) -> Vec<RecordBatch> {
@@ -51,7 +57,12 @@ fn rows_strategy() -> impl Strategy<Value = (Vec<i64>, Vec<Option<f64>>, Vec<Opt
         (
             prop::collection::vec(any::<i64>(), n),
             prop::collection::vec(
-                prop_oneof![Just(None), Just(Some(f64::NAN)), Just(Some(-0.0)), any::<f64>().prop_map(Some)],
+                prop_oneof![
+                    Just(None),
+                    Just(Some(f64::NAN)),
+                    Just(Some(-0.0)),
+                    any::<f64>().prop_map(Some)
+                ],
                 n,
             ),
             prop::collection::vec(prop::option::of("[a-c]{0,3}"), n),
@@ -124,7 +135,9 @@ fn read_all(path: &std::path::Path, batch_size: usize) -> Vec<RecordBatch> {
 fn parquet_ipc_and_csv_of_the_same_values_hash_alike_whatever_the_layout() {
     let n = 1000;
     let ints: Vec<i64> = (0..n).map(|k| k * 7919 % 1013 - 500).collect();
-    let floats: Vec<Option<f64>> = (0..n).map(|k| Some((k as f64 * 0.37).sin() * 1e3)).collect();
+    let floats: Vec<Option<f64>> = (0..n)
+        .map(|k| Some((k as f64 * 0.37).sin() * 1e3))
+        .collect();
     let words: Vec<Option<String>> = (0..n).map(|k| Some(format!("w{}", k % 13))).collect();
     let b = table(&ints, &floats, &words);
     let expected = digests(&[b.clone()]);
@@ -134,22 +147,35 @@ fn parquet_ipc_and_csv_of_the_same_values_hash_alike_whatever_the_layout() {
         let props = parquet::file::properties::WriterProperties::builder()
             .set_max_row_group_row_count(Some(rg))
             .build();
-        let mut w = parquet::arrow::ArrowWriter::try_new(std::fs::File::create(&p).unwrap(), b.schema(), Some(props)).unwrap();
+        let mut w = parquet::arrow::ArrowWriter::try_new(
+            std::fs::File::create(&p).unwrap(),
+            b.schema(),
+            Some(props),
+        )
+        .unwrap();
         w.write(&b).unwrap();
         w.close().unwrap();
         for bs in [1usize, 64, 4096] {
-            assert_eq!(digests(&read_all(&p, bs)), expected, "parquet row groups {rg}, batch {bs}");
+            assert_eq!(
+                digests(&read_all(&p, bs)),
+                expected,
+                "parquet row groups {rg}, batch {bs}"
+            );
         }
     }
     let ipc = dir.path().join("t.arrow");
-    let mut w = arrow::ipc::writer::FileWriter::try_new(std::fs::File::create(&ipc).unwrap(), &b.schema()).unwrap();
+    let mut w =
+        arrow::ipc::writer::FileWriter::try_new(std::fs::File::create(&ipc).unwrap(), &b.schema())
+            .unwrap();
     for part in split(&b, &[100, 555]) {
         w.write(&part).unwrap();
     }
     w.finish().unwrap();
     assert_eq!(digests(&read_all(&ipc, 100)), expected, "ipc");
     let csv = dir.path().join("t.csv");
-    let mut w = arrow::csv::WriterBuilder::new().with_header(true).build(std::fs::File::create(&csv).unwrap());
+    let mut w = arrow::csv::WriterBuilder::new()
+        .with_header(true)
+        .build(std::fs::File::create(&csv).unwrap());
     w.write(&b).unwrap();
     drop(w);
     assert_eq!(digests(&read_all(&csv, 333)), expected, "csv");

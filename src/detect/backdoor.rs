@@ -32,7 +32,7 @@
 //! Tran, Li, Madry, "Spectral Signatures in Backdoor Attacks", NeurIPS 2018; Chen et al., "Detecting Backdoor Attacks
 //! on Deep Neural Networks by Activation Clustering", AAAI SafeAI 2019; IBM ART `ActivationDefence` defaults.
 
-use super::{kmeans, median_sigma, DetectContext, DetectorOutput, FLAG_AT};
+use super::{kmeans, kmeans_from, median_sigma, DetectContext, DetectorOutput, FLAG_AT};
 use crate::features::sample_by_digest;
 use linfa_linalg::eigh::EighInto;
 use ndarray::{Array1, Array2, Axis};
@@ -42,6 +42,30 @@ const MIN_CLASS_ROWS: usize = 30;
 const MAX_SMALL_SHARE: f64 = 0.35;
 const MIN_SILHOUETTE: f64 = 0.15;
 const PCA_DIMS: usize = 10;
+
+/// Per-class robust per-feature centre and scale.
+struct ClassScale {
+    center: Array1<f64>,
+    scale: Array1<f64>,
+}
+
+impl ClassScale {
+    fn fit(x: &Array2<f64>) -> ClassScale {
+        let d = x.ncols();
+        let mut center = Array1::zeros(d);
+        let mut scale = Array1::ones(d);
+        for j in 0..d {
+            let col: Vec<f64> = x.column(j).to_vec();
+            let (m, s) = median_sigma(&col);
+            center[j] = m;
+            scale[j] = if s > 1e-9 { s } else { 1.0 };
+        }
+        ClassScale { center, scale }
+    }
+    fn apply(&self, x: &Array2<f64>) -> Array2<f64> {
+        (x - &self.center) / &self.scale
+    }
+}
 
 /// Principal axes of a class: mean and the top `r` eigenvectors (d x r), largest first.
 struct Pca {
@@ -74,6 +98,34 @@ fn dist(a: ndarray::ArrayView1<f64>, b: ndarray::ArrayView1<f64>) -> f64 {
         .map(|(x, y)| (x - y) * (x - y))
         .sum::<f64>()
         .sqrt()
+}
+
+/// Centroids of the two sides of the split of `t` (1-D) that maximizes the between-group sum of squares.
+fn spectral_split(z: &Array2<f32>, t: &[f64]) -> Option<Array2<f32>> {
+    let n = t.len();
+    if n < 4 {
+        return None;
+    }
+    let mut order: Vec<usize> = (0..n).collect();
+    order.sort_by(|&a, &b| t[a].total_cmp(&t[b]));
+    let total: f64 = t.iter().sum();
+    let (mut best, mut best_k, mut left) = (f64::NEG_INFINITY, 0, 0.0);
+    for k in 1..n {
+        left += t[order[k - 1]];
+        let (nl, nr) = (k as f64, (n - k) as f64);
+        let d = left / nl - (total - left) / nr;
+        let between = nl * nr / n as f64 * d * d;
+        if between > best {
+            best = between;
+            best_k = k;
+        }
+    }
+    let mean_of = |ids: &[usize]| z.select(Axis(0), ids).mean_axis(Axis(0));
+    let (a, b) = (mean_of(&order[..best_k])?, mean_of(&order[best_k..])?);
+    let mut init = Array2::<f32>::zeros((2, z.ncols()));
+    init.row_mut(0).assign(&a);
+    init.row_mut(1).assign(&b);
+    Some(init)
 }
 
 /// Per-class finding for the report.
@@ -158,8 +210,11 @@ fn analyse_class(
     reasons: &mut [Option<String>],
 ) -> Option<ClassSplit> {
     let x = ctx.x.select(Axis(0), rows).mapv(|v| v as f64);
-    let p = pca(&x, PCA_DIMS)?;
-    let z = p.project(&x);
+    // Whiten per class (median, 1.4826 MAD per feature): the global scaling is dominated by the spread between
+    // classes, which would shrink exactly the directions in which a copy of another class stands out.
+    let scale = ClassScale::fit(&x);
+    let p = pca(&scale.apply(&x), PCA_DIMS)?;
+    let z = p.project(&scale.apply(&x));
     // Spectral signature along the top axis.
     let t: Vec<f64> = z.column(0).to_vec();
     let (tm, ts) = median_sigma(&t);
@@ -170,7 +225,13 @@ fn analyse_class(
     }
     // Activation clustering: 2-means in the reduced space.
     let zf = z.mapv(|v| v as f32);
-    let (cent, assign) = kmeans(&zf, 2, ctx.config.seed ^ c as u64, 100).ok()?;
+    // Start 2-means from the best split along the spectral direction (where a poisoned sub-population lies),
+    // which is deterministic and avoids the poor local optima of a random start.
+    let init = spectral_split(&zf, &t);
+    let (cent, assign) = match init {
+        Some(init) => kmeans_from(&zf, init, 100).ok()?,
+        None => kmeans(&zf, 2, ctx.config.seed ^ c as u64, 100).ok()?,
+    };
     let cent = cent.mapv(|v| v as f64);
     let size1 = assign.iter().filter(|&&a| a == 1).count();
     let small = if size1 * 2 < rows.len() { 1 } else { 0 };
@@ -218,7 +279,7 @@ fn analyse_class(
         if ids.len() < MIN_CLASS_ROWS {
             return None;
         }
-        let rz = p.project(&r.x.select(Axis(0), &ids).mapv(|v| v as f64));
+        let rz = p.project(&scale.apply(&r.x.select(Axis(0), &ids).mapv(|v| v as f64)));
         let in_small = (0..rz.nrows())
             .filter(|&k| dist(rz.row(k), cent.row(small)) < dist(rz.row(k), cent.row(1 - small)))
             .count();

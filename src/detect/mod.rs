@@ -149,6 +149,28 @@ pub fn kmeans(
     Ok((model.centroids().clone(), assign))
 }
 
+/// k-means (linfa) started from given centroids: the row assignments and the final centroids.
+pub fn kmeans_from(
+    x: &Array2<f32>,
+    init: Array2<f32>,
+    max_iter: u64,
+) -> Result<(Array2<f32>, Array1<usize>), String> {
+    let k = init.nrows();
+    if x.nrows() < k || k == 0 {
+        return Err(format!("{} rows are too few for {} clusters", x.nrows(), k));
+    }
+    let ds = DatasetBase::from(x.clone());
+    let model = KMeans::params_with_rng(k, rand_xoshiro::Xoshiro256Plus::seed_from_u64(0))
+        .init_method(linfa_clustering::KMeansInit::Precomputed(init))
+        .n_runs(1)
+        .max_n_iterations(max_iter)
+        .tolerance(1e-4f32)
+        .fit(&ds)
+        .map_err(|e| e.to_string())?;
+    let assign = model.predict(x);
+    Ok((model.centroids().clone(), assign))
+}
+
 /// Rows of `x` at `rows` as a new matrix.
 pub fn take_rows(x: ArrayView2<f32>, rows: &[usize]) -> Array2<f32> {
     x.select(ndarray::Axis(0), rows)
