@@ -459,16 +459,21 @@ fn spec(rows: usize, dim: usize, classes: usize) -> SynthSpec {
 /// The cases of the quality benchmark (and of the detector tests).
 pub fn quality_cases() -> Vec<Case> {
     let mut v = Vec::new();
+    // (rows, dims, classes, separation): the last world has overlapping classes (a few % Bayes error).
     let worlds = [
-        (4000, 10, 2),
-        (4000, 32, 5),
-        (6000, 64, 10),
-        (8000, 128, 20),
+        (4000, 10, 2, 8.0),
+        (4000, 32, 5, 8.0),
+        (6000, 64, 10, 8.0),
+        (8000, 128, 20, 8.0),
+        (4000, 16, 4, 4.5),
     ];
-    for &(rows, dim, classes) in &worlds {
+    for &(rows, dim, classes, sep) in &worlds {
         let w = |name: &str, poison: fn(SynthData) -> SynthData| Case {
-            name: format!("{name} (d={dim}, c={classes})"),
-            spec: spec(rows, dim, classes),
+            name: format!("{name} (d={dim}, c={classes}, sep={sep})"),
+            spec: SynthSpec {
+                separation: sep,
+                ..spec(rows, dim, classes)
+            },
             poison,
         };
         v.push(w("random flips 5%", |d| d.random_flips(0.05, 1)));

@@ -112,6 +112,8 @@ type RowResult = (
 
 /// Margin at or above which a row is a candidate.
 const LIMIT: f32 = 0.5;
+/// The same without any calibration (no reference, no profiled contract).
+const UNCALIBRATED_LIMIT: f32 = 0.7;
 
 /// Leave-one-out statistics of the base.
 struct BaseStats {
@@ -259,7 +261,13 @@ pub fn detect(ctx: &DetectContext) -> LabelFlipOutput {
     let (thresholds, s2) = (stats.thresholds.clone(), stats.s2);
     // Rate at which clean rows of each class are candidates, measured on the reference's own leave-one-out search
     // (or carried in a profiled contract). Without either there is nothing clean to measure.
-    let limit = LIMIT;
+    let uncalibrated = base.is_data && ctx.label_clean_rate.is_none();
+    // Nothing clean to calibrate on: demand a clearer majority of another class.
+    let limit = if uncalibrated {
+        UNCALIBRATED_LIMIT
+    } else {
+        LIMIT
+    };
     let clean_rate: Vec<Option<f64>> = if base.is_data {
         match ctx.label_clean_rate {
             Some(r) if r.len() == nc => r.to_vec(),
@@ -328,9 +336,21 @@ pub fn detect(ctx: &DetectContext) -> LabelFlipOutput {
     let expected: Vec<Option<f64>> = (0..nc)
         .map(|y| clean_rate[y].map(|r| r * rows_of[y] as f64))
         .collect();
+    // Pooled over classes as well: when the data as a whole holds clearly more candidates than clean data would,
+    // candidates of classes whose clean rate is tiny (under one row expected) are flagged too, so flips spread
+    // thinly over many classes are not lost to the per-class test.
+    let exceeds = |x: f64, e: f64| x > e + 3.0 * e.sqrt() + 1.0;
+    let (mut x_all, mut e_all) = (0f64, 0f64);
+    for y in 0..nc {
+        if let Some(e) = expected[y] {
+            x_all += cand[y] as f64;
+            e_all += e;
+        }
+    }
+    let pooled = exceeds(x_all, e_all);
     let excess: Vec<bool> = (0..nc)
         .map(|y| match expected[y] {
-            Some(e) => cand[y] as f64 > e + 3.0 * e.sqrt() + 1.0,
+            Some(e) => exceeds(cand[y] as f64, e) || (pooled && e < 1.0),
             None => true,
         })
         .collect();
