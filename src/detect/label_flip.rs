@@ -110,6 +110,9 @@ type RowResult = (
     Option<(f32, usize, Option<u32>)>,
 );
 
+/// Most base rows whose leave-one-out search measures thresholds, distance scale and clean rates.
+const STATS_ROWS: usize = 20_000;
+
 /// Margin at or above which a row is a candidate.
 const LIMIT: f32 = 0.5;
 /// The same without any calibration (no reference, no profiled contract).
@@ -139,17 +142,25 @@ impl BaseStats {
 
 /// Leave-one-out kNN of the base itself: per-class thresholds t_j, margins, and the distance scale.
 fn base_statistics(index: &IvfIndex, base: &Base, k: usize, nc: usize) -> BaseStats {
-    let base_self: Vec<Option<u32>> = (0..base.x.nrows()).map(|i| Some(i as u32)).collect();
-    let base_knn = index.search_all(base.x.view(), k, &base_self);
+    // Thresholds and rates are averages: an evenly spread subset of at most STATS_ROWS base rows measures them.
+    let n = base.x.nrows();
+    let step = (n as f64 / STATS_ROWS as f64).max(1.0);
+    let picked: Vec<usize> = (0..n.min(STATS_ROWS))
+        .map(|j| ((j as f64 * step) as usize).min(n - 1))
+        .collect();
+    let queries = take_rows(base.x.view(), &picked);
+    let base_self: Vec<Option<u32>> = picked.iter().map(|&i| Some(i as u32)).collect();
+    let knn = index.search_all(queries.view(), k, &base_self);
+    let base_knn: Vec<(usize, Vec<Neighbour>)> = picked.into_iter().zip(knn).collect();
     let kth: Vec<f64> = base_knn
         .iter()
-        .filter_map(|v| v.last().map(|x| x.0 as f64))
+        .filter_map(|(_, v)| v.last().map(|x| x.0 as f64))
         .collect();
     let s2 = quantile(&kth, 0.5).max(1e-9) as f32;
     let mut t_sum = vec![0f64; nc];
     let mut t_cnt = vec![0usize; nc];
     let mut margins: Vec<Vec<f64>> = vec![Vec::new(); nc];
-    for (b, nb) in base_knn.iter().enumerate() {
+    for (b, nb) in base_knn.iter().map(|(b, nb)| (*b, nb)) {
         if let Some(y) = base.labels[base.ids[b]] {
             let p = vote(nb, base.labels, &base.ids, nc, s2);
             t_sum[y as usize] += p[y as usize] as f64;

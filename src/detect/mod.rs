@@ -58,7 +58,7 @@ impl Default for DetectConfig {
             label_flips: true,
             backdoors: true,
             k: 10,
-            nprobe: 6,
+            nprobe: 4,
             max_fit_rows: 100_000,
             seed: 0x5eed,
         }

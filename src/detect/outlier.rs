@@ -31,6 +31,8 @@ use ndarray::Array2;
 use rayon::prelude::*;
 use serde_json::json;
 
+/// Most rows the k-means model is fitted and calibrated on.
+const FIT_ROWS: usize = 20_000;
 /// Rows below which the detector does not fit (too few to calibrate).
 const MIN_FIT_ROWS: usize = 50;
 
@@ -50,7 +52,7 @@ pub fn fit(fit: &Array2<f32>, trusted: bool, seed: u64) -> Option<OutlierModel> 
         return None;
     }
     let k = (((n as f64) / 50.0).sqrt().round() as usize).clamp(2, 16);
-    let (centroids, assign) = kmeans(fit, k, seed, 50).ok()?;
+    let (centroids, assign) = kmeans(fit, k, seed, 30).ok()?;
     let min_size = (n / 100).max(10);
     let mut sizes = vec![0usize; centroids.nrows()];
     for &a in assign.iter() {
@@ -119,10 +121,22 @@ pub fn detect(ctx: &DetectContext) -> DetectorOutput {
         _ => (
             take_rows(
                 ctx.x.view(),
-                &sample_by_digest(ctx.digests, ctx.valid, ctx.config.max_fit_rows),
+                &sample_by_digest(
+                    ctx.digests,
+                    ctx.valid,
+                    ctx.config.max_fit_rows.min(FIT_ROWS),
+                ),
             ),
             false,
         ),
+    };
+    // A reference larger than FIT_ROWS is thinned to an evenly spread subset.
+    let fit_x = if fit_x.nrows() > FIT_ROWS {
+        let step = fit_x.nrows() as f64 / FIT_ROWS as f64;
+        let rows: Vec<usize> = (0..FIT_ROWS).map(|j| (j as f64 * step) as usize).collect();
+        take_rows(fit_x.view(), &rows)
+    } else {
+        fit_x
     };
     let Some(model) = fit(&fit_x, trusted, ctx.config.seed) else {
         return DetectorOutput::empty(

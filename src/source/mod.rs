@@ -84,6 +84,28 @@ impl BatchStream {
     }
 }
 
+impl BatchStream {
+    /// Decode ahead on a background thread (up to `depth` batches), so decoding overlaps with the work done on
+    /// each batch. Memory grows by at most `depth` batches.
+    pub fn prefetch(self, depth: usize) -> BatchStream {
+        let (tx, rx) = std::sync::mpsc::sync_channel(depth.max(1));
+        let inner = self.inner;
+        std::thread::spawn(move || {
+            for item in inner {
+                let failed = item.is_err();
+                if tx.send(item).is_err() || failed {
+                    break;
+                }
+            }
+        });
+        BatchStream {
+            schema: self.schema,
+            origin: self.origin,
+            inner: Box::new(rx.into_iter()),
+        }
+    }
+}
+
 impl Iterator for BatchStream {
     type Item = Result<RecordBatch, SourceError>;
     fn next(&mut self) -> Option<Self::Item> {
