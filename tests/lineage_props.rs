@@ -76,7 +76,7 @@ proptest! {
     #[test]
     fn digests_ignore_batch_boundaries((i, x, s) in rows_strategy(), cuts in prop::collection::vec(0usize..200, 0..6)) {
         let whole = table(&i, &x, &s);
-        prop_assert_eq!(digests(&[whole.clone()]), digests(&split(&whole, &cuts)));
+        prop_assert_eq!(digests(std::slice::from_ref(&whole)), digests(&split(&whole, &cuts)));
     }
 
     #[test]
@@ -98,7 +98,7 @@ proptest! {
     #[test]
     fn partitions_merge_to_the_same_fingerprint((i, x, s) in rows_strategy(), parts in 1usize..8) {
         let whole = table(&i, &x, &s);
-        let d = digests(&[whole.clone()]);
+        let d = digests(std::slice::from_ref(&whole));
         let mut one = LineageState::new(16);
         one.add(0, &d);
         let size = d.len().div_ceil(parts);
@@ -140,7 +140,7 @@ fn parquet_ipc_and_csv_of_the_same_values_hash_alike_whatever_the_layout() {
         .collect();
     let words: Vec<Option<String>> = (0..n).map(|k| Some(format!("w{}", k % 13))).collect();
     let b = table(&ints, &floats, &words);
-    let expected = digests(&[b.clone()]);
+    let expected = digests(std::slice::from_ref(&b));
     let dir = tempfile::tempdir().unwrap();
     for rg in [37usize, 1000] {
         let p = dir.path().join(format!("t{rg}.parquet"));
