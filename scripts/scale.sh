@@ -14,6 +14,6 @@ for rows in "${@:-100000 1000000}"; do
         /usr/bin/time -f "%e s wall, %M KB peak RSS" -o "$dir/time.txt" \
             "$bin" scan -q "$dir/data.parquet" --label label --id id "${extra[@]}" --scores "$dir/scores.parquet" \
             --report "$dir/report.json" >"$dir/stdout.txt" 2>/dev/null || true
-        echo "$rows rows, reference=$mode: $(cat "$dir/time.txt") | $(tail -1 "$dir/stdout.txt")"
+        echo "$rows rows, reference=$mode: $(tail -1 "$dir/time.txt") | $(tail -1 "$dir/stdout.txt")"
     done
 done
