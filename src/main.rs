@@ -329,21 +329,9 @@ fn diff(
 ) -> Result<u8, Error> {
     let key = Key::resolve(key_file)?;
     let m = Manifest::read(manifest)?;
-    let problems = m.check_integrity(key.as_ref())?;
-    if !problems.is_empty() {
-        return Err(poisonscan::error::LineageError::InvalidManifest {
-            path: manifest.to_path_buf(),
-            message: problems.join("; "),
-        }
-        .into());
-    }
-    let mode = match (&key, m.header.keyed) {
-        (Some(k), true) => k.mode(),
-        _ => lineage::HashMode::Plain,
-    };
     let mut src = source(data, poisonscan::source::DEFAULT_BATCH_SIZE)?;
-    let d = lineage::digest_source(&mut src, m.header.id_column.as_deref(), mode)?;
-    let df = lineage::diff(&m, &d.digests, d.ids.as_deref());
+    let (df, d) =
+        lineage::diff_source(&m, &manifest.display().to_string(), &mut src, key.as_ref())?;
     let (added, removed, changed) = (
         df.count(lineage::RowStatus::Added),
         df.removed.len(),

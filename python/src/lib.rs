@@ -434,20 +434,7 @@ impl PyManifest {
         let key = key_of(key)?;
         let m = self.inner.clone();
         guarded(py, move || {
-            let problems = m.check_integrity(key.as_ref())?;
-            if !problems.is_empty() {
-                return Err(poisonscan::error::LineageError::InvalidManifest {
-                    path: "<manifest>".into(),
-                    message: problems.join("; "),
-                }
-                .into());
-            }
-            let mode = match (&key, m.header.keyed) {
-                (Some(k), true) => k.mode(),
-                _ => lineage::HashMode::Plain,
-            };
-            let d = lineage::digest_source(&mut src, m.header.id_column.as_deref(), mode)?;
-            let df = lineage::diff(&m, &d.digests, d.ids.as_deref());
+            let (df, _) = lineage::diff_source(&m, "<manifest>", &mut src, key.as_ref())?;
             Ok((
                 df.status.iter().map(|s| s.as_str()).collect(),
                 df.removed,

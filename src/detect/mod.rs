@@ -135,38 +135,37 @@ pub fn kmeans(
     seed: u64,
     max_iter: u64,
 ) -> Result<(Array2<f32>, Array1<usize>), String> {
-    if x.nrows() < k || k == 0 {
-        return Err(format!("{} rows are too few for {} clusters", x.nrows(), k));
-    }
-    let ds = DatasetBase::from(x.clone());
-    let model = KMeans::params_with_rng(k, rand_xoshiro::Xoshiro256Plus::seed_from_u64(seed))
-        .n_runs(1)
-        .max_n_iterations(max_iter)
-        .tolerance(1e-4f32)
-        .fit(&ds)
-        .map_err(|e| e.to_string())?;
-    let assign = model.predict(x);
-    Ok((model.centroids().clone(), assign))
+    fit_kmeans(x, k, seed, None, max_iter)
 }
 
-/// k-means (linfa) started from given centroids: the row assignments and the final centroids.
+/// k-means (linfa) started from given centroids: the final centroids and the row assignments.
 pub fn kmeans_from(
     x: &Array2<f32>,
     init: Array2<f32>,
     max_iter: u64,
 ) -> Result<(Array2<f32>, Array1<usize>), String> {
-    let k = init.nrows();
+    fit_kmeans(x, init.nrows(), 0, Some(init), max_iter)
+}
+
+fn fit_kmeans(
+    x: &Array2<f32>,
+    k: usize,
+    seed: u64,
+    init: Option<Array2<f32>>,
+    max_iter: u64,
+) -> Result<(Array2<f32>, Array1<usize>), String> {
     if x.nrows() < k || k == 0 {
         return Err(format!("{} rows are too few for {} clusters", x.nrows(), k));
     }
     let ds = DatasetBase::from(x.clone());
-    let model = KMeans::params_with_rng(k, rand_xoshiro::Xoshiro256Plus::seed_from_u64(0))
-        .init_method(linfa_clustering::KMeansInit::Precomputed(init))
+    let mut params = KMeans::params_with_rng(k, rand_xoshiro::Xoshiro256Plus::seed_from_u64(seed))
         .n_runs(1)
         .max_n_iterations(max_iter)
-        .tolerance(1e-4f32)
-        .fit(&ds)
-        .map_err(|e| e.to_string())?;
+        .tolerance(1e-4f32);
+    if let Some(c) = init {
+        params = params.init_method(linfa_clustering::KMeansInit::Precomputed(c));
+    }
+    let model = params.fit(&ds).map_err(|e| e.to_string())?;
     let assign = model.predict(x);
     Ok((model.centroids().clone(), assign))
 }

@@ -185,6 +185,31 @@ pub fn verify(
     })
 }
 
+/// Check a manifest's integrity, digest `source` the way the manifest was made (keyed or not, by id or not) and diff
+/// it: the library side of `poisonscan diff`. Returns the diff and the data's digests and ids.
+pub fn diff_source(
+    manifest: &Manifest,
+    manifest_origin: &str,
+    source: &mut Source,
+    key: Option<&Key>,
+) -> Result<(Diff, DigestedInput), Error> {
+    let problems = manifest.check_integrity(key)?;
+    if !problems.is_empty() {
+        return Err(crate::error::LineageError::InvalidManifest {
+            path: manifest_origin.into(),
+            message: problems.join("; "),
+        }
+        .into());
+    }
+    let mode = match (key, manifest.header.keyed) {
+        (Some(k), true) => k.mode(),
+        _ => HashMode::Plain,
+    };
+    let d = digest_source(source, manifest.header.id_column.as_deref(), mode)?;
+    let df = diff(manifest, &d.digests, d.ids.as_deref());
+    Ok((df, d))
+}
+
 /// Status of one data row against a trusted manifest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
