@@ -8,7 +8,7 @@ use super::Source;
 use crate::error::SourceError;
 use arrow::array::RecordBatch;
 use arrow::datatypes::{Field, Schema};
-use polars::prelude::{CompatLevel, DataFrame, LazyFrame};
+use polars::prelude::{CompatLevel, DataFrame, LazyFrame, SchemaExt};
 use std::sync::Arc;
 
 fn err(origin: &str, e: impl std::fmt::Display) -> SourceError {
