@@ -8,7 +8,9 @@ use polars::prelude::*;
 
 fn frame() -> DataFrame {
     let n = 3000usize;
-    let f0: Vec<f64> = (0..n).map(|i| ((i * 37 % 101) as f64) / 10.0 + if i % 2 == 0 { 0.0 } else { 50.0 }).collect();
+    let f0: Vec<f64> = (0..n)
+        .map(|i| ((i * 37 % 101) as f64) / 10.0 + if i % 2 == 0 { 0.0 } else { 50.0 })
+        .collect();
     let f1: Vec<f64> = (0..n).map(|i| ((i * 53 % 97) as f64) / 10.0).collect();
     let label: Vec<i64> = (0..n).map(|i| (i % 2) as i64).collect();
     let name: Vec<String> = (0..n).map(|i| format!("r{}", i % 7)).collect();
@@ -25,24 +27,45 @@ fn a_dataframe_scans_like_the_same_arrow_data() {
     assert_eq!(schema.field(3).name(), "name");
     // Strings arrive as Utf8View without a copy; the digest is the same as for plain Utf8.
     let h = RowHasher::new((0..5).collect(), HashMode::Plain);
-    let d: Vec<_> = batches.iter().flat_map(|b| h.digest_batch(b).unwrap()).collect();
+    let d: Vec<_> = batches
+        .iter()
+        .flat_map(|b| h.digest_batch(b).unwrap())
+        .collect();
     let casted: Vec<_> = batches
         .iter()
         .map(|b| {
             let cols = b
                 .columns()
                 .iter()
-                .map(|c| arrow::compute::cast(c, &match c.data_type() {
-                    arrow::datatypes::DataType::Utf8View => arrow::datatypes::DataType::Utf8,
-                    other => other.clone(),
-                }).unwrap())
+                .map(|c| {
+                    arrow::compute::cast(
+                        c,
+                        &match c.data_type() {
+                            arrow::datatypes::DataType::Utf8View => {
+                                arrow::datatypes::DataType::Utf8
+                            }
+                            other => other.clone(),
+                        },
+                    )
+                    .unwrap()
+                })
                 .collect::<Vec<_>>();
-            arrow::array::RecordBatch::try_from_iter(schema.fields().iter().map(|f| f.name().clone()).zip(cols)).unwrap()
+            arrow::array::RecordBatch::try_from_iter(
+                schema.fields().iter().map(|f| f.name().clone()).zip(cols),
+            )
+            .unwrap()
         })
         .collect();
-    let d2: Vec<_> = casted.iter().flat_map(|b| h.digest_batch(b).unwrap()).collect();
+    let d2: Vec<_> = casted
+        .iter()
+        .flat_map(|b| h.digest_batch(b).unwrap())
+        .collect();
     assert_eq!(d, d2);
-    let out = Scanner::new(from_lazyframe(df.lazy(), "lazy").unwrap()).label("label").id("id").run().unwrap();
+    let out = Scanner::new(from_lazyframe(df.lazy(), "lazy").unwrap())
+        .label("label")
+        .id("id")
+        .run()
+        .unwrap();
     assert_eq!(out.report.rows, 3000);
     assert_eq!(out.report.flagged, 0, "{}", out.report.summary);
 }

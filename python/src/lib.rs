@@ -461,6 +461,14 @@ fn _lineage(
     Ok(PyManifest { inner: m })
 }
 
+/// Panics inside the guarded region, so tests can check that a Rust panic becomes `InternalError`.
+#[pyfunction]
+fn _panic_for_test(py: Python<'_>) -> PyResult<()> {
+    guarded(py, || -> Result<(), poisonscan::Error> {
+        panic!("deliberate panic for the test suite")
+    })
+}
+
 #[pymodule]
 fn _poisonscan(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
@@ -478,5 +486,6 @@ fn _poisonscan(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(_profile, m)?)?;
     m.add_function(wrap_pyfunction!(_lineage, m)?)?;
     m.add_function(wrap_pyfunction!(_check_contract, m)?)?;
+    m.add_function(wrap_pyfunction!(_panic_for_test, m)?)?;
     Ok(())
 }

@@ -194,3 +194,12 @@ def test_pretraining_gate_example(name, code, tmp_path):
         assert "training on 2000 rows" in p.stdout
     else:
         assert "refusing to train" in p.stdout and q.exists()
+
+
+def test_a_rust_panic_is_an_exception_not_a_crash():
+    from poisonscan import _poisonscan
+
+    with pytest.raises(poisonscan.InternalError, match="panic"):
+        _poisonscan._panic_for_test()
+    # The interpreter and the module still work afterwards.
+    assert poisonscan.scan(FIXTURES / "clean.parquet", label="label", reference=FIXTURES / "reference.parquet").passed

@@ -34,8 +34,17 @@ pub fn from_dataframe(df: &DataFrame, origin: &str) -> Result<Source, SourceErro
             // SAFETY: polars-arrow's ArrowArray / ArrowSchema and arrow-rs's FFI_ArrowArray / FFI_ArrowSchema are
             // both `#[repr(C)]` definitions of the same Arrow C Data Interface structs; ownership (and the release
             // callback) moves to arrow-rs, which calls it exactly once.
-            let (a, s): (arrow::ffi::FFI_ArrowArray, arrow::ffi::FFI_ArrowSchema) =
-                unsafe { (std::mem::transmute(c_arr), std::mem::transmute(c_schema)) };
+            let (a, s): (arrow::ffi::FFI_ArrowArray, arrow::ffi::FFI_ArrowSchema) = unsafe {
+                (
+                    std::mem::transmute::<polars_arrow::ffi::ArrowArray, arrow::ffi::FFI_ArrowArray>(
+                        c_arr,
+                    ),
+                    std::mem::transmute::<
+                        polars_arrow::ffi::ArrowSchema,
+                        arrow::ffi::FFI_ArrowSchema,
+                    >(c_schema),
+                )
+            };
             let f = Field::try_from(&s).map_err(|e| err(origin, e))?;
             // SAFETY: `a` and `s` are valid, exported structs describing the same array.
             let data = unsafe { arrow::ffi::from_ffi(a, &s) }.map_err(|e| err(origin, e))?;
@@ -55,7 +64,12 @@ pub fn from_dataframe(df: &DataFrame, origin: &str) -> Result<Source, SourceErro
                 .map(|f| {
                     let s = polars_arrow::ffi::export_field_to_c(f);
                     // SAFETY: as above, same C struct layout.
-                    let s: arrow::ffi::FFI_ArrowSchema = unsafe { std::mem::transmute(s) };
+                    let s = unsafe {
+                        std::mem::transmute::<
+                            polars_arrow::ffi::ArrowSchema,
+                            arrow::ffi::FFI_ArrowSchema,
+                        >(s)
+                    };
                     Field::try_from(&s).map_err(|e| err(origin, e))
                 })
                 .collect::<Result<_, _>>()?;
