@@ -74,10 +74,10 @@ fn ivf_recall() {
     };
     let d = spec.clean(1);
     let x = ndarray::Array2::from_shape_fn((d.len(), 32), |(i, j)| d.x[i][j] as f32);
-    let exact = IvfIndex::build(x.view(), 1, 1, 0);
+    let exact = IvfIndex::build(x.view(), 1, 1);
     for nprobe in [2usize, 6, 16] {
         let t = std::time::Instant::now();
-        let ivf = IvfIndex::build(x.view(), default_nlist(x.nrows()), nprobe, 0);
+        let ivf = IvfIndex::build(x.view(), default_nlist(x.nrows()), nprobe);
         let build = t.elapsed();
         let (mut hits, mut total) = (0usize, 0usize);
         let t = std::time::Instant::now();

@@ -72,7 +72,7 @@ fn passes(c: &mut Criterion) {
         let mut st = s.open().unwrap();
         let mut p = Profiler::new(st.schema(), "bench", Some("label"), Some("id"));
         for batch in &mut st {
-            p.add_batch(&batch.unwrap());
+            p.add_batch(&batch.unwrap()).unwrap();
         }
         p.finish(Trust::Reference)
     };

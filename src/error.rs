@@ -215,8 +215,7 @@ impl Error {
     /// The CLI exit code for this error: 2 usage/configuration, 3 input/IO or incomplete scan.
     pub fn exit_code(&self) -> i32 {
         match self {
-            Error::Contract(ContractError::InvalidFile { .. })
-            | Error::Contract(_)
+            Error::Contract(_)
             | Error::Policy(_)
             | Error::Usage(_)
             | Error::Lineage(LineageError::Key(_)) => 2,

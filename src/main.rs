@@ -343,29 +343,10 @@ fn diff(
             ids: d.ids.clone(),
             ..Default::default()
         };
-        rs.checks.insert(
-            "baseline".into(),
-            df.status
-                .iter()
-                .map(|s| match s {
-                    lineage::RowStatus::Changed => 1.0,
-                    lineage::RowStatus::Added => 0.3,
-                    lineage::RowStatus::Unchanged => 0.0,
-                })
-                .collect(),
-        );
+        rs.checks.insert("baseline".into(), df.scores());
         rs.baseline_status = Some(df.status.iter().map(|s| s.as_str()).collect());
-        rs.reasons = df
-            .status
-            .iter()
-            .zip(&df.manifest_row)
-            .map(|(s, r)| match (s, r) {
-                (lineage::RowStatus::Changed, Some(r)) => {
-                    format!("changed since the manifest (manifest row {r})")
-                }
-                (lineage::RowStatus::Added, _) => "added since the manifest".to_string(),
-                _ => String::new(),
-            })
+        rs.reasons = (0..df.status.len())
+            .map(|i| df.reason(i).unwrap_or_default())
             .collect();
         rs.write(p)?;
     }

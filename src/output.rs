@@ -12,10 +12,24 @@ pub fn write_atomically<F>(path: &Path, write: F) -> Result<(), Error>
 where
     F: FnOnce(File) -> Result<(), String>,
 {
-    let err = |m: String| Error::Output {
+    let (tmp, file) = temp_beside(path)?;
+    write(file).map_err(|m| output_error(path, m))?;
+    tmp.persist(path)
+        .map_err(|e| output_error(path, e.error.to_string()))?;
+    Ok(())
+}
+
+fn output_error(path: &Path, message: String) -> Error {
+    Error::Output {
         path: path.to_path_buf(),
-        message: m,
-    };
+        message,
+    }
+}
+
+/// A temporary file in `path`'s folder (created if missing) and a handle to write it; `persist(path)` renames it
+/// into place, dropping it removes it.
+fn temp_beside(path: &Path) -> Result<(tempfile::NamedTempFile, File), Error> {
+    let err = |m: String| output_error(path, m);
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
@@ -28,9 +42,7 @@ where
         .tempfile_in(&dir)
         .map_err(|e| err(e.to_string()))?;
     let file = tmp.reopen().map_err(|e| err(e.to_string()))?;
-    write(file).map_err(err)?;
-    tmp.persist(path).map_err(|e| err(e.error.to_string()))?;
-    Ok(())
+    Ok((tmp, file))
 }
 
 /// Tabular output format, chosen by extension.
@@ -76,22 +88,8 @@ enum Inner {
 impl TableWriter {
     /// Start writing `path` with `schema`.
     pub fn create(path: &Path, schema: &SchemaRef) -> Result<TableWriter, Error> {
-        let err = |m: String| Error::Output {
-            path: path.to_path_buf(),
-            message: m,
-        };
-        let dir = match path.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
-        std::fs::create_dir_all(&dir)
-            .map_err(|e| err(format!("cannot create folder {}: {e}", dir.display())))?;
-        let tmp = tempfile::Builder::new()
-            .prefix(".poisonscan-")
-            .suffix(".tmp")
-            .tempfile_in(&dir)
-            .map_err(|e| err(e.to_string()))?;
-        let file = tmp.reopen().map_err(|e| err(e.to_string()))?;
+        let err = |m: String| output_error(path, m);
+        let (tmp, file) = temp_beside(path)?;
         let inner = match TableFormat::from_path(path) {
             TableFormat::Parquet => Inner::Parquet(
                 parquet::arrow::ArrowWriter::try_new(file, schema.clone(), None)

@@ -203,7 +203,7 @@ impl Scanner {
                         self.id.as_deref(),
                     );
                     for b in &mut stream {
-                        p.add_batch(&b?);
+                        p.add_batch(&b?)?;
                     }
                     (
                         p.finish(Trust::Data),
@@ -352,25 +352,13 @@ impl Scanner {
                 .or_insert_with(|| vec![0.0; n]);
         }
         let mut baseline_summary = None;
-        if let (Some(d), Some((m, origin))) = (&diff, &self.baseline) {
-            let s: Vec<f32> = d
-                .status
-                .iter()
-                .map(|s| match s {
-                    RowStatus::Changed => 1.0,
-                    RowStatus::Added => 0.3,
-                    RowStatus::Unchanged => 0.0,
-                })
-                .collect();
+        if let (Some(d), Some((_, origin))) = (&diff, &self.baseline) {
             for (i, st) in d.status.iter().enumerate() {
                 if *st == RowStatus::Changed {
-                    let mrow = d.manifest_row[i].unwrap_or(0);
-                    reasons[i].push(format!(
-                        "changed since the baseline manifest (manifest row {mrow})"
-                    ));
+                    reasons[i].extend(d.reason(i));
                 }
             }
-            scores.checks.insert("baseline".into(), s);
+            scores.checks.insert("baseline".into(), d.scores());
             scores.baseline_status = Some(d.status.iter().map(|s| s.as_str()).collect());
             baseline_summary = Some(BaselineSummary {
                 manifest: origin.clone(),
@@ -379,7 +367,6 @@ impl Scanner {
                 changed: d.count(RowStatus::Changed) as u64,
                 by_id: d.by_id,
             });
-            let _ = m;
         }
         scores.reasons = reasons.into_iter().map(|r| r.join("; ")).collect();
         let flagged_mask = scores.flagged();
@@ -591,7 +578,6 @@ pub fn profile_reference(
                     classes.len(),
                     cfg.k,
                     cfg.nprobe,
-                    cfg.seed,
                 ),
             });
         }
@@ -632,9 +618,11 @@ fn read_reference(
     };
     for b in &mut stream {
         let b = b?;
-        p.add_batch(&b);
+        // One digest per reference row serves both the profile's sample and the detectors' fit sample.
+        let d = hasher.digest_batch(&b)?;
+        p.add_batch_with_digests(&b, &d);
         rows.features.push_batch(&b, &spec);
-        rows.digests.extend(hasher.digest_batch(&b)?);
+        rows.digests.extend(d);
         match label_idx.and_then(|i| checks::as_utf8(b.column(i))) {
             Some(l) => rows.labels.extend(l.iter().map(|v| v.map(str::to_string))),
             None => rows.labels.extend(std::iter::repeat_n(None, b.num_rows())),
@@ -873,33 +861,23 @@ impl ScanOutcome {
         let (mut nc, mut nq, mut offset) = (0u64, 0u64, 0usize);
         for b in &mut stream {
             let b = b?;
-            let mask: Vec<bool> = flagged[offset..offset + b.num_rows()].to_vec();
-            offset += b.num_rows();
-            let q = arrow::array::BooleanArray::from(mask);
-            let keep = arrow::compute::not(&q).map_err(|e| Error::Usage(e.to_string()))?;
-            let out_err = |e: arrow::error::ArrowError| Error::Output {
-                path: clean
-                    .or(quarantine)
-                    .map(Path::to_path_buf)
-                    .unwrap_or_default(),
-                message: e.to_string(),
-            };
+            let end = offset + b.num_rows();
+            if end > flagged.len() {
+                return Err(rows_differ(end, flagged.len()));
+            }
+            let (kb, qb) = split_batch(&b, &flagged[offset..end])?;
+            offset = end;
             if let Some(w) = wc.as_mut() {
-                let kb = arrow::compute::filter_record_batch(&b, &keep).map_err(out_err)?;
                 nc += kb.num_rows() as u64;
                 w.write(&kb)?;
             }
             if let Some(w) = wq.as_mut() {
-                let qb = arrow::compute::filter_record_batch(&b, &q).map_err(out_err)?;
                 nq += qb.num_rows() as u64;
                 w.write(&qb)?;
             }
         }
         if offset != flagged.len() {
-            return Err(Error::Usage(format!(
-                "the data has {offset} rows on this pass but {} were scanned",
-                flagged.len()
-            )));
+            return Err(rows_differ(offset, flagged.len()));
         }
         if let Some(w) = wc {
             w.finish()?;
@@ -918,19 +896,31 @@ pub fn split_batches(
 ) -> Result<(Vec<RecordBatch>, Vec<RecordBatch>), Error> {
     let total: usize = batches.iter().map(|b| b.num_rows()).sum();
     if total != flagged.len() {
-        return Err(Error::Usage(format!(
-            "the data has {total} rows but the scan scored {}: pass the same data that was scanned",
-            flagged.len()
-        )));
+        return Err(rows_differ(total, flagged.len()));
     }
     let (mut keep, mut quar, mut off) = (Vec::new(), Vec::new(), 0usize);
     for b in batches {
-        let q = arrow::array::BooleanArray::from(flagged[off..off + b.num_rows()].to_vec());
+        let (k, q) = split_batch(b, &flagged[off..off + b.num_rows()])?;
         off += b.num_rows();
-        let k = arrow::compute::not(&q).map_err(|e| Error::Usage(e.to_string()))?;
-        let e = |e: arrow::error::ArrowError| Error::Usage(e.to_string());
-        keep.push(arrow::compute::filter_record_batch(b, &k).map_err(e)?);
-        quar.push(arrow::compute::filter_record_batch(b, &q).map_err(e)?);
+        keep.push(k);
+        quar.push(q);
     }
     Ok((keep, quar))
+}
+
+/// One batch split by its rows' flags: (kept, flagged).
+fn split_batch(b: &RecordBatch, flags: &[bool]) -> Result<(RecordBatch, RecordBatch), Error> {
+    let e = |e: arrow::error::ArrowError| Error::Usage(e.to_string());
+    let q = arrow::array::BooleanArray::from(flags.to_vec());
+    let k = arrow::compute::not(&q).map_err(e)?;
+    Ok((
+        arrow::compute::filter_record_batch(b, &k).map_err(e)?,
+        arrow::compute::filter_record_batch(b, &q).map_err(e)?,
+    ))
+}
+
+fn rows_differ(seen: usize, scanned: usize) -> Error {
+    Error::Usage(format!(
+        "the data has {seen} rows but the scan scored {scanned}: pass the same data that was scanned"
+    ))
 }

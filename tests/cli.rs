@@ -2,7 +2,7 @@
 
 mod common;
 
-use arrow::array::{Array, AsArray};
+use arrow::array::AsArray;
 use assert_cmd::Command;
 use common::*;
 use predicates::prelude::*;
@@ -542,5 +542,4 @@ fn drift_against_the_reference_warns() {
         .unwrap();
     assert_eq!(label["drifted"], true);
     assert!(label["psi"].as_f64().unwrap() > 0.25);
-    assert!(shifted.num_rows() > 0 && shifted.column(0).len() == shifted.num_rows());
 }

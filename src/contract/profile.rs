@@ -7,7 +7,8 @@
 use super::checks;
 use super::drift::{quantile_sorted, DriftSketch};
 use super::{Category, ColumnContract, Contract, CONTRACT_VERSION};
-use crate::lineage::encode::{type_family, HashMode, RowHasher};
+use crate::error::ContractError;
+use crate::lineage::encode::{type_family, HashMode, RowDigest, RowHasher};
 use arrow::array::{Array, RecordBatch};
 use arrow::datatypes::SchemaRef;
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
@@ -156,11 +157,17 @@ impl Profiler {
         }
     }
 
-    /// Profile one batch.
-    pub fn add_batch(&mut self, batch: &RecordBatch) {
-        let n = batch.num_rows();
+    /// Profile one batch (its rows are digested here to choose the quantile sample).
+    pub fn add_batch(&mut self, batch: &RecordBatch) -> Result<(), ContractError> {
         let hasher = RowHasher::new((0..batch.num_columns()).collect(), HashMode::Plain);
-        let digests = hasher.digest_batch(batch).unwrap_or_default();
+        let digests = hasher.digest_batch(batch)?;
+        self.add_batch_with_digests(batch, &digests);
+        Ok(())
+    }
+
+    /// Profile one batch whose plain row digests the caller already has (one per row).
+    pub fn add_batch_with_digests(&mut self, batch: &RecordBatch, digests: &[RowDigest]) {
+        let n = batch.num_rows();
         let mut as_f64 = Vec::new();
         for (c, prof) in self.columns.iter_mut().enumerate() {
             let a = batch.column(c);
@@ -393,7 +400,7 @@ pub fn profile_source(
     }
     let mut p = Profiler::new(schema, &origin, label, id);
     for b in &mut stream {
-        p.add_batch(&b?);
+        p.add_batch(&b?)?;
     }
     if p.rows() == 0 {
         return Err(crate::error::Error::ZeroRows { origin });
@@ -434,7 +441,7 @@ mod tests {
             .collect();
         let b = batch(xs, labels);
         let mut p = Profiler::new(b.schema(), "t", Some("label"), None);
-        p.add_batch(&b);
+        p.add_batch(&b).unwrap();
         let c = p.finish(Trust::Reference);
         let x = c.column("x").unwrap();
         assert_eq!(x.min, Some(0.0), "never negative stays non-negative");
@@ -455,12 +462,12 @@ mod tests {
             .collect();
         let whole = batch(xs, labels);
         let mut p = Profiler::new(whole.schema(), "t", Some("label"), None);
-        p.add_batch(&whole);
+        p.add_batch(&whole).unwrap();
         let mut parts: Vec<Profiler> = [(0, 1000), (1000, 1500), (2500, 500)]
             .iter()
             .map(|&(o, l)| {
                 let mut q = Profiler::new(whole.schema(), "t", Some("label"), None);
-                q.add_batch(&whole.slice(o, l));
+                q.add_batch(&whole.slice(o, l)).unwrap();
                 q
             })
             .collect();
@@ -477,7 +484,7 @@ mod tests {
         let labels: Vec<&str> = (0..1000).map(|i| if i < 5 { "zz" } else { "a" }).collect();
         let b = batch(xs, labels);
         let mut p = Profiler::new(b.schema(), "t", Some("label"), None);
-        p.add_batch(&b);
+        p.add_batch(&b).unwrap();
         assert_eq!(
             p.finish(Trust::Data).classes().unwrap(),
             vec!["a".to_string()]

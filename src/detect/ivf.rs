@@ -69,7 +69,7 @@ pub fn default_nlist(n: usize) -> usize {
 
 impl IvfIndex {
     /// Build on the rows of `base` (ids are row positions in `base`).
-    pub fn build(base: ArrayView2<f32>, nlist: usize, nprobe: usize, seed: u64) -> IvfIndex {
+    pub fn build(base: ArrayView2<f32>, nlist: usize, nprobe: usize) -> IvfIndex {
         let n = base.nrows();
         let dim = base.ncols();
         let nlist = nlist.clamp(1, n.max(1));
@@ -85,7 +85,6 @@ impl IvfIndex {
             // k-means from evenly spaced training rows: k-means++ (linfa) costs O(n k^2 d) for the hundreds of lists an
             // IVF index uses, and linfa's Lloyd steps were the slowest part of a 100k-row scan; a spread start and a
             // few rayon-parallel Lloyd steps make a quantizer as good for probing.
-            let _ = seed;
             let step = (train.nrows() / nlist).max(1);
             let init_rows: Vec<usize> = (0..nlist)
                 .map(|j| (j * step).min(train.nrows() - 1))
@@ -240,7 +239,7 @@ mod tests {
     #[test]
     fn single_list_is_exact() {
         let base = random(500, 7, 1);
-        let idx = IvfIndex::build(base.view(), 1, 1, 0);
+        let idx = IvfIndex::build(base.view(), 1, 1);
         for i in [0usize, 17, 499] {
             let q = base.row(i).to_vec();
             let got: Vec<u32> = idx
@@ -255,8 +254,8 @@ mod tests {
     #[test]
     fn probing_every_list_is_exact_and_few_probes_recall_well() {
         let base = random(6000, 8, 2);
-        let all = IvfIndex::build(base.view(), 40, 40, 0);
-        let few = IvfIndex::build(base.view(), 40, 8, 0);
+        let all = IvfIndex::build(base.view(), 40, 40);
+        let few = IvfIndex::build(base.view(), 40, 8);
         let mut hits = 0;
         for i in (0..6000).step_by(97) {
             let q = base.row(i).to_vec();

@@ -192,7 +192,6 @@ pub fn clean_candidate_rates(
     nc: usize,
     k: usize,
     nprobe: usize,
-    seed: u64,
 ) -> Vec<Option<f64>> {
     let ids: Vec<usize> = (0..x.nrows()).filter(|&i| labels[i].is_some()).collect();
     if ids.len() <= k + 1 || nc < 2 {
@@ -204,7 +203,7 @@ pub fn clean_candidate_rates(
         labels,
         is_data: false,
     };
-    let index = IvfIndex::build(base.x.view(), default_nlist(base.x.nrows()), nprobe, seed);
+    let index = IvfIndex::build(base.x.view(), default_nlist(base.x.nrows()), nprobe);
     base_statistics(&index, &base, k, nc).clean_rates()
 }
 
@@ -266,7 +265,6 @@ pub fn detect(ctx: &DetectContext) -> LabelFlipOutput {
         base.x.view(),
         default_nlist(base.x.nrows()),
         ctx.config.nprobe,
-        ctx.config.seed,
     );
     let stats = base_statistics(&index, &base, k, nc);
     let (thresholds, s2) = (stats.thresholds.clone(), stats.s2);

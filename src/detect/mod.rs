@@ -121,11 +121,6 @@ impl DetectorOutput {
             summary,
         }
     }
-
-    /// Rows flagged.
-    pub fn flagged(&self) -> usize {
-        self.scores.iter().filter(|&&s| s >= FLAG_AT).count()
-    }
 }
 
 /// k-means with linfa (k-means++ init, one run, capped iterations): centroids and the row assignments.

@@ -218,14 +218,6 @@ impl LineageState {
     }
 }
 
-/// Merkle leaves of an ordered list of digests (used to locate which chunk changed).
-pub fn chunk_leaves(digests: &[RowDigest], chunk_rows: u64) -> Vec<[u8; 32]> {
-    digests
-        .chunks(chunk_rows.max(1) as usize)
-        .map(|c| leaf_hash(c.iter().copied()))
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

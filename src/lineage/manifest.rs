@@ -6,7 +6,7 @@
 //! commits to the Merkle root, which commits to every row digest, and to a hash of the id column.
 
 use super::encode::{HashMode, RowDigest};
-use super::fingerprint::{merkle_root, Fingerprint, LineageState};
+use super::fingerprint::{Fingerprint, LineageState};
 use crate::error::{Error, LineageError};
 use arrow::array::{Array, FixedSizeBinaryArray, RecordBatch, StringArray, UInt64Array};
 use arrow::datatypes::{DataType, Field, Schema};
@@ -301,13 +301,6 @@ impl Manifest {
             digests,
             ids,
         })
-    }
-
-    /// Merkle root of the stored digests (hex), recomputed.
-    pub fn recomputed_root(&self) -> String {
-        let leaves =
-            super::fingerprint::chunk_leaves(&self.digests, self.header.fingerprint.chunk_rows);
-        hex::encode(merkle_root(&leaves))
     }
 }
 

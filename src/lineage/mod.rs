@@ -13,8 +13,8 @@ pub use manifest::{Key, Manifest};
 
 use crate::error::{ContractError, Error};
 use crate::source::Source;
-use arrow::array::{Array, ArrayRef, RecordBatch, StringArray};
-use arrow::datatypes::{DataType, SchemaRef};
+use arrow::array::{Array, ArrayRef, RecordBatch};
+use arrow::datatypes::SchemaRef;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
@@ -34,19 +34,11 @@ pub struct DigestedInput {
 /// Id values of a column as strings (nulls as the empty string).
 pub fn id_strings(col: &ArrayRef) -> Result<Vec<String>, ContractError> {
     let s =
-        arrow::compute::cast(col, &DataType::Utf8).map_err(|e| ContractError::UnsupportedType {
+        crate::contract::checks::as_utf8(col).ok_or_else(|| ContractError::UnsupportedType {
             origin: "id column".into(),
             column: String::new(),
-            found: e.to_string(),
+            found: col.data_type().to_string(),
         })?;
-    let s =
-        s.as_any()
-            .downcast_ref::<StringArray>()
-            .ok_or_else(|| ContractError::UnsupportedType {
-                origin: "id column".into(),
-                column: String::new(),
-                found: col.data_type().to_string(),
-            })?;
     Ok(s.iter()
         .map(|v| v.unwrap_or_default().to_string())
         .collect())
@@ -250,6 +242,30 @@ impl Diff {
     /// Number of rows with a status.
     pub fn count(&self, s: RowStatus) -> usize {
         self.status.iter().filter(|x| **x == s).count()
+    }
+
+    /// `score_baseline` per data row: changed 1.0 (flagged), added 0.3 (new, not suspicious by itself), unchanged 0.
+    pub fn scores(&self) -> Vec<f32> {
+        self.status
+            .iter()
+            .map(|s| match s {
+                RowStatus::Changed => 1.0,
+                RowStatus::Added => 0.3,
+                RowStatus::Unchanged => 0.0,
+            })
+            .collect()
+    }
+
+    /// Reason text for data row `i` (None when unchanged).
+    pub fn reason(&self, i: usize) -> Option<String> {
+        match (self.status[i], self.manifest_row[i]) {
+            (RowStatus::Changed, Some(r)) => Some(format!(
+                "changed since the baseline manifest (manifest row {r})"
+            )),
+            (RowStatus::Changed, None) => Some("changed since the baseline manifest".into()),
+            (RowStatus::Added, _) => Some("added since the baseline manifest".into()),
+            (RowStatus::Unchanged, _) => None,
+        }
     }
 }
 
