@@ -114,6 +114,20 @@ fn passes(c: &mut Criterion) {
         }
         out
     };
+    // The same bytes as 1M separate blake3 inputs, one `blake3::hash` call per row (rayon): what the lineage pass
+    // would cost hashing rows one by one instead of eight at a time.
+    let rows: Vec<&[u8]> = {
+        let row_len = bytes.len() / 1_000_000;
+        bytes.chunks(row_len).collect()
+    };
+    g.bench_function("blake3_one_call_per_row", |b| {
+        use rayon::prelude::*;
+        b.iter(|| {
+            rows.par_iter()
+                .map(|r| blake3::hash(r).as_bytes()[0] as u64)
+                .sum::<u64>()
+        })
+    });
     g.bench_function("blake3_same_bytes", |b| {
         b.iter(|| {
             let mut hasher = blake3::Hasher::new();

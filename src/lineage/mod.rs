@@ -5,6 +5,7 @@
 
 pub mod encode;
 pub mod fingerprint;
+pub mod lanes;
 pub mod manifest;
 
 pub use encode::{HashMode, RowDigest, RowHasher};
