@@ -140,17 +140,31 @@ impl BaseStats {
     }
 }
 
+/// Base rows whose leave-one-out search measures the statistics: an evenly spread subset of at most STATS_ROWS
+/// (thresholds and rates are averages).
+fn stats_rows(n: usize) -> Vec<usize> {
+    let step = (n as f64 / STATS_ROWS as f64).max(1.0);
+    (0..n.min(STATS_ROWS))
+        .map(|j| ((j as f64 * step) as usize).min(n - 1))
+        .collect()
+}
+
 /// Leave-one-out kNN of the base itself: per-class thresholds t_j, margins, and the distance scale.
 fn base_statistics(index: &IvfIndex, base: &Base, k: usize, nc: usize) -> BaseStats {
-    // Thresholds and rates are averages: an evenly spread subset of at most STATS_ROWS base rows measures them.
-    let n = base.x.nrows();
-    let step = (n as f64 / STATS_ROWS as f64).max(1.0);
-    let picked: Vec<usize> = (0..n.min(STATS_ROWS))
-        .map(|j| ((j as f64 * step) as usize).min(n - 1))
-        .collect();
+    let picked = stats_rows(base.x.nrows());
     let queries = take_rows(base.x.view(), &picked);
     let base_self: Vec<Option<u32>> = picked.iter().map(|&i| Some(i as u32)).collect();
     let knn = index.search_all(queries.view(), k, &base_self);
+    statistics_from(base, picked, knn, nc)
+}
+
+/// The statistics from the leave-one-out neighbours `knn` of base rows `picked`.
+fn statistics_from(
+    base: &Base,
+    picked: Vec<usize>,
+    knn: Vec<Vec<Neighbour>>,
+    nc: usize,
+) -> BaseStats {
     let base_knn: Vec<(usize, Vec<Neighbour>)> = picked.into_iter().zip(knn).collect();
     let kth: Vec<f64> = base_knn
         .iter()
@@ -266,7 +280,33 @@ pub fn detect(ctx: &DetectContext) -> LabelFlipOutput {
         default_nlist(base.x.nrows()),
         ctx.config.nprobe,
     );
-    let stats = base_statistics(&index, &base, k, nc);
+    // Query every valid labelled data row.
+    let mut pos_in_base = vec![None; n];
+    if base.is_data {
+        for (b, &i) in base.ids.iter().enumerate() {
+            pos_in_base[i] = Some(b as u32);
+        }
+    }
+    let rows: Vec<usize> = (0..n)
+        .filter(|&i| ctx.valid[i] && ctx.labels[i].is_some())
+        .collect();
+    let excludes: Vec<Option<u32>> = rows.iter().map(|&i| pos_in_base[i]).collect();
+    let knn = index.search_all(take_rows(ctx.x.view(), &rows).view(), k, &excludes);
+    let stats = if base.is_data {
+        // Base rows are data rows whose leave-one-out neighbours were just found: reuse them.
+        let mut at = vec![usize::MAX; n];
+        for (r, &i) in rows.iter().enumerate() {
+            at[i] = r;
+        }
+        let picked = stats_rows(base.x.nrows());
+        let found = picked
+            .iter()
+            .map(|&b| knn.get(at[base.ids[b]]).cloned().unwrap_or_default())
+            .collect();
+        statistics_from(&base, picked, found, nc)
+    } else {
+        base_statistics(&index, &base, k, nc)
+    };
     let (thresholds, s2) = (stats.thresholds.clone(), stats.s2);
     // Rate at which clean rows of each class are candidates, measured on the reference's own leave-one-out search
     // (or carried in a profiled contract). Without either there is nothing clean to measure.
@@ -285,22 +325,11 @@ pub fn detect(ctx: &DetectContext) -> LabelFlipOutput {
     } else {
         stats.clean_rates()
     };
-    // Query every valid labelled data row.
-    let mut pos_in_base = vec![None; n];
-    if base.is_data {
-        for (b, &i) in base.ids.iter().enumerate() {
-            pos_in_base[i] = Some(b as u32);
-        }
-    }
-    let rows: Vec<usize> = (0..n)
-        .filter(|&i| ctx.valid[i] && ctx.labels[i].is_some())
-        .collect();
     let results: Vec<RowResult> = rows
         .par_iter()
-        .map(|&i| {
+        .zip(knn)
+        .map(|(&i, nb)| {
             let y = ctx.labels[i].unwrap_or(0) as usize;
-            let row = ctx.x.row(i).to_vec();
-            let nb = index.search(&row, k, pos_in_base[i]);
             let nearest = nb.first().map(|&(d, id)| (d, base.ids[id as usize], base.labels[base.ids[id as usize]]));
             let p = match ctx.pred_probs {
                 Some(pp) if pp.ncols() == nc => pp.row(i).to_vec(),
