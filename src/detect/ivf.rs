@@ -1,8 +1,9 @@
 //! Inverted-file (IVF) index for k-nearest-neighbour search over all rows.
 //!
-//! A k-means coarse quantizer (linfa-clustering) splits the base vectors into `nlist` lists; a query scans only the
-//! `nprobe` lists whose centroids are nearest. With `nlist = 1` the search is exact brute force. Exact all-points kNN
-//! is O(n^2); with `nlist ~ sqrt(n)` and a few probes it is O(n^1.5 d). Queries run in parallel with rayon.
+//! A k-means coarse quantizer (Lloyd steps from evenly spaced rows, rayon) splits the base vectors into `nlist` lists;
+//! a query scans only the `nprobe` lists whose centroids are nearest. With `nlist = 1` the search is exact brute force.
+//! Exact all-points kNN is O(n^2); with `nlist ~ sqrt(n)` and a few probes it is O(n^1.5 d). Many queries at once
+//! ([`IvfIndex::search_all`]) go list by list with matrix products, in parallel with rayon.
 //! Reference: Jégou, Douze, Schmid, "Product quantization for nearest neighbor search", TPAMI 2011 (IVF part).
 
 use ndarray::{Array2, ArrayView2};
@@ -477,18 +478,18 @@ mod tests {
         let other = random(300, 8, 4);
         let all_other = idx.search_all(other.view(), 10, &[]);
         let mut differ = 0;
-        for i in 0..6000 {
+        for (i, found) in all.iter().enumerate() {
             let one = idx.search(&base.row(i).to_vec(), 10, Some(i as u32));
             assert!(
-                all[i].iter().all(|&(_, id)| id != i as u32),
+                found.iter().all(|&(_, id)| id != i as u32),
                 "query {i} found itself"
             );
-            if all[i] != one {
+            if *found != one {
                 differ += 1;
             }
         }
-        for i in 0..300 {
-            assert_eq!(all_other[i], idx.search(&other.row(i).to_vec(), 10, None));
+        for (i, found) in all_other.iter().enumerate() {
+            assert_eq!(*found, idx.search(&other.row(i).to_vec(), 10, None));
         }
         // Candidates are ranked by |q|^2 + |b|^2 - 2 q.b, then re-measured exactly: only near-ties may differ.
         assert!(differ <= 6, "{differ} of 6000 neighbour lists differ");
