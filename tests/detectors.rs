@@ -62,6 +62,35 @@ fn clean_twins_flag_nothing_with_a_reference_and_almost_nothing_without() {
 }
 
 #[test]
+fn overlapping_classes_without_a_reference_stay_under_one_percent_on_the_clean_twin() {
+    // Classes 4.5 sd apart overlap (a few % Bayes error): honest rows deep in another class's region exist. With
+    // nothing clean to calibrate on, the label-flip detector demands a near-unanimous neighbourhood.
+    let w = SynthSpec {
+        rows: 4000,
+        dim: 16,
+        classes: 4,
+        separation: 4.5,
+        world_seed: 77,
+    };
+    let twin = w.clean(5);
+    let out = scan(&twin, None);
+    assert!(
+        out.report.flagged as f64 <= 0.01 * twin.len() as f64,
+        "{}",
+        out.report.summary
+    );
+    // Its poisoned side: 5% random flips are still found, and most flagged rows are flips.
+    let poisoned = w.clean(6).random_flips(0.05, 9);
+    let out = scan(&poisoned, None);
+    let q = quality(
+        &out.scores.overall(),
+        &out.scores.flagged(),
+        &truth(&poisoned),
+    );
+    assert!(q.recall >= 0.3 && q.precision >= 0.7, "{q:?}");
+}
+
+#[test]
 fn random_flips_are_found_with_high_precision() {
     let w = world(32, 5);
     let reference = w.clean(1);

@@ -19,7 +19,9 @@
 //! rows of each class are candidates (classes that overlap have a higher rate). A class's candidates in the data are
 //! flagged only when they clearly exceed what clean data would hold (`X_y > E_y + 3 sqrt(E_y) + 1`, with
 //! `E_y = N_y (c_y + 0.5) / n_y`): so clean data flags nothing, and in a poisoned class the few clean candidates
-//! flagged with the flips are about `E_y`. Without a reference every candidate is flagged.
+//! flagged with the flips are about `E_y`. Without a reference (nothing clean to measure) every candidate whose
+//! margin reaches `UNCALIBRATED_LIMIT` (0.85, a near-unanimous neighbourhood) is flagged; docs/detectors/label_flip.md
+//! gives how that value was chosen on clean synthetic data.
 //!
 //! ## When it is wrong
 //! Classes that overlap heavily in feature space (the Bayes error is high) make honest rows look flipped: without a
@@ -116,7 +118,7 @@ const STATS_ROWS: usize = 20_000;
 /// Margin at or above which a row is a candidate.
 const LIMIT: f32 = 0.5;
 /// The same without any calibration (no reference, no profiled contract).
-const UNCALIBRATED_LIMIT: f32 = 0.7;
+const UNCALIBRATED_LIMIT: f32 = 0.85;
 
 /// Leave-one-out statistics of the base.
 struct BaseStats {
