@@ -36,6 +36,7 @@ use super::{kmeans, kmeans_from, median_sigma, DetectContext, DetectorOutput, FL
 use crate::features::sample_by_digest;
 use linfa_linalg::eigh::EighInto;
 use ndarray::{Array1, Array2, Axis};
+use rayon::prelude::*;
 use serde_json::json;
 
 const MIN_CLASS_ROWS: usize = 30;
@@ -176,20 +177,31 @@ pub fn detect(ctx: &DetectContext) -> DetectorOutput {
             means.row_mut(c).mapv_inplace(|v| v / cnt as f64);
         }
     }
+    // Classes are independent: analyse them in parallel, each scoring its own rows (indexed within the class), and
+    // write the results back in class order.
+    let per_class: Vec<ClassResult> = (0..nc)
+        .into_par_iter()
+        .filter_map(|c| {
+            let usable: Vec<bool> = (0..n)
+                .map(|i| ctx.valid[i] && ctx.labels[i] == Some(c as u32))
+                .collect();
+            let rows = sample_by_digest(ctx.digests, &usable, ctx.config.max_fit_rows);
+            if rows.len() < MIN_CLASS_ROWS {
+                return None;
+            }
+            let mut sc = vec![0f32; rows.len()];
+            let mut rs = vec![None; rows.len()];
+            let split = analyse_class(ctx, c, &rows, &means, &counts, &mut sc, &mut rs);
+            Some((rows, split, sc, rs))
+        })
+        .collect();
     let mut splits = Vec::new();
-    for c in 0..nc {
-        let usable: Vec<bool> = (0..n)
-            .map(|i| ctx.valid[i] && ctx.labels[i] == Some(c as u32))
-            .collect();
-        let rows = sample_by_digest(ctx.digests, &usable, ctx.config.max_fit_rows);
-        if rows.len() < MIN_CLASS_ROWS {
-            continue;
+    for (rows, split, sc, rs) in per_class {
+        for ((&i, s), r) in rows.iter().zip(sc).zip(rs) {
+            scores[i] = s;
+            reasons[i] = r;
         }
-        if let Some(split) =
-            analyse_class(ctx, c, &rows, &means, &counts, &mut scores, &mut reasons)
-        {
-            splits.push(split);
-        }
+        splits.extend(split);
     }
     DetectorOutput {
         name: "backdoor",
@@ -199,6 +211,15 @@ pub fn detect(ctx: &DetectContext) -> DetectorOutput {
     }
 }
 
+/// One class's analysis: its scored rows, its split (if any), and scores and reasons indexed like the rows.
+type ClassResult = (
+    Vec<usize>,
+    Option<ClassSplit>,
+    Vec<f32>,
+    Vec<Option<String>>,
+);
+
+/// Analyse class `c` on its (sampled) rows; `scores` and `reasons` are indexed by position in `rows`.
 #[allow(clippy::too_many_arguments)]
 fn analyse_class(
     ctx: &DetectContext,
@@ -219,9 +240,9 @@ fn analyse_class(
     let t: Vec<f64> = z.column(0).to_vec();
     let (tm, ts) = median_sigma(&t);
     let ts = ts.max(1e-9);
-    for (k, &i) in rows.iter().enumerate() {
+    for (k, score) in scores.iter_mut().enumerate() {
         let zt = ((t[k] - tm) / ts).abs();
-        scores[i] = (0.45 * (zt / 10.0).min(1.0)) as f32;
+        *score = (0.45 * (zt / 10.0).min(1.0)) as f32;
     }
     // Activation clustering: 2-means in the reduced space.
     let zf = z.mapv(|v| v as f32);
@@ -297,10 +318,9 @@ fn analyse_class(
             .map(|(_, o)| format!(" that lies near class {}", ctx.classes[o]))
             .unwrap_or_default();
         for &k in &members {
-            let i = rows[k];
             if own_sil[k] > 0.0 {
-                scores[i] = (0.5 + 0.5 * own_sil[k].min(1.0)) as f32;
-                reasons[i] = Some(format!(
+                scores[k] = (0.5 + 0.5 * own_sil[k].min(1.0)) as f32;
+                reasons[k] = Some(format!(
                     "in a {}-row sub-cluster of class {} ({:.0}% of the class, silhouette {:.2}){near_txt}{}",
                     small_rows,
                     ctx.classes[c],
@@ -311,7 +331,7 @@ fn analyse_class(
                         .unwrap_or_default()
                 ));
             } else {
-                scores[i] = scores[i].min(FLAG_AT - 0.01);
+                scores[k] = scores[k].min(FLAG_AT - 0.01);
             }
         }
     }
