@@ -164,6 +164,28 @@ fn near_duplicates_with_conflicting_labels_flag_the_new_copy_only() {
     let originals = (0..t.len()).filter(|&i| !t[i] && d[i]).count();
     assert!(caught >= 27, "caught {caught} of 30");
     assert!(originals <= 1, "{originals} originals flagged");
+    // With a reference the label-flip neighbours are reference rows; the data-side pairing must still find the
+    // copies, flag the copy and not its original, and flag nothing on the clean twin.
+    for (dim, classes) in [(10, 2), (64, 10)] {
+        let w = world(dim, classes);
+        let reference = w.clean(1);
+        let poisoned = w.clean(5).conflicting_duplicates(30, false, 7);
+        let out = scan(&poisoned, Some(&reference));
+        let t = truth(&poisoned);
+        let d = flagged_by(&out, "duplicate");
+        let caught = (0..t.len()).filter(|&i| t[i] && d[i]).count();
+        let originals = (0..t.len()).filter(|&i| !t[i] && d[i]).count();
+        assert!(
+            caught >= 27,
+            "d={dim}: caught {caught} of 30 with a reference"
+        );
+        assert_eq!(originals, 0, "d={dim}: originals flagged with a reference");
+        let twin = scan(&w.clean(2), Some(&reference));
+        assert!(
+            !flagged_by(&twin, "duplicate").contains(&true),
+            "d={dim}: clean twin"
+        );
+    }
     let exact = w.clean(5).conflicting_duplicates(30, true, 7);
     let out = scan(&exact, None);
     let t = truth(&exact);

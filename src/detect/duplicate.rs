@@ -12,7 +12,9 @@
 //! then the most rows, then the earliest row) is kept and the other rows are flagged: the minority or new copies,
 //! never the whole group. Same-label exact duplicates are counted but not flagged.
 //! Near: of a conflicting pair inside the data, the row with the stronger label-flip evidence is flagged (the later
-//! row on a tie); a data row nearly identical to a reference row with another label is always flagged.
+//! row on a tie); a data row nearly identical to a reference row with another label is always flagged. With a
+//! reference, pairs inside the data come from data rows sharing one of their two nearest reference rows
+//! (`LabelFlipOutput::data_nearest`).
 //!
 //! ## When it is wrong
 //! Legitimately ambiguous inputs (the same measurement with two valid labels) are flagged; features that are too
@@ -106,38 +108,19 @@ pub fn detect(
         }
     }
     if let Some(nr) = near {
-        let eps = (nr.median_nn2 * 1e-3).max(1e-12);
-        for i in 0..n.min(nr.nearest.len()) {
-            let Some((d2, j, lj)) = nr.nearest[i] else {
-                continue;
-            };
-            if d2 > eps
-                || lj == labels[i]
-                || lj.is_none()
-                || labels[i].is_none()
-                || scores[i] >= FLAG_AT
-            {
-                continue;
-            }
-            let flag_i = if nr.base_is_data {
-                if scores[j] >= FLAG_AT {
-                    continue; // already resolved through the other row (or its exact group)
-                }
-                let (si, sj) = label_scores.map(|s| (s[i], s[j])).unwrap_or((0.0, 0.0));
-                si > sj || (si == sj && i > j)
-            } else {
-                true
-            };
-            if flag_i {
-                summary.near_conflicts += 1;
-                scores[i] = 0.9;
-                reasons[i] = Some(format!(
-                    "nearly identical to {}row {j} (label {}) but label {}: near duplicate with conflicting label",
-                    if nr.base_is_data { "" } else { "reference " },
-                    name(lj),
-                    name(labels[i])
-                ));
-            }
+        let mut ctx = NearPairs {
+            labels,
+            classes,
+            label_scores,
+            scores: &mut scores,
+            reasons: &mut reasons,
+            summary: &mut summary,
+        };
+        ctx.flag(&nr.nearest, nr.median_nn2, nr.base_is_data);
+        // With a reference the neighbours above are reference rows; near duplicates inside the data come from the
+        // data-side pairing.
+        if let Some((dn, median)) = &nr.data_nearest {
+            ctx.flag(dn, *median, true);
         }
     }
     let out = DetectorOutput {
@@ -147,4 +130,64 @@ pub fn detect(
         summary: json!(summary),
     };
     (out, summary)
+}
+
+/// Flags rows that are nearly identical to another row with a different label.
+struct NearPairs<'a> {
+    labels: &'a [Option<u32>],
+    classes: &'a [String],
+    label_scores: Option<&'a [f32]>,
+    scores: &'a mut [f32],
+    reasons: &'a mut [Option<String>],
+    summary: &'a mut DuplicateSummary,
+}
+
+impl NearPairs<'_> {
+    /// `nearest[i]` = (squared distance, row, its label) of row i's nearest neighbour; pairs closer than 1e-3 of the
+    /// median squared distance are near duplicates. When the neighbours are data rows, one row of a conflicting pair
+    /// is flagged (the one with the stronger label-flip evidence, else the later one); when they are reference rows,
+    /// the data row is.
+    fn flag(
+        &mut self,
+        nearest: &[super::label_flip::NearestRow],
+        median_nn2: f32,
+        pairs_are_data: bool,
+    ) {
+        let name = |c: Option<u32>| {
+            c.map(|c| self.classes[c as usize].clone())
+                .unwrap_or_else(|| "?".into())
+        };
+        let eps = (median_nn2 * 1e-3).max(1e-12);
+        for i in 0..self.scores.len().min(nearest.len()) {
+            let Some((d2, j, lj)) = nearest[i] else {
+                continue;
+            };
+            let li = self.labels[i];
+            if d2 > eps || lj == li || lj.is_none() || li.is_none() || self.scores[i] >= FLAG_AT {
+                continue;
+            }
+            let flag_i = if pairs_are_data {
+                if self.scores[j] >= FLAG_AT {
+                    continue; // already resolved through the other row (or its exact group)
+                }
+                let (si, sj) = self
+                    .label_scores
+                    .map(|s| (s[i], s[j]))
+                    .unwrap_or((0.0, 0.0));
+                si > sj || (si == sj && i > j)
+            } else {
+                true
+            };
+            if flag_i {
+                self.summary.near_conflicts += 1;
+                self.scores[i] = 0.9;
+                self.reasons[i] = Some(format!(
+                    "nearly identical to {}row {j} (label {}) but label {}: near duplicate with conflicting label",
+                    if pairs_are_data { "" } else { "reference " },
+                    name(lj),
+                    name(li)
+                ));
+            }
+        }
+    }
 }

@@ -49,6 +49,9 @@ pub struct KnnEvidence {
     pub neighbours: Vec<Neighbour>,
 }
 
+/// A row's nearest neighbour: (squared distance, row, its label), if it has one.
+pub type NearestRow = Option<(f32, usize, Option<u32>)>;
+
 /// Output of the label-flip detector, with the kNN evidence the duplicate detector reuses.
 #[derive(Debug, Clone)]
 pub struct LabelFlipOutput {
@@ -60,6 +63,10 @@ pub struct LabelFlipOutput {
     pub base_is_data: bool,
     /// Median squared distance to the nearest neighbour over scored rows.
     pub median_nn2: f32,
+    /// When the base is a reference: each data row's nearest other data row among those in its IVF list
+    /// (squared distance, data row, its label), and the median of those distances. Near duplicates inside the data
+    /// are found from this, since the reference-side neighbours cannot see them.
+    pub data_nearest: Option<(Vec<NearestRow>, f32)>,
 }
 
 fn vote(
@@ -259,6 +266,46 @@ fn build_base<'a>(ctx: &'a DetectContext) -> Base<'a> {
     }
 }
 
+/// For each query row, its nearest other query row among those that share one of its two nearest base rows:
+/// `(squared distance, query row)`. Two nearly identical rows have nearly the same nearest base rows, so this finds
+/// near duplicates among the queries in O(n) from a kNN search already done, instead of a second index.
+fn nearest_sharing_neighbours(
+    x: &Array2<f32>,
+    knn: &[Vec<Neighbour>],
+) -> Vec<Option<(f32, usize)>> {
+    let mut by_base: Vec<(u32, u32)> = knn
+        .iter()
+        .enumerate()
+        .flat_map(|(r, nb)| nb.iter().take(2).map(move |&(_, b)| (b, r as u32)))
+        .collect();
+    by_base.sort_unstable();
+    let mut best: Vec<Option<(f32, usize)>> = vec![None; knn.len()];
+    let row = |r: usize| x.row(r).to_vec();
+    for group in by_base.chunk_by(|a, b| a.0 == b.0) {
+        if group.len() < 2 {
+            continue;
+        }
+        let members: Vec<(usize, Vec<f32>)> = group
+            .iter()
+            .map(|&(_, r)| (r as usize, row(r as usize)))
+            .collect();
+        for (a, (ra, va)) in members.iter().enumerate() {
+            for (rb, vb) in members.iter().skip(a + 1) {
+                if ra == rb {
+                    continue;
+                }
+                let d2 = super::ivf::l2(va, vb);
+                for (p, q) in [(*ra, *rb), (*rb, *ra)] {
+                    if best[p].is_none_or(|(d, _)| d2 < d) {
+                        best[p] = Some((d2, q));
+                    }
+                }
+            }
+        }
+    }
+    best
+}
+
 /// Run the detector.
 pub fn detect(ctx: &DetectContext) -> LabelFlipOutput {
     let n = ctx.x.nrows();
@@ -268,6 +315,7 @@ pub fn detect(ctx: &DetectContext) -> LabelFlipOutput {
         nearest: vec![None; n],
         base_is_data: true,
         median_nn2: 0.0,
+        data_nearest: None,
     };
     if nc < 2 {
         return empty("fewer than two classes");
@@ -293,7 +341,10 @@ pub fn detect(ctx: &DetectContext) -> LabelFlipOutput {
         .filter(|&i| ctx.valid[i] && ctx.labels[i].is_some())
         .collect();
     let excludes: Vec<Option<u32>> = rows.iter().map(|&i| pos_in_base[i]).collect();
-    let knn = index.search_all(take_rows(ctx.x.view(), &rows).view(), k, &excludes);
+    let data_rows = take_rows(ctx.x.view(), &rows);
+    let knn = index.search_all(data_rows.view(), k, &excludes);
+    // With a reference, near duplicates inside the data are invisible to the reference-side neighbours.
+    let data_pairs = (!base.is_data).then(|| nearest_sharing_neighbours(&data_rows, &knn));
     let stats = if base.is_data {
         // Base rows are data rows whose leave-one-out neighbours were just found: reuse them.
         let mut at = vec![usize::MAX; n];
@@ -442,10 +493,23 @@ pub fn detect(ctx: &DetectContext) -> LabelFlipOutput {
             "pred_probs": ctx.pred_probs.is_some(),
         }),
     };
+    let data_nearest = data_pairs.map(|pairs| {
+        let mut dn = vec![None; n];
+        let mut d2s = Vec::with_capacity(pairs.len());
+        for (r, nb) in pairs.into_iter().enumerate() {
+            if let Some((d2, j)) = nb {
+                let j = rows[j];
+                dn[rows[r]] = Some((d2, j, ctx.labels[j]));
+                d2s.push(d2 as f64);
+            }
+        }
+        (dn, quantile(&d2s, 0.5) as f32)
+    });
     LabelFlipOutput {
         output: out,
         nearest,
         base_is_data: base.is_data,
         median_nn2: quantile(&nn2, 0.5) as f32,
+        data_nearest,
     }
 }
