@@ -321,6 +321,54 @@ impl Col {
         }
     }
 
+    /// The encoded width of every value when the column has no nulls and a fixed-width type, else None.
+    fn fixed_width(&self) -> Option<usize> {
+        match self {
+            Col::Float(a) => (a.null_count() == 0).then_some(9),
+            Col::UInt64(a) => (a.null_count() == 0).then_some(9),
+            Col::Bool(a) => (a.null_count() == 0).then_some(2),
+            Col::Dec(a) => (a.null_count() == 0).then_some(18),
+            Col::Int(v) | Col::Date(v) => v.iter().all(Option::is_some).then_some(9),
+            Col::Ts(_, v) => v.iter().all(Option::is_some).then_some(10),
+            Col::Str(_) | Col::Bin(_) | Col::List(_) => None,
+        }
+    }
+
+    /// Write rows `start..` of a fixed-width, null-free column at `offset` of each `row_len`-byte row of `buf`.
+    fn write_fixed(
+        &self,
+        start: usize,
+        buf: &mut [u8],
+        row_len: usize,
+        offset: usize,
+        scratch: &mut Vec<u8>,
+    ) {
+        match self {
+            Col::Float(a) => {
+                let values = &a.values()[start..];
+                for (row, &v) in buf.chunks_exact_mut(row_len).zip(values) {
+                    let cell = &mut row[offset..offset + 9];
+                    cell[0] = 0x04;
+                    cell[1..].copy_from_slice(&canonical_bits(v).to_le_bytes());
+                }
+            }
+            Col::Int(v) => {
+                for (row, x) in buf.chunks_exact_mut(row_len).zip(&v[start..]) {
+                    let cell = &mut row[offset..offset + 9];
+                    cell[0] = 0x02;
+                    cell[1..].copy_from_slice(&x.unwrap_or_default().to_le_bytes());
+                }
+            }
+            _ => {
+                for (k, row) in buf.chunks_exact_mut(row_len).enumerate() {
+                    scratch.clear();
+                    self.encode(start + k, scratch);
+                    row[offset..offset + scratch.len()].copy_from_slice(scratch);
+                }
+            }
+        }
+    }
+
     /// Add the encoded length of rows `start..start + lens.len()` to `lens` (column at a time).
     fn add_lens(&self, start: usize, lens: &mut [usize], scratch: &mut Vec<u8>) {
         match self {
@@ -484,6 +532,16 @@ impl RowHasher {
             .collect::<Result<_, _>>()?;
         let n = batch.num_rows();
         let mut out = vec![[0u8; 32]; n];
+        // Every column fixed-width and null-free in this batch (the common case for feature tables): every row has
+        // the same length and each value a fixed offset, so rows are written without per-row lengths or cursors.
+        let widths: Option<Vec<usize>> = cols.iter().map(Col::fixed_width).collect();
+        if let Some(widths) = widths {
+            let row_len: usize = widths.iter().sum();
+            if row_len > 0 {
+                self.digest_fixed(&cols, &widths, row_len, &mut out);
+                return Ok(out);
+            }
+        }
         out.par_chunks_mut(ROWS_PER_TASK).enumerate().for_each_init(
             || (Vec::new(), Vec::new(), Vec::new(), Vec::new()),
             |(buf, lens, pos, scratch), (t, task)| {
@@ -521,6 +579,27 @@ impl RowHasher {
             },
         );
         Ok(out)
+    }
+
+    /// `digest_batch` for batches whose columns all have a fixed encoded width (see `Col::fixed_width`).
+    fn digest_fixed(&self, cols: &[Col], widths: &[usize], row_len: usize, out: &mut [RowDigest]) {
+        out.par_chunks_mut(ROWS_PER_TASK).enumerate().for_each_init(
+            || (Vec::new(), Vec::new()),
+            |(buf, scratch), (t, task)| {
+                for (b, chunk) in task.chunks_mut(ROWS_PER_BLOCK).enumerate() {
+                    let start = t * ROWS_PER_TASK + b * ROWS_PER_BLOCK;
+                    buf.clear();
+                    buf.resize(chunk.len() * row_len, 0u8);
+                    let mut offset = 0;
+                    for (c, &w) in cols.iter().zip(widths) {
+                        c.write_fixed(start, buf, row_len, offset, scratch);
+                        offset += w;
+                    }
+                    let rows: Vec<&[u8]> = buf.chunks_exact(row_len).collect();
+                    super::lanes::hash_many(&self.mode, &rows, chunk);
+                }
+            },
+        );
     }
 
     /// The canonical encoding of one row (for tests and documentation).
