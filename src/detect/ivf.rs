@@ -46,19 +46,45 @@ pub fn l2(a: &[f32], b: &[f32]) -> f32 {
 /// A neighbour: squared distance and base row id.
 pub type Neighbour = (f32, u32);
 
-/// Keep the `k` smallest (distance, id) pairs in `best`, sorted ascending.
-#[inline(always)]
-fn push_best(best: &mut Vec<Neighbour>, k: usize, cand: Neighbour) {
-    if best.len() == k {
-        match best.last() {
-            Some(last) if cand.0 < last.0 => {
-                best.pop();
-            }
-            _ => return,
+/// The `k` smallest (distance, id) pairs seen, sorted ascending. Callers test [`TopK::accepts`] first: most candidates
+/// are rejected by that one compare against the current k-th distance.
+struct TopK {
+    k: usize,
+    best: Vec<Neighbour>,
+    worst: f32,
+}
+
+impl TopK {
+    fn new(k: usize) -> TopK {
+        TopK {
+            k,
+            best: Vec::with_capacity(k + 1),
+            worst: if k == 0 {
+                f32::NEG_INFINITY
+            } else {
+                f32::INFINITY
+            },
         }
     }
-    let pos = best.partition_point(|b| b.0 <= cand.0);
-    best.insert(pos, cand);
+
+    /// Whether a candidate at distance `d` would be kept.
+    #[inline(always)]
+    fn accepts(&self, d: f32) -> bool {
+        d < self.worst
+    }
+
+    /// Keep `cand` (after `accepts` said yes).
+    #[inline(always)]
+    fn push(&mut self, cand: Neighbour) {
+        if self.best.len() == self.k {
+            self.best.pop();
+        }
+        let pos = self.best.partition_point(|b| b.0 <= cand.0);
+        self.best.insert(pos, cand);
+        if self.best.len() == self.k {
+            self.worst = self.best[self.k - 1].0;
+        }
+    }
 }
 
 /// The index: base vectors stored list by list.
@@ -157,18 +183,14 @@ impl IvfIndex {
         self.centroids.nrows()
     }
 
-    /// Rows in each list.
-    pub fn list_sizes(&self) -> Vec<usize> {
-        self.offsets.windows(2).map(|w| w[1] - w[0]).collect()
-    }
-
     /// The `k` nearest base rows of `q`, skipping base id `exclude` (the query itself in leave-one-out search).
     pub fn search(&self, q: &[f32], k: usize, exclude: Option<u32>) -> Vec<Neighbour> {
         let probes = nearest(&self.centroids, q, self.nprobe);
         self.scan(q, &probes, k, exclude)
     }
 
-    /// Scan the probed lists for the `k` nearest base rows of `q`.
+    /// Scan the probed lists for the `k` nearest base rows of `q` (one query; many queries go through
+    /// [`IvfIndex::search_all`]).
     fn scan(
         &self,
         q: &[f32],
@@ -176,35 +198,7 @@ impl IvfIndex {
         k: usize,
         exclude: Option<u32>,
     ) -> Vec<Neighbour> {
-        #[cfg(target_arch = "x86_64")]
-        if has_avx2() {
-            // SAFETY: the CPU supports AVX2, the only requirement of `scan_avx2`.
-            return unsafe { self.scan_avx2(q, probes, k, exclude) };
-        }
-        self.scan_generic(q, probes, k, exclude)
-    }
-
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2")]
-    unsafe fn scan_avx2(
-        &self,
-        q: &[f32],
-        probes: &[Neighbour],
-        k: usize,
-        exclude: Option<u32>,
-    ) -> Vec<Neighbour> {
-        self.scan_generic(q, probes, k, exclude)
-    }
-
-    #[inline(always)]
-    fn scan_generic(
-        &self,
-        q: &[f32],
-        probes: &[Neighbour],
-        k: usize,
-        exclude: Option<u32>,
-    ) -> Vec<Neighbour> {
-        let mut best: Vec<Neighbour> = Vec::with_capacity(k + 1);
+        let mut top = TopK::new(k);
         let mut dists = Vec::new();
         for &(_, list) in probes {
             let l = list as usize;
@@ -217,12 +211,12 @@ impl IvfIndex {
             );
             for (p, &d) in (from..to).zip(&dists) {
                 let id = self.ids[p];
-                if Some(id) != exclude {
-                    push_best(&mut best, k, (d, id));
+                if top.accepts(d) && Some(id) != exclude {
+                    top.push((d, id));
                 }
             }
         }
-        best
+        top.best
     }
 
     /// kNN of every query row, in parallel. `self_ids[i]` is the base id of query `i` when the query is also a base
@@ -287,33 +281,31 @@ impl IvfIndex {
                 qs.iter()
                     .zip(dots.rows())
                     .map(|(&qi, dq)| {
-                        let mut best = Vec::with_capacity(k + 1);
-                        // Most candidates are rejected by one compare against the current k-th distance.
-                        let mut worst = f32::INFINITY;
+                        let mut top = TopK::new(k);
                         let qn = q_norm[qi];
                         for ((p, &d), &bn) in (from..to).zip(dq.iter()).zip(&self.norms[from..to]) {
                             let d2 = (qn + bn - 2.0 * d).max(0.0);
-                            if d2 < worst && Some(self.ids[p]) != self_ids[qi] {
-                                push_best(&mut best, k, (d2, p as u32));
-                                if best.len() == k {
-                                    worst = best[k - 1].0;
-                                }
+                            if top.accepts(d2) && Some(self.ids[p]) != self_ids[qi] {
+                                top.push((d2, p as u32));
                             }
                         }
-                        (qi, best)
+                        (qi, top.best)
                     })
                     .collect()
             })
             .collect();
-        let mut merged: Vec<Vec<Neighbour>> = vec![Vec::with_capacity(k + 1); nq];
+        let mut merged: Vec<TopK> = (0..nq).map(|_| TopK::new(k)).collect();
         for (qi, cands) in per_list.into_iter().flatten() {
             for c in cands {
-                push_best(&mut merged[qi], k, c);
+                if merged[qi].accepts(c.0) {
+                    merged[qi].push(c);
+                }
             }
         }
         // Exact distances of the kept neighbours, sorted, with base ids.
         merged
             .into_par_iter()
+            .map(|top| top.best)
             .enumerate()
             .map(|(qi, cands)| {
                 let q = queries.row(qi).to_vec();
@@ -390,18 +382,14 @@ pub fn nearest_many(
                 .zip(dots.rows())
                 .map(|(q, dq)| {
                     let qn = q.dot(&q);
-                    let mut best = Vec::with_capacity(m + 1);
-                    let mut worst = f32::INFINITY;
+                    let mut top = TopK::new(m);
                     for (j, (&d, &cn)) in dq.iter().zip(&c_norm).enumerate() {
                         let d2 = (qn + cn - 2.0 * d).max(0.0);
-                        if d2 < worst {
-                            push_best(&mut best, m, (d2, j as u32));
-                            if best.len() == m {
-                                worst = best[m - 1].0;
-                            }
+                        if top.accepts(d2) {
+                            top.push((d2, j as u32));
                         }
                     }
-                    best
+                    top.best
                 })
                 .collect()
         })
@@ -427,16 +415,18 @@ unsafe fn nearest_avx2(centroids: &Array2<f32>, q: &[f32], m: usize) -> Vec<Neig
 
 #[inline(always)]
 fn nearest_generic(centroids: &Array2<f32>, q: &[f32], m: usize) -> Vec<Neighbour> {
-    let mut best = Vec::with_capacity(m + 1);
     let mut dists = Vec::with_capacity(centroids.nrows());
     match centroids.as_slice() {
         Some(all) => distances(q, all, centroids.ncols(), &mut dists),
         None => dists.extend(centroids.rows().into_iter().map(|c| l2(q, &c.to_vec()))),
     }
+    let mut top = TopK::new(m);
     for (j, &d) in dists.iter().enumerate() {
-        push_best(&mut best, m, (d, j as u32));
+        if top.accepts(d) {
+            top.push((d, j as u32));
+        }
     }
-    best
+    top.best
 }
 
 /// Squared distances from `q` to each `dim`-long row of `rows`, into `out` (cleared first).
