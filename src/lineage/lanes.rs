@@ -59,26 +59,25 @@ mod avx2 {
         s
     };
 
-    #[inline(always)]
-    unsafe fn rotr16(x: __m256i) -> __m256i {
-        _mm256_shuffle_epi8(
-            x,
-            _mm256_setr_epi8(
-                2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13, 2, 3, 0, 1, 6, 7, 4, 5, 10,
-                11, 8, 9, 14, 15, 12, 13,
-            ),
-        )
+    /// Byte-shuffle mask rotating every 32-bit word right by `bytes` whole bytes (byte i of a word takes byte
+    /// i + bytes, wrapping within the word).
+    const fn rotr_mask(bytes: usize) -> [u8; 32] {
+        let mut m = [0u8; 32];
+        let mut i = 0;
+        while i < 32 {
+            m[i] = ((i & !3) + ((i + bytes) & 3)) as u8;
+            i += 1;
+        }
+        m
     }
+    const ROTR16: [u8; 32] = rotr_mask(2);
+    const ROTR8: [u8; 32] = rotr_mask(1);
 
+    /// Rotate every 32-bit word right by a multiple of 8 bits with one byte shuffle.
     #[inline(always)]
-    unsafe fn rotr8(x: __m256i) -> __m256i {
-        _mm256_shuffle_epi8(
-            x,
-            _mm256_setr_epi8(
-                1, 2, 3, 0, 5, 6, 7, 4, 9, 10, 11, 8, 13, 14, 15, 12, 1, 2, 3, 0, 5, 6, 7, 4, 9,
-                10, 11, 8, 13, 14, 15, 12,
-            ),
-        )
+    unsafe fn rotr_bytes(x: __m256i, mask: &[u8; 32]) -> __m256i {
+        // SAFETY: `mask` is 32 readable bytes.
+        _mm256_shuffle_epi8(x, _mm256_loadu_si256(mask.as_ptr() as *const __m256i))
     }
 
     #[inline(always)]
@@ -103,11 +102,11 @@ mod avx2 {
         y: __m256i,
     ) {
         v[a] = _mm256_add_epi32(_mm256_add_epi32(v[a], v[b]), x);
-        v[d] = rotr16(_mm256_xor_si256(v[d], v[a]));
+        v[d] = rotr_bytes(_mm256_xor_si256(v[d], v[a]), &ROTR16);
         v[c] = _mm256_add_epi32(v[c], v[d]);
         v[b] = rotr12(_mm256_xor_si256(v[b], v[c]));
         v[a] = _mm256_add_epi32(_mm256_add_epi32(v[a], v[b]), y);
-        v[d] = rotr8(_mm256_xor_si256(v[d], v[a]));
+        v[d] = rotr_bytes(_mm256_xor_si256(v[d], v[a]), &ROTR8);
         v[c] = _mm256_add_epi32(v[c], v[d]);
         v[b] = rotr7(_mm256_xor_si256(v[b], v[c]));
     }
