@@ -1,7 +1,8 @@
 //! Throughput benchmarks (criterion): `cargo bench --bench throughput`.
 //!
 //! On a generated 1M-row x 34-column Parquet file: raw Parquet decode, the contract pass (decode + checks), the
-//! lineage pass (decode + blake3 row digests), and blake3 over the same canonical bytes; and a full scan (all
+//! lineage pass (decode + blake3 row digests), row digests of decoded batches, and blake3 over the same canonical
+//! bytes (one call per row, eight rows at a time, one buffer); and a full scan (all
 //! detectors) of 100k rows x 32 features. Figures are recorded in docs/performance.md.
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
@@ -126,6 +127,31 @@ fn passes(c: &mut Criterion) {
             rows.par_iter()
                 .map(|r| blake3::hash(r).as_bytes()[0] as u64)
                 .sum::<u64>()
+        })
+    });
+    // The same rows hashed eight at a time (`lineage::lanes`, AVX2 when available), rayon over blocks of rows.
+    g.bench_function("blake3_eight_rows_at_a_time", |b| {
+        use rayon::prelude::*;
+        b.iter(|| {
+            let mut out = vec![[0u8; 32]; rows.len()];
+            out.par_chunks_mut(2048)
+                .zip(rows.par_chunks(2048))
+                .for_each(|(o, r)| poisonscan::lineage::lanes::hash_many(&HashMode::Plain, r, o));
+            out[0][0]
+        })
+    });
+    // Row digests of the already-decoded batches (encoding + hashing, no decode).
+    let decoded: Vec<_> = {
+        let mut s = Source::path(&big).unwrap();
+        s.open().unwrap().map(|x| x.unwrap()).collect()
+    };
+    g.bench_function("digest_batch_in_memory", |b| {
+        let h = RowHasher::new((0..decoded[0].num_columns()).collect(), HashMode::Plain);
+        b.iter(|| {
+            decoded
+                .iter()
+                .map(|x| h.digest_batch(x).unwrap().len())
+                .sum::<usize>()
         })
     });
     g.bench_function("blake3_same_bytes", |b| {
