@@ -92,13 +92,15 @@ fn passes(c: &mut Criterion) {
             v
         })
     });
+    // The lineage pass as `poisonscan lineage` runs it: decode ahead on one thread, digest each batch on the rayon
+    // pool, fold the digests into the fingerprint state.
     g.bench_function("lineage_pass", |b| {
         b.iter(|| {
             let mut s = Source::path(&big).unwrap();
-            let st = s.open().unwrap();
-            let h = RowHasher::new((0..st.schema().fields().len()).collect(), HashMode::Plain);
-            st.map(|x| h.digest_batch(&x.unwrap()).unwrap().len())
-                .sum::<usize>()
+            poisonscan::lineage::digest_source(&mut s, None, HashMode::Plain)
+                .unwrap()
+                .digests
+                .len()
         })
     });
     // blake3 alone over the same canonical row encodings (one contiguous buffer, multi-threaded).

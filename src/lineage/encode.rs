@@ -21,7 +21,10 @@
 
 use crate::error::ContractError;
 use arrow::array::*;
-use arrow::datatypes::{DataType, TimeUnit};
+use arrow::datatypes::{
+    DataType, Date32Type, Decimal128Type, Float32Type, Float64Type, Int32Type, Int64Type, TimeUnit,
+    UInt64Type,
+};
 use rayon::prelude::*;
 use std::sync::Arc;
 
@@ -59,15 +62,78 @@ impl HashMode {
 /// One column prepared for encoding (dictionaries decoded, types resolved once per batch).
 enum Col {
     Bool(BooleanArray),
-    Int(Vec<Option<i64>>),
+    /// Values encoded as a `H`-byte head (tag, and a unit byte for timestamps) and a 64-bit word.
+    Word(Word),
     UInt64(UInt64Array),
-    Float(Float64Array),
     Str(Arc<dyn Array>),
     Bin(Arc<dyn Array>),
-    Date(Vec<Option<i64>>),
-    Ts(u8, Vec<Option<i64>>),
     Dec(Decimal128Array),
     List(Arc<dyn Array>),
+}
+
+/// Values of a column whose non-null cells are a head and eight little-endian bytes: integers (tag 0x02), floats
+/// (0x04), dates (0x07) and timestamps (0x08 + unit). Arrow's buffers are read in place, without a widening copy.
+struct Word {
+    head: [u8; 2],
+    head_len: usize,
+    values: Words,
+    nulls: Option<arrow::buffer::NullBuffer>,
+}
+
+enum Words {
+    I64(arrow::buffer::ScalarBuffer<i64>),
+    I32(arrow::buffer::ScalarBuffer<i32>),
+    F64(arrow::buffer::ScalarBuffer<f64>),
+    F32(arrow::buffer::ScalarBuffer<f32>),
+}
+
+impl Word {
+    fn column<T: arrow::datatypes::ArrowPrimitiveType>(
+        tag: u8,
+        array: &ArrayRef,
+        values: impl FnOnce(arrow::buffer::ScalarBuffer<T::Native>) -> Words,
+    ) -> Col {
+        let a = array.as_primitive::<T>();
+        Col::Word(Word {
+            head: [tag, 0],
+            head_len: 1,
+            values: values(a.values().clone()),
+            nulls: a.nulls().cloned(),
+        })
+    }
+
+    fn width(&self) -> usize {
+        self.head_len + 8
+    }
+
+    fn is_null(&self, i: usize) -> bool {
+        self.nulls.as_ref().is_some_and(|n| n.is_null(i))
+    }
+
+    /// The 64-bit word of row `i` (integers sign-extended, floats as canonical f64 bits).
+    fn word(&self, i: usize) -> u64 {
+        match &self.values {
+            Words::I64(v) => v[i] as u64,
+            Words::I32(v) => v[i] as i64 as u64,
+            Words::F64(v) => canonical_bits(v[i]),
+            Words::F32(v) => canonical_bits(v[i] as f64),
+        }
+    }
+
+    /// Call `f` with the head and this column's values from row `start` on, as a slice and a conversion to the word.
+    fn with_values<R>(&self, start: usize, f: impl WordsFn<R>) -> R {
+        match &self.values {
+            Words::I64(v) => f.call(&v[start..], |x: i64| x as u64),
+            Words::I32(v) => f.call(&v[start..], |x: i32| x as i64 as u64),
+            Words::F64(v) => f.call(&v[start..], canonical_bits),
+            Words::F32(v) => f.call(&v[start..], |x: f32| canonical_bits(x as f64)),
+        }
+    }
+}
+
+/// A computation over a column's values of any native type (a generic closure).
+trait WordsFn<R> {
+    fn call<T: Copy>(self, values: &[T], word: impl Fn(T) -> u64) -> R;
 }
 
 fn unsupported(column: &str, dt: &DataType) -> ContractError {
@@ -82,15 +148,6 @@ fn cast(array: &ArrayRef, to: &DataType, column: &str) -> Result<ArrayRef, Contr
     arrow::compute::cast(array, to).map_err(|_| unsupported(column, array.data_type()))
 }
 
-fn ints(array: &ArrayRef, column: &str) -> Result<Vec<Option<i64>>, ContractError> {
-    let a = cast(array, &DataType::Int64, column)?;
-    let a = a
-        .as_any()
-        .downcast_ref::<Int64Array>()
-        .ok_or_else(|| unsupported(column, array.data_type()))?;
-    Ok(a.iter().collect())
-}
-
 fn prepare(array: &ArrayRef, column: &str) -> Result<Col, ContractError> {
     use DataType::*;
     let dt = array.data_type();
@@ -100,19 +157,20 @@ fn prepare(array: &ArrayRef, column: &str) -> Result<Col, ContractError> {
             return prepare(&decoded, column);
         }
         Boolean => Col::Bool(array.as_boolean().clone()),
-        Int8 | Int16 | Int32 | Int64 | UInt8 | UInt16 | UInt32 => Col::Int(ints(array, column)?),
-        UInt64 => Col::UInt64(array.as_primitive::<arrow::datatypes::UInt64Type>().clone()),
-        Float16 | Float32 | Float64 => {
-            let a = cast(array, &Float64, column)?;
-            Col::Float(a.as_primitive::<arrow::datatypes::Float64Type>().clone())
+        Int64 => Word::column::<Int64Type>(0x02, array, Words::I64),
+        Int32 => Word::column::<Int32Type>(0x02, array, Words::I32),
+        Int8 | Int16 | UInt8 | UInt16 => {
+            Word::column::<Int32Type>(0x02, &cast(array, &Int32, column)?, Words::I32)
         }
+        UInt32 => Word::column::<Int64Type>(0x02, &cast(array, &Int64, column)?, Words::I64),
+        UInt64 => Col::UInt64(array.as_primitive::<UInt64Type>().clone()),
+        Float64 => Word::column::<Float64Type>(0x04, array, Words::F64),
+        Float32 => Word::column::<Float32Type>(0x04, array, Words::F32),
+        Float16 => Word::column::<Float64Type>(0x04, &cast(array, &Float64, column)?, Words::F64),
         Utf8 | LargeUtf8 | Utf8View => Col::Str(array.clone()),
         Binary | LargeBinary | BinaryView | FixedSizeBinary(_) => Col::Bin(array.clone()),
-        Date32 => Col::Date(ints(array, column)?),
-        Date64 => {
-            let a = cast(array, &Date32, column)?;
-            Col::Date(ints(&a, column)?)
-        }
+        Date32 => Word::column::<Date32Type>(0x07, array, Words::I32),
+        Date64 => Word::column::<Date32Type>(0x07, &cast(array, &Date32, column)?, Words::I32),
         Timestamp(unit, _) => {
             let u = match unit {
                 TimeUnit::Second => 0,
@@ -121,18 +179,15 @@ fn prepare(array: &ArrayRef, column: &str) -> Result<Col, ContractError> {
                 TimeUnit::Nanosecond => 3,
             };
             let a = cast(array, &Int64, column)?;
-            Col::Ts(
-                u,
-                a.as_primitive::<arrow::datatypes::Int64Type>()
-                    .iter()
-                    .collect(),
-            )
+            let a = a.as_primitive::<Int64Type>();
+            Col::Word(Word {
+                head: [0x08, u],
+                head_len: 2,
+                values: Words::I64(a.values().clone()),
+                nulls: a.nulls().cloned(),
+            })
         }
-        Decimal128(_, _) => Col::Dec(
-            array
-                .as_primitive::<arrow::datatypes::Decimal128Type>()
-                .clone(),
-        ),
+        Decimal128(_, _) => Col::Dec(array.as_primitive::<Decimal128Type>().clone()),
         List(_) | LargeList(_) | FixedSizeList(_, _) => Col::List(array.clone()),
         other => return Err(unsupported(column, other)),
     })
@@ -324,12 +379,10 @@ impl Col {
     /// The encoded width of every value when the column has no nulls and a fixed-width type, else None.
     fn fixed_width(&self) -> Option<usize> {
         match self {
-            Col::Float(a) => (a.null_count() == 0).then_some(9),
+            Col::Word(w) => w.nulls.is_none().then_some(w.width()),
             Col::UInt64(a) => (a.null_count() == 0).then_some(9),
             Col::Bool(a) => (a.null_count() == 0).then_some(2),
             Col::Dec(a) => (a.null_count() == 0).then_some(18),
-            Col::Int(v) | Col::Date(v) => v.iter().all(Option::is_some).then_some(9),
-            Col::Ts(_, v) => v.iter().all(Option::is_some).then_some(10),
             Col::Str(_) | Col::Bin(_) | Col::List(_) => None,
         }
     }
@@ -343,22 +396,41 @@ impl Col {
         offset: usize,
         scratch: &mut Vec<u8>,
     ) {
+        /// Cells of a null-free word column, one per `row_len`-byte row, with an `H`-byte head.
+        struct Cells<'a, const H: usize> {
+            buf: &'a mut [u8],
+            row_len: usize,
+            offset: usize,
+            head: [u8; H],
+        }
+        impl<const H: usize> WordsFn<()> for Cells<'_, H> {
+            fn call<T: Copy>(self, values: &[T], word: impl Fn(T) -> u64) {
+                for (row, &v) in self.buf.chunks_exact_mut(self.row_len).zip(values) {
+                    let cell = &mut row[self.offset..self.offset + H + 8];
+                    cell[..H].copy_from_slice(&self.head);
+                    cell[H..].copy_from_slice(&word(v).to_le_bytes());
+                }
+            }
+        }
         match self {
-            Col::Float(a) => {
-                let values = &a.values()[start..];
-                for (row, &v) in buf.chunks_exact_mut(row_len).zip(values) {
-                    let cell = &mut row[offset..offset + 9];
-                    cell[0] = 0x04;
-                    cell[1..].copy_from_slice(&canonical_bits(v).to_le_bytes());
-                }
-            }
-            Col::Int(v) => {
-                for (row, x) in buf.chunks_exact_mut(row_len).zip(&v[start..]) {
-                    let cell = &mut row[offset..offset + 9];
-                    cell[0] = 0x02;
-                    cell[1..].copy_from_slice(&x.unwrap_or_default().to_le_bytes());
-                }
-            }
+            Col::Word(w) if w.head_len == 1 => w.with_values(
+                start,
+                Cells {
+                    buf,
+                    row_len,
+                    offset,
+                    head: [w.head[0]],
+                },
+            ),
+            Col::Word(w) => w.with_values(
+                start,
+                Cells {
+                    buf,
+                    row_len,
+                    offset,
+                    head: w.head,
+                },
+            ),
             _ => {
                 for (k, row) in buf.chunks_exact_mut(row_len).enumerate() {
                     scratch.clear();
@@ -372,20 +444,10 @@ impl Col {
     /// Add the encoded length of rows `start..start + lens.len()` to `lens` (column at a time).
     fn add_lens(&self, start: usize, lens: &mut [usize], scratch: &mut Vec<u8>) {
         match self {
-            Col::Float(a) => add_fixed(a.nulls(), start, lens, 9),
+            Col::Word(w) => add_fixed(w.nulls.as_ref(), start, lens, w.width()),
             Col::UInt64(a) => add_fixed(a.nulls(), start, lens, 9),
             Col::Bool(a) => add_fixed(a.nulls(), start, lens, 2),
             Col::Dec(a) => add_fixed(a.nulls(), start, lens, 18),
-            Col::Int(v) | Col::Date(v) => {
-                for (k, l) in lens.iter_mut().enumerate() {
-                    *l += if v[start + k].is_some() { 9 } else { 1 };
-                }
-            }
-            Col::Ts(_, v) => {
-                for (k, l) in lens.iter_mut().enumerate() {
-                    *l += if v[start + k].is_some() { 10 } else { 1 };
-                }
-            }
             Col::Str(_) | Col::Bin(_) => {
                 for (k, l) in lens.iter_mut().enumerate() {
                     *l += self.bytes_at(start + k).map_or(1, |b| 9 + b.len());
@@ -403,37 +465,38 @@ impl Col {
 
     /// Write the encoding of rows `start..start + pos.len()` at `buf[pos[k]..]`, advancing each `pos[k]`.
     fn write(&self, start: usize, buf: &mut [u8], pos: &mut [usize], scratch: &mut Vec<u8>) {
-        match self {
-            Col::Float(a) => {
-                let values = a.values();
-                for (k, p) in pos.iter_mut().enumerate() {
-                    let i = start + k;
-                    if a.is_null(i) {
-                        buf[*p] = 0;
+        /// Cells of a word column that may have nulls, at each row's cursor.
+        struct Cells<'a> {
+            buf: &'a mut [u8],
+            pos: &'a mut [usize],
+            start: usize,
+            word: &'a Word,
+        }
+        impl WordsFn<()> for Cells<'_> {
+            fn call<T: Copy>(self, values: &[T], word: impl Fn(T) -> u64) {
+                let h = self.word.head_len;
+                for (k, (p, &v)) in self.pos.iter_mut().zip(values).enumerate() {
+                    if self.word.is_null(self.start + k) {
+                        self.buf[*p] = 0;
                         *p += 1;
                     } else {
-                        buf[*p] = 0x04;
-                        buf[*p + 1..*p + 9]
-                            .copy_from_slice(&canonical_bits(values[i]).to_le_bytes());
-                        *p += 9;
+                        self.buf[*p..*p + h].copy_from_slice(&self.word.head[..h]);
+                        self.buf[*p + h..*p + h + 8].copy_from_slice(&word(v).to_le_bytes());
+                        *p += h + 8;
                     }
                 }
             }
-            Col::Int(v) => {
-                for (k, p) in pos.iter_mut().enumerate() {
-                    match v[start + k] {
-                        None => {
-                            buf[*p] = 0;
-                            *p += 1;
-                        }
-                        Some(x) => {
-                            buf[*p] = 0x02;
-                            buf[*p + 1..*p + 9].copy_from_slice(&x.to_le_bytes());
-                            *p += 9;
-                        }
-                    }
-                }
-            }
+        }
+        match self {
+            Col::Word(w) => w.with_values(
+                start,
+                Cells {
+                    buf,
+                    pos,
+                    start,
+                    word: w,
+                },
+            ),
             _ => {
                 for (k, p) in pos.iter_mut().enumerate() {
                     scratch.clear();
@@ -455,19 +518,19 @@ impl Col {
                     out.push(a.value(i) as u8);
                 }
             }
-            Col::Int(v) => put_i64(out, 0x02, v[i]),
+            Col::Word(w) => {
+                if w.is_null(i) {
+                    out.push(0)
+                } else {
+                    out.extend_from_slice(&w.head[..w.head_len]);
+                    out.extend_from_slice(&w.word(i).to_le_bytes());
+                }
+            }
             Col::UInt64(a) => {
                 if a.is_null(i) {
                     out.push(0)
                 } else {
                     put_u64(out, a.value(i))
-                }
-            }
-            Col::Float(a) => {
-                if a.is_null(i) {
-                    out.push(0)
-                } else {
-                    put_f64(out, a.value(i))
                 }
             }
             Col::Str(_) | Col::Bin(_) => match self.bytes_at(i) {
@@ -481,15 +544,6 @@ impl Col {
                     },
                     b,
                 ),
-            },
-            Col::Date(v) => put_i64(out, 0x07, v[i]),
-            Col::Ts(u, v) => match v[i] {
-                None => out.push(0),
-                Some(x) => {
-                    out.push(0x08);
-                    out.push(*u);
-                    out.extend_from_slice(&x.to_le_bytes());
-                }
             },
             Col::Dec(a) => {
                 if a.is_null(i) {
@@ -524,22 +578,44 @@ impl RowHasher {
 
     /// Digest every row of `batch`, in parallel.
     pub fn digest_batch(&self, batch: &RecordBatch) -> Result<Vec<RowDigest>, ContractError> {
+        let mut out = Vec::new();
+        self.digest_batch_into(batch, &mut out)?;
+        Ok(out)
+    }
+
+    /// Append the digest of every row of `batch` to `digests`, in parallel (no intermediate vector).
+    pub fn digest_batch_into(
+        &self,
+        batch: &RecordBatch,
+        digests: &mut Vec<RowDigest>,
+    ) -> Result<(), ContractError> {
+        let first = digests.len();
+        digests.resize(first + batch.num_rows(), [0u8; 32]);
+        self.digest_batch_to(batch, &mut digests[first..])
+    }
+
+    /// Write the digest of every row of `batch` to `out`, in parallel. `out` must have one slot per row (callers
+    /// check row counts that come from file metadata before calling).
+    pub(crate) fn digest_batch_to(
+        &self,
+        batch: &RecordBatch,
+        out: &mut [RowDigest],
+    ) -> Result<(), ContractError> {
+        debug_assert_eq!(out.len(), batch.num_rows());
         let schema = batch.schema();
         let cols: Vec<Col> = self
             .columns
             .iter()
             .map(|&c| prepare(batch.column(c), schema.field(c).name()))
             .collect::<Result<_, _>>()?;
-        let n = batch.num_rows();
-        let mut out = vec![[0u8; 32]; n];
         // Every column fixed-width and null-free in this batch (the common case for feature tables): every row has
         // the same length and each value a fixed offset, so rows are written without per-row lengths or cursors.
         let widths: Option<Vec<usize>> = cols.iter().map(Col::fixed_width).collect();
         if let Some(widths) = widths {
             let row_len: usize = widths.iter().sum();
             if row_len > 0 {
-                self.digest_fixed(&cols, &widths, row_len, &mut out);
-                return Ok(out);
+                self.digest_fixed(&cols, &widths, row_len, out);
+                return Ok(());
             }
         }
         out.par_chunks_mut(ROWS_PER_TASK).enumerate().for_each_init(
@@ -560,7 +636,7 @@ impl RowHasher {
                         pos.push(total);
                         total += l;
                     }
-                    buf.clear();
+                    // Every byte is written below: only a grown buffer needs filling.
                     buf.resize(total, 0u8);
                     for c in &cols {
                         c.write(start, buf, pos, scratch);
@@ -578,7 +654,7 @@ impl RowHasher {
                 }
             },
         );
-        Ok(out)
+        Ok(())
     }
 
     /// `digest_batch` for batches whose columns all have a fixed encoded width (see `Col::fixed_width`).
@@ -588,7 +664,7 @@ impl RowHasher {
             |(buf, scratch), (t, task)| {
                 for (b, chunk) in task.chunks_mut(ROWS_PER_BLOCK).enumerate() {
                     let start = t * ROWS_PER_TASK + b * ROWS_PER_BLOCK;
-                    buf.clear();
+                    // Every byte of every row is written below: only a grown buffer needs filling.
                     buf.resize(chunk.len() * row_len, 0u8);
                     let mut offset = 0;
                     for (c, &w) in cols.iter().zip(widths) {

@@ -77,12 +77,10 @@ impl Default for LineageState {
 }
 
 /// Hash of one Merkle leaf: domain byte 0, then the chunk's row digests in order.
-fn leaf_hash(digests: impl Iterator<Item = RowDigest>) -> [u8; 32] {
+fn leaf_hash(digests: &[RowDigest]) -> [u8; 32] {
     let mut h = blake3::Hasher::new();
     h.update(&[0u8]);
-    for d in digests {
-        h.update(&d);
-    }
+    h.update(digests.as_flattened());
     *h.finalize().as_bytes()
 }
 
@@ -129,20 +127,34 @@ impl LineageState {
 
     /// Add the digests of rows `start .. start + digests.len()` (global positions).
     pub fn add(&mut self, start: u64, digests: &[RowDigest]) {
-        for (k, d) in digests.iter().enumerate() {
+        for d in digests {
             self.sum.add_bytes(d);
-            let row = start + k as u64;
+        }
+        // Chunk by chunk: a chunk the slice covers whole is hashed straight from it; rows of a chunk that starts or
+        // ends outside the slice wait in a partial map until the chunk is complete.
+        let mut row = start;
+        let mut rest = digests;
+        while !rest.is_empty() {
             let c = row / self.chunk_rows;
-            let entry = self
-                .chunks
-                .entry(c)
-                .or_insert_with(|| Chunk::Partial(BTreeMap::new()));
-            if let Chunk::Partial(m) = entry {
-                m.insert(row, *d);
-                if m.len() as u64 == self.chunk_rows {
-                    *entry = Chunk::Complete(leaf_hash(m.values().copied()));
+            let in_chunk = ((c + 1) * self.chunk_rows - row).min(rest.len() as u64) as usize;
+            let (part, tail) = rest.split_at(in_chunk);
+            if in_chunk as u64 == self.chunk_rows && !self.chunks.contains_key(&c) {
+                self.chunks.insert(c, Chunk::Complete(leaf_hash(part)));
+            } else {
+                let entry = self
+                    .chunks
+                    .entry(c)
+                    .or_insert_with(|| Chunk::Partial(BTreeMap::new()));
+                if let Chunk::Partial(m) = entry {
+                    m.extend((row..).zip(part.iter().copied()));
+                    if m.len() as u64 == self.chunk_rows {
+                        let leaf: Vec<RowDigest> = m.values().copied().collect();
+                        *entry = Chunk::Complete(leaf_hash(&leaf));
+                    }
                 }
             }
+            row += in_chunk as u64;
+            rest = tail;
         }
         self.rows += digests.len() as u64;
     }
@@ -165,7 +177,8 @@ impl LineageState {
                 (Some(Chunk::Partial(mut a)), Chunk::Partial(b)) => {
                     a.extend(b);
                     let ch = if a.len() as u64 == self.chunk_rows {
-                        Chunk::Complete(leaf_hash(a.values().copied()))
+                        let leaf: Vec<RowDigest> = a.values().copied().collect();
+                        Chunk::Complete(leaf_hash(&leaf))
                     } else {
                         Chunk::Partial(a)
                     };
@@ -194,7 +207,8 @@ impl LineageState {
             match self.chunks.get(&c) {
                 Some(Chunk::Complete(h)) => leaves.push(*h),
                 Some(Chunk::Partial(m)) if m.len() as u64 == expected => {
-                    leaves.push(leaf_hash(m.values().copied()))
+                    let leaf: Vec<RowDigest> = m.values().copied().collect();
+                    leaves.push(leaf_hash(&leaf))
                 }
                 _ => {
                     return Err(LineageError::Incomplete(format!(

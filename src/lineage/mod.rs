@@ -12,8 +12,8 @@ pub use encode::{HashMode, RowDigest, RowHasher};
 pub use fingerprint::{Fingerprint, LineageState};
 pub use manifest::{Key, Manifest};
 
-use crate::error::{ContractError, Error};
-use crate::source::Source;
+use crate::error::{ContractError, Error, SourceError};
+use crate::source::{Part, Source};
 use arrow::array::{Array, ArrayRef, RecordBatch};
 use arrow::datatypes::SchemaRef;
 use serde::{Deserialize, Serialize};
@@ -68,12 +68,24 @@ pub fn column_index(
 }
 
 /// Digest every row of `source` (one streaming pass).
+///
+/// A Parquet file or folder with several row groups is read row group by row group on the rayon pool, each part
+/// decoded and hashed by one task into its own slice of the digests and its own [`LineageState`], which are then
+/// merged: decoding and hashing share every core without a hand-off between threads. Other sources are decoded
+/// ahead on one thread while the previous batch is hashed on the pool. Memory is bounded by (threads + 2) batches
+/// plus 32 bytes (and the id) per row.
 pub fn digest_source(
     source: &mut Source,
     id: Option<&str>,
     mode: HashMode,
 ) -> Result<DigestedInput, Error> {
-    let stream = source.open()?;
+    if let Some(parts) = source.parts()? {
+        if parts.len() > 1 {
+            return digest_parts(source, &parts, id, mode);
+        }
+    }
+    // Decode ahead on its own thread while the previous batch is hashed on the rayon pool.
+    let stream = source.open()?.prefetch(2);
     let schema = stream.schema();
     let origin = stream.origin().to_string();
     let id_idx = id
@@ -85,11 +97,98 @@ pub fn digest_source(
     let mut state = LineageState::default();
     for batch in stream {
         let batch: RecordBatch = batch?;
-        let d = hasher.digest_batch(&batch)?;
-        state.add(digests.len() as u64, &d);
-        digests.extend_from_slice(&d);
+        let start = digests.len();
+        hasher.digest_batch_into(&batch, &mut digests)?;
+        state.add(start as u64, &digests[start..]);
         if let (Some(i), Some(ids)) = (id_idx, ids.as_mut()) {
             ids.extend(id_strings(batch.column(i))?);
+        }
+    }
+    if digests.is_empty() {
+        return Err(Error::ZeroRows { origin });
+    }
+    Ok(DigestedInput {
+        schema,
+        digests,
+        ids,
+        state,
+    })
+}
+
+/// Fingerprint state and ids of one part.
+type PartState = (LineageState, Option<Vec<String>>);
+
+/// [`digest_source`] over independently decodable parts, in parallel.
+fn digest_parts(
+    source: &mut Source,
+    parts: &[Part],
+    id: Option<&str>,
+    mode: HashMode,
+) -> Result<DigestedInput, Error> {
+    use rayon::prelude::*;
+    let schema = source.open()?.schema();
+    let origin = source.origin();
+    let id_idx = id
+        .map(|c| column_index(&schema, &origin, c, "--id"))
+        .transpose()?;
+    let hasher = RowHasher::new((0..schema.fields().len()).collect(), mode);
+    let total: u64 = parts.iter().map(Part::rows).sum();
+    let mut digests = vec![[0u8; 32]; total as usize];
+    // One disjoint slice of the digests per part, in row order.
+    let mut slots = Vec::with_capacity(parts.len());
+    let mut rest = digests.as_mut_slice();
+    for p in parts {
+        let (head, tail) = rest.split_at_mut(p.rows() as usize);
+        slots.push(head);
+        rest = tail;
+    }
+    let done: Vec<Result<PartState, Error>> = parts
+        .par_iter()
+        .zip(slots)
+        .map(|(part, out)| {
+            let mut state = LineageState::default();
+            let mut ids = id_idx.map(|_| Vec::with_capacity(out.len()));
+            let mut filled = 0usize;
+            for batch in part.open()? {
+                let batch = batch?;
+                let end = filled + batch.num_rows();
+                if end > out.len() {
+                    return Err(Error::Source(SourceError::Read {
+                        origin: part.origin(),
+                        rows_read: filled as u64,
+                        message: format!(
+                            "the row group holds more rows than the {} its metadata declares",
+                            out.len()
+                        ),
+                    }));
+                }
+                hasher.digest_batch_to(&batch, &mut out[filled..end])?;
+                if let (Some(i), Some(ids)) = (id_idx, ids.as_mut()) {
+                    ids.extend(id_strings(batch.column(i))?);
+                }
+                filled = end;
+            }
+            if filled != out.len() {
+                return Err(Error::Source(SourceError::Read {
+                    origin: part.origin(),
+                    rows_read: filled as u64,
+                    message: format!(
+                        "the row group ended after {filled} rows; its metadata declares {}",
+                        out.len()
+                    ),
+                }));
+            }
+            state.add(part.first_row(), out);
+            Ok((state, ids))
+        })
+        .collect();
+    let mut state = LineageState::default();
+    let mut ids = id_idx.map(|_| Vec::with_capacity(digests.len()));
+    for d in done {
+        let (s, part_ids) = d?;
+        state.merge(s)?;
+        if let (Some(all), Some(part_ids)) = (ids.as_mut(), part_ids) {
+            all.extend(part_ids);
         }
     }
     if digests.is_empty() {

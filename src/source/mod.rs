@@ -13,7 +13,9 @@ use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use arrow::ipc::reader::{FileReader, StreamReader};
 use arrow::record_batch::RecordBatchReader;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::arrow_reader::{
+    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder,
+};
 use std::fs::File;
 use std::io::{BufReader, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
@@ -86,13 +88,29 @@ impl BatchStream {
 
 impl BatchStream {
     /// Decode ahead on a background thread (up to `depth` batches), so decoding overlaps with the work done on
-    /// each batch. Memory grows by at most `depth` batches.
+    /// each batch. Memory grows by at most `depth` batches. A panic in the decoder ends the stream with a
+    /// [`SourceError::Read`], never with a silent end of data.
     pub fn prefetch(self, depth: usize) -> BatchStream {
         let (tx, rx) = std::sync::mpsc::sync_channel(depth.max(1));
-        let inner = self.inner;
+        let mut inner = self.inner;
+        let origin = self.origin.clone();
         std::thread::spawn(move || {
-            for item in inner {
+            let mut rows_read = 0u64;
+            loop {
+                let item =
+                    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| inner.next())) {
+                        Ok(None) => break,
+                        Ok(Some(item)) => item,
+                        Err(panic) => Err(SourceError::Read {
+                            origin: origin.clone(),
+                            rows_read,
+                            message: format!("the decoder panicked: {}", panic_message(&panic)),
+                        }),
+                    };
                 let failed = item.is_err();
+                if let Ok(b) = &item {
+                    rows_read += b.num_rows() as u64;
+                }
                 if tx.send(item).is_err() || failed {
                     break;
                 }
@@ -104,6 +122,15 @@ impl BatchStream {
             inner: Box::new(rx.into_iter()),
         }
     }
+}
+
+/// The text of a panic payload (a `&str` or `String` message), or a placeholder.
+fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> &str {
+    panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(no message)")
 }
 
 impl Iterator for BatchStream {
@@ -294,6 +321,59 @@ impl Source {
         }
     }
 
+    /// Parts of the input that can be decoded independently, in row order: every row group of a Parquet file, or
+    /// of each file of a Parquet folder (sorted by name, as [`Source::open`] reads them). `None` for other sources.
+    /// Opening the parts one after another yields the rows [`Source::open`] yields, in the same order (batch
+    /// boundaries may differ); reading them on several threads lets decoding use every core.
+    pub fn parts(&mut self) -> Result<Option<Vec<Part>>, SourceError> {
+        if !matches!(
+            self,
+            Source::Path {
+                format: Format::Parquet,
+                ..
+            }
+        ) {
+            return Ok(None);
+        }
+        // Opening validates what `open` validates (readable footers, one schema across a folder).
+        drop(self.open()?);
+        let Source::Path {
+            path,
+            batch_size,
+            projection,
+            ..
+        } = self
+        else {
+            return Ok(None);
+        };
+        let files = if path.is_dir() {
+            parquet_files(path)?
+        } else {
+            vec![path.clone()]
+        };
+        let mut parts = Vec::new();
+        let mut first_row = 0u64;
+        for file in files {
+            let f = open_file(&file)?;
+            let metadata = ArrowReaderMetadata::load(&f, ArrowReaderOptions::default())
+                .map_err(|e| corrupt(&file, Format::Parquet, e))?;
+            for (row_group, rg) in metadata.metadata().row_groups().iter().enumerate() {
+                let rows = rg.num_rows().max(0) as u64;
+                parts.push(Part {
+                    path: file.clone(),
+                    metadata: metadata.clone(),
+                    row_group,
+                    first_row,
+                    rows,
+                    batch_size: *batch_size,
+                    projection: projection.clone(),
+                });
+                first_row += rows;
+            }
+        }
+        Ok(Some(parts))
+    }
+
     /// Open a pass over the data.
     pub fn open(&mut self) -> Result<BatchStream, SourceError> {
         match self {
@@ -336,6 +416,52 @@ impl Source {
                 Ok(wrap_reader(reader, origin.clone()))
             }
         }
+    }
+}
+
+/// One independently decodable part of a Parquet input: one row group of one file (see [`Source::parts`]).
+#[derive(Clone)]
+pub struct Part {
+    path: PathBuf,
+    metadata: ArrowReaderMetadata,
+    row_group: usize,
+    first_row: u64,
+    rows: u64,
+    batch_size: usize,
+    projection: Option<Vec<String>>,
+}
+
+impl std::fmt::Debug for Part {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Part({})", self.origin())
+    }
+}
+
+impl Part {
+    /// Position of the part's first row in the whole input.
+    pub fn first_row(&self) -> u64 {
+        self.first_row
+    }
+
+    /// Rows in the part.
+    pub fn rows(&self) -> u64 {
+        self.rows
+    }
+
+    /// The file and row group, for messages.
+    pub fn origin(&self) -> String {
+        format!("{} (row group {})", self.path.display(), self.row_group)
+    }
+
+    /// Open a pass over this part's rows.
+    pub fn open(&self) -> Result<BatchStream, SourceError> {
+        let f = open_file(&self.path)?;
+        let builder = ParquetRecordBatchReaderBuilder::new_with_metadata(f, self.metadata.clone())
+            .with_row_groups(vec![self.row_group]);
+        let reader = configure(builder, self.batch_size, self.projection.as_deref())
+            .build()
+            .map_err(|e| corrupt(&self.path, Format::Parquet, e))?;
+        Ok(wrap_reader(reader, self.origin()))
     }
 }
 
@@ -438,8 +564,20 @@ fn open_parquet(
     let f = open_file(path)?;
     let builder = ParquetRecordBatchReaderBuilder::try_new(f)
         .map_err(|e| corrupt(path, Format::Parquet, e))?;
+    let reader = configure(builder, batch_size, projection)
+        .build()
+        .map_err(|e| corrupt(path, Format::Parquet, e))?;
+    Ok(wrap_reader(reader, path.display().to_string()))
+}
+
+/// Batch size and column projection (pushed down into the Parquet reader) of a reader builder.
+fn configure(
+    builder: ParquetRecordBatchReaderBuilder<File>,
+    batch_size: usize,
+    projection: Option<&[String]>,
+) -> ParquetRecordBatchReaderBuilder<File> {
     let builder = builder.with_batch_size(batch_size);
-    let builder = match projection {
+    match projection {
         None => builder,
         Some(cols) => {
             let indices: Vec<usize> = builder
@@ -453,18 +591,11 @@ fn open_parquet(
             let mask = parquet::arrow::ProjectionMask::roots(builder.parquet_schema(), indices);
             builder.with_projection(mask)
         }
-    };
-    let reader = builder
-        .build()
-        .map_err(|e| corrupt(path, Format::Parquet, e))?;
-    Ok(wrap_reader(reader, path.display().to_string()))
+    }
 }
 
-fn open_parquet_folder(
-    dir: &Path,
-    batch_size: usize,
-    projection: Option<&[String]>,
-) -> Result<BatchStream, SourceError> {
+/// The Parquet files of a folder, sorted by name.
+fn parquet_files(dir: &Path) -> Result<Vec<PathBuf>, SourceError> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .map_err(|source| SourceError::Open {
             path: dir.to_path_buf(),
@@ -483,6 +614,15 @@ fn open_parquet_folder(
         })
         .collect();
     files.sort();
+    Ok(files)
+}
+
+fn open_parquet_folder(
+    dir: &Path,
+    batch_size: usize,
+    projection: Option<&[String]>,
+) -> Result<BatchStream, SourceError> {
+    let files = parquet_files(dir)?;
     let first = files
         .first()
         .cloned()
@@ -565,4 +705,65 @@ fn open_csv(path: &Path, batch_size: usize) -> Result<BatchStream, SourceError> 
         .build(BufReader::new(f))
         .map_err(|e| corrupt(path, Format::Csv, e))?;
     Ok(wrap_reader(reader, path.display().to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{Int64Array, RecordBatch};
+    use arrow::datatypes::{DataType, Field, Schema};
+    use std::sync::Arc;
+
+    fn stream(n: usize, panic_at: Option<usize>) -> BatchStream {
+        let schema = Arc::new(Schema::new(vec![Field::new("x", DataType::Int64, false)]));
+        let s = schema.clone();
+        let inner = (0..n).map(move |k| {
+            if Some(k) == panic_at {
+                panic!("bad page {k}");
+            }
+            let col = Arc::new(Int64Array::from(vec![k as i64; 3]));
+            RecordBatch::try_new(s.clone(), vec![col]).map_err(|e| SourceError::Read {
+                origin: "test".into(),
+                rows_read: 0,
+                message: e.to_string(),
+            })
+        });
+        BatchStream {
+            schema,
+            origin: "test".into(),
+            inner: Box::new(inner),
+        }
+    }
+
+    #[test]
+    fn prefetch_yields_every_batch_in_order() {
+        let got: Vec<i64> = stream(7, None)
+            .prefetch(2)
+            .map(|b| {
+                b.unwrap()
+                    .column(0)
+                    .as_any()
+                    .downcast_ref::<Int64Array>()
+                    .unwrap()
+                    .value(0)
+            })
+            .collect();
+        assert_eq!(got, (0..7).collect::<Vec<i64>>());
+    }
+
+    #[test]
+    fn a_decoder_panic_is_an_error_not_the_end_of_the_data() {
+        let got: Vec<Result<RecordBatch, SourceError>> = stream(7, Some(4)).prefetch(2).collect();
+        assert_eq!(got.len(), 5, "four batches, then the error");
+        assert!(got[..4].iter().all(Result::is_ok));
+        match &got[4] {
+            Err(SourceError::Read {
+                rows_read, message, ..
+            }) => {
+                assert_eq!(*rows_read, 12);
+                assert!(message.contains("bad page 4"), "{message}");
+            }
+            other => panic!("expected a read error, got {other:?}"),
+        }
+    }
 }
