@@ -177,38 +177,50 @@ mod avx2 {
             blocks[l] = inputs[l].len().div_ceil(BLOCK_LEN).max(1) as u32;
         }
         let max_blocks = blocks.iter().copied().max().unwrap_or(1);
+        // Blocks every lane fills completely (loaded straight from the inputs, no per-lane bookkeeping).
+        let min_len = inputs.iter().map(|i| i.len()).min().unwrap_or(0);
         let blocks_v = lanes(blocks);
+        let full_len = _mm256_set1_epi32(BLOCK_LEN as i32);
+        let end_flags = _mm256_set1_epi32((CHUNK_END | ROOT) as i32);
         let mut padded = [[0u8; BLOCK_LEN]; LANES];
         for j in 0..max_blocks {
             let mut lo = [_mm256_setzero_si256(); 8];
             let mut hi = [_mm256_setzero_si256(); 8];
-            let mut block_len = [0u32; LANES];
-            let mut flags = [0u32; LANES];
-            for l in 0..LANES {
-                let input = inputs[l];
-                let start = (j as usize * BLOCK_LEN).min(input.len());
-                let end = ((j as usize + 1) * BLOCK_LEN).min(input.len());
-                let bytes = &input[start..end];
-                let ptr = if bytes.len() == BLOCK_LEN {
-                    bytes.as_ptr()
-                } else {
-                    padded[l] = [0u8; BLOCK_LEN];
-                    padded[l][..bytes.len()].copy_from_slice(bytes);
-                    padded[l].as_ptr()
-                };
-                // SAFETY: `ptr` points at 64 readable bytes (a full block of the input or the padded copy).
-                lo[l] = _mm256_loadu_si256(ptr as *const __m256i);
-                hi[l] = _mm256_loadu_si256(ptr.add(32) as *const __m256i);
-                block_len[l] = bytes.len() as u32;
-                let mut f = mode_flag;
-                if j == 0 {
-                    f |= CHUNK_START;
+            let at = j as usize * BLOCK_LEN;
+            let block_len = if at + BLOCK_LEN <= min_len {
+                for l in 0..LANES {
+                    // SAFETY: every input holds at least `at + 64` bytes.
+                    let ptr = inputs[l].as_ptr().add(at);
+                    lo[l] = _mm256_loadu_si256(ptr as *const __m256i);
+                    hi[l] = _mm256_loadu_si256(ptr.add(32) as *const __m256i);
                 }
-                if j + 1 == blocks[l] {
-                    f |= CHUNK_END | ROOT;
+                full_len
+            } else {
+                let mut block_len = [0u32; LANES];
+                for l in 0..LANES {
+                    let input = inputs[l];
+                    let bytes = &input[at.min(input.len())..(at + BLOCK_LEN).min(input.len())];
+                    let ptr = if bytes.len() == BLOCK_LEN {
+                        bytes.as_ptr()
+                    } else {
+                        padded[l] = [0u8; BLOCK_LEN];
+                        padded[l][..bytes.len()].copy_from_slice(bytes);
+                        padded[l].as_ptr()
+                    };
+                    // SAFETY: `ptr` points at 64 readable bytes (a full block of the input or the padded copy).
+                    lo[l] = _mm256_loadu_si256(ptr as *const __m256i);
+                    hi[l] = _mm256_loadu_si256(ptr.add(32) as *const __m256i);
+                    block_len[l] = bytes.len() as u32;
                 }
-                flags[l] = f;
-            }
+                lanes(block_len)
+            };
+            // Flags: the mode, CHUNK_START on the first block, CHUNK_END | ROOT on each lane's last block.
+            let first = if j == 0 { CHUNK_START } else { 0 };
+            let last = _mm256_cmpeq_epi32(blocks_v, _mm256_set1_epi32(j as i32 + 1));
+            let flags = _mm256_or_si256(
+                _mm256_set1_epi32((mode_flag | first) as i32),
+                _mm256_and_si256(last, end_flags),
+            );
             let lo = transpose(lo);
             let hi = transpose(hi);
             let m = [
@@ -231,8 +243,8 @@ mod avx2 {
                 _mm256_set1_epi32(IV[3] as i32),
                 zero, // counter low: every input is chunk 0
                 zero, // counter high
-                lanes(block_len),
-                lanes(flags),
+                block_len,
+                flags,
             ];
             // The seven rounds, unrolled so every message index is a constant.
             macro_rules! round {
