@@ -1,9 +1,9 @@
 //! Throughput benchmarks (criterion): `cargo bench --bench throughput`.
 //!
-//! On a generated 1M-row x 34-column Parquet file: raw Parquet decode, the contract pass (decode + checks), the
-//! lineage pass (decode + blake3 row digests), row digests of decoded batches, and blake3 over the same canonical
-//! bytes (one call per row, eight rows at a time, one buffer); and a full scan (all
-//! detectors) of 100k rows x 32 features. Figures are recorded in docs/performance.md.
+//! On a generated 1M-row x 34-column Parquet file (one row group, and the same rows in 16 row groups): raw Parquet
+//! decode, the contract pass (decode + checks), the lineage pass (decode + blake3 row digests), row digests of
+//! decoded batches, and blake3 over the same canonical bytes (one call per row, eight rows at a time, one buffer);
+//! and a full scan (all detectors) of 100k rows x 32 features. Figures are recorded in docs/performance.md.
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use poisonscan::contract::profile::{Profiler, Trust};
@@ -14,7 +14,7 @@ use poisonscan::{Scanner, Source};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-fn write(path: &Path, rows: usize, seed: u64, flips: f64) {
+fn write(path: &Path, rows: usize, seed: u64, flips: f64, row_group_rows: Option<usize>) {
     let spec = SynthSpec {
         rows,
         dim: 32,
@@ -30,7 +30,10 @@ fn write(path: &Path, rows: usize, seed: u64, flips: f64) {
     };
     let b = d.to_batch();
     let f = std::fs::File::create(path).unwrap();
-    let mut w = parquet::arrow::ArrowWriter::try_new(f, b.schema(), None).unwrap();
+    let props = parquet::file::properties::WriterProperties::builder()
+        .set_max_row_group_row_count(row_group_rows)
+        .build();
+    let mut w = parquet::arrow::ArrowWriter::try_new(f, b.schema(), Some(props)).unwrap();
     for start in (0..b.num_rows()).step_by(65_536) {
         w.write(&b.slice(start, 65_536.min(b.num_rows() - start)))
             .unwrap();
@@ -41,13 +44,16 @@ fn write(path: &Path, rows: usize, seed: u64, flips: f64) {
 fn data_dir() -> PathBuf {
     let dir = std::env::temp_dir().join("poisonscan-bench");
     std::fs::create_dir_all(&dir).unwrap();
-    for (name, rows, seed, flips) in [
-        ("m1.parquet", 1_000_000, 1, 0.0),
-        ("k100.parquet", 100_000, 2, 0.02),
-        ("k100_ref.parquet", 100_000, 3, 0.0),
+    // m1: one row group (the writer's default of 1Mi rows); m1_rg: the same rows in 16 row groups of 65,536 rows
+    // (as DuckDB, polars or Spark write files of this size).
+    for (name, rows, seed, flips, rg) in [
+        ("m1.parquet", 1_000_000, 1, 0.0, None),
+        ("m1_rg.parquet", 1_000_000, 1, 0.0, Some(65_536)),
+        ("k100.parquet", 100_000, 2, 0.02, None),
+        ("k100_ref.parquet", 100_000, 3, 0.0, None),
     ] {
         if !dir.join(name).exists() {
-            write(&dir.join(name), rows, seed, flips);
+            write(&dir.join(name), rows, seed, flips, rg);
         }
     }
     dir
@@ -92,16 +98,29 @@ fn passes(c: &mut Criterion) {
             v
         })
     });
-    // The lineage pass as `poisonscan lineage` runs it: decode ahead on one thread, digest each batch on the rayon
-    // pool, fold the digests into the fingerprint state.
-    g.bench_function("lineage_pass", |b| {
+    // The lineage pass as `poisonscan lineage` runs it (`lineage::digest_source`): with one row group, decode ahead
+    // on one thread and digest each batch on the rayon pool; with several, one rayon task decodes and digests each
+    // row group. Both fold the digests into the fingerprint state.
+    let lineage = |path: &Path| {
+        let mut s = Source::path(path).unwrap();
+        poisonscan::lineage::digest_source(&mut s, None, HashMode::Plain)
+            .unwrap()
+            .digests
+            .len()
+    };
+    g.bench_function("lineage_pass", |b| b.iter(|| lineage(&big)));
+    let grouped = dir.join("m1_rg.parquet");
+    g.bench_function("parquet_decode_16_row_groups", |b| {
         b.iter(|| {
-            let mut s = Source::path(&big).unwrap();
-            poisonscan::lineage::digest_source(&mut s, None, HashMode::Plain)
+            let mut s = Source::path(&grouped).unwrap();
+            s.open()
                 .unwrap()
-                .digests
-                .len()
+                .map(|x| x.unwrap().num_rows())
+                .sum::<usize>()
         })
+    });
+    g.bench_function("lineage_pass_16_row_groups", |b| {
+        b.iter(|| lineage(&grouped))
     });
     // blake3 alone over the same canonical row encodings (one contiguous buffer, multi-threaded).
     let bytes = {
