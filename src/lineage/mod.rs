@@ -13,7 +13,7 @@ pub use fingerprint::{Fingerprint, LineageState};
 pub use manifest::{Key, Manifest};
 
 use crate::error::{ContractError, Error, SourceError};
-use crate::source::{Part, Source};
+use crate::source::{BatchStream, Part, Source};
 use arrow::array::{Array, ArrayRef, RecordBatch};
 use arrow::datatypes::SchemaRef;
 use serde::{Deserialize, Serialize};
@@ -79,19 +79,45 @@ pub fn digest_source(
     id: Option<&str>,
     mode: HashMode,
 ) -> Result<DigestedInput, Error> {
-    if let Some(parts) = source.parts()? {
-        if parts.len() > 1 {
-            return digest_parts(source, &parts, id, mode);
-        }
-    }
-    // Decode ahead on its own thread while the previous batch is hashed on the rayon pool.
-    let stream = source.open()?.prefetch(2);
+    let parts = source.parts()?.filter(|p| p.len() > 1);
+    let stream = source.open()?;
     let schema = stream.schema();
     let origin = stream.origin().to_string();
     let id_idx = id
         .map(|c| column_index(&schema, &origin, c, "--id"))
         .transpose()?;
     let hasher = RowHasher::new((0..schema.fields().len()).collect(), mode);
+    let (digests, ids, state) = match parts {
+        Some(parts) => {
+            drop(stream);
+            digest_parts(&parts, &hasher, id_idx)?
+        }
+        // Decode ahead on its own thread while the previous batch is hashed on the rayon pool.
+        None => digest_stream(stream.prefetch(2), &hasher, id_idx)?,
+    };
+    if digests.is_empty() {
+        return Err(Error::ZeroRows { origin });
+    }
+    Ok(DigestedInput {
+        schema,
+        digests,
+        ids,
+        state,
+    })
+}
+
+/// Row digests, ids (when an id column is given) and fingerprint state of an input.
+type Digests = (Vec<RowDigest>, Option<Vec<String>>, LineageState);
+
+/// Fingerprint state and ids of one part.
+type PartState = (LineageState, Option<Vec<String>>);
+
+/// [`digest_source`] over one stream of batches, in order.
+fn digest_stream(
+    stream: BatchStream,
+    hasher: &RowHasher,
+    id_idx: Option<usize>,
+) -> Result<Digests, Error> {
     let mut digests = Vec::new();
     let mut ids = id_idx.map(|_| Vec::new());
     let mut state = LineageState::default();
@@ -104,34 +130,16 @@ pub fn digest_source(
             ids.extend(id_strings(batch.column(i))?);
         }
     }
-    if digests.is_empty() {
-        return Err(Error::ZeroRows { origin });
-    }
-    Ok(DigestedInput {
-        schema,
-        digests,
-        ids,
-        state,
-    })
+    Ok((digests, ids, state))
 }
-
-/// Fingerprint state and ids of one part.
-type PartState = (LineageState, Option<Vec<String>>);
 
 /// [`digest_source`] over independently decodable parts, in parallel.
 fn digest_parts(
-    source: &mut Source,
     parts: &[Part],
-    id: Option<&str>,
-    mode: HashMode,
-) -> Result<DigestedInput, Error> {
+    hasher: &RowHasher,
+    id_idx: Option<usize>,
+) -> Result<Digests, Error> {
     use rayon::prelude::*;
-    let schema = source.open()?.schema();
-    let origin = source.origin();
-    let id_idx = id
-        .map(|c| column_index(&schema, &origin, c, "--id"))
-        .transpose()?;
-    let hasher = RowHasher::new((0..schema.fields().len()).collect(), mode);
     let total: u64 = parts.iter().map(Part::rows).sum();
     let mut digests = vec![[0u8; 32]; total as usize];
     // One disjoint slice of the digests per part, in row order.
@@ -191,15 +199,7 @@ fn digest_parts(
             all.extend(part_ids);
         }
     }
-    if digests.is_empty() {
-        return Err(Error::ZeroRows { origin });
-    }
-    Ok(DigestedInput {
-        schema,
-        digests,
-        ids,
-        state,
-    })
+    Ok((digests, ids, state))
 }
 
 /// Make a manifest of `source`.
