@@ -75,11 +75,7 @@ fn guarded<T: Send>(
         Ok(Ok(v)) => Ok(v),
         Ok(Err(e)) => Err(to_py(e)),
         Err(p) => {
-            let what = p
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| p.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "unknown panic".into());
+            let what = poisonscan::error::panic_message(p.as_ref()).unwrap_or("unknown panic");
             Err(InternalError::new_err(format!(
                 "internal error (panic): {what}"
             )))

@@ -88,15 +88,18 @@ enum Words {
 }
 
 impl Word {
+    /// A word column with `head` (the tag, and for timestamps the unit byte) before each value.
     fn column<T: arrow::datatypes::ArrowPrimitiveType>(
-        tag: u8,
+        head: &[u8],
         array: &ArrayRef,
         values: impl FnOnce(arrow::buffer::ScalarBuffer<T::Native>) -> Words,
     ) -> Col {
         let a = array.as_primitive::<T>();
+        let mut h = [0u8; 2];
+        h[..head.len()].copy_from_slice(head);
         Col::Word(Word {
-            head: [tag, 0],
-            head_len: 1,
+            head: h,
+            head_len: head.len(),
             values: values(a.values().clone()),
             nulls: a.nulls().cloned(),
         })
@@ -112,15 +115,18 @@ impl Word {
 
     /// The 64-bit word of row `i` (integers sign-extended, floats as canonical f64 bits).
     fn word(&self, i: usize) -> u64 {
-        match &self.values {
-            Words::I64(v) => v[i] as u64,
-            Words::I32(v) => v[i] as i64 as u64,
-            Words::F64(v) => canonical_bits(v[i]),
-            Words::F32(v) => canonical_bits(v[i] as f64),
+        /// The word of the first value.
+        struct First;
+        impl WordsFn<u64> for First {
+            fn call<T: Copy>(self, values: &[T], word: impl Fn(T) -> u64) -> u64 {
+                word(values[0])
+            }
         }
+        self.with_values(i, First)
     }
 
-    /// Call `f` with the head and this column's values from row `start` on, as a slice and a conversion to the word.
+    /// Call `f` with this column's values from row `start` on, as a slice and the conversion of a value to its word
+    /// (the one place that defines it).
     fn with_values<R>(&self, start: usize, f: impl WordsFn<R>) -> R {
         match &self.values {
             Words::I64(v) => f.call(&v[start..], |x: i64| x as u64),
@@ -157,20 +163,22 @@ fn prepare(array: &ArrayRef, column: &str) -> Result<Col, ContractError> {
             return prepare(&decoded, column);
         }
         Boolean => Col::Bool(array.as_boolean().clone()),
-        Int64 => Word::column::<Int64Type>(0x02, array, Words::I64),
-        Int32 => Word::column::<Int32Type>(0x02, array, Words::I32),
+        Int64 => Word::column::<Int64Type>(&[0x02], array, Words::I64),
+        Int32 => Word::column::<Int32Type>(&[0x02], array, Words::I32),
         Int8 | Int16 | UInt8 | UInt16 => {
-            Word::column::<Int32Type>(0x02, &cast(array, &Int32, column)?, Words::I32)
+            Word::column::<Int32Type>(&[0x02], &cast(array, &Int32, column)?, Words::I32)
         }
-        UInt32 => Word::column::<Int64Type>(0x02, &cast(array, &Int64, column)?, Words::I64),
+        UInt32 => Word::column::<Int64Type>(&[0x02], &cast(array, &Int64, column)?, Words::I64),
         UInt64 => Col::UInt64(array.as_primitive::<UInt64Type>().clone()),
-        Float64 => Word::column::<Float64Type>(0x04, array, Words::F64),
-        Float32 => Word::column::<Float32Type>(0x04, array, Words::F32),
-        Float16 => Word::column::<Float64Type>(0x04, &cast(array, &Float64, column)?, Words::F64),
+        Float64 => Word::column::<Float64Type>(&[0x04], array, Words::F64),
+        Float32 => Word::column::<Float32Type>(&[0x04], array, Words::F32),
+        Float16 => {
+            Word::column::<Float64Type>(&[0x04], &cast(array, &Float64, column)?, Words::F64)
+        }
         Utf8 | LargeUtf8 | Utf8View => Col::Str(array.clone()),
         Binary | LargeBinary | BinaryView | FixedSizeBinary(_) => Col::Bin(array.clone()),
-        Date32 => Word::column::<Date32Type>(0x07, array, Words::I32),
-        Date64 => Word::column::<Date32Type>(0x07, &cast(array, &Date32, column)?, Words::I32),
+        Date32 => Word::column::<Date32Type>(&[0x07], array, Words::I32),
+        Date64 => Word::column::<Date32Type>(&[0x07], &cast(array, &Date32, column)?, Words::I32),
         Timestamp(unit, _) => {
             let u = match unit {
                 TimeUnit::Second => 0,
@@ -178,14 +186,7 @@ fn prepare(array: &ArrayRef, column: &str) -> Result<Col, ContractError> {
                 TimeUnit::Microsecond => 2,
                 TimeUnit::Nanosecond => 3,
             };
-            let a = cast(array, &Int64, column)?;
-            let a = a.as_primitive::<Int64Type>();
-            Col::Word(Word {
-                head: [0x08, u],
-                head_len: 2,
-                values: Words::I64(a.values().clone()),
-                nulls: a.nulls().cloned(),
-            })
+            Word::column::<Int64Type>(&[0x08, u], &cast(array, &Int64, column)?, Words::I64)
         }
         Decimal128(_, _) => Col::Dec(array.as_primitive::<Decimal128Type>().clone()),
         List(_) | LargeList(_) | FixedSizeList(_, _) => Col::List(array.clone()),

@@ -84,6 +84,12 @@ fn leaf_hash(digests: &[RowDigest]) -> [u8; 32] {
     *h.finalize().as_bytes()
 }
 
+/// Leaf hash of a chunk whose rows were collected by position.
+fn collected_leaf_hash(rows: &BTreeMap<u64, RowDigest>) -> [u8; 32] {
+    let digests: Vec<RowDigest> = rows.values().copied().collect();
+    leaf_hash(&digests)
+}
+
 /// Merkle root of leaves: parents are blake3(1 || left || right); an odd last node is promoted unchanged.
 pub fn merkle_root(leaves: &[[u8; 32]]) -> [u8; 32] {
     if leaves.is_empty() {
@@ -148,8 +154,7 @@ impl LineageState {
                 if let Chunk::Partial(m) = entry {
                     m.extend((row..).zip(part.iter().copied()));
                     if m.len() as u64 == self.chunk_rows {
-                        let leaf: Vec<RowDigest> = m.values().copied().collect();
-                        *entry = Chunk::Complete(leaf_hash(&leaf));
+                        *entry = Chunk::Complete(collected_leaf_hash(m));
                     }
                 }
             }
@@ -177,8 +182,7 @@ impl LineageState {
                 (Some(Chunk::Partial(mut a)), Chunk::Partial(b)) => {
                     a.extend(b);
                     let ch = if a.len() as u64 == self.chunk_rows {
-                        let leaf: Vec<RowDigest> = a.values().copied().collect();
-                        Chunk::Complete(leaf_hash(&leaf))
+                        Chunk::Complete(collected_leaf_hash(&a))
                     } else {
                         Chunk::Partial(a)
                     };
@@ -207,8 +211,7 @@ impl LineageState {
             match self.chunks.get(&c) {
                 Some(Chunk::Complete(h)) => leaves.push(*h),
                 Some(Chunk::Partial(m)) if m.len() as u64 == expected => {
-                    let leaf: Vec<RowDigest> = m.values().copied().collect();
-                    leaves.push(leaf_hash(&leaf))
+                    leaves.push(collected_leaf_hash(m))
                 }
                 _ => {
                     return Err(LineageError::Incomplete(format!(

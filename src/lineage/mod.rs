@@ -79,21 +79,25 @@ pub fn digest_source(
     id: Option<&str>,
     mode: HashMode,
 ) -> Result<DigestedInput, Error> {
-    let parts = source.parts()?.filter(|p| p.len() > 1);
-    let stream = source.open()?;
+    let origin = source.origin();
+    // A Parquet input is opened once (by `parts`): a single part is read as the whole stream.
+    let parts = source.parts()?.filter(|p| !p.is_empty());
+    let stream = match parts.as_deref() {
+        Some([part, ..]) => part.open()?,
+        _ => source.open()?,
+    };
     let schema = stream.schema();
-    let origin = stream.origin().to_string();
     let id_idx = id
         .map(|c| column_index(&schema, &origin, c, "--id"))
         .transpose()?;
     let hasher = RowHasher::new((0..schema.fields().len()).collect(), mode);
     let (digests, ids, state) = match parts {
-        Some(parts) => {
+        Some(parts) if parts.len() > 1 => {
             drop(stream);
             digest_parts(&parts, &hasher, id_idx)?
         }
         // Decode ahead on its own thread while the previous batch is hashed on the rayon pool.
-        None => digest_stream(stream.prefetch(2), &hasher, id_idx)?,
+        _ => digest_stream(stream.prefetch(2), &hasher, id_idx)?,
     };
     if digests.is_empty() {
         return Err(Error::ZeroRows { origin });

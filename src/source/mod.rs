@@ -97,16 +97,20 @@ impl BatchStream {
         std::thread::spawn(move || {
             let mut rows_read = 0u64;
             loop {
-                let item =
-                    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| inner.next())) {
-                        Ok(None) => break,
-                        Ok(Some(item)) => item,
-                        Err(panic) => Err(SourceError::Read {
-                            origin: origin.clone(),
-                            rows_read,
-                            message: format!("the decoder panicked: {}", panic_message(&panic)),
-                        }),
-                    };
+                let item = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    inner.next()
+                })) {
+                    Ok(None) => break,
+                    Ok(Some(item)) => item,
+                    Err(panic) => Err(SourceError::Read {
+                        origin: origin.clone(),
+                        rows_read,
+                        message: format!(
+                            "the decoder panicked: {}",
+                            crate::error::panic_message(panic.as_ref()).unwrap_or("(no message)")
+                        ),
+                    }),
+                };
                 let failed = item.is_err();
                 if let Ok(b) = &item {
                     rows_read += b.num_rows() as u64;
@@ -122,15 +126,6 @@ impl BatchStream {
             inner: Box::new(rx.into_iter()),
         }
     }
-}
-
-/// The text of a panic payload (a `&str` or `String` message), or a placeholder.
-fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> &str {
-    panic
-        .downcast_ref::<&str>()
-        .copied()
-        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
-        .unwrap_or("(no message)")
 }
 
 impl Iterator for BatchStream {
@@ -326,30 +321,21 @@ impl Source {
     /// Opening the parts one after another yields the rows [`Source::open`] yields, in the same order (batch
     /// boundaries may differ); reading them on several threads lets decoding use every core.
     pub fn parts(&mut self) -> Result<Option<Vec<Part>>, SourceError> {
-        if !matches!(
-            self,
+        let (path, batch_size, projection) = match self {
             Source::Path {
+                path,
                 format: Format::Parquet,
-                ..
-            }
-        ) {
-            return Ok(None);
-        }
+                batch_size,
+                projection,
+            } => (path.clone(), *batch_size, projection.clone()),
+            _ => return Ok(None),
+        };
         // Opening validates what `open` validates (readable footers, one schema across a folder).
         drop(self.open()?);
-        let Source::Path {
-            path,
-            batch_size,
-            projection,
-            ..
-        } = self
-        else {
-            return Ok(None);
-        };
         let files = if path.is_dir() {
-            parquet_files(path)?
+            parquet_files(&path)?
         } else {
-            vec![path.clone()]
+            vec![path]
         };
         let mut parts = Vec::new();
         let mut first_row = 0u64;
@@ -365,7 +351,7 @@ impl Source {
                     row_group,
                     first_row,
                     rows,
-                    batch_size: *batch_size,
+                    batch_size,
                     projection: projection.clone(),
                 });
                 first_row += rows;
