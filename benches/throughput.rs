@@ -123,24 +123,32 @@ fn passes(c: &mut Criterion) {
         b.iter(|| lineage(&grouped))
     });
     // blake3 alone over the same canonical row encodings (one contiguous buffer, multi-threaded).
-    let bytes = {
+    let (bytes, ends) = {
         let mut s = Source::path(&big).unwrap();
         let st = s.open().unwrap();
         let h = RowHasher::new((0..st.schema().fields().len()).collect(), HashMode::Plain);
         let mut out = Vec::new();
+        let mut ends = Vec::new();
         for batch in st {
             let batch = batch.unwrap();
             for r in 0..batch.num_rows() {
                 out.extend(h.encode_row(&batch, r).unwrap());
+                ends.push(out.len());
             }
         }
-        out
+        (out, ends)
     };
     // The same bytes as 1M separate blake3 inputs, one `blake3::hash` call per row (rayon): what the lineage pass
     // would cost hashing rows one by one instead of eight at a time.
     let rows: Vec<&[u8]> = {
-        let row_len = bytes.len() / 1_000_000;
-        bytes.chunks(row_len).collect()
+        let mut begin = 0;
+        ends.iter()
+            .map(|&end| {
+                let row = &bytes[begin..end];
+                begin = end;
+                row
+            })
+            .collect()
     };
     g.bench_function("blake3_one_call_per_row", |b| {
         use rayon::prelude::*;

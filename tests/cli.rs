@@ -450,6 +450,42 @@ fn keyed_manifest_cannot_be_edited_without_the_key() {
 }
 
 #[test]
+fn a_manifest_of_the_old_row_encoding_is_refused_not_compared() {
+    // A version-1 manifest holds digests of the old encoding (every number in nine bytes): comparing them with
+    // today's digests would report every row as changed. verify, diff and scan --baseline refuse it (exit 3) and say
+    // to re-create it.
+    let dir = tempfile::tempdir().unwrap();
+    let m = dir.path().join("m.parquet");
+    cli()
+        .arg("lineage")
+        .arg(fixture("clean.parquet"))
+        .arg("-o")
+        .arg(&m)
+        .assert()
+        .code(0);
+    let mut man = poisonscan::lineage::Manifest::read(&m).unwrap();
+    assert_eq!(man.header.manifest_version, 2);
+    man.header.manifest_version = 1;
+    man.write(&m).unwrap();
+    for cmd in ["verify", "diff"] {
+        cli()
+            .arg(cmd)
+            .arg(&m)
+            .arg(fixture("clean.parquet"))
+            .assert()
+            .code(3)
+            .stderr(predicate::str::contains("manifest version 1"))
+            .stderr(predicate::str::contains("re-create the manifest"));
+    }
+    scan("train_clean.parquet", "train_reference.parquet")
+        .arg("--baseline")
+        .arg(&m)
+        .assert()
+        .code(3)
+        .stderr(predicate::str::contains("manifest version 1"));
+}
+
+#[test]
 fn scan_with_a_baseline_flags_changed_rows() {
     let dir = tempfile::tempdir().unwrap();
     let m = dir.path().join("m.parquet");

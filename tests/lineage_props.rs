@@ -1,5 +1,5 @@
-//! Property tests: row digests and fingerprints do not depend on batch boundaries, dictionary encoding, integer
-//! width, row-group layout, file format, or how the input was partitioned.
+//! Property tests: row digests and fingerprints do not depend on batch boundaries, dictionary encoding, integer or
+//! float width, row-group layout, file format, or how the input was partitioned.
 
 mod common;
 
@@ -55,13 +55,18 @@ fn split(b: &RecordBatch, cuts: &[usize]) -> Vec<RecordBatch> {
 fn rows_strategy() -> impl Strategy<Value = (Vec<i64>, Vec<Option<f64>>, Vec<Option<String>>)> {
     (1usize..120).prop_flat_map(|n| {
         (
-            prop::collection::vec(any::<i64>(), n),
+            // Integers with and without an i32 form, floats with and without an exact f32 form.
+            prop::collection::vec(
+                prop_oneof![any::<i64>(), any::<i32>().prop_map(i64::from)],
+                n,
+            ),
             prop::collection::vec(
                 prop_oneof![
                     Just(None),
                     Just(Some(f64::NAN)),
                     Just(Some(-0.0)),
-                    any::<f64>().prop_map(Some)
+                    any::<f64>().prop_map(Some),
+                    any::<f32>().prop_map(|v| Some(f64::from(v)))
                 ],
                 n,
             ),
@@ -75,10 +80,39 @@ proptest! {
 
     #[test]
     fn fixed_width_batches_hash_like_the_documented_encoding(
-        rows in prop::collection::vec((any::<i64>(), prop_oneof![Just(f64::NAN), Just(-0.0), any::<f64>()], any::<bool>()), 1..300),
+        rows in prop::collection::vec((any::<i64>(), any::<f64>(), any::<bool>()), 1..300),
+        forms in (0usize..4, 0usize..4),
         cut in 0usize..300,
     ) {
-        // No nulls and no strings: every row has the same layout and takes the fixed-width path, also on a slice.
+        // No nulls and no strings. Integers all in i32 range, all beyond it, mixed row by row, or the first rows in one
+        // form and the rest in the other; floats all f32-exact, none, or mixed the same ways. Rows are encoded in
+        // blocks of 128: a block whose numbers all take one form has the same layout in every row and takes the
+        // fixed-width path (also on a slice); a mixed block takes the general path. Both must give the documented
+        // encoding.
+        let half = rows.len() / 2;
+        let rows: Vec<(i64, f64, bool)> = rows
+            .into_iter()
+            .enumerate()
+            .map(|(k, (i, x, b))| {
+                let mixed = |form: usize| match form {
+                    2 => k % 3 == 0,
+                    _ => k < half,
+                };
+                let i = match forms.0 {
+                    0 => i64::from(i as i32),
+                    1 => i | (1 << 40),
+                    f => if mixed(f) { i64::from(i as i32) } else { i | (1 << 40) },
+                };
+                let short = [f64::from(x as f32), f64::NAN, -0.0, f64::INFINITY][k % 4];
+                let long = if f64::from(x as f32) == x { 0.1 + k as f64 } else { x };
+                let x = match forms.1 {
+                    0 => short,
+                    1 => long,
+                    f => if mixed(f) { short } else { long },
+                };
+                (i, x, b)
+            })
+            .collect();
         let schema = Arc::new(Schema::new(vec![
             Field::new("i", DataType::Int64, false),
             Field::new("x", DataType::Float64, false),
@@ -100,7 +134,10 @@ proptest! {
             let got = h.digest_batch(batch).unwrap();
             for (r, d) in got.iter().enumerate() {
                 let enc = h.encode_row(batch, r).unwrap();
-                prop_assert_eq!(enc.len(), 9 + 9 + 2);
+                let (i, x, _) = rows[r + if std::ptr::eq(batch, &b) { 0 } else { cut }];
+                let int_len = if i32::try_from(i).is_ok() { 5 } else { 9 };
+                let float_len = if x.is_nan() || f64::from(x as f32) == x { 5 } else { 9 };
+                prop_assert_eq!(enc.len(), int_len + float_len + 2);
                 prop_assert_eq!(*d, *blake3::hash(&enc).as_bytes());
             }
         }
@@ -130,19 +167,25 @@ proptest! {
     }
 
     #[test]
-    fn digests_ignore_dictionary_encoding_and_integer_width((i, x, s) in rows_strategy()) {
-        let plain = table(&i, &x, &s);
+    fn digests_ignore_dictionary_encoding_and_number_width((i, x, s) in rows_strategy()) {
+        // The same values as i32 / f32 / dictionary columns and as i64 / f64 / plain columns.
         let dict: DictionaryArray<Int32Type> = s.iter().map(|v| v.as_deref()).collect();
-        let narrow: Vec<i32> = i.iter().map(|v| (*v % 1000) as i32).collect();
+        let narrow: Vec<i32> = i.iter().map(|v| *v as i32).collect();
         let wide: Vec<i64> = narrow.iter().map(|v| *v as i64).collect();
+        let narrow_x: Vec<Option<f32>> = x.iter().map(|v| v.map(|v| v as f32)).collect();
+        let wide_x: Vec<Option<f64>> = narrow_x.iter().map(|v| v.map(f64::from)).collect();
         let schema = Arc::new(Schema::new(vec![
             Field::new("i", DataType::Int32, false),
-            Field::new("x", DataType::Float64, true),
+            Field::new("x", DataType::Float32, true),
             Field::new("s", dict.data_type().clone(), true),
         ]));
-        let cols: Vec<ArrayRef> = vec![Arc::new(Int32Array::from(narrow)), plain.column(1).clone(), Arc::new(dict)];
+        let cols: Vec<ArrayRef> = vec![
+            Arc::new(Int32Array::from(narrow)),
+            Arc::new(arrow::array::Float32Array::from(narrow_x)),
+            Arc::new(dict),
+        ];
         let encoded = RecordBatch::try_new(schema, cols).unwrap();
-        prop_assert_eq!(digests(&[encoded]), digests(&[table(&wide, &x, &s)]));
+        prop_assert_eq!(digests(&[encoded]), digests(&[table(&wide, &wide_x, &s)]));
     }
 
     #[test]
@@ -243,10 +286,10 @@ fn the_encoding_is_the_documented_one() {
     // One row, byte for byte as in the table in src/lineage/encode.rs and docs/lineage.md.
     let b = table(&[-2], &[Some(-0.0)], &[None]);
     let h = RowHasher::new(vec![0, 1, 2], HashMode::Plain);
-    let mut want = vec![0x02];
-    want.extend_from_slice(&(-2i64).to_le_bytes());
-    want.push(0x04);
-    want.extend_from_slice(&0u64.to_le_bytes()); // -0.0 is encoded as 0.0
+    let mut want = vec![0x0C];
+    want.extend_from_slice(&(-2i32).to_le_bytes()); // an integer in i32 range: four bytes
+    want.push(0x0B);
+    want.extend_from_slice(&0u32.to_le_bytes()); // -0.0 is encoded as 0.0, an f32-exact float: four bytes
     want.push(0x00); // null
     assert_eq!(h.encode_row(&b, 0).unwrap(), want);
     assert_eq!(
@@ -254,18 +297,28 @@ fn the_encoding_is_the_documented_one() {
         *blake3::hash(&want).as_bytes()
     );
     let nan = table(
-        &[1],
+        &[1 << 40],
         &[Some(f64::from_bits(0x7ff0_0000_0000_0001))],
         &[Some("ab".into())],
     );
     let mut want = vec![0x02];
-    want.extend_from_slice(&1i64.to_le_bytes());
-    want.push(0x04);
-    want.extend_from_slice(&0x7ff8_0000_0000_0000u64.to_le_bytes()); // every NaN is the canonical NaN
+    want.extend_from_slice(&(1i64 << 40).to_le_bytes()); // beyond i32: eight bytes
+    want.push(0x0B);
+    want.extend_from_slice(&0x7fc0_0000u32.to_le_bytes()); // every NaN is the canonical NaN
     want.push(0x05);
     want.extend_from_slice(&2u64.to_le_bytes());
     want.extend_from_slice(b"ab");
     assert_eq!(h.encode_row(&nan, 0).unwrap(), want);
+    // A float with no exact f32 form keeps its f64 bits.
+    let tenth = table(&[0], &[Some(0.1)], &[None]);
+    let mut want = vec![0x0C, 0, 0, 0, 0, 0x04];
+    want.extend_from_slice(&0.1f64.to_bits().to_le_bytes());
+    want.push(0x00);
+    assert_eq!(h.encode_row(&tenth, 0).unwrap(), want);
+    assert_eq!(
+        h.digest_batch(&tenth).unwrap()[0],
+        *blake3::hash(&want).as_bytes()
+    );
 }
 
 /// Row `row` of a batch of word-typed columns (every integer width, f32, dates, a timestamp), byte for byte, and its
@@ -308,43 +361,47 @@ fn every_fixed_width_type_encodes_as_documented() {
             .collect();
         let b = RecordBatch::try_new(Arc::new(Schema::new(fields)), cols).unwrap();
         let h = RowHasher::new((0..b.num_columns()).collect(), HashMode::Plain);
-        let word = |out: &mut Vec<u8>, tag: u8, w: u64| {
+        let short = |out: &mut Vec<u8>, tag: u8, w: u32| {
+            out.push(tag);
+            out.extend_from_slice(&w.to_le_bytes());
+        };
+        let long = |out: &mut Vec<u8>, tag: u8, w: u64| {
             out.push(tag);
             out.extend_from_slice(&w.to_le_bytes());
         };
         let mut want = Vec::new();
-        word(&mut want, 0x02, -3i64 as u64);
-        word(&mut want, 0x02, -70_000i64 as u64);
-        word(&mut want, 0x02, 65_535);
-        word(&mut want, 0x02, u32::MAX as u64);
-        word(&mut want, 0x04, 0); // -0.0 as 0.0, widened to f64
-        word(&mut want, 0x04, 0x7ff8_0000_0000_0000);
-        word(&mut want, 0x07, -1i64 as u64);
-        word(&mut want, 0x07, 3); // date64 as days
+        short(&mut want, 0x0C, -3i32 as u32);
+        short(&mut want, 0x0C, -70_000i32 as u32);
+        short(&mut want, 0x0C, 65_535);
+        long(&mut want, 0x02, u32::MAX as u64); // beyond i32: the i64 form
+        short(&mut want, 0x0B, 0); // -0.0 as 0.0
+        short(&mut want, 0x0B, 0x7fc0_0000);
+        short(&mut want, 0x07, -1i32 as u32);
+        short(&mut want, 0x07, 3); // date64 as days
         want.extend_from_slice(&[0x08, 1]); // timestamp, unit ms
         want.extend_from_slice(&(-5i64).to_le_bytes());
         assert_eq!(h.encode_row(&b, 0).unwrap(), want, "nulls: {nulls}");
         let mut second = Vec::new();
         for (tag, w) in [
-            (0x02, 1u64),
-            (0x02, 1),
-            (0x02, 1),
-            (0x02, 1),
-            (0x04, 1f64.to_bits()),
+            (0x0C, 1u32),
+            (0x0C, 1),
+            (0x0C, 1),
+            (0x0C, 1), // u32 1 fits i32: the short form, in the same column as u32::MAX above
+            (0x0B, 1f32.to_bits()),
         ] {
             if nulls {
                 second.push(0);
             } else {
-                word(&mut second, tag, w);
+                short(&mut second, tag, w);
             }
         }
-        word(&mut second, 0x04, 1.5f64.to_bits());
+        short(&mut second, 0x0B, 1.5f32.to_bits());
         if nulls {
             second.push(0);
         } else {
-            word(&mut second, 0x07, 1);
+            short(&mut second, 0x07, 1);
         }
-        word(&mut second, 0x07, 0);
+        short(&mut second, 0x07, 0);
         if nulls {
             second.push(0);
         } else {

@@ -73,6 +73,11 @@ impl Key {
     }
 }
 
+/// Version of the manifests this poisonscan writes and reads. Version 2 holds digests of row encoding version 2
+/// (numbers in their shortest exact form, see `encode`); version 1 manifests (poisonscan 0.1)
+/// hold digests of the old encoding, which no longer compare, and are rejected with a request to re-create them.
+pub const MANIFEST_VERSION: u32 = 2;
+
 /// The manifest header.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ManifestHeader {
@@ -150,7 +155,7 @@ impl Manifest {
             .map(|d| d.as_secs())
             .unwrap_or(0);
         let mut header = ManifestHeader {
-            manifest_version: 1,
+            manifest_version: MANIFEST_VERSION,
             tool_version: crate::VERSION.to_string(),
             created_unix,
             source,
@@ -273,6 +278,13 @@ impl Manifest {
             })?;
         let header: ManifestHeader = serde_json::from_str(&header_json)
             .map_err(|e| bad(format!("header does not parse: {e}")))?;
+        if header.manifest_version != MANIFEST_VERSION {
+            return Err(bad(format!(
+                "manifest version {} (written by poisonscan {}), this poisonscan reads version {MANIFEST_VERSION}: \
+                 its row digests use another row encoding, so re-create the manifest from the trusted data",
+                header.manifest_version, header.tool_version
+            )));
+        }
         let reader = builder.build().map_err(|e| bad(e.to_string()))?;
         let mut digests = Vec::new();
         let mut ids: Option<Vec<String>> = header.id_column.as_ref().map(|_| Vec::new());
