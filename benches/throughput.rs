@@ -1,10 +1,12 @@
 //! Throughput benchmarks (criterion): `cargo bench --bench throughput`.
 //!
-//! On a generated 1M-row x 34-column Parquet file (one row group, and the same rows in 16 row groups): raw Parquet
-//! decode, the contract pass (decode + checks), the lineage pass (decode + blake3 row digests), row digests of
+//! On a generated 1M-row x 34-column Parquet file (one row group, the same rows in 16 row groups, and with f32
+//! features): raw Parquet decode, the contract pass (decode + checks), the lineage pass (decode + blake3 row digests), row digests of
 //! decoded batches, and blake3 over the same canonical bytes (one call per row, eight rows at a time, one buffer);
 //! and a full scan (all detectors) of 100k rows x 32 features. Figures are recorded in docs/performance.md.
 
+use arrow::array::RecordBatch;
+use arrow::datatypes::{DataType, Field, Schema};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use poisonscan::contract::profile::{Profiler, Trust};
 use poisonscan::contract::ContractChecker;
@@ -12,9 +14,17 @@ use poisonscan::lineage::{HashMode, RowHasher};
 use poisonscan::synth::SynthSpec;
 use poisonscan::{Scanner, Source};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
-fn write(path: &Path, rows: usize, seed: u64, flips: f64, row_group_rows: Option<usize>) {
+fn write(
+    path: &Path,
+    rows: usize,
+    seed: u64,
+    flips: f64,
+    row_group_rows: Option<usize>,
+    f32_features: bool,
+) {
     let spec = SynthSpec {
         rows,
         dim: 32,
@@ -29,6 +39,27 @@ fn write(path: &Path, rows: usize, seed: u64, flips: f64, row_group_rows: Option
         d
     };
     let b = d.to_batch();
+    // The same values with f32 features (as PyTorch and most embedding pipelines store them).
+    let b = if f32_features {
+        let fields: Vec<Field> = b
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| match f.data_type() {
+                DataType::Float64 => Field::new(f.name(), DataType::Float32, f.is_nullable()),
+                _ => f.as_ref().clone(),
+            })
+            .collect();
+        let cols = b
+            .columns()
+            .iter()
+            .zip(&fields)
+            .map(|(c, f)| arrow::compute::cast(c, f.data_type()).unwrap())
+            .collect();
+        RecordBatch::try_new(Arc::new(Schema::new(fields)), cols).unwrap()
+    } else {
+        b
+    };
     let f = std::fs::File::create(path).unwrap();
     let props = parquet::file::properties::WriterProperties::builder()
         .set_max_row_group_row_count(row_group_rows)
@@ -46,14 +77,16 @@ fn data_dir() -> PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     // m1: one row group (the writer's default of 1Mi rows); m1_rg: the same rows in 16 row groups of 65,536 rows
     // (as DuckDB, polars or Spark write files of this size).
-    for (name, rows, seed, flips, rg) in [
-        ("m1.parquet", 1_000_000, 1, 0.0, None),
-        ("m1_rg.parquet", 1_000_000, 1, 0.0, Some(65_536)),
-        ("k100.parquet", 100_000, 2, 0.02, None),
-        ("k100_ref.parquet", 100_000, 3, 0.0, None),
+    // m1_f32: m1 with f32 features.
+    for (name, rows, seed, flips, rg, f32_features) in [
+        ("m1.parquet", 1_000_000, 1, 0.0, None, false),
+        ("m1_rg.parquet", 1_000_000, 1, 0.0, Some(65_536), false),
+        ("m1_f32.parquet", 1_000_000, 1, 0.0, None, true),
+        ("k100.parquet", 100_000, 2, 0.02, None, false),
+        ("k100_ref.parquet", 100_000, 3, 0.0, None, false),
     ] {
         if !dir.join(name).exists() {
-            write(&dir.join(name), rows, seed, flips, rg);
+            write(&dir.join(name), rows, seed, flips, rg, f32_features);
         }
     }
     dir
@@ -65,15 +98,14 @@ fn passes(c: &mut Criterion) {
     let mut g = c.benchmark_group("passes_1M_rows");
     g.sample_size(10).measurement_time(Duration::from_secs(15));
     g.throughput(Throughput::Elements(1_000_000));
-    g.bench_function("parquet_decode", |b| {
-        b.iter(|| {
-            let mut s = Source::path(&big).unwrap();
-            s.open()
-                .unwrap()
-                .map(|x| x.unwrap().num_rows())
-                .sum::<usize>()
-        })
-    });
+    let decode = |path: &Path| {
+        let mut s = Source::path(path).unwrap();
+        s.open()
+            .unwrap()
+            .map(|x| x.unwrap().num_rows())
+            .sum::<usize>()
+    };
+    g.bench_function("parquet_decode", |b| b.iter(|| decode(&big)));
     let contract = {
         let mut s = Source::path(&big).unwrap();
         let mut st = s.open().unwrap();
@@ -111,17 +143,33 @@ fn passes(c: &mut Criterion) {
     g.bench_function("lineage_pass", |b| b.iter(|| lineage(&big)));
     let grouped = dir.join("m1_rg.parquet");
     g.bench_function("parquet_decode_16_row_groups", |b| {
+        b.iter(|| decode(&grouped))
+    });
+    // Decode alone with the lineage pass's own parallelism (one rayon task per row group, no hashing): the strictest
+    // baseline for the row above.
+    g.bench_function("parquet_decode_16_row_groups_parallel", |b| {
+        use rayon::prelude::*;
         b.iter(|| {
             let mut s = Source::path(&grouped).unwrap();
-            s.open()
-                .unwrap()
-                .map(|x| x.unwrap().num_rows())
+            let parts = s.parts().unwrap().unwrap();
+            parts
+                .par_iter()
+                .map(|p| {
+                    p.open()
+                        .unwrap()
+                        .map(|x| x.unwrap().num_rows())
+                        .sum::<usize>()
+                })
                 .sum::<usize>()
         })
     });
     g.bench_function("lineage_pass_16_row_groups", |b| {
         b.iter(|| lineage(&grouped))
     });
+    // f32 features: five bytes per feature in the row encoding instead of nine (docs/lineage.md).
+    let narrow = dir.join("m1_f32.parquet");
+    g.bench_function("parquet_decode_f32", |b| b.iter(|| decode(&narrow)));
+    g.bench_function("lineage_pass_f32", |b| b.iter(|| lineage(&narrow)));
     // blake3 alone over the same canonical row encodings (one contiguous buffer, multi-threaded).
     let (bytes, ends) = {
         let mut s = Source::path(&big).unwrap();

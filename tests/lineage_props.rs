@@ -86,7 +86,7 @@ proptest! {
     ) {
         // No nulls and no strings. Integers all in i32 range, all beyond it, mixed row by row, or the first rows in one
         // form and the rest in the other; floats all f32-exact, none, or mixed the same ways. Rows are encoded in
-        // blocks of 128: a block whose numbers all take one form has the same layout in every row and takes the
+        // blocks of 64: a block whose numbers all take one form has the same layout in every row and takes the
         // fixed-width path (also on a slice); a mixed block takes the general path. Both must give the documented
         // encoding.
         let half = rows.len() / 2;
