@@ -342,32 +342,28 @@ fn put_len(out: &mut Vec<u8>, n: usize) {
     out.extend_from_slice(&(n as u64).to_le_bytes());
 }
 
-/// Append a non-null integer in its shortest exact form.
-fn put_int(out: &mut Vec<u8>, v: i64) {
+/// Append a non-null number in its shortest exact form: `short_tag` and four bytes, or `long_tag` and eight.
+fn put_number<T: Native>(out: &mut Vec<u8>, v: T, short_tag: u8, long_tag: u8) {
     match v.short() {
         Some(bits) => {
-            out.push(0x0C);
+            out.push(short_tag);
             out.extend_from_slice(&bits.to_le_bytes());
         }
         None => {
-            out.push(0x02);
-            out.extend_from_slice(&v.to_le_bytes());
+            out.push(long_tag);
+            out.extend_from_slice(&v.long().to_le_bytes());
         }
     }
 }
 
+/// Append a non-null integer in its shortest exact form.
+fn put_int(out: &mut Vec<u8>, v: i64) {
+    put_number(out, v, 0x0C, 0x02);
+}
+
 /// Append a non-null float in its shortest exact form.
 fn put_float(out: &mut Vec<u8>, v: f64) {
-    match v.short() {
-        Some(bits) => {
-            out.push(0x0B);
-            out.extend_from_slice(&bits.to_le_bytes());
-        }
-        None => {
-            out.push(0x04);
-            out.extend_from_slice(&v.long().to_le_bytes());
-        }
-    }
+    put_number(out, v, 0x0B, 0x04);
 }
 
 /// Append the canonical encoding of `array[i]` (any supported type, including nested lists) to `out`.
