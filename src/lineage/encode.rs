@@ -206,19 +206,7 @@ impl Word {
     /// Write non-null value `v` at the start of `out`; returns its length.
     #[inline(always)]
     fn put<T: Native>(&self, v: T, out: &mut [u8]) -> usize {
-        match self.short_tag.zip(v.short()) {
-            Some((tag, bits)) => {
-                out[0] = tag;
-                out[1..5].copy_from_slice(&bits.to_le_bytes());
-                5
-            }
-            None => {
-                let h = self.head_len;
-                out[..h].copy_from_slice(&self.head[..h]);
-                out[h..h + 8].copy_from_slice(&v.long().to_le_bytes());
-                h + 8
-            }
-        }
+        put_cell(v, self.short_tag, &self.head[..self.head_len], out)
     }
 
     /// How the values of rows `start..start + n` are written when they are not null (a pass over them for 64-bit
@@ -342,18 +330,31 @@ fn put_len(out: &mut Vec<u8>, n: usize) {
     out.extend_from_slice(&(n as u64).to_le_bytes());
 }
 
-/// Append a non-null number in its shortest exact form: `short_tag` and four bytes, or `long_tag` and eight.
-fn put_number<T: Native>(out: &mut Vec<u8>, v: T, short_tag: u8, long_tag: u8) {
-    match v.short() {
-        Some(bits) => {
-            out.push(short_tag);
-            out.extend_from_slice(&bits.to_le_bytes());
+/// Write non-null value `v` at the start of `out` in its shortest exact form: `short_tag` and four bytes when it has
+/// a short form (and the kind allows one), else `head` and eight bytes. Returns its length (the one place that lays
+/// out a number's cell).
+#[inline(always)]
+fn put_cell<T: Native>(v: T, short_tag: Option<u8>, head: &[u8], out: &mut [u8]) -> usize {
+    match short_tag.zip(v.short()) {
+        Some((tag, bits)) => {
+            out[0] = tag;
+            out[1..5].copy_from_slice(&bits.to_le_bytes());
+            5
         }
         None => {
-            out.push(long_tag);
-            out.extend_from_slice(&v.long().to_le_bytes());
+            let h = head.len();
+            out[..h].copy_from_slice(head);
+            out[h..h + 8].copy_from_slice(&v.long().to_le_bytes());
+            h + 8
         }
     }
+}
+
+/// Append a non-null number in its shortest exact form: `short_tag` and four bytes, or `long_tag` and eight.
+fn put_number<T: Native>(out: &mut Vec<u8>, v: T, short_tag: u8, long_tag: u8) {
+    let mut cell = [0u8; 10];
+    let n = put_cell(v, Some(short_tag), &[long_tag], &mut cell);
+    out.extend_from_slice(&cell[..n]);
 }
 
 /// Append a non-null integer in its shortest exact form.
@@ -782,7 +783,7 @@ impl Block {
                 );
                 offset += w;
             }
-            return buf[..n * row_len].chunks_exact(row_len).collect();
+            return buf.chunks_exact(row_len).collect();
         }
         lens.clear();
         lens.resize(n, 0usize);
@@ -798,7 +799,7 @@ impl Block {
         // Every byte is written below: only a grown buffer needs filling.
         buf.resize(total, 0u8);
         for c in cols {
-            c.write(start, &mut buf[..total], pos, scratch);
+            c.write(start, buf, pos, scratch);
         }
         let mut begin = 0;
         pos.iter()
