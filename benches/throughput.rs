@@ -1,9 +1,11 @@
 //! Throughput benchmarks (criterion): `cargo bench --bench throughput`.
 //!
 //! On a generated 1M-row x 34-column Parquet file (one row group, the same rows in 16 row groups, and with f32
-//! features): raw Parquet decode, the contract pass (decode + checks), the lineage pass (decode + blake3 row digests), row digests of
-//! decoded batches, and blake3 over the same canonical bytes (one call per row, eight rows at a time, one buffer);
-//! and a full scan (all detectors) of 100k rows x 32 features. Figures are recorded in docs/performance.md.
+//! features): raw Parquet decode (also on the rayon pool, one task per row group), the contract pass (decode +
+//! checks), the lineage pass (decode + blake3 row digests), row digests of decoded batches (on the pool and on one
+//! thread, and one thread alternating decode and digest), and blake3 over the same canonical bytes (one call per row,
+//! eight rows at a time, one buffer); and a full scan (all detectors) of 100k rows x 32 features. Figures are
+//! recorded in docs/performance.md.
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::{DataType, Field, Schema};
@@ -229,6 +231,35 @@ fn passes(c: &mut Criterion) {
                 .iter()
                 .map(|x| h.digest_batch(x).unwrap().len())
                 .sum::<usize>()
+        })
+    });
+    // The same on one thread, and one thread alternating between decoding a batch and digesting it: the core time
+    // the lineage pass needs, and what alternating the two kinds of work costs (docs/performance.md).
+    let one_thread = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .unwrap();
+    g.bench_function("digest_batch_in_memory_one_thread", |b| {
+        let h = RowHasher::new((0..decoded[0].num_columns()).collect(), HashMode::Plain);
+        b.iter(|| {
+            one_thread.install(|| {
+                decoded
+                    .iter()
+                    .map(|x| h.digest_batch(x).unwrap().len())
+                    .sum::<usize>()
+            })
+        })
+    });
+    g.bench_function("decode_then_digest_each_batch_one_thread", |b| {
+        let h = RowHasher::new((0..decoded[0].num_columns()).collect(), HashMode::Plain);
+        b.iter(|| {
+            one_thread.install(|| {
+                let mut s = Source::path(&big).unwrap();
+                s.open()
+                    .unwrap()
+                    .map(|x| h.digest_batch(&x.unwrap()).unwrap().len())
+                    .sum::<usize>()
+            })
         })
     });
     g.bench_function("blake3_same_bytes", |b| {
