@@ -73,6 +73,10 @@ enum Command {
         manifest: PathBuf,
         /// Data now.
         data: PathBuf,
+        /// Id column to match rows by: the one the manifest was made with (`lineage --id`), which the manifest
+        /// records and the diff uses without this flag; given, it is checked against the manifest.
+        #[arg(long)]
+        id: Option<String>,
         /// Per-row status table (Parquet or CSV).
         #[arg(long)]
         scores: Option<PathBuf>,
@@ -245,12 +249,14 @@ fn run(cmd: Command) -> Result<u8, Error> {
         Command::Diff {
             manifest,
             data,
+            id,
             scores,
             report,
             key_file,
         } => diff(
             &manifest,
             &data,
+            id.as_deref(),
             scores.as_deref(),
             report.as_deref(),
             key_file.as_deref(),
@@ -323,12 +329,30 @@ fn scan(a: ScanArgs) -> Result<u8, Error> {
 fn diff(
     manifest: &Path,
     data: &Path,
+    id: Option<&str>,
     scores: Option<&Path>,
     report: Option<&Path>,
     key_file: Option<&Path>,
 ) -> Result<u8, Error> {
     let key = Key::resolve(key_file)?;
     let m = Manifest::read(manifest)?;
+    match (id, m.header.id_column.as_deref()) {
+        (Some(want), None) => {
+            return Err(Error::Usage(format!(
+                "--id {want}: {} was made without an id column, so its rows can only be matched by content; \
+                 drop --id, or re-create the manifest with `poisonscan lineage DATA --id {want}`",
+                manifest.display()
+            )))
+        }
+        (Some(want), Some(has)) if want != has => {
+            return Err(Error::Usage(format!(
+                "--id {want}: {} records its rows by id column '{has}'; diff by '{has}' (drop --id), or \
+                 re-create the manifest with `poisonscan lineage DATA --id {want}`",
+                manifest.display()
+            )))
+        }
+        _ => {}
+    }
     let mut src = source(data, poisonscan::source::DEFAULT_BATCH_SIZE)?;
     let (df, d) =
         lineage::diff_source(&m, &manifest.display().to_string(), &mut src, key.as_ref())?;

@@ -400,6 +400,85 @@ fn lineage_verify_and_tampering() {
 }
 
 #[test]
+fn diff_by_an_id_that_repeats_matches_rows_by_content() {
+    // Ids need not be unique (a user id, a source document): the unchanged data diffs clean against its own
+    // manifest, in any row order; an edited row sharing its id with another is changed, not added and removed.
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("a.csv");
+    std::fs::write(&data, "id,a,label\n1,0.5,0\n2,1.5,1\n1,2.5,0\n").unwrap();
+    let m = dir.path().join("m.parquet");
+    cli()
+        .args(["lineage", "--id", "id"])
+        .arg(&data)
+        .arg("-o")
+        .arg(&m)
+        .assert()
+        .code(0);
+    let diff = |body: &str, code: i32, summary: &str| {
+        let now = dir.path().join("now.csv");
+        std::fs::write(&now, body).unwrap();
+        cli()
+            .arg("diff")
+            .arg(&m)
+            .arg(&now)
+            .assert()
+            .code(code)
+            .stdout(predicate::str::contains(summary));
+    };
+    diff(
+        "id,a,label\n1,2.5,0\n2,1.5,1\n1,0.5,0\n",
+        0,
+        "0 added, 0 removed, 0 changed",
+    );
+    diff(
+        "id,a,label\n1,0.5,0\n2,1.5,1\n1,9.5,0\n",
+        1,
+        "0 added, 0 removed, 1 changed",
+    );
+    // `--id` names the manifest's own id column, or is refused with the way out (exit 2).
+    cli()
+        .args(["diff", "--id", "id"])
+        .arg(&m)
+        .arg(&data)
+        .assert()
+        .code(0);
+    cli()
+        .args(["diff", "--id", "a"])
+        .arg(&m)
+        .arg(&data)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "records its rows by id column 'id'",
+        ));
+    let no_ids = dir.path().join("no_ids.parquet");
+    cli()
+        .arg("lineage")
+        .arg(&data)
+        .arg("-o")
+        .arg(&no_ids)
+        .assert()
+        .code(0);
+    cli()
+        .args(["diff", "--id", "id"])
+        .arg(&no_ids)
+        .arg(&data)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("made without an id column"));
+    // So is a scan whose --id is not the baseline manifest's id column (no row would ever match).
+    cli()
+        .args(["scan", "--id", "a", "--baseline"])
+        .arg(&m)
+        .arg(&data)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "records its rows by id column 'id'",
+        ));
+}
+
+#[test]
 fn keyed_manifest_cannot_be_edited_without_the_key() {
     let dir = tempfile::tempdir().unwrap();
     let key = dir.path().join("key");

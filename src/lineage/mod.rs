@@ -374,38 +374,63 @@ impl Diff {
 }
 
 /// Diff data digests (and ids) against a manifest: by id when both have ids, else by content (multiset).
+///
+/// Ids need not be unique. The data rows of an id first take the manifest rows of that id with the same content
+/// (unchanged, in row order), then its remaining manifest rows in row order (changed); rows left over are added or
+/// removed. So a diff of data against its own manifest finds no differences, however the rows are ordered.
 pub fn diff(manifest: &Manifest, digests: &[RowDigest], ids: Option<&[String]>) -> Diff {
     let n = digests.len();
     let mut status = vec![RowStatus::Added; n];
     let mut manifest_row = vec![None; n];
     let mut seen = vec![false; manifest.digests.len()];
+    // Manifest rows under each key, last row first so that `pop` hands them out in row order.
+    fn stacks<K: std::hash::Hash + Eq>(
+        keys: impl DoubleEndedIterator<Item = (usize, K)>,
+    ) -> HashMap<K, Vec<usize>> {
+        let mut m: HashMap<K, Vec<usize>> = HashMap::new();
+        for (i, k) in keys.rev() {
+            m.entry(k).or_default().push(i);
+        }
+        m
+    }
     match (ids, manifest.ids.as_ref()) {
         (Some(ids), Some(mids)) => {
-            let by_id: HashMap<&str, usize> = mids
-                .iter()
-                .enumerate()
-                .rev()
-                .map(|(i, s)| (s.as_str(), i))
-                .collect();
-            for (r, id) in ids.iter().enumerate() {
-                if let Some(&m) = by_id.get(id.as_str()) {
+            // Same id and same content: unchanged.
+            let mut same = stacks(
+                mids.iter()
+                    .zip(&manifest.digests)
+                    .map(|(id, d)| (id.as_str(), d))
+                    .enumerate(),
+            );
+            let mut pending = Vec::new();
+            for (r, (id, d)) in ids.iter().zip(digests).enumerate() {
+                match same.get_mut(&(id.as_str(), d)).and_then(|v| v.pop()) {
+                    Some(m) => {
+                        seen[m] = true;
+                        manifest_row[r] = Some(m as u64);
+                        status[r] = RowStatus::Unchanged;
+                    }
+                    None => pending.push(r),
+                }
+            }
+            // Same id, other content: the id's manifest rows not matched above, in row order.
+            let mut by_id = stacks(mids.iter().map(String::as_str).enumerate());
+            for r in pending {
+                let Some(rows) = by_id.get_mut(ids[r].as_str()) else {
+                    continue;
+                };
+                while let Some(m) = rows.pop() {
                     if !seen[m] {
                         seen[m] = true;
                         manifest_row[r] = Some(m as u64);
-                        status[r] = if manifest.digests[m] == digests[r] {
-                            RowStatus::Unchanged
-                        } else {
-                            RowStatus::Changed
-                        };
+                        status[r] = RowStatus::Changed;
+                        break;
                     }
                 }
             }
         }
         _ => {
-            let mut pool: HashMap<&RowDigest, Vec<usize>> = HashMap::new();
-            for (i, d) in manifest.digests.iter().enumerate().rev() {
-                pool.entry(d).or_default().push(i);
-            }
+            let mut pool = stacks(manifest.digests.iter().enumerate());
             for (r, d) in digests.iter().enumerate() {
                 if let Some(m) = pool.get_mut(d).and_then(|v| v.pop()) {
                     seen[m] = true;
@@ -426,5 +451,113 @@ pub fn diff(manifest: &Manifest, digests: &[RowDigest], ids: Option<&[String]>) 
         manifest_row,
         removed,
         by_id: ids.is_some() && manifest.ids.is_some(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// A manifest of rows given by (id, content) pairs; the content number stands for the row's digest.
+    fn manifest(rows: &[(u8, u8)]) -> Manifest {
+        let (ids, digests) = split(rows);
+        let mut state = LineageState::default();
+        state.add(0, &digests);
+        let fp = state.finish().unwrap();
+        Manifest::build(
+            "test".into(),
+            String::new(),
+            fp,
+            digests,
+            Some("id".into()),
+            Some(ids),
+            None,
+        )
+    }
+
+    fn split(rows: &[(u8, u8)]) -> (Vec<String>, Vec<RowDigest>) {
+        rows.iter()
+            .map(|&(id, c)| (id.to_string(), *blake3::hash(&[c]).as_bytes()))
+            .unzip()
+    }
+
+    fn diff_of(m: &Manifest, rows: &[(u8, u8)], by_id: bool) -> Diff {
+        let (ids, digests) = split(rows);
+        diff(m, &digests, by_id.then_some(ids.as_slice()))
+    }
+
+    fn counts(d: &Diff) -> (usize, usize, usize, usize) {
+        (
+            d.count(RowStatus::Unchanged),
+            d.count(RowStatus::Changed),
+            d.count(RowStatus::Added),
+            d.removed.len(),
+        )
+    }
+
+    #[test]
+    fn repeated_ids_are_matched_by_content_then_in_order() {
+        let m = manifest(&[(1, 10), (2, 20), (1, 11), (3, 30)]);
+        // The same rows: no differences (the second row of id 1 used to come out added, and its manifest row
+        // removed).
+        assert_eq!(
+            counts(&diff_of(&m, &[(1, 10), (2, 20), (1, 11), (3, 30)], true)),
+            (4, 0, 0, 0)
+        );
+        // Rows of id 1 swapped: still the same rows.
+        let d = diff_of(&m, &[(1, 11), (2, 20), (1, 10), (3, 30)], true);
+        assert_eq!(counts(&d), (4, 0, 0, 0));
+        assert_eq!(d.manifest_row[0], Some(2));
+        // The second row of id 1 edited: that row is changed, paired with the manifest row of id 1 left over.
+        let d = diff_of(&m, &[(1, 10), (2, 20), (1, 99), (3, 30)], true);
+        assert_eq!(counts(&d), (3, 1, 0, 0));
+        assert_eq!(
+            (d.status[2], d.manifest_row[2]),
+            (RowStatus::Changed, Some(2))
+        );
+        // A third row of id 1: added; a row of id 1 gone: removed.
+        assert_eq!(
+            counts(&diff_of(
+                &m,
+                &[(1, 10), (2, 20), (1, 11), (3, 30), (1, 12)],
+                true
+            )),
+            (4, 0, 1, 0)
+        );
+        let d = diff_of(&m, &[(2, 20), (1, 11), (3, 30)], true);
+        assert_eq!(counts(&d), (3, 0, 0, 1));
+        assert_eq!(d.removed, vec![0]);
+    }
+
+    proptest! {
+        /// Against its own manifest, any reordering of the rows shows no differences; editing, dropping or adding
+        /// one row shows exactly that one difference -- by id (ids drawn from a few values, so many repeat) and by
+        /// content.
+        #[test]
+        fn a_diff_finds_exactly_the_edits(
+            (rows, shuffled) in prop::collection::vec((0u8..6, 0u8..8), 1..60)
+                .prop_flat_map(|rows| (Just(rows.clone()), Just(rows).prop_shuffle())),
+            pick in any::<prop::sample::Index>(),
+            by_id in any::<bool>(),
+        ) {
+            let m = manifest(&rows);
+            let n = rows.len();
+            prop_assert_eq!(counts(&diff_of(&m, &shuffled, by_id)), (n, 0, 0, 0));
+            let k = pick.index(n);
+            // Edit row k's content to a value no row has.
+            let mut edited = rows.clone();
+            edited[k].1 = 200;
+            let expect = if by_id { (n - 1, 1, 0, 0) } else { (n - 1, 0, 1, 1) };
+            prop_assert_eq!(counts(&diff_of(&m, &edited, by_id)), expect);
+            // Drop row k.
+            let mut dropped = rows.clone();
+            dropped.remove(k);
+            prop_assert_eq!(counts(&diff_of(&m, &dropped, by_id)), (n - 1, 0, 0, 1));
+            // Add a copy of row k.
+            let mut added = rows.clone();
+            added.push(rows[k]);
+            prop_assert_eq!(counts(&diff_of(&m, &added, by_id)), (n, 0, 1, 0));
+        }
     }
 }
