@@ -6,6 +6,7 @@
 use clap::{Args, Parser, Subcommand};
 use poisonscan::detect::DetectConfig;
 use poisonscan::lineage::{self, Key, Manifest};
+use poisonscan::output::check_outputs;
 use poisonscan::report::RowScores;
 use poisonscan::{Contract, Error, Policy, Scanner, Source};
 use std::path::{Path, PathBuf};
@@ -170,6 +171,14 @@ fn main() -> ExitCode {
     }
 }
 
+/// The (role, path) pairs of the inputs given.
+fn given<'a, const N: usize>(paths: [(&'a str, Option<&'a Path>); N]) -> Vec<(&'a str, &'a Path)> {
+    paths
+        .into_iter()
+        .filter_map(|(what, p)| p.map(|p| (what, p)))
+        .collect()
+}
+
 fn source(path: &Path, batch_size: usize) -> Result<Source, Error> {
     Ok(Source::path(path)?.with_batch_size(batch_size))
 }
@@ -183,6 +192,7 @@ fn run(cmd: Command) -> Result<u8, Error> {
             output,
             batch_size,
         } => {
+            check_outputs(&[("the reference", &reference)], &[("-o", &output)])?;
             let mut src = source(&reference, batch_size)?;
             let c = poisonscan::scan::profile_reference(
                 &mut src,
@@ -212,6 +222,13 @@ fn run(cmd: Command) -> Result<u8, Error> {
             output,
             key_file,
         } => {
+            check_outputs(
+                &given([
+                    ("the data", Some(&data)),
+                    ("--key-file", key_file.as_deref()),
+                ]),
+                &[("-o", &output)],
+            )?;
             let key = Key::resolve(key_file.as_deref())?;
             let mut src = source(&data, poisonscan::source::DEFAULT_BATCH_SIZE)?;
             let m = lineage::make_manifest(&mut src, id.as_deref(), key.as_ref())?;
@@ -265,6 +282,22 @@ fn run(cmd: Command) -> Result<u8, Error> {
 }
 
 fn scan(a: ScanArgs) -> Result<u8, Error> {
+    check_outputs(
+        &given([
+            ("the data", Some(a.data.as_path())),
+            ("--reference", a.reference.as_deref()),
+            ("--contract", a.contract.as_deref()),
+            ("--policy", a.policy.as_deref()),
+            ("--baseline", a.baseline.as_deref()),
+            ("--key-file", a.key_file.as_deref()),
+        ]),
+        &given([
+            ("--scores", a.scores.as_deref()),
+            ("--report", a.report.as_deref()),
+            ("--clean", a.clean.as_deref()),
+            ("--quarantine", a.quarantine.as_deref()),
+        ]),
+    )?;
     let key = Key::resolve(a.key_file.as_deref())?;
     let policy = match &a.policy {
         Some(p) => Policy::read(p)?,
@@ -334,6 +367,14 @@ fn diff(
     report: Option<&Path>,
     key_file: Option<&Path>,
 ) -> Result<u8, Error> {
+    check_outputs(
+        &given([
+            ("the manifest", Some(manifest)),
+            ("the data", Some(data)),
+            ("--key-file", key_file),
+        ]),
+        &given([("--scores", scores), ("--report", report)]),
+    )?;
     let key = Key::resolve(key_file)?;
     let m = Manifest::read(manifest)?;
     match (id, m.header.id_column.as_deref()) {

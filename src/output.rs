@@ -7,6 +7,69 @@ use arrow::datatypes::SchemaRef;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
+/// Refuse outputs that would overwrite an input or one another, or land inside an input folder (a folder input is
+/// every data file in it, so a file written there would join the dataset). `inputs` and `outputs` are (option,
+/// path) pairs, named in the error. Paths are compared after resolving symbolic links and `..`; an output that does
+/// not exist yet is resolved through its nearest existing folder.
+pub fn check_outputs(inputs: &[(&str, &Path)], outputs: &[(&str, &Path)]) -> Result<(), Error> {
+    let inputs: Vec<(&str, &Path, PathBuf)> = inputs
+        .iter()
+        .filter_map(|&(what, p)| p.canonicalize().ok().map(|r| (what, p, r)))
+        .collect();
+    let mut seen: Vec<(&str, PathBuf)> = Vec::new();
+    for &(flag, out) in outputs {
+        let resolved = resolve(out);
+        for (what, input, r) in &inputs {
+            let clash = if r.is_dir() {
+                resolved
+                    .starts_with(r)
+                    .then_some("is inside the input folder")
+            } else {
+                (resolved == *r).then_some("is the input")
+            };
+            if let Some(clash) = clash {
+                return Err(Error::Usage(format!(
+                    "{flag} {} {clash} {} ({what}); an input is never written: choose another path",
+                    out.display(),
+                    input.display()
+                )));
+            }
+        }
+        if let Some((other, _)) = seen.iter().find(|(_, r)| *r == resolved) {
+            return Err(Error::Usage(format!(
+                "{flag} {} is also the {other} output: give each output its own path",
+                out.display()
+            )));
+        }
+        seen.push((flag, resolved));
+    }
+    Ok(())
+}
+
+/// `path` with symbolic links and `..` resolved as far as it exists, and the rest appended.
+fn resolve(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let parts: Vec<Component> = absolute.components().collect();
+    for split in (1..=parts.len()).rev() {
+        let head: PathBuf = parts[..split].iter().collect();
+        if let Ok(mut r) = head.canonicalize() {
+            // The rest does not exist, so it holds no links: `..` there is lexical.
+            for part in &parts[split..] {
+                match part {
+                    Component::ParentDir => {
+                        r.pop();
+                    }
+                    Component::CurDir => {}
+                    other => r.push(other),
+                }
+            }
+            return r;
+        }
+    }
+    absolute
+}
+
 /// Write `path` through `write`, atomically. On any error the temporary file is removed and `path` is untouched.
 pub fn write_atomically<F>(path: &Path, write: F) -> Result<(), Error>
 where
@@ -36,11 +99,16 @@ fn temp_beside(path: &Path) -> Result<(tempfile::NamedTempFile, File), Error> {
     };
     std::fs::create_dir_all(&dir)
         .map_err(|e| err(format!("cannot create folder {}: {e}", dir.display())))?;
-    let tmp = tempfile::Builder::new()
-        .prefix(".poisonscan-")
-        .suffix(".tmp")
-        .tempfile_in(&dir)
-        .map_err(|e| err(e.to_string()))?;
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(".poisonscan-").suffix(".tmp");
+    // Created like any other new file (0666 less the umask), not private as temporary files are: the output is
+    // renamed into place and read by the rest of the pipeline.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        builder.permissions(std::fs::Permissions::from_mode(0o666));
+    }
+    let tmp = builder.tempfile_in(&dir).map_err(|e| err(e.to_string()))?;
     let file = tmp.reopen().map_err(|e| err(e.to_string()))?;
     Ok((tmp, file))
 }
@@ -143,5 +211,74 @@ impl TableWriter {
             tmp.persist(&path).map_err(|e| err(e.error.to_string()))?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_output_may_not_be_an_input_another_output_or_inside_an_input_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let data = d.join("data.parquet");
+        std::fs::write(&data, b"x").unwrap();
+        let folder = d.join("parts");
+        std::fs::create_dir(&folder).unwrap();
+        #[cfg(unix)]
+        std::os::unix::fs::symlink(&data, d.join("link.parquet")).unwrap();
+        let refused = |inputs: &[(&str, &Path)], outputs: &[(&str, &Path)]| {
+            matches!(check_outputs(inputs, outputs), Err(Error::Usage(_)))
+        };
+        let input = [("the data", data.as_path())];
+        // The input itself, by another spelling (`..` through a folder that does not exist yet), through a link.
+        assert!(refused(&input, &[("-o", &data)]));
+        assert!(refused(
+            &input,
+            &[("-o", &d.join("new/sub/../../data.parquet"))]
+        ));
+        #[cfg(unix)]
+        assert!(refused(&input, &[("-o", &d.join("link.parquet"))]));
+        // Inside an input folder, even in a sub-folder not made yet.
+        assert!(refused(
+            &[("the data", folder.as_path())],
+            &[("--scores", &folder.join("later/scores.csv"))]
+        ));
+        // Two outputs on one file.
+        assert!(refused(
+            &input,
+            &[
+                ("--clean", &d.join("a.parquet")),
+                ("--quarantine", &d.join("./a.parquet"))
+            ]
+        ));
+        // Distinct outputs beside the inputs are fine, and an input that does not exist constrains nothing.
+        assert!(check_outputs(
+            &[
+                ("the data", data.as_path()),
+                ("--reference", &d.join("missing.parquet"))
+            ],
+            &[
+                ("--clean", &d.join("clean.parquet")),
+                ("--quarantine", &d.join("quarantine.parquet")),
+                ("--scores", &d.join("parts-scores.csv")),
+            ]
+        )
+        .is_ok());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn outputs_are_created_with_the_usual_permissions() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("out.json");
+        write_atomically(&p, |_| Ok(())).unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        // The same mode as a file the plain way (0666 less the umask), not owner-only as a temporary file.
+        let plain = dir.path().join("plain");
+        File::create(&plain).unwrap();
+        assert_eq!(mode(&p), mode(&plain));
     }
 }

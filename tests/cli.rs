@@ -479,6 +479,41 @@ fn diff_by_an_id_that_repeats_matches_rows_by_content() {
 }
 
 #[test]
+fn an_output_on_an_input_is_refused_and_the_input_left_as_it_was() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data.parquet");
+    std::fs::copy(fixture("clean.parquet"), &data).unwrap();
+    let before = std::fs::read(&data).unwrap();
+    let spelled_otherwise = dir.path().join("not-yet").join("..").join("data.parquet");
+    for args in [
+        vec!["lineage", "-o"],
+        vec!["scan", "--label", "label", "--clean"],
+        vec!["profile", "--label", "label", "-o"],
+    ] {
+        cli()
+            .args(&args)
+            .arg(&spelled_otherwise)
+            .arg(&data)
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains("is the input"));
+    }
+    // A file written into a folder input would join the dataset.
+    let folder = dir.path().join("parts");
+    std::fs::create_dir(&folder).unwrap();
+    std::fs::copy(&data, folder.join("a.parquet")).unwrap();
+    cli()
+        .args(["scan", "--label", "label", "--scores"])
+        .arg(folder.join("scores.csv"))
+        .arg(&folder)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("inside the input folder"));
+    assert_eq!(std::fs::read(&data).unwrap(), before);
+    assert_eq!(std::fs::read_dir(&folder).unwrap().count(), 1);
+}
+
+#[test]
 fn keyed_manifest_cannot_be_edited_without_the_key() {
     let dir = tempfile::tempdir().unwrap();
     let key = dir.path().join("key");
