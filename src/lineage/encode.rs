@@ -280,6 +280,9 @@ fn prepare(array: &ArrayRef, column: &str) -> Result<Col, ContractError> {
             let decoded = cast(array, value, column)?;
             return prepare(&decoded, column);
         }
+        // A column with no value in any row (CSV type inference gives it no type): every cell is a null, encoded as
+        // a null of any other type is.
+        Null => Col::Bool(BooleanArray::new_null(array.len())),
         Boolean => Col::Bool(array.as_boolean().clone()),
         Int64 => Word::column::<Int64Type>(Kind::Int, array, Words::I64),
         Int32 => Word::column::<Int32Type>(Kind::Int, array, Words::I32),
