@@ -339,6 +339,65 @@ fn the_encoding_is_the_documented_one() {
     );
 }
 
+#[test]
+fn structs_and_maps_encode_as_documented() {
+    use arrow::array::{MapBuilder, StringBuilder, StructArray};
+    use arrow::datatypes::Fields;
+    // A struct {x: i64, y: utf8} column (second row null) and a map<utf8, i64> column.
+    let fields = Fields::from(vec![
+        Field::new("x", DataType::Int64, true),
+        Field::new("y", DataType::Utf8, true),
+    ]);
+    let st = StructArray::new(
+        fields,
+        vec![
+            Arc::new(Int64Array::from(vec![Some(3), Some(4)])),
+            Arc::new(StringArray::from(vec![None, Some("b")])),
+        ],
+        Some(vec![true, false].into()),
+    );
+    let mut mb = MapBuilder::new(
+        None,
+        StringBuilder::new(),
+        arrow::array::Int64Builder::new(),
+    );
+    mb.keys().append_value("k");
+    mb.values().append_value(1 << 40);
+    mb.append(true).unwrap();
+    mb.append(true).unwrap(); // an empty map
+    let map = mb.finish();
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("s", st.data_type().clone(), true),
+        Field::new("m", map.data_type().clone(), true),
+    ]));
+    let b = RecordBatch::try_new(schema, vec![Arc::new(st), Arc::new(map)]).unwrap();
+    let h = RowHasher::new(vec![0, 1], HashMode::Plain);
+    let mut want = vec![0x0D];
+    want.extend_from_slice(&2u64.to_le_bytes()); // two fields
+    want.push(0x0C);
+    want.extend_from_slice(&3i32.to_le_bytes()); // x = 3
+    want.push(0x00); // y null
+    want.push(0x0E);
+    want.extend_from_slice(&1u64.to_le_bytes()); // one entry
+    want.push(0x05);
+    want.extend_from_slice(&1u64.to_le_bytes());
+    want.extend_from_slice(b"k"); // key "k"
+    want.push(0x02);
+    want.extend_from_slice(&(1i64 << 40).to_le_bytes()); // value 2^40
+    assert_eq!(h.encode_row(&b, 0).unwrap(), want);
+    assert_eq!(
+        h.digest_batch(&b).unwrap()[0],
+        *blake3::hash(&want).as_bytes()
+    );
+    let mut want = vec![0x00, 0x0E]; // a null struct; an empty map
+    want.extend_from_slice(&0u64.to_le_bytes());
+    assert_eq!(h.encode_row(&b, 1).unwrap(), want);
+    assert_eq!(
+        h.digest_batch(&b).unwrap()[1],
+        *blake3::hash(&want).as_bytes()
+    );
+}
+
 /// Row `row` of a batch of word-typed columns (every integer width, f32, dates, a timestamp), byte for byte, and its
 /// digest through `digest_batch` (the fixed-layout path when `nulls` is false, the general path otherwise).
 #[test]

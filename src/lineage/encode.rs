@@ -6,7 +6,7 @@
 //!
 //! | value | encoding |
 //! |---|---|
-//! | null (any type) | `0x00` |
+//! | null (any type; every cell of a column without a type) | `0x00` |
 //! | boolean | `0x01`, then `0` or `1` |
 //! | integer (any width, signed or not) in i32 range | `0x0C`, then i32 little-endian |
 //! | other integer that fits i64 | `0x02`, then i64 little-endian |
@@ -18,7 +18,12 @@
 //! | date32 / date64 | `0x07`, days since epoch as i32 |
 //! | timestamp | `0x08`, unit byte (0 s, 1 ms, 2 us, 3 ns), i64 |
 //! | decimal128 | `0x09`, scale byte, i128 little-endian |
-//! | list / fixed-size list | `0x0A`, u64 length, each element encoded |
+//! | list / large list / fixed-size list | `0x0A`, u64 length, each element encoded |
+//! | struct | `0x0D`, u64 field count, each field's value encoded |
+//! | map | `0x0E`, u64 entry count, each entry's key and value encoded |
+//!
+//! Inside lists, structs and maps, booleans, numbers and nested values are encoded as above; any other value (a
+//! string, binary, date, timestamp or decimal) is written as a string (`0x05`) of its display form.
 //!
 //! Dictionary-encoded columns are encoded by value, so a row's digest does not depend on batch boundaries,
 //! chunking, row groups, dictionary vs plain encoding, integer or float width, or the file format the values came
@@ -324,7 +329,9 @@ fn prepare(array: &ArrayRef, column: &str) -> Result<Col, ContractError> {
             )
         }
         Decimal128(_, _) => Col::Dec(array.as_primitive::<Decimal128Type>().clone()),
-        List(_) | LargeList(_) | FixedSizeList(_, _) => Col::List(array.clone()),
+        List(_) | LargeList(_) | FixedSizeList(_, _) | Struct(_) | Map(_, _) => {
+            Col::List(array.clone())
+        }
         other => return Err(unsupported(column, other)),
     })
 }
@@ -396,6 +403,23 @@ fn encode_dyn(array: &dyn Array, i: usize, out: &mut Vec<u8>) {
         List(_) => put_list(out, &array.as_list::<i32>().value(i)),
         LargeList(_) => put_list(out, &array.as_list::<i64>().value(i)),
         FixedSizeList(_, _) => put_list(out, &array.as_fixed_size_list().value(i)),
+        Struct(_) => {
+            let fields = array.as_struct().columns();
+            out.push(0x0D);
+            put_len(out, fields.len());
+            for f in fields {
+                encode_dyn(f.as_ref(), i, out);
+            }
+        }
+        Map(_, _) => {
+            let entries = array.as_map().value(i);
+            out.push(0x0E);
+            put_len(out, entries.len());
+            for j in 0..entries.len() {
+                encode_dyn(entries.column(0).as_ref(), j, out);
+                encode_dyn(entries.column(1).as_ref(), j, out);
+            }
+        }
         _ => {
             // Other element types inside lists: encode via their string form (rare; documented).
             let s = arrow::util::display::array_value_to_string(array, i).unwrap_or_default();
