@@ -81,6 +81,9 @@ pub struct BaselineSummary {
     pub changed: u64,
     /// Rows matched by id (else by content).
     pub by_id: bool,
+    /// The data's columns or types differ from the manifest's (every row's digest changes with them).
+    #[serde(default)]
+    pub schema_changed: bool,
 }
 
 /// The versioned JSON report.

@@ -366,6 +366,10 @@ impl Scanner {
                 removed: d.removed.len() as u64,
                 changed: d.count(RowStatus::Changed) as u64,
                 by_id: d.by_id,
+                schema_changed: self
+                    .baseline
+                    .as_ref()
+                    .is_some_and(|(m, _)| m.header.schema_hash != pass.schema_hash),
             });
         }
         scores.reasons = reasons.into_iter().map(|r| r.join("; ")).collect();

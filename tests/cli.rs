@@ -435,6 +435,27 @@ fn diff_by_an_id_that_repeats_matches_rows_by_content() {
         1,
         "0 added, 0 removed, 1 changed",
     );
+    // A new column changes every row's digest: the diff says why.
+    let wider = dir.path().join("wider.csv");
+    std::fs::write(
+        &wider,
+        "id,a,label,extra\n1,0.5,0,7\n2,1.5,1,7\n1,2.5,0,7\n",
+    )
+    .unwrap();
+    let report = dir.path().join("diff.json");
+    cli()
+        .arg("diff")
+        .arg(&m)
+        .arg(&wider)
+        .arg("--report")
+        .arg(&report)
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("differ from the manifest's"))
+        .stdout(predicate::str::contains("0 added, 0 removed, 3 changed"));
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    assert_eq!(r["schema_changed"], serde_json::json!(true));
     // `--id` names the manifest's own id column, or is refused with the way out (exit 2).
     cli()
         .args(["diff", "--id", "id"])
