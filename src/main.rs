@@ -158,12 +158,19 @@ struct ScanArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let name = match &cli.command {
+        Command::Profile { .. } => "profile",
+        Command::Scan(_) => "scan",
+        Command::Lineage { .. } => "lineage",
+        Command::Verify { .. } => "verify",
+        Command::Diff { .. } => "diff",
+    };
     match run(cli.command) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             eprintln!("error: {e}");
             println!(
-                "poisonscan: error ({}): scan incomplete, verdict ERROR",
+                "poisonscan: error ({}): {name} incomplete, verdict ERROR",
                 e.kind()
             );
             ExitCode::from(e.exit_code() as u8)

@@ -517,7 +517,11 @@ fn an_output_on_an_input_is_refused_and_the_input_left_as_it_was() {
             .arg(&data)
             .assert()
             .code(2)
-            .stderr(predicate::str::contains("is the input"));
+            .stderr(predicate::str::contains("is the input"))
+            .stdout(predicate::str::contains(format!(
+                "poisonscan: error (usage): {} incomplete, verdict ERROR",
+                args[0]
+            )));
     }
     // A file written into a folder input would join the dataset.
     let folder = dir.path().join("parts");
