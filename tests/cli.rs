@@ -456,22 +456,8 @@ fn diff_by_an_id_that_repeats_matches_rows_by_content() {
     let r: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
     assert_eq!(r["schema_changed"], serde_json::json!(true));
-    // `--id` names the manifest's own id column, or is refused with the way out (exit 2).
-    cli()
-        .args(["diff", "--id", "id"])
-        .arg(&m)
-        .arg(&data)
-        .assert()
-        .code(0);
-    cli()
-        .args(["diff", "--id", "a"])
-        .arg(&m)
-        .arg(&data)
-        .assert()
-        .code(2)
-        .stderr(predicate::str::contains(
-            "records its rows by id column 'id'",
-        ));
+    // `--id` names the manifest's own id column, or is refused with the way out (exit 2); so is a scan whose --id
+    // is not the baseline manifest's id column (no row would ever match).
     let no_ids = dir.path().join("no_ids.parquet");
     cli()
         .arg("lineage")
@@ -480,23 +466,41 @@ fn diff_by_an_id_that_repeats_matches_rows_by_content() {
         .arg(&no_ids)
         .assert()
         .code(0);
-    cli()
-        .args(["diff", "--id", "id"])
-        .arg(&no_ids)
-        .arg(&data)
-        .assert()
-        .code(2)
-        .stderr(predicate::str::contains("made without an id column"));
-    // So is a scan whose --id is not the baseline manifest's id column (no row would ever match).
-    cli()
-        .args(["scan", "--id", "a", "--baseline"])
-        .arg(&m)
-        .arg(&data)
-        .assert()
-        .code(2)
-        .stderr(predicate::str::contains(
+    for (args, manifest, code, stderr) in [
+        (["diff", "--id", "id"], &m, 0, ""),
+        (
+            ["diff", "--id", "a"],
+            &m,
+            2,
             "records its rows by id column 'id'",
-        ));
+        ),
+        (
+            ["diff", "--id", "id"],
+            &no_ids,
+            2,
+            "made without an id column",
+        ),
+        (
+            ["scan", "--id", "a"],
+            &m,
+            2,
+            "records its rows by id column 'id'",
+        ),
+    ] {
+        let baseline = if args[0] == "scan" {
+            "--baseline"
+        } else {
+            "--"
+        };
+        cli()
+            .args(args)
+            .arg(baseline)
+            .arg(manifest)
+            .arg(&data)
+            .assert()
+            .code(code)
+            .stderr(predicate::str::contains(stderr));
+    }
 }
 
 #[test]
