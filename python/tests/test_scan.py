@@ -171,6 +171,32 @@ def test_lineage_verify_and_diff(fixtures, tmp_path):
     assert r.summary["baseline"]["changed"] == 1 and not r.passed
 
 
+def test_nested_and_untyped_columns_are_fingerprinted_and_ids_may_repeat():
+    # A struct column, a map column and a column with no value in any row (pyarrow's null type), as from Spark or a
+    # sparse export; ids that repeat. The same rows in another order diff clean; an edit shows as one change.
+    table = pa.table(
+        {
+            "id": [1, 2, 1],
+            "meta": [{"src": "a", "n": 1}, {"src": "b", "n": 2}, None],
+            "tags": pa.array([[("k", 1)], [], [("k", 2)]], type=pa.map_(pa.string(), pa.int64())),
+            "empty": pa.nulls(3),
+            "label": [0, 1, 0],
+        }
+    )
+    m = poisonscan.lineage(table, id="id")
+    assert m.rows == 3
+    assert poisonscan.verify(m, table)
+    d = poisonscan.diff(m, table.take([2, 1, 0]))
+    assert (d.added, d.removed, d.changed) == (0, 0, 0)
+    meta = table.column("meta").to_pylist()
+    meta[2] = {"src": "c", "n": 3}
+    edited = table.set_column(1, "meta", pa.array(meta, type=table.schema.field("meta").type))
+    d = poisonscan.diff(m, edited)
+    assert (d.added, d.removed, d.changed) == (0, 0, 1) and d.status[2] == "changed"
+    r = poisonscan.scan(table, label="label", id="id")
+    assert r.summary["rows"] == 3 and r.scores.num_rows == 3
+
+
 def test_keyed_manifest_needs_the_key(fixtures):
     secret = "a-long-enough-secret-for-tests"
     m = poisonscan.lineage(fixtures / "train_clean.parquet", key=secret)
