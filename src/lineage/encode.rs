@@ -82,7 +82,8 @@ enum Col {
     Str(Arc<dyn Array>),
     Bin(Arc<dyn Array>),
     Dec(Decimal128Array),
-    List(Arc<dyn Array>),
+    /// Lists, structs and maps, encoded value by value (`encode_dyn`).
+    Nested(Arc<dyn Array>),
 }
 
 /// Values of a column whose non-null cells are integers, floats, dates or timestamps, read in place from Arrow's
@@ -330,7 +331,7 @@ fn prepare(array: &ArrayRef, column: &str) -> Result<Col, ContractError> {
         }
         Decimal128(_, _) => Col::Dec(array.as_primitive::<Decimal128Type>().clone()),
         List(_) | LargeList(_) | FixedSizeList(_, _) | Struct(_) | Map(_, _) => {
-            Col::List(array.clone())
+            Col::Nested(array.clone())
         }
         other => return Err(unsupported(column, other)),
     })
@@ -525,7 +526,7 @@ impl Col {
             },
             Col::Bool(a) => no_nulls(a.nulls()).then_some(2),
             Col::Dec(a) => no_nulls(a.nulls()).then_some(18),
-            Col::Word(_) | Col::UInt64(_) | Col::Str(_) | Col::Bin(_) | Col::List(_) => None,
+            Col::Word(_) | Col::UInt64(_) | Col::Str(_) | Col::Bin(_) | Col::Nested(_) => None,
         }
     }
 
@@ -654,7 +655,7 @@ impl Col {
                     *l += self.bytes_at(start + k).map_or(1, |b| 9 + b.len());
                 }
             }
-            Col::List(_) => {
+            Col::Nested(_) => {
                 for (k, l) in lens.iter_mut().enumerate() {
                     scratch.clear();
                     self.encode(start + k, scratch);
@@ -760,7 +761,7 @@ impl Col {
                 out.push(a.scale() as u8);
                 out.extend_from_slice(&a.value(i).to_le_bytes());
             }
-            Col::List(a) => encode_dyn(a.as_ref(), i, out),
+            Col::Nested(a) => encode_dyn(a.as_ref(), i, out),
         }
     }
 }
