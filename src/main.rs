@@ -404,8 +404,7 @@ fn diff(
     let mut src = source(data, poisonscan::source::DEFAULT_BATCH_SIZE)?;
     let (df, d) =
         lineage::diff_source(&m, &manifest.display().to_string(), &mut src, key.as_ref())?;
-    let schema_changed = lineage::encode::schema_hash(&d.schema) != m.header.schema_hash;
-    if schema_changed {
+    if df.schema_changed {
         eprintln!(
             "note: the columns or types of {} differ from the manifest's: every row's digest changes with them",
             data.display()
@@ -437,7 +436,7 @@ fn diff(
             "manifest": manifest.display().to_string(),
             "data": data.display().to_string(),
             "by_id": df.by_id,
-            "schema_changed": schema_changed,
+            "schema_changed": df.schema_changed,
             "added": added,
             "removed": removed,
             "changed": changed,

@@ -306,7 +306,12 @@ impl Scanner {
             timed("backdoor", t);
         }
         let diff = match &self.baseline {
-            Some((m, _)) => Some(lineage::diff(m, &pass.digests, pass.ids.as_deref())),
+            Some((m, _)) => Some(lineage::diff(
+                m,
+                &pass.digests,
+                pass.ids.as_deref(),
+                &pass.schema_hash,
+            )),
             None => None,
         };
         let (dup, dup_summary) = detect::duplicate::detect(
@@ -366,10 +371,7 @@ impl Scanner {
                 removed: d.removed.len() as u64,
                 changed: d.count(RowStatus::Changed) as u64,
                 by_id: d.by_id,
-                schema_changed: self
-                    .baseline
-                    .as_ref()
-                    .is_some_and(|(m, _)| m.header.schema_hash != pass.schema_hash),
+                schema_changed: d.schema_changed,
             });
         }
         scores.reasons = reasons.into_iter().map(|r| r.join("; ")).collect();

@@ -302,7 +302,12 @@ pub fn diff_source(
         _ => HashMode::Plain,
     };
     let d = digest_source(source, manifest.header.id_column.as_deref(), mode)?;
-    let df = diff(manifest, &d.digests, d.ids.as_deref());
+    let df = diff(
+        manifest,
+        &d.digests,
+        d.ids.as_deref(),
+        &encode::schema_hash(&d.schema),
+    );
     Ok((df, d))
 }
 
@@ -340,6 +345,9 @@ pub struct Diff {
     pub removed: Vec<u64>,
     /// Whether rows were matched by id (else by content).
     pub by_id: bool,
+    /// The data's columns or types differ from the manifest's (every row's digest changes with them).
+    #[serde(default)]
+    pub schema_changed: bool,
 }
 
 impl Diff {
@@ -374,11 +382,17 @@ impl Diff {
 }
 
 /// Diff data digests (and ids) against a manifest: by id when both have ids, else by content (multiset).
+/// `schema_hash` is the data's (`encode::schema_hash`), compared with the manifest's.
 ///
 /// Ids need not be unique. The data rows of an id first take the manifest rows of that id with the same content
 /// (unchanged, in row order), then its remaining manifest rows in row order (changed); rows left over are added or
 /// removed. So a diff of data against its own manifest finds no differences, however the rows are ordered.
-pub fn diff(manifest: &Manifest, digests: &[RowDigest], ids: Option<&[String]>) -> Diff {
+pub fn diff(
+    manifest: &Manifest,
+    digests: &[RowDigest],
+    ids: Option<&[String]>,
+    schema_hash: &str,
+) -> Diff {
     let n = digests.len();
     let mut status = vec![RowStatus::Added; n];
     let mut manifest_row = vec![None; n];
@@ -451,6 +465,7 @@ pub fn diff(manifest: &Manifest, digests: &[RowDigest], ids: Option<&[String]>) 
         manifest_row,
         removed,
         by_id: ids.is_some() && manifest.ids.is_some(),
+        schema_changed: schema_hash != manifest.header.schema_hash,
     }
 }
 
@@ -484,7 +499,7 @@ mod tests {
 
     fn diff_of(m: &Manifest, rows: &[(u8, u8)], by_id: bool) -> Diff {
         let (ids, digests) = split(rows);
-        diff(m, &digests, by_id.then_some(ids.as_slice()))
+        diff(m, &digests, by_id.then_some(ids.as_slice()), "")
     }
 
     fn counts(d: &Diff) -> (usize, usize, usize, usize) {
