@@ -384,22 +384,15 @@ fn diff(
     )?;
     let key = Key::resolve(key_file)?;
     let m = Manifest::read(manifest)?;
-    match (id, m.header.id_column.as_deref()) {
-        (Some(want), None) => {
+    if let Some(want) = id {
+        if m.header.id_column.is_none() {
             return Err(Error::Usage(format!(
                 "--id {want}: {} was made without an id column, so its rows can only be matched by content; \
                  drop --id, or re-create the manifest with `poisonscan lineage DATA --id {want}`",
                 manifest.display()
-            )))
+            )));
         }
-        (Some(want), Some(has)) if want != has => {
-            return Err(Error::Usage(format!(
-                "--id {want}: {} records its rows by id column '{has}'; diff by '{has}' (drop --id), or \
-                 re-create the manifest with `poisonscan lineage DATA --id {want}`",
-                manifest.display()
-            )))
-        }
-        _ => {}
+        lineage::check_id_column(&m, &manifest.display().to_string(), want)?;
     }
     let mut src = source(data, poisonscan::source::DEFAULT_BATCH_SIZE)?;
     let (df, d) =

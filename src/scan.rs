@@ -502,14 +502,8 @@ impl Scanner {
     fn hash_mode(&self) -> Result<HashMode, Error> {
         match (&self.baseline, &self.key) {
             (Some((m, origin)), key) => {
-                // Ids of different columns would never match: every row would come out added and removed.
-                if let (Some(want), Some(has)) = (&self.id, &m.header.id_column) {
-                    if want != has {
-                        return Err(Error::Usage(format!(
-                            "--id {want}: the baseline manifest {origin} records its rows by id column '{has}'; \
-                             scan with --id {has}, or re-create the manifest with `poisonscan lineage DATA --id {want}`"
-                        )));
-                    }
+                if let Some(id) = &self.id {
+                    lineage::check_id_column(m, origin, id)?;
                 }
                 let problems = m.check_integrity(key.as_ref())?;
                 if !problems.is_empty() {

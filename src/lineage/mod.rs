@@ -206,6 +206,18 @@ fn digest_parts(
     Ok((digests, ids, state))
 }
 
+/// Refuse an `--id` column other than the one `manifest` (named `origin` in the message) records its rows by: ids of
+/// different columns never match, so every row would come out added and every manifest row removed.
+pub fn check_id_column(manifest: &Manifest, origin: &str, id: &str) -> Result<(), Error> {
+    match &manifest.header.id_column {
+        Some(has) if has != id => Err(Error::Usage(format!(
+            "--id {id}: {origin} records its rows by id column '{has}'; use --id {has}, or re-create the manifest \
+             with `poisonscan lineage DATA --id {id}`"
+        ))),
+        _ => Ok(()),
+    }
+}
+
 /// Make a manifest of `source`.
 pub fn make_manifest(
     source: &mut Source,
