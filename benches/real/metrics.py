@@ -1,0 +1,54 @@
+"""Detection metrics against per-row ground truth."""
+
+from __future__ import annotations
+
+from typing import Dict
+
+import numpy as np
+
+
+def precision_at_k(scores: np.ndarray, truth: np.ndarray) -> float:
+    """Precision of the k highest scores, k = number of true poisons, ties at the k-th score counted in expectation
+    (a tie block contributes its poison fraction times the places left), so a constant score earns the base rate."""
+    truth = np.asarray(truth, dtype=bool)
+    k = int(truth.sum())
+    if k == 0:
+        return float("nan")
+    s = np.nan_to_num(np.asarray(scores, dtype="float64"), nan=-np.inf)
+    kth = np.sort(s)[::-1][k - 1]
+    above = s > kth
+    tied = s == kth
+    taken = k - int(above.sum())
+    expected = truth[above].sum() + truth[tied].sum() * taken / tied.sum()
+    return float(expected / k)
+
+
+def roc_auc(scores: np.ndarray, truth: np.ndarray) -> float:
+    """Probability that a poison outranks a clean row (ties count one half); NaN scores rank lowest."""
+    truth = np.asarray(truth, dtype=bool)
+    pos, neg = int(truth.sum()), int((~truth).sum())
+    if pos == 0 or neg == 0:
+        return float("nan")
+    s = np.nan_to_num(np.asarray(scores, dtype="float64"), nan=-np.inf)
+    order = np.argsort(s, kind="mergesort")
+    ranks = np.empty(len(s))
+    sorted_s = s[order]
+    i = 0
+    while i < len(s):  # average ranks over ties
+        j = i
+        while j + 1 < len(s) and sorted_s[j + 1] == sorted_s[i]:
+            j += 1
+        ranks[order[i : j + 1]] = (i + j) / 2.0 + 1.0
+        i = j + 1
+    return float((ranks[truth].sum() - pos * (pos + 1) / 2.0) / (pos * neg))
+
+
+def flag_metrics(flagged: np.ndarray, truth: np.ndarray) -> Dict[str, float]:
+    flagged = np.asarray(flagged, dtype=bool)
+    truth = np.asarray(truth, dtype=bool)
+    tp = int((flagged & truth).sum())
+    return {
+        "precision": float(tp / flagged.sum()) if flagged.any() else float("nan"),
+        "recall": float(tp / truth.sum()) if truth.any() else float("nan"),
+        "flagged_fraction": float(flagged.mean()) if len(flagged) else float("nan"),
+    }
