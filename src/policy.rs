@@ -8,7 +8,8 @@
 //! error_if = "> 0.5%"     # a fraction of the rows scanned
 //! ```
 //!
-//! Checks: `contract`, `duplicate`, `outlier`, `label`, `backdoor` (rows flagged), `drift` (columns drifted, fraction
+//! Checks: `contract` (rows with an impossible finding), `unusual` (rows with a value flagged beyond the
+//! reference's range), `duplicate`, `outlier`, `label`, `backdoor` (rows flagged), `drift` (columns drifted, fraction
 //! of columns compared), `baseline_changed` (rows changed or removed since the baseline manifest), `baseline_added`
 //! (rows added since it). A check missing from the file keeps its built-in rule; `"never"` disables a rule.
 
@@ -18,8 +19,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// Names of the checks a policy can set.
-pub const CHECKS: [&str; 8] = [
+pub const CHECKS: [&str; 9] = [
     "contract",
+    "unusual",
     "duplicate",
     "outlier",
     "label",
@@ -151,8 +153,8 @@ pub enum Status {
 }
 
 impl Default for Policy {
-    /// Any contract violation, conflicting duplicate, backdoor cluster or changed baseline row fails; label flips and
-    /// outliers fail above 0.5% of the rows and warn below; drift and added rows warn.
+    /// Any impossible contract finding, conflicting duplicate, backdoor cluster or changed baseline row fails; flagged
+    /// unusual values, label flips and outliers fail above 0.5% of the rows and warn below; drift and added rows warn.
     fn default() -> Self {
         let r = |w: Option<&str>, e: Option<&str>| Rule {
             warn_if: w.map(Threshold::parse),
@@ -160,6 +162,7 @@ impl Default for Policy {
         };
         let mut rules = BTreeMap::new();
         rules.insert("contract".into(), r(None, Some("> 0")));
+        rules.insert("unusual".into(), r(Some("> 0"), Some("> 0.5%")));
         rules.insert("duplicate".into(), r(None, Some("> 0")));
         rules.insert("label".into(), r(Some("> 0"), Some("> 0.5%")));
         rules.insert("outlier".into(), r(Some("> 0"), Some("> 0.5%")));

@@ -13,7 +13,7 @@
 use crate::contract::checks;
 use crate::contract::drift::ColumnDrift;
 use crate::contract::profile::{Profiler, Trust};
-use crate::contract::{Contract, ContractChecker, Violation};
+use crate::contract::{Contract, ContractChecker, Violation, ViolationKind};
 use crate::detect::{self, DetectConfig, DetectContext, LabelledMatrix, FLAG_AT};
 use crate::error::{Error, LineageError};
 use crate::features::{sample_by_digest, FeatureMatrix, FeatureSpec, RobustScaler};
@@ -237,10 +237,19 @@ impl Scanner {
         // 3. Detectors.
         let t2 = Instant::now();
         let classes = contract.classes().unwrap_or_default();
-        let mut violated = vec![false; n];
+        // A row leaves the detectors only when the contract flags it (impossible, or unusual past the flag distance).
+        let mut contract_scores = vec![0.0f32; n];
+        let (mut impossible, mut unusual) = (vec![false; n], vec![false; n]);
         for v in &pass.violations {
-            violated[v.row as usize] = true;
+            let r = v.row as usize;
+            contract_scores[r] = contract_scores[r].max(v.score);
+            if v.impossible() {
+                impossible[r] = true;
+            } else if v.flags() {
+                unusual[r] = true;
+            }
         }
+        let violated: Vec<bool> = contract_scores.iter().map(|&s| s >= FLAG_AT).collect();
         let valid: Vec<bool> = (0..n)
             .map(|i| pass.features.valid[i] && !violated[i])
             .collect();
@@ -334,10 +343,6 @@ impl Scanner {
             ..Default::default()
         };
         let mut reasons: Vec<Vec<String>> = vec![Vec::new(); n];
-        let contract_scores: Vec<f32> = violated
-            .iter()
-            .map(|&v| if v { 1.0 } else { 0.0 })
-            .collect();
         for v in &pass.violations {
             reasons[v.row as usize].push(v.reason());
         }
@@ -389,11 +394,9 @@ impl Scanner {
                 },
             );
         };
-        eval(
-            "contract",
-            violated.iter().filter(|&&v| v).count() as u64,
-            n as u64,
-        );
+        let rows_with = |m: &[bool]| m.iter().filter(|&&v| v).count() as u64;
+        eval("contract", rows_with(&impossible), n as u64);
+        eval("unusual", rows_with(&unusual), n as u64);
         for name in ["duplicate", "outlier", "label", "backdoor"] {
             let c = scores
                 .checks
@@ -423,9 +426,11 @@ impl Scanner {
         };
         let mut violation_kinds: BTreeMap<String, u64> = BTreeMap::new();
         for v in &pass.violations {
-            *violation_kinds
-                .entry(v.kind.as_str().to_string())
-                .or_default() += 1;
+            let kind = match (v.kind, v.flags()) {
+                (ViolationKind::Unusual, false) => "unusual_not_flagged",
+                (k, _) => k.as_str(),
+            };
+            *violation_kinds.entry(kind.to_string()).or_default() += 1;
         }
         let overall = scores.overall();
         let mut order: Vec<usize> = (0..n).filter(|&i| flagged_mask[i]).collect();

@@ -69,6 +69,8 @@ def table_cases(tname: str, attack_names: List[str]) -> tuple:
 
 def run_tool_on_table(tname: str, attack_names: List[str], name: str) -> Dict:
     """Every case of one table through one tool; meant to run in a fresh process so its peak RSS is its own."""
+    # A spawned child inherits the "spawn" start method; cleanlab's worker pools rely on "fork" (module globals).
+    multiprocessing.set_start_method("fork", force=True)
     table, cases = table_cases(tname, attack_names)
     out = [run_case(c, table, name) for c in cases]
     return {"cases": out, "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0}

@@ -5,11 +5,12 @@
 
 pub mod checks;
 pub mod drift;
+pub mod grade;
 pub mod profile;
 
 use crate::error::ContractError;
 use crate::lineage::encode::type_family;
-use arrow::array::{Array, ArrayRef, RecordBatch};
+use arrow::array::{Array, ArrayRef, Float64Array, RecordBatch};
 use arrow::datatypes::{DataType, SchemaRef};
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
@@ -17,8 +18,8 @@ use std::path::Path;
 
 pub use drift::DriftSketch;
 
-/// Current contract file version.
-pub const CONTRACT_VERSION: u32 = 1;
+/// Current contract file version (2: hard bounds apart from the graded reference range; version 1 files are read).
+pub const CONTRACT_VERSION: u32 = 2;
 
 /// What trusted data looks like.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -68,12 +69,26 @@ pub struct ColumnContract {
     /// +-inf allowed (floats).
     #[serde(default)]
     pub allow_inf: bool,
-    /// Smallest allowed value (numeric columns).
+    /// Hard lower bound (numeric columns): a value below is impossible. Profiling sets 0 for a column that is never
+    /// negative in the reference; a hand-edited contract may declare any bound.
     #[serde(default)]
     pub min: Option<f64>,
-    /// Largest allowed value (numeric columns).
+    /// Hard upper bound (numeric columns): a value above is impossible. Only a hand-edited contract sets it.
     #[serde(default)]
     pub max: Option<f64>,
+    /// The reference's range (numeric columns): a value beyond it is unusual, graded by how far out it is.
+    #[serde(default)]
+    pub range: Option<[f64; 2]>,
+    /// Distance below and above `range` at which an unusual value is flagged (score 0.5), calibrated on the
+    /// reference's tails (see `contract::grade`).
+    #[serde(default)]
+    pub flag_beyond: Option<[f64; 2]>,
+    /// For a never-negative column, the flag distance above `range` on the `ln(1 + x)` scale (heavy tails).
+    #[serde(default)]
+    pub log_flag_above: Option<f64>,
+    /// Share of the profiled rows that are null (used to grade rare nulls when the contract comes from the data).
+    #[serde(default)]
+    pub null_proportion: Option<f64>,
     /// Smallest and largest values seen when profiling.
     #[serde(default)]
     pub observed: Option<[f64; 2]>,
@@ -105,13 +120,29 @@ impl Contract {
             message: m,
         };
         let text = std::fs::read_to_string(path).map_err(|e| bad(format!("cannot read: {e}")))?;
-        let c: Contract =
+        let mut c: Contract =
             serde_json::from_str(&text).map_err(|e| bad(format!("does not parse: {e}")))?;
-        if c.contract_version != CONTRACT_VERSION {
-            return Err(bad(format!(
-                "contract_version {} is not supported (this poisonscan reads version {CONTRACT_VERSION})",
-                c.contract_version
-            )));
+        match c.contract_version {
+            CONTRACT_VERSION => {}
+            1 => c.upgrade_v1(),
+            v => {
+                return Err(bad(format!(
+                    "contract_version {v} is not supported (this poisonscan reads versions 1 and {CONTRACT_VERSION})"
+                )))
+            }
+        }
+        for col in &c.columns {
+            if let Some([lo, hi]) = col.range {
+                if lo > hi {
+                    return Err(bad(format!("column '{}': range [{lo}, {hi}] is reversed", col.name)));
+                }
+            }
+            if col.flag_beyond.is_some_and(|f| f.iter().any(|d| !(*d >= 0.0))) {
+                return Err(bad(format!(
+                    "column '{}': flag_beyond must hold two non-negative distances",
+                    col.name
+                )));
+            }
         }
         for col in &c.columns {
             if let (Some(lo), Some(hi)) = (col.min, col.max) {
@@ -121,6 +152,21 @@ impl Contract {
             }
         }
         Ok(c)
+    }
+
+    /// A version 1 contract's `min`/`max` were a soft range already widened by a margin: they become the graded
+    /// `range`, flagged a quarter of its width beyond; a lower bound of 0 stays a hard bound (never negative).
+    fn upgrade_v1(&mut self) {
+        for col in &mut self.columns {
+            if let (Some(lo), Some(hi)) = (col.min, col.max) {
+                let w = 0.25 * (hi - lo).max(f64::MIN_POSITIVE);
+                col.range = Some([lo, hi]);
+                col.flag_beyond = Some([w, w]);
+                col.min = (lo == 0.0).then_some(0.0);
+                col.max = None;
+            }
+        }
+        self.contract_version = CONTRACT_VERSION;
     }
 
     /// Pretty JSON.
@@ -158,8 +204,12 @@ pub enum ViolationKind {
     Nan,
     /// +-inf where the reference has none.
     Inf,
-    /// Outside the allowed range.
+    /// Outside a hard bound declared in the contract (impossible).
     OutOfRange,
+    /// Negative in a column that is never negative (impossible).
+    Negative,
+    /// Beyond the reference's range: graded by how far, flagged past the calibrated distance.
+    Unusual,
     /// Not one of the allowed values.
     UnknownCategory,
     /// Label not in the label set.
@@ -178,6 +228,8 @@ impl ViolationKind {
             ViolationKind::Nan => "nan",
             ViolationKind::Inf => "inf",
             ViolationKind::OutOfRange => "out_of_range",
+            ViolationKind::Negative => "negative",
+            ViolationKind::Unusual => "unusual",
             ViolationKind::UnknownCategory => "unknown_category",
             ViolationKind::UnknownLabel => "unknown_label",
             ViolationKind::Length => "length",
@@ -186,7 +238,7 @@ impl ViolationKind {
     }
 }
 
-/// One per-row contract violation.
+/// One per-row contract finding: impossible (score 1) or unusual (graded score).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Violation {
     /// 0-based input row.
@@ -199,9 +251,26 @@ pub struct Violation {
     pub observed: String,
     /// What was expected.
     pub expected: String,
+    /// Score in [0, 1]: 1 for impossible findings, graded for unusual ones (flagged at 0.5).
+    #[serde(default = "one")]
+    pub score: f32,
+}
+
+fn one() -> f32 {
+    1.0
 }
 
 impl Violation {
+    /// Impossible findings (wrong type, nulls, NaN, inf, negatives, hard bounds, unknown values) always count.
+    pub fn impossible(&self) -> bool {
+        self.kind != ViolationKind::Unusual
+    }
+
+    /// Whether the finding flags its row (impossible, or unusual at or past the flag distance).
+    pub fn flags(&self) -> bool {
+        self.score >= crate::detect::FLAG_AT
+    }
+
     /// A sentence a person can read.
     pub fn reason(&self) -> String {
         match self.kind {
@@ -211,8 +280,19 @@ impl Violation {
                 format!("{} = {} ({})", self.column, self.observed, self.expected)
             }
             ViolationKind::OutOfRange => format!(
-                "{} = {} outside reference range {}",
+                "{} = {} outside the contract's bounds {}: impossible",
                 self.column, self.observed, self.expected
+            ),
+            ViolationKind::Negative => format!(
+                "{} = {} is negative, and the column is never negative in the reference: impossible",
+                self.column, self.observed
+            ),
+            ViolationKind::Unusual => format!(
+                "{} = {} {}: unusual, {}",
+                self.column,
+                self.observed,
+                self.expected,
+                if self.flags() { "flagged" } else { "not flagged" }
             ),
             ViolationKind::UnknownCategory => format!(
                 "{} = '{}' not among allowed values {}",
@@ -276,6 +356,8 @@ struct CheckedColumn {
     contract: ColumnContract,
     coercion: Coercion,
     is_label: bool,
+    /// The contract was inferred from the data itself: rare nulls and values are unusual, graded by rarity.
+    from_data: bool,
 }
 
 /// Enforces a [`Contract`] on the batches of one data schema.
@@ -364,6 +446,7 @@ impl ContractChecker {
                 contract: c.clone(),
                 coercion,
                 is_label: Some(&c.name) == contract.label.as_ref(),
+                from_data: contract.inferred_from_data,
             });
         }
         Ok(ContractChecker {
@@ -393,6 +476,7 @@ impl ContractChecker {
                                 "{} (contract type {})",
                                 col.contract.family, col.contract.dtype
                             ),
+                            score: 1.0,
                         });
                     }
                     a = c;
@@ -427,6 +511,7 @@ fn check_column(col: &CheckedColumn, a: &ArrayRef, start: u64, out: &mut Vec<Vio
             kind,
             observed,
             expected,
+            score: 1.0,
         })
     };
     if !c.nullable || col.is_label {
@@ -436,8 +521,12 @@ fn check_column(col: &CheckedColumn, a: &ArrayRef, start: u64, out: &mut Vec<Vio
                 i,
                 ViolationKind::Null,
                 "null".into(),
-                "never null in reference".into(),
+                never_in(col, "null").into(),
             );
+        }
+    } else if let Some(share) = c.null_proportion.filter(|&p| col.from_data && p <= RARE_IN_DATA) {
+        for i in checks::null_rows(a.as_ref()) {
+            out.push(rare_finding(c, start + i as u64, "null".into(), share));
         }
     }
     if let Some(v) = checks::as_f64(a) {
@@ -449,7 +538,7 @@ fn check_column(col: &CheckedColumn, a: &ArrayRef, start: u64, out: &mut Vec<Vio
                     i,
                     ViolationKind::Nan,
                     "NaN".into(),
-                    "reference has no NaN".into(),
+                    never_in(col, "NaN").into(),
                 );
             }
         }
@@ -460,25 +549,12 @@ fn check_column(col: &CheckedColumn, a: &ArrayRef, start: u64, out: &mut Vec<Vio
                     i,
                     ViolationKind::Inf,
                     fmt_num(v.value(i)),
-                    "reference has no infinite values".into(),
+                    never_in(col, "infinite").into(),
                 );
             }
         }
-        if !col.is_label && (c.min.is_some() || c.max.is_some()) {
-            let range = format!(
-                "[{}, {}]",
-                c.min.map(fmt_num).unwrap_or_else(|| "-inf".into()),
-                c.max.map(fmt_num).unwrap_or_else(|| "inf".into())
-            );
-            for i in checks::out_of_range(&v, c.min, c.max) {
-                push(
-                    out,
-                    i,
-                    ViolationKind::OutOfRange,
-                    fmt_num(v.value(i)),
-                    range.clone(),
-                );
-            }
+        if !col.is_label {
+            check_numeric_range(c, col.from_data, &v, start, out);
         }
     }
     if let Some(cats) = &c.categories {
@@ -491,6 +567,20 @@ fn check_column(col: &CheckedColumn, a: &ArrayRef, start: u64, out: &mut Vec<Vio
             };
             for i in checks::not_in_set(&s, &allowed) {
                 push(out, i, kind, s.value(i).to_string(), fmt_set(cats));
+            }
+            if col.from_data {
+                let rare: std::collections::HashMap<&str, f64> = cats
+                    .iter()
+                    .filter(|c| c.proportion <= RARE_IN_DATA)
+                    .map(|c| (c.value.as_str(), c.proportion))
+                    .collect();
+                if !rare.is_empty() {
+                    for (i, v) in s.iter().enumerate() {
+                        if let Some(&p) = v.and_then(|v| rare.get(v)) {
+                            out.push(rare_finding(c, start + i as u64, format!("'{}'", s.value(i)), p));
+                        }
+                    }
+                }
             }
         }
     }
@@ -511,5 +601,134 @@ fn check_column(col: &CheckedColumn, a: &ArrayRef, start: u64, out: &mut Vec<Vio
                 }
             }
         }
+    }
+}
+
+/// The expectation a null, NaN or inf broke, worded for where the contract came from.
+fn never_in(col: &CheckedColumn, what: &str) -> &'static str {
+    match (col.from_data, what) {
+        (false, "null") => "never null in reference",
+        (false, "NaN") => "reference has no NaN",
+        (false, _) => "reference has no infinite values",
+        (true, "null") => "almost never null in the data, and no reference",
+        (true, "NaN") => "almost never NaN in the data, and no reference",
+        (true, _) => "almost never infinite in the data, and no reference",
+    }
+}
+
+/// Share of the rows at or below which a null or a value is rare in data scanned without a reference.
+pub const RARE_IN_DATA: f64 = 0.002;
+/// Share at which a rare null or value is flagged (score 0.5) without a reference; rarer ones score higher.
+pub const FLAG_SHARE_IN_DATA: f64 = 0.0005;
+
+/// Without a reference nothing the data holds can be called impossible: a rare null or value is unusual, scored
+/// `r / (1 + r)` with `r = FLAG_SHARE_IN_DATA / share`.
+fn rare_finding(c: &ColumnContract, row: u64, observed: String, share: f64) -> Violation {
+    Violation {
+        row,
+        column: c.name.clone(),
+        kind: ViolationKind::Unusual,
+        observed,
+        expected: format!(
+            "is rare: {:.2}% of the rows, and no reference says it is allowed",
+            100.0 * share
+        ),
+        score: crate::detect::ratio_score(FLAG_SHARE_IN_DATA / share.max(f64::MIN_POSITIVE)),
+    }
+}
+
+/// Hard bounds (impossible) and the graded reference range (unusual) of one numeric column.
+fn check_numeric_range(
+    c: &ColumnContract,
+    from_data: bool,
+    v: &Float64Array,
+    start: u64,
+    out: &mut Vec<Violation>,
+) {
+    let hard = c.min.is_some() || c.max.is_some();
+    let bounds = format!(
+        "[{}, {}]",
+        c.min.map(fmt_num).unwrap_or_else(|| "-inf".into()),
+        c.max.map(fmt_num).unwrap_or_else(|| "inf".into())
+    );
+    let lo = c.min.unwrap_or(f64::NEG_INFINITY);
+    let hi = c.max.unwrap_or(f64::INFINITY);
+    for (i, x) in v.iter().enumerate() {
+        let Some(x) = x.filter(|x| x.is_finite()) else {
+            continue;
+        };
+        let row = start + i as u64;
+        if hard && (x < lo || x > hi) {
+            let kind = if x < 0.0 && c.min == Some(0.0) {
+                ViolationKind::Negative
+            } else {
+                ViolationKind::OutOfRange
+            };
+            out.push(Violation {
+                row,
+                column: c.name.clone(),
+                kind,
+                observed: fmt_num(x),
+                expected: bounds.clone(),
+                score: 1.0,
+            });
+            continue;
+        }
+        if let (Some(range), Some(fb)) = (c.range, c.flag_beyond) {
+            let e = grade::excess(range, fb, c.log_flag_above, x);
+            if e > 0.0 {
+                out.push(Violation {
+                    row,
+                    column: c.name.clone(),
+                    kind: ViolationKind::Unusual,
+                    observed: fmt_sig(x),
+                    expected: describe_excess(x, range, fb, e, from_data),
+                    score: grade::score(e),
+                });
+            }
+        }
+    }
+}
+
+/// "is far above the reference maximum 16 (8984 beyond, 898.40x the distance 10 at which the column is flagged)".
+fn describe_excess(x: f64, range: [f64; 2], fb: [f64; 2], e: f64, from_data: bool) -> String {
+    let above = x > range[1];
+    let (edge, dist, at) = match (above, from_data) {
+        (true, false) => ("the reference maximum", x - range[1], fb[1]),
+        (false, false) => ("the reference minimum", range[0] - x, fb[0]),
+        (true, true) => ("the data's 99.5th percentile", x - range[1], fb[1]),
+        (false, true) => ("the data's 0.5th percentile", range[0] - x, fb[0]),
+    };
+    let how = match (e >= 1.0, e < 0.1) {
+        (true, _) => "far",
+        (false, true) => "just",
+        _ => "",
+    };
+    let dir = if above { "above" } else { "below" };
+    let how = if how.is_empty() {
+        dir.to_string()
+    } else {
+        format!("{how} {dir}")
+    };
+    format!(
+        "is {how} {edge} {} ({} beyond, {:.2}x the distance {} at which the column is flagged)",
+        fmt_sig(if above { range[1] } else { range[0] }),
+        fmt_sig(dist),
+        e,
+        fmt_sig(at)
+    )
+}
+
+/// A number with about five significant digits, for reasons.
+fn fmt_sig(x: f64) -> String {
+    if x == 0.0 || !x.is_finite() {
+        return fmt_num(x);
+    }
+    let digits = (5 - x.abs().log10().floor() as i32 - 1).clamp(0, 12) as usize;
+    let s = format!("{x:.digits$}");
+    if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        s
     }
 }

@@ -5,8 +5,8 @@
 //! every partitioning samples the same rows, and partial profiles merge in any order.
 
 use super::checks;
-use super::drift::{quantile_sorted, DriftSketch};
-use super::{Category, ColumnContract, Contract, CONTRACT_VERSION};
+use super::drift::DriftSketch;
+use super::{grade, Category, ColumnContract, Contract, CONTRACT_VERSION};
 use crate::error::ContractError;
 use crate::lineage::encode::{type_family, HashMode, RowDigest, RowHasher};
 use arrow::array::{Array, RecordBatch};
@@ -304,27 +304,24 @@ impl Profiler {
         let rows = self.rows.max(1) as f64;
         let rare = |count: u64, total: f64| match trust {
             Trust::Reference => count == 0,
-            Trust::Data => (count as f64) <= 0.01 * total,
+            Trust::Data => (count as f64) <= super::RARE_IN_DATA * total,
         };
         let family = type_family(f.data_type()).to_string();
         let values = (prof.finite + prof.nans + prof.infs) as f64;
-        let (min, max) = if prof.numeric && !is_label && !is_id && !sorted.is_empty() {
-            numeric_range(prof, sorted, trust, family == "int")
-        } else {
-            (None, None)
-        };
-        let categories = prof.distinct.as_ref().and_then(|d| {
-            let total: u64 = d.values().sum();
-            let keep: Vec<Category> = d
-                .iter()
-                .filter(|(_, &n)| trust == Trust::Reference || n as f64 > 0.01 * total as f64)
-                .map(|(v, &n)| Category {
-                    value: v.clone(),
-                    proportion: n as f64 / total.max(1) as f64,
-                })
-                .collect();
-            (!keep.is_empty() && !is_id).then_some(keep)
-        });
+        let numeric = prof.numeric && !is_label && !is_id && !sorted.is_empty();
+        let integer = family == "int";
+        let tails = match trust {
+            Trust::Reference => grade::from_reference(sorted, integer),
+            Trust::Data => grade::from_data(sorted, integer),
+        }
+        .filter(|_| numeric);
+        // A hard lower bound of 0 only from a reference; without one, rare negatives are graded below the range.
+        let min = (numeric && trust == Trust::Reference && prof.negatives == 0).then_some(0.0);
+        let categories = prof
+            .distinct
+            .as_ref()
+            .and_then(|d| category_set(d, is_label));
+        let categories = categories.filter(|_| !is_id);
         let length = (family == "string" && categories.is_none() && prof.strings > 0 && !is_id)
             .then(|| [prof.len_min / 2, prof.len_max + prof.len_max / 2 + 1]);
         let sketch = if prof.numeric && !is_label && !is_id {
@@ -336,11 +333,16 @@ impl Profiler {
             name: f.name().clone(),
             dtype: f.data_type().to_string(),
             family,
-            nullable: !rare(prof.nulls, rows),
+            // Without a reference a null is never impossible: rare ones are graded by rarity when checked.
+            nullable: trust == Trust::Data || prof.nulls > 0,
+            null_proportion: Some(prof.nulls as f64 / rows),
             allow_nan: !rare(prof.nans, values),
             allow_inf: !rare(prof.infs, values),
             min,
-            max,
+            max: None,
+            range: tails.map(|t| t.range),
+            flag_beyond: tails.map(|t| t.flag_beyond),
+            log_flag_above: tails.and_then(|t| t.log_flag_above),
             observed: (prof.finite > 0).then_some([prof.min, prof.max]),
             categories,
             length,
@@ -349,39 +351,31 @@ impl Profiler {
     }
 }
 
-/// Allowed range from quantiles plus a margin. Reference: q0.1%..q99.9% widened by half the spread on each side and
-/// never narrower than what the reference holds. Data: q1%..q99% widened by the whole spread (robust to a few
-/// poisoned extremes). Columns that are never negative stay non-negative; integer columns get integer bounds.
-fn numeric_range(
-    prof: &ColumnProfile,
-    sorted: &[f64],
-    trust: Trust,
-    integer: bool,
-) -> (Option<f64>, Option<f64>) {
-    let (qlo, qhi, margin) = match trust {
-        Trust::Reference => (0.001, 0.999, 0.5),
-        Trust::Data => (0.01, 0.99, 1.0),
-    };
-    let a = quantile_sorted(sorted, qlo);
-    let b = quantile_sorted(sorted, qhi);
-    let w = b - a;
-    let (mut lo, mut hi) = (a - margin * w, b + margin * w);
-    if trust == Trust::Reference {
-        lo = lo.min(prof.min);
-        hi = hi.max(prof.max);
+/// Estimated chance (Good–Turing: values seen once / values) that a new row holds a value the profile never saw,
+/// above which a string column is an open set (names, ids, free text) rather than a category set.
+const OPEN_SET_MISSING_MASS: f64 = 0.01;
+
+/// The allowed values of a string/bool column or the label, or `None` for an open set. A column whose values are
+/// mostly seen once is not a category set: an unseen value there is ordinary (Good, "The population frequencies of
+/// species", Biometrika 1953). Without a reference every value seen is listed with its share; rare ones are graded
+/// when checked (`contract::RARE_IN_DATA`).
+fn category_set(d: &BTreeMap<String, u64>, is_label: bool) -> Option<Vec<Category>> {
+    let total: u64 = d.values().sum();
+    if total == 0 {
+        return None;
     }
-    let never_negative = match trust {
-        Trust::Reference => prof.negatives == 0,
-        Trust::Data => (prof.negatives as f64) <= 0.001 * prof.finite as f64,
-    };
-    if never_negative && lo < 0.0 {
-        lo = 0.0;
+    let singletons = d.values().filter(|&&n| n == 1).count() as f64;
+    if !is_label && singletons / total as f64 > OPEN_SET_MISSING_MASS {
+        return None;
     }
-    if integer {
-        lo = lo.floor();
-        hi = hi.ceil();
-    }
-    (Some(lo), Some(hi))
+    let keep: Vec<Category> = d
+        .iter()
+        .map(|(v, &n)| Category {
+            value: v.clone(),
+            proportion: n as f64 / total as f64,
+        })
+        .collect();
+    (!keep.is_empty()).then_some(keep)
 }
 
 /// Profile a trusted reference source into a contract (one streaming pass; label and id must exist).
@@ -444,11 +438,14 @@ mod tests {
         p.add_batch(&b).unwrap();
         let c = p.finish(Trust::Reference);
         let x = c.column("x").unwrap();
-        assert_eq!(x.min, Some(0.0), "never negative stays non-negative");
-        assert!(x.max.unwrap() >= 9.99 && x.max.unwrap() < 20.0);
+        assert_eq!(x.min, Some(0.0), "never negative is a hard bound");
+        assert_eq!(x.max, None, "profiling declares no hard upper bound");
+        assert_eq!(x.range, Some([0.0, 9.99]), "the graded range is the reference's own");
+        let [below, above] = x.flag_beyond.unwrap();
+        assert!(above > 0.0 && above < 10.0 && below > 0.0);
         assert!(!x.nullable && !x.allow_nan && !x.allow_inf);
         let k = c.column("k").unwrap();
-        assert_eq!(k.max.unwrap().fract(), 0.0);
+        assert!(k.flag_beyond.unwrap()[1] >= grade::flag_multiplier(10), "integer resolution is 1");
         assert_eq!(c.classes().unwrap(), vec!["a".to_string(), "b".to_string()]);
         let share_b = c.column("label").unwrap().categories.as_ref().unwrap()[1].proportion;
         assert!((share_b - 0.25).abs() < 1e-9);
@@ -479,16 +476,36 @@ mod tests {
     }
 
     #[test]
-    fn data_trust_drops_rare_labels() {
+    fn data_trust_grades_rare_labels_instead_of_refusing_them() {
         let xs: Vec<f64> = (0..1000).map(|i| i as f64).collect();
-        let labels: Vec<&str> = (0..1000).map(|i| if i < 5 { "zz" } else { "a" }).collect();
+        let labels: Vec<&str> = (0..1000).map(|i| if i < 2 { "zz" } else { "a" }).collect();
         let b = batch(xs, labels);
         let mut p = Profiler::new(b.schema(), "t", Some("label"), None);
         p.add_batch(&b).unwrap();
-        assert_eq!(
-            p.finish(Trust::Data).classes().unwrap(),
-            vec!["a".to_string()]
-        );
-        assert_eq!(p.finish(Trust::Reference).classes().unwrap().len(), 2);
+        let c = p.finish(Trust::Data);
+        assert_eq!(c.classes().unwrap().len(), 2);
+        let checker = crate::contract::ContractChecker::new(&c, &b.schema(), "t").unwrap();
+        let (_, found) = checker.check_batch(&b, 0);
+        let rare: Vec<_> = found.iter().filter(|v| v.column == "label").collect();
+        assert_eq!(rare.len(), 2, "{found:?}");
+        // 0.2% of the rows: unusual, scored below the flag (flagged from 0.05%).
+        assert!(rare.iter().all(|v| !v.impossible() && v.score > 0.1 && v.score < 0.5));
+        assert!(rare[0].reason().contains("is rare: 0.20% of the rows"));
+    }
+
+    #[test]
+    fn open_string_sets_are_not_categories() {
+        let schema = Arc::new(Schema::new(vec![Field::new("name", DataType::Utf8, false)]));
+        let names: Vec<String> = (0..500).map(|i| format!("n{}", i % 40 + (i / 450) * 1000 + i / 460)).collect();
+        let b = RecordBatch::try_new(schema, vec![Arc::new(StringArray::from(names))]).unwrap();
+        let mut p = Profiler::new(b.schema(), "t", None, None);
+        p.add_batch(&b).unwrap();
+        assert!(p.finish(Trust::Reference).column("name").unwrap().categories.is_none());
+        let few: Vec<&str> = (0..500).map(|i| ["x", "y", "z"][i % 3]).collect();
+        let schema = Arc::new(Schema::new(vec![Field::new("name", DataType::Utf8, false)]));
+        let b = RecordBatch::try_new(schema, vec![Arc::new(StringArray::from(few))]).unwrap();
+        let mut p = Profiler::new(b.schema(), "t", None, None);
+        p.add_batch(&b).unwrap();
+        assert_eq!(p.finish(Trust::Reference).column("name").unwrap().categories.as_ref().unwrap().len(), 3);
     }
 }

@@ -1,0 +1,272 @@
+//! Grading values beyond the reference's range: *unusual*, not *impossible*.
+//!
+//! ## What it decides
+//! A reference is a sample. A new clean value falls outside the range of `n` reference values with probability about
+//! `2 / (n + 1)`, so with dozens of columns most rows of clean data hold some value just beyond the reference's
+//! minimum or maximum. Such a value is unusual, not impossible: it gets a score that grows with how far out it is,
+//! and it is flagged only beyond a distance calibrated so that clean rows almost never reach it.
+//!
+//! ## How
+//! Per side of each numeric column, the *tail scale* is estimated from the reference's own extreme values: the mean
+//! excess of the `m` most extreme values over the next one (`m = min(10, n / 4)`, at least 1), the exponential-tail
+//! maximum-likelihood estimate (Hill-style on a linear scale). A fresh value beyond the range lands, for an
+//! exponential tail, `Exp(scale)` beyond it; with the scale estimated from `m` spacings, the chance that it lands more
+//! than `c * estimate` beyond is `(1 + c / m)^-m`. `c` is chosen so that this is [`FALSE_FLAG_RATE`]
+//! (`c = m (rate^(-1/m) - 1)`: 10.0 for m = 10, 14.9 for m = 5), which keeps the row-level rate small after
+//! multiplying by the chance of being beyond the range at all and by the number of columns. Heavy (Pareto) tails
+//! get a larger estimate from their spread-out extremes, so they are flagged later. The estimate never goes below the
+//! column's resolution (the smallest gap between distinct values; 1 for integer columns).
+//!
+//! Without a reference the range is the data's own 0.5%..99.5% quantile range (a few poisoned extremes cannot widen
+//! it) and the tail scale comes from the spacing of the 95% and 99.5% quantiles (`(q99.5 - q95) / ln 10`, the
+//! exponential-tail scale), with `c = 10`.
+//!
+//! A never-negative column whose extremes are spaced wider than its interquartile range has a heavy tail: above its
+//! range, a value must also be that far out on the `ln(1 + x)` scale (the same estimate on the logarithms), since
+//! Pareto-like extremes spread out multiplicatively.
+//!
+//! The excess `e = distance beyond the range / flag distance` maps to a score `e / (1 + e)`: 0.5 at the flag
+//! distance, 0.001 for a value 0.1% of the flag distance out, 0.999 for a value a thousand flag distances out.
+//!
+//! ## When it is wrong
+//! A reference too small to show a column's tail (a handful of rows) gives a noisy scale: the constant `c` grows as
+//! `m` shrinks to compensate, so such columns flag late rather than early. A column whose values are all equal in the
+//! reference falls back to its resolution and flags any value ten or more units away.
+//!
+//! ## Reference
+//! Hill, "A simple general approach to inference about the tail of a distribution", Annals of Statistics 1975;
+//! Pickands, "Statistical inference using extreme order statistics", Annals of Statistics 1975 (excesses over a
+//! high threshold are exponential / generalized Pareto).
+
+/// Chance that a clean value already beyond the reference's range is flagged (per column and side).
+pub const FALSE_FLAG_RATE: f64 = 1e-3;
+/// Most extreme values used to estimate a tail's scale.
+const TAIL_VALUES: usize = 10;
+/// Flag distance in tail scales when the range comes from the data's own quantiles.
+const DATA_FLAG_SCALES: f64 = 10.0;
+
+/// The range of a numeric column and the distance beyond each end at which a value is flagged.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Tails {
+    /// Values inside are ordinary.
+    pub range: [f64; 2],
+    /// Distance below `range[0]` and above `range[1]` at which a value scores 0.5.
+    pub flag_beyond: [f64; 2],
+    /// For a never-negative column with a heavy upper tail (extremes spaced wider than its interquartile range):
+    /// the same distance above the range measured on `ln(1 + x)`. A value must be far out on both scales, so a
+    /// Pareto-like tail, whose extremes are spread out multiplicatively, is not flagged for an ordinary large value.
+    pub log_flag_above: Option<f64>,
+}
+
+/// Multiplier `c` with `(1 + c / m)^-m = FALSE_FLAG_RATE`.
+pub fn flag_multiplier(m: usize) -> f64 {
+    let m = m.max(1) as f64;
+    m * (FALSE_FLAG_RATE.powf(-1.0 / m) - 1.0)
+}
+
+/// Smallest positive gap between consecutive distinct values (integers: at least 1); `None` for a constant column.
+fn resolution(sorted: &[f64], integer: bool) -> Option<f64> {
+    let gap = sorted
+        .windows(2)
+        .map(|w| w[1] - w[0])
+        .filter(|&d| d > 0.0)
+        .fold(f64::INFINITY, f64::min);
+    match (gap.is_finite(), integer) {
+        (true, true) => Some(gap.max(1.0)),
+        (true, false) => Some(gap),
+        (false, _) => None,
+    }
+}
+
+fn floor_scale(sorted: &[f64], integer: bool) -> f64 {
+    resolution(sorted, integer).unwrap_or_else(|| {
+        if integer {
+            1.0
+        } else {
+            0.01 * sorted.first().map_or(1.0, |v| v.abs().max(1.0))
+        }
+    })
+}
+
+/// Tails from a trusted reference's sorted finite values (`None` when there are none).
+pub fn from_reference(sorted: &[f64], integer: bool) -> Option<Tails> {
+    let n = sorted.len();
+    if n == 0 {
+        return None;
+    }
+    let floor = floor_scale(sorted, integer);
+    let m = (n / 4).clamp(1, TAIL_VALUES).min(n.saturating_sub(1)).max(1);
+    let c = flag_multiplier(m);
+    let (lo, hi) = (sorted[0], sorted[n - 1]);
+    let scale_hi = if n > m {
+        let u = sorted[n - 1 - m];
+        sorted[n - m..].iter().map(|x| x - u).sum::<f64>() / m as f64
+    } else {
+        0.0
+    };
+    let scale_lo = if n > m {
+        let l = sorted[m];
+        sorted[..m].iter().map(|x| l - x).sum::<f64>() / m as f64
+    } else {
+        0.0
+    };
+    let iqr = super::drift::quantile_sorted(sorted, 0.75) - super::drift::quantile_sorted(sorted, 0.25);
+    let log_flag_above = (lo >= 0.0 && scale_hi > iqr.max(0.0) && scale_hi > 0.0).then(|| {
+        let logs: Vec<f64> = sorted[n.saturating_sub(m + 1)..].iter().map(|x| x.ln_1p()).collect();
+        let top = logs[logs.len() - 1];
+        let scale = if logs.len() > m {
+            logs[1..].iter().map(|x| x - logs[0]).sum::<f64>() / m as f64
+        } else {
+            0.0
+        };
+        let floor = ((hi + floor).ln_1p() - top).max(f64::MIN_POSITIVE);
+        c * scale.max(floor)
+    });
+    Some(Tails {
+        range: [lo, hi],
+        flag_beyond: [c * scale_lo.max(floor), c * scale_hi.max(floor)],
+        log_flag_above,
+    })
+}
+
+/// Tails from the scanned data's own sorted finite values (robust to a few poisoned extremes).
+pub fn from_data(sorted: &[f64], integer: bool) -> Option<Tails> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let q = |p: f64| super::drift::quantile_sorted(sorted, p);
+    let floor = floor_scale(sorted, integer);
+    let ln10 = std::f64::consts::LN_10;
+    let scale_hi = (q(0.995) - q(0.95)) / ln10;
+    let scale_lo = (q(0.05) - q(0.005)) / ln10;
+    let hi = q(0.995);
+    let heavy = scale_hi > 0.0 && scale_hi > q(0.75) - q(0.25);
+    let log_flag_above = (sorted[0] >= 0.0 && heavy).then(|| {
+        let scale = (hi.ln_1p() - q(0.95).ln_1p()) / ln10;
+        let floor = ((hi + floor).ln_1p() - hi.ln_1p()).max(f64::MIN_POSITIVE);
+        DATA_FLAG_SCALES * scale.max(floor)
+    });
+    Some(Tails {
+        range: [q(0.005), hi],
+        flag_beyond: [
+            DATA_FLAG_SCALES * scale_lo.max(floor),
+            DATA_FLAG_SCALES * scale_hi.max(floor),
+        ],
+        log_flag_above,
+    })
+}
+
+/// How far `x` lies beyond the range, in flag distances (0 inside the range); above a never-negative column's
+/// range, the smaller of the linear and the `ln(1 + x)` excess.
+pub fn excess(range: [f64; 2], flag_beyond: [f64; 2], log_flag_above: Option<f64>, x: f64) -> f64 {
+    let unit = |d: f64| if d > 0.0 { d } else { f64::MIN_POSITIVE };
+    if x > range[1] {
+        let linear = (x - range[1]) / unit(flag_beyond[1]);
+        match log_flag_above {
+            Some(d) if range[1] >= 0.0 => linear.min((x.ln_1p() - range[1].ln_1p()) / unit(d)),
+            _ => linear,
+        }
+    } else if x < range[0] {
+        (range[0] - x) / unit(flag_beyond[0])
+    } else {
+        0.0
+    }
+}
+
+/// Score of an excess: `e / (1 + e)`, 0.5 at the flag distance.
+pub fn score(e: f64) -> f32 {
+    crate::detect::ratio_score(e)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{Rng, SeedableRng};
+    use rand_distr::{Distribution, Exp, Normal, Pareto};
+
+    #[test]
+    fn multiplier_meets_the_false_flag_rate() {
+        for m in [1, 3, 5, 10] {
+            let c = flag_multiplier(m);
+            let rate = (1.0 + c / m as f64).powf(-(m as f64));
+            assert!((rate - FALSE_FLAG_RATE).abs() < 1e-9, "m={m} c={c} rate={rate}");
+        }
+        assert!((flag_multiplier(10) - 9.95).abs() < 0.01);
+    }
+
+    fn clean_flag_rate(draw: &mut dyn FnMut(&mut rand_xoshiro::Xoshiro256PlusPlus) -> f64, n: usize) -> f64 {
+        // Fresh references of n values; count fresh clean values that reach the flag distance.
+        let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(7);
+        let (mut flagged, mut total) = (0u64, 0u64);
+        for _ in 0..200 {
+            let mut r: Vec<f64> = (0..n).map(|_| draw(&mut rng)).collect();
+            r.sort_by(f64::total_cmp);
+            let t = from_reference(&r, false).unwrap();
+            for _ in 0..500 {
+                let x = draw(&mut rng);
+                flagged += (excess(t.range, t.flag_beyond, t.log_flag_above, x) >= 1.0) as u64;
+                total += 1;
+            }
+        }
+        flagged as f64 / total as f64
+    }
+
+    #[test]
+    fn clean_values_almost_never_reach_the_flag_distance() {
+        let normal = Normal::new(0.0, 1.0).unwrap();
+        let exp = Exp::new(1.0).unwrap();
+        let pareto = Pareto::new(1.0, 1.5).unwrap();
+        for n in [30usize, 360, 2000] {
+            let rates = [
+                clean_flag_rate(&mut |r| normal.sample(r), n),
+                clean_flag_rate(&mut |r| exp.sample(r), n),
+                clean_flag_rate(&mut |r| pareto.sample(r), n),
+            ];
+            // Per value and column: far below the ~2/(n+1) chance of merely leaving the range.
+            for (k, rate) in rates.iter().enumerate() {
+                assert!(*rate < 0.1 * 2.0 / (n as f64 + 1.0) + 2e-5, "n={n} dist={k} rate={rate}");
+            }
+        }
+    }
+
+    #[test]
+    fn far_values_outrank_near_ones_and_inside_scores_zero() {
+        let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(1);
+        let mut r: Vec<f64> = (0..360).map(|_| rng.gen_range(1.2..3.22)).collect();
+        r.sort_by(f64::total_cmp);
+        let t = from_reference(&r, false).unwrap();
+        let max = t.range[1];
+        let near = score(excess(t.range, t.flag_beyond, t.log_flag_above, max * 1.001));
+        let far = score(excess(t.range, t.flag_beyond, t.log_flag_above, max * 1000.0));
+        assert!(near < 0.05 && far > 0.99, "near {near} far {far}");
+        assert_eq!(score(excess(t.range, t.flag_beyond, t.log_flag_above, 2.0)), 0.0);
+    }
+
+    #[test]
+    fn constant_and_integer_columns_fall_back_to_their_resolution() {
+        let zeros = vec![0.0; 300];
+        let t = from_reference(&zeros, true).unwrap();
+        assert_eq!(t.range, [0.0, 0.0]);
+        // A sparse pixel column: 2 is unusual but not flagged, 16 is flagged.
+        assert!(excess(t.range, t.flag_beyond, t.log_flag_above, 2.0) < 1.0);
+        assert!(excess(t.range, t.flag_beyond, t.log_flag_above, 16.0) >= 1.0);
+        let counts: Vec<f64> = (0..400).map(|i| (i % 7) as f64).collect();
+        let mut s = counts.clone();
+        s.sort_by(f64::total_cmp);
+        let t = from_reference(&s, true).unwrap();
+        assert!(t.flag_beyond[1] >= flag_multiplier(10));
+    }
+
+    #[test]
+    fn data_tails_ignore_a_few_poisoned_extremes() {
+        let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(3);
+        let normal = Normal::new(10.0, 2.0).unwrap();
+        let mut v: Vec<f64> = (0..5000).map(|_| normal.sample(&mut rng)).collect();
+        v.extend([1e6, 2e6, -1e6]);
+        v.sort_by(f64::total_cmp);
+        let t = from_data(&v, false).unwrap();
+        assert!(t.range[1] < 20.0 && t.flag_beyond[1] < 30.0);
+        assert!(excess(t.range, t.flag_beyond, t.log_flag_above, 1e6) > 1e4);
+        assert!(excess(t.range, t.flag_beyond, t.log_flag_above, 17.0) < 1.0);
+    }
+}
