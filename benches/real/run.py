@@ -52,6 +52,9 @@ def run_case(case: attacks.Case, table: realdata.Table, name: str) -> Dict:
     if len(res.scores) != len(case.data) or len(res.flagged) != len(case.data):
         return {"error": f"{len(res.scores)} scores for {len(case.data)} rows"}
     r = {"wall_s": wall, **metrics.flag_metrics(res.flagged, case.truth)}
+    r["detectors_flagged_fraction"] = {
+        d: float(np.mean(np.asarray(s) >= 0.5)) for d, s in res.extra.items() if len(s) == len(case.data)
+    }
     if case.truth.any():
         r["precision_at_k"] = metrics.precision_at_k(res.scores, case.truth)
         r["roc_auc"] = metrics.roc_auc(res.scores, case.truth)
@@ -180,12 +183,24 @@ def markdown(results: Dict) -> str:
     lines.append("")
     det = sorted({d for c in attacked for n in ours for d in c["tools"][n].get("detectors_precision_at_k", {})})
     if det and ours:
-        n = ours[0]
-        lines += [f"### {n}: precision@k of each detector's own score column", "",
+        lines += ["### poisonscan on the clean twins: rows flagged by each detector (with reference / without)", "",
+                  "| table | " + " | ".join(det) + " |", "|" + "---|" * (len(det) + 1)]
+        for c in clean:
+            cells = []
+            for d in det:
+                vals = [c["tools"][n].get("detectors_flagged_fraction", {}).get(d) for n in ours]
+                cells.append(" / ".join(_f(v, True) for v in vals))
+            lines.append(f"| {c['table']} | " + " | ".join(cells) + " |")
+        lines.append("")
+    if det and ours:
+        lines += ["### poisonscan: precision@k of each detector's own score column (with reference / without)", "",
                   "| table | attack | " + " | ".join(det) + " |", "|" + "---|" * (len(det) + 2)]
         for c in attacked:
-            d = c["tools"][n].get("detectors_precision_at_k", {})
-            lines.append(f"| {c['table']} | {c['attack']} | " + " | ".join(_f(d.get(x)) for x in det) + " |")
+            cells = []
+            for x in det:
+                vals = [c["tools"][n].get("detectors_precision_at_k", {}).get(x) for n in ours]
+                cells.append(" / ".join(_f(v) for v in vals))
+            lines.append(f"| {c['table']} | {c['attack']} | " + " | ".join(cells) + " |")
         lines.append("")
     lines += ["### Cost per table: total wall time over its cases (s) / peak RSS of the process (MiB)", "",
               "Each tool runs every case of a table in a fresh Python process (imports included in its RSS); wall time "
@@ -205,6 +220,26 @@ def markdown(results: Dict) -> str:
     if errors:
         lines += ["### Tool errors", ""] + [f"- {t} / {a} / {n}: {e}" for t, a, n, e in errors] + [""]
     return "\n".join(lines)
+
+
+def merge_earlier(results: Dict, path: str) -> Dict:
+    """Add the tools of an earlier run that this run did not run (the anchors do not change with poisonscan)."""
+    with open(path, encoding="utf-8") as f:
+        old = json.load(f)
+    by_case = {(c["table"], c["attack"]): c for c in old["cases"]}
+    extra = [n for n in old["tools"] if n not in results["tools"]]
+    for c in results["cases"]:
+        prev = by_case.get((c["table"], c["attack"]))
+        if prev is None or prev["rows"] != c["rows"] or prev["poisons"] != c["poisons"]:
+            raise SystemExit(f"--reuse {path}: no matching case {c['table']} / {c['attack']}")
+        for n in extra:
+            c["tools"][n] = prev["tools"][n]
+    for t, per in old.get("peak_rss_mib", {}).items():
+        for n in extra:
+            results["peak_rss_mib"].setdefault(t, {})[n] = per.get(n)
+    results["tools"] = [n for n in tools.TOOLS if n in results["tools"] or n in extra]
+    results["reused"] = {"from": path, "date": old.get("date"), "tools": extra}
+    return results
 
 
 def update_docs(md: str, path: str) -> None:
@@ -244,6 +279,8 @@ def main() -> int:
     ap.add_argument("--attacks", help="comma-separated attacks (default: all)")
     ap.add_argument("--tools", help="comma-separated tools (default: all of " + ", ".join(tools.TOOLS) + ")")
     ap.add_argument("--in-process", action="store_true", help="run tools in this process (faster; no peak RSS)")
+    ap.add_argument("--reuse", metavar="JSON",
+                    help="take the tools not given in --tools from an earlier results file (same tables and attacks)")
     ap.add_argument("--json", help="write the raw results here (default benches/real/results/{full,smoke}.json)")
     ap.add_argument("--markdown", help="write the markdown tables here")
     ap.add_argument("--update-docs", action="store_true", help="rewrite the generated part of docs/quality.md")
@@ -258,6 +295,8 @@ def main() -> int:
     t0 = time.perf_counter()
     results = run(tables, atts, names, isolate=not a.in_process)
     results["total_s"] = time.perf_counter() - t0
+    if a.reuse:
+        results = merge_earlier(results, a.reuse)
     out = a.json or os.path.join(HERE, "results", "smoke.json" if a.smoke else "full.json")
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     with open(out, "w", encoding="utf-8") as f:

@@ -358,6 +358,8 @@ struct CheckedColumn {
     is_label: bool,
     /// The contract was inferred from the data itself: rare nulls and values are unusual, graded by rarity.
     from_data: bool,
+    /// Rows the contract was profiled on.
+    profiled_rows: u64,
 }
 
 /// Enforces a [`Contract`] on the batches of one data schema.
@@ -447,6 +449,7 @@ impl ContractChecker {
                 coercion,
                 is_label: Some(&c.name) == contract.label.as_ref(),
                 from_data: contract.inferred_from_data,
+                profiled_rows: contract.rows,
             });
         }
         Ok(ContractChecker {
@@ -524,9 +527,12 @@ fn check_column(col: &CheckedColumn, a: &ArrayRef, start: u64, out: &mut Vec<Vio
                 never_in(col, "null").into(),
             );
         }
-    } else if let Some(share) = c.null_proportion.filter(|&p| col.from_data && p <= RARE_IN_DATA) {
+    } else if let Some(share) = c
+        .null_proportion
+        .filter(|&p| col.from_data && is_rare(p, col.profiled_rows))
+    {
         for i in checks::null_rows(a.as_ref()) {
-            out.push(rare_finding(c, start + i as u64, "null".into(), share));
+            out.push(rare_finding(c, start + i as u64, "null".into(), share, col.profiled_rows));
         }
     }
     if let Some(v) = checks::as_f64(a) {
@@ -571,13 +577,14 @@ fn check_column(col: &CheckedColumn, a: &ArrayRef, start: u64, out: &mut Vec<Vio
             if col.from_data {
                 let rare: std::collections::HashMap<&str, f64> = cats
                     .iter()
-                    .filter(|c| c.proportion <= RARE_IN_DATA)
+                    .filter(|c| is_rare(c.proportion, col.profiled_rows))
                     .map(|c| (c.value.as_str(), c.proportion))
                     .collect();
                 if !rare.is_empty() {
                     for (i, v) in s.iter().enumerate() {
                         if let Some(&p) = v.and_then(|v| rare.get(v)) {
-                            out.push(rare_finding(c, start + i as u64, format!("'{}'", s.value(i)), p));
+                            let shown = format!("'{}'", s.value(i));
+                            out.push(rare_finding(c, start + i as u64, shown, p, col.profiled_rows));
                         }
                     }
                 }
@@ -618,22 +625,32 @@ fn never_in(col: &CheckedColumn, what: &str) -> &'static str {
 
 /// Share of the rows at or below which a null or a value is rare in data scanned without a reference.
 pub const RARE_IN_DATA: f64 = 0.002;
+/// Counts at or below which a null or a value is always rare, however few the rows.
+pub const RARE_COUNT_IN_DATA: f64 = 3.0;
 /// Share at which a rare null or value is flagged (score 0.5) without a reference; rarer ones score higher.
 pub const FLAG_SHARE_IN_DATA: f64 = 0.0005;
 
-/// Without a reference nothing the data holds can be called impossible: a rare null or value is unusual, scored
-/// `r / (1 + r)` with `r = FLAG_SHARE_IN_DATA / share`.
-fn rare_finding(c: &ColumnContract, row: u64, observed: String, share: f64) -> Violation {
+/// Whether a value seen in `share` of `rows` rows is rare: at most 0.2% of them, or at most 3 rows.
+pub fn is_rare(share: f64, rows: u64) -> bool {
+    let count = share * rows as f64;
+    count <= (RARE_IN_DATA * rows as f64).max(RARE_COUNT_IN_DATA) + 1e-9
+}
+
+/// Without a reference nothing the data holds can be called impossible: a null or value seen `k` times in `n` rows
+/// is unusual, scored `r / (1 + r)` with `r = max(0.05% of n, 1) / k` (a value seen once is always flagged).
+fn rare_finding(c: &ColumnContract, row: u64, observed: String, share: f64, rows: u64) -> Violation {
+    let k = (share * rows as f64).round().max(1.0);
+    let r = (FLAG_SHARE_IN_DATA * rows as f64).max(1.0) / k;
     Violation {
         row,
         column: c.name.clone(),
         kind: ViolationKind::Unusual,
         observed,
         expected: format!(
-            "is rare: {:.2}% of the rows, and no reference says it is allowed",
+            "is rare: {k} of {rows} rows ({:.2}%), and no reference says it is allowed",
             100.0 * share
         ),
-        score: crate::detect::ratio_score(FLAG_SHARE_IN_DATA / share.max(f64::MIN_POSITIVE)),
+        score: crate::detect::ratio_score(r),
     }
 }
 

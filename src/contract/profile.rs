@@ -304,7 +304,7 @@ impl Profiler {
         let rows = self.rows.max(1) as f64;
         let rare = |count: u64, total: f64| match trust {
             Trust::Reference => count == 0,
-            Trust::Data => (count as f64) <= super::RARE_IN_DATA * total,
+            Trust::Data => super::is_rare(count as f64 / total.max(1.0), total as u64),
         };
         let family = type_family(f.data_type()).to_string();
         let values = (prof.finite + prof.nans + prof.infs) as f64;
@@ -488,9 +488,9 @@ mod tests {
         let (_, found) = checker.check_batch(&b, 0);
         let rare: Vec<_> = found.iter().filter(|v| v.column == "label").collect();
         assert_eq!(rare.len(), 2, "{found:?}");
-        // 0.2% of the rows: unusual, scored below the flag (flagged from 0.05%).
-        assert!(rare.iter().all(|v| !v.impossible() && v.score > 0.1 && v.score < 0.5));
-        assert!(rare[0].reason().contains("is rare: 0.20% of the rows"));
+        // Seen twice in 1,000 rows: unusual, r = max(0.05% of 1000, 1) / 2 = 0.5, score 1/3 (not flagged).
+        assert!(rare.iter().all(|v| !v.impossible() && (v.score - 1.0 / 3.0).abs() < 1e-6));
+        assert!(rare[0].reason().contains("is rare: 2 of 1000 rows (0.20%)"));
     }
 
     #[test]
