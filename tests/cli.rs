@@ -66,7 +66,9 @@ fn every_corrupted_row_is_flagged_with_the_right_reason_and_nothing_else() {
         "inf" => "= inf",
         "neg_inf" => "= -inf",
         "extreme" => "far above the reference maximum",
-        "negative_count" => "count = -5.0 is negative, and the column is never negative in the reference",
+        "negative_count" => {
+            "count = -5.0 is negative, and the column is never negative in the reference"
+        }
         "unknown_label" => "is not a known label {0, 1, 2, 3}",
         _ => "channel = 'zzz' not among allowed values",
     };

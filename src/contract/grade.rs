@@ -95,7 +95,10 @@ pub fn from_reference(sorted: &[f64], integer: bool) -> Option<Tails> {
         return None;
     }
     let floor = floor_scale(sorted, integer);
-    let m = (n / 4).clamp(1, TAIL_VALUES).min(n.saturating_sub(1)).max(1);
+    let m = (n / 4)
+        .clamp(1, TAIL_VALUES)
+        .min(n.saturating_sub(1))
+        .max(1);
     let c = flag_multiplier(m);
     let (lo, hi) = (sorted[0], sorted[n - 1]);
     let scale_hi = if n > m {
@@ -110,9 +113,13 @@ pub fn from_reference(sorted: &[f64], integer: bool) -> Option<Tails> {
     } else {
         0.0
     };
-    let iqr = super::drift::quantile_sorted(sorted, 0.75) - super::drift::quantile_sorted(sorted, 0.25);
+    let iqr =
+        super::drift::quantile_sorted(sorted, 0.75) - super::drift::quantile_sorted(sorted, 0.25);
     let log_flag_above = (lo >= 0.0 && scale_hi > iqr.max(0.0) && scale_hi > 0.0).then(|| {
-        let logs: Vec<f64> = sorted[n.saturating_sub(m + 1)..].iter().map(|x| x.ln_1p()).collect();
+        let logs: Vec<f64> = sorted[n.saturating_sub(m + 1)..]
+            .iter()
+            .map(|x| x.ln_1p())
+            .collect();
         let top = logs[logs.len() - 1];
         let scale = if logs.len() > m {
             logs[1..].iter().map(|x| x - logs[0]).sum::<f64>() / m as f64
@@ -189,12 +196,18 @@ mod tests {
         for m in [1, 3, 5, 10] {
             let c = flag_multiplier(m);
             let rate = (1.0 + c / m as f64).powf(-(m as f64));
-            assert!((rate - FALSE_FLAG_RATE).abs() < 1e-9, "m={m} c={c} rate={rate}");
+            assert!(
+                (rate - FALSE_FLAG_RATE).abs() < 1e-9,
+                "m={m} c={c} rate={rate}"
+            );
         }
         assert!((flag_multiplier(10) - 9.95).abs() < 0.01);
     }
 
-    fn clean_flag_rate(draw: &mut dyn FnMut(&mut rand_xoshiro::Xoshiro256PlusPlus) -> f64, n: usize) -> f64 {
+    fn clean_flag_rate(
+        draw: &mut dyn FnMut(&mut rand_xoshiro::Xoshiro256PlusPlus) -> f64,
+        n: usize,
+    ) -> f64 {
         // Fresh references of n values; count fresh clean values that reach the flag distance.
         let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(7);
         let (mut flagged, mut total) = (0u64, 0u64);
@@ -224,7 +237,10 @@ mod tests {
             ];
             // Per value and column: far below the ~2/(n+1) chance of merely leaving the range.
             for (k, rate) in rates.iter().enumerate() {
-                assert!(*rate < 0.1 * 2.0 / (n as f64 + 1.0) + 2e-5, "n={n} dist={k} rate={rate}");
+                assert!(
+                    *rate < 0.1 * 2.0 / (n as f64 + 1.0) + 2e-5,
+                    "n={n} dist={k} rate={rate}"
+                );
             }
         }
     }
@@ -236,10 +252,23 @@ mod tests {
         r.sort_by(f64::total_cmp);
         let t = from_reference(&r, false).unwrap();
         let max = t.range[1];
-        let near = score(excess(t.range, t.flag_beyond, t.log_flag_above, max * 1.001));
-        let far = score(excess(t.range, t.flag_beyond, t.log_flag_above, max * 1000.0));
+        let near = score(excess(
+            t.range,
+            t.flag_beyond,
+            t.log_flag_above,
+            max * 1.001,
+        ));
+        let far = score(excess(
+            t.range,
+            t.flag_beyond,
+            t.log_flag_above,
+            max * 1000.0,
+        ));
         assert!(near < 0.05 && far > 0.99, "near {near} far {far}");
-        assert_eq!(score(excess(t.range, t.flag_beyond, t.log_flag_above, 2.0)), 0.0);
+        assert_eq!(
+            score(excess(t.range, t.flag_beyond, t.log_flag_above, 2.0)),
+            0.0
+        );
     }
 
     #[test]

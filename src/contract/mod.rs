@@ -134,10 +134,16 @@ impl Contract {
         for col in &c.columns {
             if let Some([lo, hi]) = col.range {
                 if lo > hi {
-                    return Err(bad(format!("column '{}': range [{lo}, {hi}] is reversed", col.name)));
+                    return Err(bad(format!(
+                        "column '{}': range [{lo}, {hi}] is reversed",
+                        col.name
+                    )));
                 }
             }
-            if col.flag_beyond.is_some_and(|f| f.iter().any(|d| !(*d >= 0.0))) {
+            if col
+                .flag_beyond
+                .is_some_and(|f| f.iter().any(|d| d.is_nan() || *d < 0.0))
+            {
                 return Err(bad(format!(
                     "column '{}': flag_beyond must hold two non-negative distances",
                     col.name
@@ -532,7 +538,13 @@ fn check_column(col: &CheckedColumn, a: &ArrayRef, start: u64, out: &mut Vec<Vio
         .filter(|&p| col.from_data && is_rare(p, col.profiled_rows))
     {
         for i in checks::null_rows(a.as_ref()) {
-            out.push(rare_finding(c, start + i as u64, "null".into(), share, col.profiled_rows));
+            out.push(rare_finding(
+                c,
+                start + i as u64,
+                "null".into(),
+                share,
+                col.profiled_rows,
+            ));
         }
     }
     if let Some(v) = checks::as_f64(a) {
@@ -584,7 +596,13 @@ fn check_column(col: &CheckedColumn, a: &ArrayRef, start: u64, out: &mut Vec<Vio
                     for (i, v) in s.iter().enumerate() {
                         if let Some(&p) = v.and_then(|v| rare.get(v)) {
                             let shown = format!("'{}'", s.value(i));
-                            out.push(rare_finding(c, start + i as u64, shown, p, col.profiled_rows));
+                            out.push(rare_finding(
+                                c,
+                                start + i as u64,
+                                shown,
+                                p,
+                                col.profiled_rows,
+                            ));
                         }
                     }
                 }
@@ -638,7 +656,13 @@ pub fn is_rare(share: f64, rows: u64) -> bool {
 
 /// Without a reference nothing the data holds can be called impossible: a null or value seen `k` times in `n` rows
 /// is unusual, scored `r / (1 + r)` with `r = max(0.05% of n, 1) / k` (a value seen once is always flagged).
-fn rare_finding(c: &ColumnContract, row: u64, observed: String, share: f64, rows: u64) -> Violation {
+fn rare_finding(
+    c: &ColumnContract,
+    row: u64,
+    observed: String,
+    share: f64,
+    rows: u64,
+) -> Violation {
     let k = (share * rows as f64).round().max(1.0);
     let r = (FLAG_SHARE_IN_DATA * rows as f64).max(1.0) / k;
     Violation {

@@ -302,9 +302,9 @@ impl Profiler {
         trust: Trust,
     ) -> ColumnContract {
         let rows = self.rows.max(1) as f64;
-        let rare = |count: u64, total: f64| match trust {
+        let nonfinite_rare = |count: u64, total: f64| match trust {
             Trust::Reference => count == 0,
-            Trust::Data => super::is_rare(count as f64 / total.max(1.0), total as u64),
+            Trust::Data => (count as f64) <= NONFINITE_RARE_IN_DATA * total,
         };
         let family = type_family(f.data_type()).to_string();
         let values = (prof.finite + prof.nans + prof.infs) as f64;
@@ -336,8 +336,10 @@ impl Profiler {
             // Without a reference a null is never impossible: rare ones are graded by rarity when checked.
             nullable: trust == Trust::Data || prof.nulls > 0,
             null_proportion: Some(prof.nulls as f64 / rows),
-            allow_nan: !rare(prof.nans, values),
-            allow_inf: !rare(prof.infs, values),
+            // NaN and inf are machine errors rather than rare values: without a reference they stay impossible in a
+            // column where they are at most 1% of the values.
+            allow_nan: !nonfinite_rare(prof.nans, values),
+            allow_inf: !nonfinite_rare(prof.infs, values),
             min,
             max: None,
             range: tails.map(|t| t.range),
@@ -351,6 +353,8 @@ impl Profiler {
     }
 }
 
+/// Without a reference, NaN or inf in at most this share of a column's values are impossible there.
+const NONFINITE_RARE_IN_DATA: f64 = 0.01;
 /// Estimated chance (Good–Turing: values seen once / values) that a new row holds a value the profile never saw,
 /// above which a string column is an open set (names, ids, free text) rather than a category set.
 const OPEN_SET_MISSING_MASS: f64 = 0.01;
@@ -440,12 +444,19 @@ mod tests {
         let x = c.column("x").unwrap();
         assert_eq!(x.min, Some(0.0), "never negative is a hard bound");
         assert_eq!(x.max, None, "profiling declares no hard upper bound");
-        assert_eq!(x.range, Some([0.0, 9.99]), "the graded range is the reference's own");
+        assert_eq!(
+            x.range,
+            Some([0.0, 9.99]),
+            "the graded range is the reference's own"
+        );
         let [below, above] = x.flag_beyond.unwrap();
         assert!(above > 0.0 && above < 10.0 && below > 0.0);
         assert!(!x.nullable && !x.allow_nan && !x.allow_inf);
         let k = c.column("k").unwrap();
-        assert!(k.flag_beyond.unwrap()[1] >= grade::flag_multiplier(10), "integer resolution is 1");
+        assert!(
+            k.flag_beyond.unwrap()[1] >= grade::flag_multiplier(10),
+            "integer resolution is 1"
+        );
         assert_eq!(c.classes().unwrap(), vec!["a".to_string(), "b".to_string()]);
         let share_b = c.column("label").unwrap().categories.as_ref().unwrap()[1].proportion;
         assert!((share_b - 0.25).abs() < 1e-9);
@@ -489,23 +500,41 @@ mod tests {
         let rare: Vec<_> = found.iter().filter(|v| v.column == "label").collect();
         assert_eq!(rare.len(), 2, "{found:?}");
         // Seen twice in 1,000 rows: unusual, r = max(0.05% of 1000, 1) / 2 = 0.5, score 1/3 (not flagged).
-        assert!(rare.iter().all(|v| !v.impossible() && (v.score - 1.0 / 3.0).abs() < 1e-6));
+        assert!(rare
+            .iter()
+            .all(|v| !v.impossible() && (v.score - 1.0 / 3.0).abs() < 1e-6));
         assert!(rare[0].reason().contains("is rare: 2 of 1000 rows (0.20%)"));
     }
 
     #[test]
     fn open_string_sets_are_not_categories() {
         let schema = Arc::new(Schema::new(vec![Field::new("name", DataType::Utf8, false)]));
-        let names: Vec<String> = (0..500).map(|i| format!("n{}", i % 40 + (i / 450) * 1000 + i / 460)).collect();
+        let names: Vec<String> = (0..500)
+            .map(|i| format!("n{}", i % 40 + (i / 450) * 1000 + i / 460))
+            .collect();
         let b = RecordBatch::try_new(schema, vec![Arc::new(StringArray::from(names))]).unwrap();
         let mut p = Profiler::new(b.schema(), "t", None, None);
         p.add_batch(&b).unwrap();
-        assert!(p.finish(Trust::Reference).column("name").unwrap().categories.is_none());
+        assert!(p
+            .finish(Trust::Reference)
+            .column("name")
+            .unwrap()
+            .categories
+            .is_none());
         let few: Vec<&str> = (0..500).map(|i| ["x", "y", "z"][i % 3]).collect();
         let schema = Arc::new(Schema::new(vec![Field::new("name", DataType::Utf8, false)]));
         let b = RecordBatch::try_new(schema, vec![Arc::new(StringArray::from(few))]).unwrap();
         let mut p = Profiler::new(b.schema(), "t", None, None);
         p.add_batch(&b).unwrap();
-        assert_eq!(p.finish(Trust::Reference).column("name").unwrap().categories.as_ref().unwrap().len(), 3);
+        assert_eq!(
+            p.finish(Trust::Reference)
+                .column("name")
+                .unwrap()
+                .categories
+                .as_ref()
+                .unwrap()
+                .len(),
+            3
+        );
     }
 }
