@@ -315,8 +315,10 @@ impl Profiler {
             Trust::Data => grade::from_data(sorted, integer),
         }
         .filter(|_| numeric);
-        // A hard lower bound of 0 only from a reference; without one, rare negatives are graded below the range.
-        let min = (numeric && trust == Trust::Reference && prof.negatives == 0).then_some(0.0);
+        // A hard lower bound of 0 only from a reference whose values reach 0 and never go below (counts, amounts: the
+        // domain's edge is in the data). Elsewhere a negative value is graded below the range like any other.
+        let min = (numeric && trust == Trust::Reference && prof.negatives == 0 && prof.min == 0.0)
+            .then_some(0.0);
         let categories = prof
             .distinct
             .as_ref()

@@ -1,0 +1,450 @@
+//! Enforcing a [`Contract`] on data batches: schema compatibility once, then per-row findings batch by batch.
+//!
+//! Each check is a small function over one column (`check_column`, `check_numeric_range`): impossible findings score
+//! 1, unusual ones are graded by `contract::grade` (numbers beyond the reference's range) or by rarity (without a
+//! reference).
+
+use super::{checks, fmt_num, fmt_set, grade, ColumnContract, Contract, Violation, ViolationKind};
+use crate::error::ContractError;
+use crate::lineage::encode::type_family;
+use arrow::array::{Array, ArrayRef, Float64Array, RecordBatch};
+use arrow::datatypes::{DataType, SchemaRef};
+use std::collections::HashSet;
+
+/// The data type a contract family is read as.
+fn family_type(family: &str, dtype: &DataType) -> DataType {
+    match family {
+        "int" => DataType::Int64,
+        "float" => DataType::Float64,
+        "bool" => DataType::Boolean,
+        "string" => DataType::Utf8,
+        _ => dtype.clone(),
+    }
+}
+
+/// How a data column is turned into what the contract expects.
+#[derive(Debug, Clone)]
+enum Coercion {
+    /// Same family: read as is.
+    None,
+    /// Parse or cast to the contract type; values that do not convert are wrong-type violations.
+    Cast(DataType),
+}
+
+#[derive(Debug, Clone)]
+struct CheckedColumn {
+    index: usize,
+    contract: ColumnContract,
+    coercion: Coercion,
+    is_label: bool,
+    /// The contract was inferred from the data itself: rare nulls and values are unusual, graded by rarity.
+    from_data: bool,
+    /// Rows the contract was profiled on.
+    profiled_rows: u64,
+}
+
+/// Enforces a [`Contract`] on the batches of one data schema.
+#[derive(Debug, Clone)]
+pub struct ContractChecker {
+    columns: Vec<CheckedColumn>,
+    schema: SchemaRef,
+}
+
+fn parse_dtype(s: &str) -> Option<DataType> {
+    s.parse::<DataType>().ok()
+}
+
+impl ContractChecker {
+    /// Check the data schema against the contract: every contract column present with a compatible type, no extra
+    /// columns. Fails before any row is scored.
+    pub fn new(
+        contract: &Contract,
+        schema: &SchemaRef,
+        origin: &str,
+    ) -> Result<ContractChecker, ContractError> {
+        let present = || {
+            schema
+                .fields()
+                .iter()
+                .map(|f| f.name().as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        for f in schema.fields() {
+            if contract.column(f.name()).is_none() {
+                return Err(ContractError::ExtraColumn {
+                    origin: origin.to_string(),
+                    column: f.name().clone(),
+                    expected: contract
+                        .columns
+                        .iter()
+                        .map(|c| c.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                });
+            }
+        }
+        let mut columns = Vec::new();
+        for c in &contract.columns {
+            let index = schema
+                .index_of(&c.name)
+                .map_err(|_| ContractError::MissingColumn {
+                    origin: origin.to_string(),
+                    column: c.name.clone(),
+                    role: if Some(&c.name) == contract.label.as_ref() {
+                        "label column of the contract".into()
+                    } else {
+                        "contract".into()
+                    },
+                    present: present(),
+                })?;
+            let dt = schema.field(index).data_type();
+            let found = type_family(dt);
+            let expected_dt = parse_dtype(&c.dtype).unwrap_or(DataType::Null);
+            let compatible = found == c.family
+                || matches!(
+                    (found, c.family.as_str()),
+                    ("int", "float")
+                        | ("float", "int")
+                        | ("string", "int")
+                        | ("string", "float")
+                        | ("string", "bool")
+                )
+                || (c.family == "string" && matches!(found, "int" | "bool"));
+            if !compatible {
+                return Err(ContractError::TypeMismatch {
+                    origin: origin.to_string(),
+                    column: c.name.clone(),
+                    expected: c.dtype.clone(),
+                    found: dt.to_string(),
+                });
+            }
+            let coercion = if found == c.family {
+                Coercion::None
+            } else {
+                Coercion::Cast(family_type(&c.family, &expected_dt))
+            };
+            columns.push(CheckedColumn {
+                index,
+                contract: c.clone(),
+                coercion,
+                is_label: Some(&c.name) == contract.label.as_ref(),
+                from_data: contract.inferred_from_data,
+                profiled_rows: contract.rows,
+            });
+        }
+        Ok(ContractChecker {
+            columns,
+            schema: schema.clone(),
+        })
+    }
+
+    /// Check one batch whose first row is input row `start`. Returns the batch with columns coerced to the
+    /// contract's types (same schema order, coerced columns replaced) and the violations found.
+    pub fn check_batch(&self, batch: &RecordBatch, start: u64) -> (RecordBatch, Vec<Violation>) {
+        let mut out = Vec::new();
+        let mut arrays: Vec<ArrayRef> = batch.columns().to_vec();
+        let mut fields: Vec<arrow::datatypes::FieldRef> =
+            self.schema.fields().iter().cloned().collect();
+        for col in &self.columns {
+            let mut a = batch.column(col.index).clone();
+            if let Coercion::Cast(to) = &col.coercion {
+                if let Some((c, bad)) = checks::coerce(&a, to) {
+                    for i in bad {
+                        out.push(Violation {
+                            row: start + i as u64,
+                            column: col.contract.name.clone(),
+                            kind: ViolationKind::WrongType,
+                            observed: checks::show(a.as_ref(), i),
+                            expected: format!(
+                                "{} (contract type {})",
+                                col.contract.family, col.contract.dtype
+                            ),
+                            score: 1.0,
+                        });
+                    }
+                    a = c;
+                    fields[col.index] = std::sync::Arc::new(
+                        fields[col.index]
+                            .as_ref()
+                            .clone()
+                            .with_data_type(to.clone())
+                            .with_nullable(true),
+                    );
+                    arrays[col.index] = a.clone();
+                }
+            }
+            check_column(col, &a, start, &mut out);
+        }
+        let schema = std::sync::Arc::new(arrow::datatypes::Schema::new(fields));
+        let coerced = RecordBatch::try_new(schema, arrays).unwrap_or_else(|_| batch.clone());
+        (coerced, out)
+    }
+}
+
+fn check_column(col: &CheckedColumn, a: &ArrayRef, start: u64, out: &mut Vec<Violation>) {
+    let c = &col.contract;
+    let push = |out: &mut Vec<Violation>,
+                i: usize,
+                kind: ViolationKind,
+                observed: String,
+                expected: String| {
+        out.push(Violation {
+            row: start + i as u64,
+            column: c.name.clone(),
+            kind,
+            observed,
+            expected,
+            score: 1.0,
+        })
+    };
+    if !c.nullable || col.is_label {
+        for i in checks::null_rows(a.as_ref()) {
+            push(
+                out,
+                i,
+                ViolationKind::Null,
+                "null".into(),
+                never_in(col, "null").into(),
+            );
+        }
+    } else if let Some(share) = c
+        .null_proportion
+        .filter(|&p| col.from_data && is_rare(p, col.profiled_rows))
+    {
+        for i in checks::null_rows(a.as_ref()) {
+            out.push(rare_finding(
+                c,
+                start + i as u64,
+                "null".into(),
+                share,
+                col.profiled_rows,
+            ));
+        }
+    }
+    if let Some(v) = checks::as_f64(a) {
+        let (nan, inf) = checks::non_finite(&v);
+        if !c.allow_nan {
+            for i in nan {
+                push(
+                    out,
+                    i,
+                    ViolationKind::Nan,
+                    "NaN".into(),
+                    never_in(col, "NaN").into(),
+                );
+            }
+        }
+        if !c.allow_inf {
+            for i in inf {
+                push(
+                    out,
+                    i,
+                    ViolationKind::Inf,
+                    fmt_num(v.value(i)),
+                    never_in(col, "infinite").into(),
+                );
+            }
+        }
+        if !col.is_label {
+            check_numeric_range(c, col.from_data, &v, start, out);
+        }
+    }
+    if let Some(cats) = &c.categories {
+        if let Some(s) = checks::as_utf8(a) {
+            let allowed: HashSet<&str> = cats.iter().map(|c| c.value.as_str()).collect();
+            let kind = if col.is_label {
+                ViolationKind::UnknownLabel
+            } else {
+                ViolationKind::UnknownCategory
+            };
+            for i in checks::not_in_set(&s, &allowed) {
+                push(out, i, kind, s.value(i).to_string(), fmt_set(cats));
+            }
+            if col.from_data {
+                let rare: std::collections::HashMap<&str, f64> = cats
+                    .iter()
+                    .filter(|c| is_rare(c.proportion, col.profiled_rows))
+                    .map(|c| (c.value.as_str(), c.proportion))
+                    .collect();
+                if !rare.is_empty() {
+                    for (i, v) in s.iter().enumerate() {
+                        if let Some(&p) = v.and_then(|v| rare.get(v)) {
+                            let shown = format!("'{}'", s.value(i));
+                            out.push(rare_finding(
+                                c,
+                                start + i as u64,
+                                shown,
+                                p,
+                                col.profiled_rows,
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    if let Some([lo, hi]) = c.length {
+        if matches!(
+            a.data_type(),
+            DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
+        ) {
+            if let Some(s) = checks::as_utf8(a) {
+                for i in checks::length_out_of_range(&s, lo, hi) {
+                    push(
+                        out,
+                        i,
+                        ViolationKind::Length,
+                        s.value(i).chars().count().to_string(),
+                        format!("[{lo}, {hi}]"),
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// The expectation a null, NaN or inf broke, worded for where the contract came from.
+fn never_in(col: &CheckedColumn, what: &str) -> &'static str {
+    match (col.from_data, what) {
+        (false, "null") => "never null in reference",
+        (false, "NaN") => "reference has no NaN",
+        (false, _) => "reference has no infinite values",
+        (true, "null") => "almost never null in the data, and no reference",
+        (true, "NaN") => "almost never NaN in the data, and no reference",
+        (true, _) => "almost never infinite in the data, and no reference",
+    }
+}
+
+/// Share of the rows at or below which a null or a value is rare in data scanned without a reference.
+pub const RARE_IN_DATA: f64 = 0.002;
+/// Counts at or below which a null or a value is always rare, however few the rows.
+pub const RARE_COUNT_IN_DATA: f64 = 3.0;
+/// Share at which a rare null or value is flagged (score 0.5) without a reference; rarer ones score higher.
+pub const FLAG_SHARE_IN_DATA: f64 = 0.0005;
+
+/// Whether a value seen in `share` of `rows` rows is rare: at most 0.2% of them, or at most 3 rows.
+pub fn is_rare(share: f64, rows: u64) -> bool {
+    let count = share * rows as f64;
+    count <= (RARE_IN_DATA * rows as f64).max(RARE_COUNT_IN_DATA) + 1e-9
+}
+
+/// Without a reference nothing the data holds can be called impossible: a null or value seen `k` times in `n` rows
+/// is unusual, scored `r / (1 + r)` with `r = max(0.05% of n, 1) / k` (a value seen once is always flagged).
+fn rare_finding(
+    c: &ColumnContract,
+    row: u64,
+    observed: String,
+    share: f64,
+    rows: u64,
+) -> Violation {
+    let k = (share * rows as f64).round().max(1.0);
+    let r = (FLAG_SHARE_IN_DATA * rows as f64).max(1.0) / k;
+    Violation {
+        row,
+        column: c.name.clone(),
+        kind: ViolationKind::Unusual,
+        observed,
+        expected: format!(
+            "is rare: {k} of {rows} rows ({:.2}%), and no reference says it is allowed",
+            100.0 * share
+        ),
+        score: crate::detect::ratio_score(r),
+    }
+}
+
+/// Hard bounds (impossible) and the graded reference range (unusual) of one numeric column.
+fn check_numeric_range(
+    c: &ColumnContract,
+    from_data: bool,
+    v: &Float64Array,
+    start: u64,
+    out: &mut Vec<Violation>,
+) {
+    let hard = c.min.is_some() || c.max.is_some();
+    let bounds = format!(
+        "[{}, {}]",
+        c.min.map(fmt_num).unwrap_or_else(|| "-inf".into()),
+        c.max.map(fmt_num).unwrap_or_else(|| "inf".into())
+    );
+    let lo = c.min.unwrap_or(f64::NEG_INFINITY);
+    let hi = c.max.unwrap_or(f64::INFINITY);
+    for (i, x) in v.iter().enumerate() {
+        let Some(x) = x.filter(|x| x.is_finite()) else {
+            continue;
+        };
+        let row = start + i as u64;
+        if hard && (x < lo || x > hi) {
+            let kind = if x < 0.0 && c.min == Some(0.0) {
+                ViolationKind::Negative
+            } else {
+                ViolationKind::OutOfRange
+            };
+            out.push(Violation {
+                row,
+                column: c.name.clone(),
+                kind,
+                observed: fmt_num(x),
+                expected: bounds.clone(),
+                score: 1.0,
+            });
+            continue;
+        }
+        if let (Some(range), Some(fb)) = (c.range, c.flag_beyond) {
+            let e = grade::excess(range, fb, c.log_flag_above, x);
+            if e > 0.0 {
+                out.push(Violation {
+                    row,
+                    column: c.name.clone(),
+                    kind: ViolationKind::Unusual,
+                    observed: fmt_sig(x),
+                    expected: describe_excess(x, range, fb, e, from_data),
+                    score: grade::score(e),
+                });
+            }
+        }
+    }
+}
+
+/// "is far above the reference maximum 16 (8984 beyond, 898.40x the distance 10 at which the column is flagged)".
+fn describe_excess(x: f64, range: [f64; 2], fb: [f64; 2], e: f64, from_data: bool) -> String {
+    let above = x > range[1];
+    let (edge, dist, at) = match (above, from_data) {
+        (true, false) => ("the reference maximum", x - range[1], fb[1]),
+        (false, false) => ("the reference minimum", range[0] - x, fb[0]),
+        (true, true) => ("the data's 99.5th percentile", x - range[1], fb[1]),
+        (false, true) => ("the data's 0.5th percentile", range[0] - x, fb[0]),
+    };
+    let how = match (e >= 1.0, e < 0.1) {
+        (true, _) => "far",
+        (false, true) => "just",
+        _ => "",
+    };
+    let dir = if above { "above" } else { "below" };
+    let how = if how.is_empty() {
+        dir.to_string()
+    } else {
+        format!("{how} {dir}")
+    };
+    format!(
+        "is {how} {edge} {} ({} beyond, {:.2}x the distance {} at which the column is flagged)",
+        fmt_sig(if above { range[1] } else { range[0] }),
+        fmt_sig(dist),
+        e,
+        fmt_sig(at)
+    )
+}
+
+/// A number with about five significant digits, for reasons.
+fn fmt_sig(x: f64) -> String {
+    if x == 0.0 || !x.is_finite() {
+        return fmt_num(x);
+    }
+    let digits = (5 - x.abs().log10().floor() as i32 - 1).clamp(0, 12) as usize;
+    let s = format!("{x:.digits$}");
+    if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        s
+    }
+}

@@ -1,0 +1,322 @@
+//! Contract behaviour against known truth: impossible versus unusual, grading order, calibration on clean twins.
+
+use super::profile::{Profiler, Trust};
+use super::*;
+use arrow::array::{ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray};
+use arrow::datatypes::{DataType, Field, Schema};
+use rand::SeedableRng;
+use rand_distr::{Distribution, Exp, Normal, Pareto, Poisson};
+use rand_xoshiro::Xoshiro256PlusPlus;
+use std::sync::Arc;
+
+fn float_batch(cols: Vec<(&str, Vec<Option<f64>>)>) -> RecordBatch {
+    let fields: Vec<Field> = cols
+        .iter()
+        .map(|(n, _)| Field::new(*n, DataType::Float64, true))
+        .collect();
+    let arrays: Vec<ArrayRef> = cols
+        .into_iter()
+        .map(|(_, v)| Arc::new(Float64Array::from(v)) as ArrayRef)
+        .collect();
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays).unwrap()
+}
+
+fn profile(b: &RecordBatch, trust: Trust) -> Contract {
+    let mut p = Profiler::new(b.schema(), "ref", None, None);
+    p.add_batch(b).unwrap();
+    p.finish(trust)
+}
+
+fn reference_x() -> RecordBatch {
+    let xs: Vec<Option<f64>> = (0..500)
+        .map(|i| Some((i % 100) as f64 / 50.0))
+        .collect();
+    float_batch(vec![("x", xs)])
+}
+
+#[test]
+fn impossible_findings_score_one_and_unusual_ones_are_graded_in_order() {
+    let c = profile(&reference_x(), Trust::Reference);
+    let data = float_batch(vec![(
+        "x",
+        vec![
+            Some(1.0),           // inside
+            Some(1.98 * 1.001),  // +0.1% beyond the maximum
+            Some(1.98 * 1000.0), // x1000
+            Some(-1.0),          // negative: never negative in the reference
+            Some(f64::NAN),      // NaN
+            Some(f64::INFINITY), // inf
+            None,                // null
+            Some(1.98 * 2.0),    // twice the maximum
+        ],
+    )]);
+    let checker = ContractChecker::new(&c, &data.schema(), "data").unwrap();
+    let (_, found) = checker.check_batch(&data, 100);
+    let score = |row: u64| {
+        found
+            .iter()
+            .filter(|v| v.row == row)
+            .map(|v| v.score)
+            .fold(0.0f32, f32::max)
+    };
+    let kind = |row: u64| found.iter().find(|v| v.row == row).map(|v| v.kind);
+    assert_eq!(kind(100), None);
+    assert_eq!(kind(101), Some(ViolationKind::Unusual));
+    assert!(score(101) < 0.05, "+0.1% is not flagged: {}", score(101));
+    assert!(
+        score(102) > 0.99 && score(102) < 1.0,
+        "x1000: {}",
+        score(102)
+    );
+    assert!(score(101) < score(107) && score(107) < score(102));
+    assert_eq!(kind(103), Some(ViolationKind::Negative));
+    assert_eq!(kind(104), Some(ViolationKind::Nan));
+    assert_eq!(kind(105), Some(ViolationKind::Inf));
+    assert_eq!(kind(106), Some(ViolationKind::Null));
+    for row in [103, 104, 105, 106] {
+        assert_eq!(score(row), 1.0);
+        assert!(found.iter().find(|v| v.row == row).unwrap().impossible());
+    }
+    let near = found.iter().find(|v| v.row == 101).unwrap();
+    assert!(
+        !near.flags()
+            && near
+                .reason()
+                .contains("just above the reference maximum 1.98")
+    );
+    assert!(
+        near.reason().ends_with("unusual, not flagged"),
+        "{}",
+        near.reason()
+    );
+    let far = found.iter().find(|v| v.row == 102).unwrap();
+    assert!(
+        far.flags() && far.reason().contains("far above"),
+        "{}",
+        far.reason()
+    );
+}
+
+#[test]
+fn checks_work_on_sliced_batches() {
+    let c = profile(&reference_x(), Trust::Reference);
+    let data = float_batch(vec![(
+        "x",
+        vec![Some(f64::NAN), Some(1.0), Some(3000.0), None, Some(1.5)],
+    )]);
+    let checker = ContractChecker::new(&c, &data.schema(), "data").unwrap();
+    let (_, found) = checker.check_batch(&data.slice(1, 3), 10);
+    let rows: Vec<(u64, ViolationKind)> = found.iter().map(|v| (v.row, v.kind)).collect();
+    assert_eq!(
+        rows,
+        vec![(12, ViolationKind::Null), (11, ViolationKind::Unusual)]
+    );
+}
+
+#[test]
+fn declared_hard_bounds_are_impossible() {
+    let mut c = profile(&reference_x(), Trust::Reference);
+    c.columns[0].max = Some(1.5);
+    let data = float_batch(vec![("x", vec![Some(1.6), Some(1.4)])]);
+    let (_, found) = ContractChecker::new(&c, &data.schema(), "d")
+        .unwrap()
+        .check_batch(&data, 0);
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].kind, ViolationKind::OutOfRange);
+    assert!(found[0]
+        .reason()
+        .contains("outside the contract's bounds [0.0, 1.5]: impossible"));
+}
+
+#[test]
+fn version_1_contracts_are_read_and_upgraded() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = profile(&reference_x(), Trust::Reference);
+    c.contract_version = 1;
+    for col in &mut c.columns {
+        col.min = Some(0.0);
+        col.max = Some(4.0);
+        col.range = None;
+        col.flag_beyond = None;
+        col.log_flag_above = None;
+    }
+    let p = dir.path().join("v1.json");
+    let mut v: serde_json::Value = serde_json::from_str(&c.to_json()).unwrap();
+    for col in v["columns"].as_array_mut().unwrap() {
+        let o = col.as_object_mut().unwrap();
+        for k in ["range", "flag_beyond", "log_flag_above", "null_proportion"] {
+            o.remove(k);
+        }
+    }
+    std::fs::write(&p, v.to_string()).unwrap();
+    let read = Contract::read(&p).unwrap();
+    assert_eq!(read.contract_version, CONTRACT_VERSION);
+    let x = &read.columns[0];
+    assert_eq!(
+        (x.min, x.max, x.range, x.flag_beyond),
+        (Some(0.0), None, Some([0.0, 4.0]), Some([1.0, 1.0]))
+    );
+    let mut v: serde_json::Value = serde_json::from_str(&c.to_json()).unwrap();
+    v["contract_version"] = serde_json::json!(7);
+    std::fs::write(&p, v.to_string()).unwrap();
+    assert!(Contract::read(&p)
+        .unwrap_err()
+        .to_string()
+        .contains("reads versions 1 and 2"));
+}
+
+/// 64 columns of the shapes real tables have (normal, exponential, heavy Pareto, Poisson counts, sparse integers,
+/// constant), a 360-row reference and a 1,000-row clean twin from the same distribution.
+fn mixed_table(rows: usize, seed: u64) -> RecordBatch {
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
+    let normal = Normal::new(5.0, 2.0).unwrap();
+    let exp = Exp::new(0.5).unwrap();
+    let pareto = Pareto::new(1.0, 2.5).unwrap();
+    let poisson = Poisson::new(3.0).unwrap();
+    let mut fields = Vec::new();
+    let mut arrays: Vec<ArrayRef> = Vec::new();
+    for j in 0..64 {
+        let name = format!("f{j}");
+        match j % 6 {
+            0 => {
+                let v: Vec<f64> = (0..rows).map(|_| normal.sample(&mut rng)).collect();
+                fields.push(Field::new(name, DataType::Float64, false));
+                arrays.push(Arc::new(Float64Array::from(v)));
+            }
+            1 => {
+                let v: Vec<f64> = (0..rows).map(|_| exp.sample(&mut rng)).collect();
+                fields.push(Field::new(name, DataType::Float64, false));
+                arrays.push(Arc::new(Float64Array::from(v)));
+            }
+            2 => {
+                let v: Vec<f64> = (0..rows).map(|_| pareto.sample(&mut rng)).collect();
+                fields.push(Field::new(name, DataType::Float64, false));
+                arrays.push(Arc::new(Float64Array::from(v)));
+            }
+            3 => {
+                let v: Vec<i64> = (0..rows).map(|_| poisson.sample(&mut rng) as i64).collect();
+                fields.push(Field::new(name, DataType::Int64, false));
+                arrays.push(Arc::new(Int64Array::from(v)));
+            }
+            4 => {
+                // sparse pixels: mostly 0, sometimes 1..16
+                let v: Vec<i64> = (0..rows)
+                    .map(|_| {
+                        if rand::Rng::gen_bool(&mut rng, 0.03) {
+                            rand::Rng::gen_range(&mut rng, 1..=16)
+                        } else {
+                            0
+                        }
+                    })
+                    .collect();
+                fields.push(Field::new(name, DataType::Int64, false));
+                arrays.push(Arc::new(Int64Array::from(v)));
+            }
+            _ => {
+                let v: Vec<&str> = (0..rows)
+                    .map(|_| ["a", "b", "c"][rand::Rng::gen_range(&mut rng, 0..3)])
+                    .collect();
+                fields.push(Field::new(name, DataType::Utf8, false));
+                arrays.push(Arc::new(StringArray::from(v)));
+            }
+        }
+    }
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays).unwrap()
+}
+
+fn rows_flagged(c: &Contract, data: &RecordBatch) -> (usize, usize) {
+    let (_, found) = ContractChecker::new(c, &data.schema(), "data")
+        .unwrap()
+        .check_batch(data, 0);
+    let mut flagged: Vec<u64> = found.iter().filter(|v| v.flags()).map(|v| v.row).collect();
+    flagged.sort();
+    flagged.dedup();
+    let mut touched: Vec<u64> = found.iter().map(|v| v.row).collect();
+    touched.sort();
+    touched.dedup();
+    (flagged.len(), touched.len())
+}
+
+#[test]
+fn a_clean_twin_of_64_columns_is_almost_never_flagged_with_or_without_a_reference() {
+    let reference = mixed_table(360, 1);
+    let twin = mixed_table(1000, 2);
+    let c = profile(&reference, Trust::Reference);
+    let (flagged, touched) = rows_flagged(&c, &twin);
+    // Many clean rows hold some value just beyond a 360-row reference's range; almost none is flagged.
+    assert!(
+        touched > 100,
+        "values beyond the range are common: {touched}"
+    );
+    assert!(
+        flagged <= 5,
+        "{flagged} of 1000 clean rows flagged with a reference"
+    );
+    let inferred = profile(&twin, Trust::Data);
+    let (flagged, _) = rows_flagged(&inferred, &twin);
+    assert!(
+        flagged <= 5,
+        "{flagged} of 1000 clean rows flagged without a reference"
+    );
+}
+
+#[test]
+fn corrupted_cells_in_the_twin_are_all_found_and_outrank_clean_rows() {
+    let reference = mixed_table(360, 1);
+    let twin = mixed_table(1000, 2);
+    let c = profile(&reference, Trust::Reference);
+    // Corrupt one cell in each of 12 rows: x1000 on a normal column, negative Poisson counts, NaN.
+    let mut cols: Vec<ArrayRef> = twin.columns().to_vec();
+    let f0: Vec<f64> = twin
+        .column(0)
+        .as_any()
+        .downcast_ref::<Float64Array>()
+        .unwrap()
+        .values()
+        .to_vec();
+    let mut f0c = f0.clone();
+    let mut f1: Vec<f64> = twin
+        .column(1)
+        .as_any()
+        .downcast_ref::<Float64Array>()
+        .unwrap()
+        .values()
+        .to_vec();
+    let mut f3: Vec<i64> = twin
+        .column(3)
+        .as_any()
+        .downcast_ref::<Int64Array>()
+        .unwrap()
+        .values()
+        .to_vec();
+    let bad: Vec<usize> = (0..12).map(|i| i * 83 + 5).collect();
+    for (k, &r) in bad.iter().enumerate() {
+        match k % 3 {
+            0 => f0c[r] = f0[r] * 1000.0,
+            1 => f3[r] = -f3[r] - 1,
+            _ => f1[r] = f64::NAN,
+        }
+    }
+    cols[0] = Arc::new(Float64Array::from(f0c));
+    cols[1] = Arc::new(Float64Array::from(f1));
+    cols[3] = Arc::new(Int64Array::from(f3));
+    let data = RecordBatch::try_new(twin.schema(), cols).unwrap();
+    let (_, found) = ContractChecker::new(&c, &data.schema(), "d")
+        .unwrap()
+        .check_batch(&data, 0);
+    let mut score = vec![0.0f32; 1000];
+    for v in &found {
+        score[v.row as usize] = score[v.row as usize].max(v.score);
+    }
+    let worst_clean = (0..1000)
+        .filter(|i| !bad.contains(i))
+        .map(|i| score[i])
+        .fold(0.0, f32::max);
+    for &r in &bad {
+        assert!(
+            score[r] >= 0.5 && score[r] > worst_clean,
+            "row {r}: {} vs clean {worst_clean}",
+            score[r]
+        );
+    }
+}
