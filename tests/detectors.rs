@@ -259,3 +259,44 @@ fn rows_with_non_finite_features_never_crash_and_are_left_to_the_contract() {
     }
     assert_eq!(out.report.flagged, 6);
 }
+
+#[test]
+fn a_natural_mode_that_resembles_another_class_is_not_a_backdoor_without_a_reference() {
+    // Class 1 gets a genuine sub-population drawn around class 0's mean shifted on three features (fresh draws,
+    // like the 3s that look like 8s); a backdoor of the same shape made of copies of class-0 rows is caught.
+    let w = world(10, 2);
+    let mut natural = w.clean(4);
+    let mut r = 17u64;
+    let mut unit = || {
+        // a small deterministic normal generator (Box-Muller on an xorshift stream)
+        let mut u = || {
+            r ^= r << 13;
+            r ^= r >> 7;
+            r ^= r << 17;
+            (r >> 11) as f64 / (1u64 << 53) as f64 + 1e-12
+        };
+        let (a, b) = (u(), u());
+        (-2.0 * a.ln()).sqrt() * (std::f64::consts::TAU * b).cos()
+    };
+    let means = natural.means.clone();
+    for _ in 0..60 {
+        let mut row: Vec<f64> = means[0].iter().map(|m| m + unit()).collect();
+        for v in row.iter_mut().take(3) {
+            *v += 1.5;
+        }
+        natural.x.push(row);
+        natural.labels.push(1);
+        natural.poison.push(None);
+    }
+    let out = scan(&natural, None);
+    let flagged = flagged_by(&out, "backdoor").iter().filter(|&&f| f).count();
+    assert!(
+        flagged <= 5,
+        "{flagged} rows of a natural mode flagged as a backdoor"
+    );
+    let copies = w.clean(4).backdoor(0, 1, 60, true, 5);
+    let t = truth(&copies);
+    let bd = flagged_by(&scan(&copies, None), "backdoor");
+    let caught = (0..t.len()).filter(|&i| t[i] && bd[i]).count();
+    assert!(caught >= 48, "copies caught {caught} of 60");
+}

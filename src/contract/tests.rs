@@ -28,9 +28,7 @@ fn profile(b: &RecordBatch, trust: Trust) -> Contract {
 }
 
 fn reference_x() -> RecordBatch {
-    let xs: Vec<Option<f64>> = (0..500)
-        .map(|i| Some((i % 100) as f64 / 50.0))
-        .collect();
+    let xs: Vec<Option<f64>> = (0..500).map(|i| Some((i % 100) as f64 / 50.0)).collect();
     float_batch(vec![("x", xs)])
 }
 

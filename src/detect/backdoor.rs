@@ -15,8 +15,9 @@
 //!    (mean silhouette > 0.15), **and** either
 //!    - with a trusted reference: the reference's rows of the class fall into it at most a third as often
 //!      (`f_data >= 3 f_ref + 0.01`: the sub-cluster is new, not a legitimate mode), or
-//!    - without one: its centroid lies nearer to another class's mean than to the rest of its own class, or sits
-//!      at least 6 robust standard deviations away along the spectral direction.
+//!    - without one: at least half of its rows are near copies of another class's rows apart from a few columns
+//!      (`detect::near_copy`: trimmed nearest-neighbour distance under a quarter of that class's own spacing).
+//!      Natural sub-populations resemble another class without copying its rows, and are not flagged.
 //!
 //! ART's defaults (always flag the smaller cluster; remove 1.5 epsilon of every class) flag clean data; these rules
 //! make a clean Gaussian class (2-means splits it about evenly) and a legitimate sub-population (present in the
@@ -24,8 +25,9 @@
 //! other rows get a spectral score `0.45 min(1, |z| / 10)`, below the flag line but useful for ranking.
 //!
 //! ## When it is wrong
-//! Very small injections (a handful of rows) barely move the class statistics: 2-means may not isolate them. A clean
-//! class with a genuine small mode that resembles another class is flagged without a reference. Several distinct
+//! Very small injections (a handful of rows) barely move the class statistics: 2-means may not isolate them. Without
+//! a reference, copies with noise on every column are not recognised as copies, and a clean class whose rows repeat
+//! another class's rows exactly (discrete data) can look copied. Several distinct
 //! triggers into one class split into several small clusters: only the one 2-means isolates is caught.
 //!
 //! ## Reference
@@ -43,6 +45,8 @@ const MIN_CLASS_ROWS: usize = 30;
 const MAX_SMALL_SHARE: f64 = 0.35;
 const MIN_SILHOUETTE: f64 = 0.15;
 const PCA_DIMS: usize = 10;
+/// Without a reference: share of a sub-cluster's rows that must be near copies of another class's rows.
+const MIN_COPY_SHARE: f64 = 0.5;
 
 /// Per-class robust per-feature centre and scale.
 struct ClassScale {
@@ -286,13 +290,6 @@ fn analyse_class(
     let resembles_other = near
         .map(|(dn, _)| dn < dist(sc.view(), rc.view()))
         .unwrap_or(false);
-    let gap = {
-        let tsm: Vec<f64> = members.iter().map(|&k| t[k]).collect();
-        let trs: Vec<f64> = rest.iter().map(|&k| t[k]).collect();
-        let (a, _) = median_sigma(&tsm);
-        let (b, s) = median_sigma(&trs);
-        (a - b).abs() / s.max(1e-9)
-    };
     let reference_share = ctx.reference.and_then(|r| {
         let ids: Vec<usize> = (0..r.x.nrows())
             .filter(|&i| r.labels[i] == Some(c as u32))
@@ -307,16 +304,30 @@ fn analyse_class(
         Some(in_small as f64 / rz.nrows() as f64)
     });
     let structural = share < MAX_SMALL_SHARE && sil > MIN_SILHOUETTE && small_rows >= 3;
+    // Without a reference a sub-cluster is a backdoor only when its rows are near copies of another class's rows
+    // (apart from a few trigger columns): natural modes of a class resemble other classes without copying them.
+    let copies = (structural && reference_share.is_none()).then(|| {
+        let global: Vec<usize> = members.iter().map(|&k| rows[k]).collect();
+        super::near_copy::near_copy_share(ctx, c as u32, &global)
+    });
     let suspicious = structural
-        && match reference_share {
-            Some(fr) => share >= 3.0 * fr + 0.01,
-            None => resembles_other || gap >= 6.0,
+        && match (reference_share, copies) {
+            (Some(fr), _) => share >= 3.0 * fr + 0.01,
+            (None, Some((copied, _))) => copied >= MIN_COPY_SHARE,
+            (None, None) => false,
         };
     if suspicious {
-        let near_txt = near
-            .filter(|_| resembles_other)
-            .map(|(_, o)| format!(" that lies near class {}", ctx.classes[o]))
-            .unwrap_or_default();
+        let near_txt = match copies {
+            Some((copied, Some(src))) => format!(
+                ", {:.0}% of its rows near copies of class {} rows apart from a few columns",
+                100.0 * copied,
+                ctx.classes[src as usize]
+            ),
+            _ => near
+                .filter(|_| resembles_other)
+                .map(|(_, o)| format!(" that lies near class {}", ctx.classes[o]))
+                .unwrap_or_default(),
+        };
         for &k in &members {
             if own_sil[k] > 0.0 {
                 scores[k] = (0.5 + 0.5 * own_sil[k].min(1.0)) as f32;

@@ -10,6 +10,7 @@ pub mod backdoor;
 pub mod duplicate;
 pub mod ivf;
 pub mod label_flip;
+pub mod near_copy;
 pub mod outlier;
 
 use crate::lineage::RowDigest;
