@@ -111,6 +111,12 @@ fn to_score(m: f32, limit: f32) -> f32 {
     .clamp(0.0, 1.0)
 }
 
+/// An unflagged row's score: `0.49 s`, order-preserving and below the flag line, so a row whose margin reached the
+/// limit in a class the excess test did not flag still outranks rows with smaller margins (no tie at one value).
+fn below_flag(s: f32) -> f32 {
+    (FLAG_AT - 0.01) * s
+}
+
 /// Scored row: (row, score, reason, nearest neighbour).
 type RowResult = (
     usize,
@@ -398,8 +404,7 @@ pub fn detect(ctx: &DetectContext) -> LabelFlipOutput {
             let (m, other) = margin(&p, y);
             let candidate = p[y] < thresholds[y];
             let s = to_score(m, limit);
-            let s = if candidate { s } else { s.min(0.49) };
-            let reason = (s >= FLAG_AT).then(|| {
+            let reason = (candidate && s >= FLAG_AT).then(|| {
                 let agree = nb
                     .iter()
                     .filter(|&&(_, id)| base.labels[base.ids[id as usize]] == Some(other as u32))
@@ -425,10 +430,10 @@ pub fn detect(ctx: &DetectContext) -> LabelFlipOutput {
     // then the class is poisoned and its candidates are flagged; otherwise they are what clean data looks like.
     let mut cand = vec![0usize; nc];
     let mut rows_of = vec![0usize; nc];
-    for (i, s, _, _) in &results {
+    for (i, _, r, _) in &results {
         if let Some(y) = ctx.labels[*i] {
             rows_of[y as usize] += 1;
-            cand[y as usize] += (*s >= FLAG_AT) as usize;
+            cand[y as usize] += r.is_some() as usize;
         }
     }
     let expected: Vec<Option<f64>> = (0..nc)
@@ -453,12 +458,11 @@ pub fn detect(ctx: &DetectContext) -> LabelFlipOutput {
         })
         .collect();
     let mut results = results;
-    for (i, s, r, _) in results.iter_mut() {
+    for (i, _, r, _) in results.iter_mut() {
         if let Some(y) = ctx.labels[*i] {
             let y = y as usize;
-            if *s >= FLAG_AT {
+            if r.is_some() {
                 if !excess[y] {
-                    *s = FLAG_AT - 0.01;
                     *r = None;
                 } else if let (Some(e), Some(text)) = (expected[y], r.as_mut()) {
                     text.push_str(&format!(
@@ -474,7 +478,8 @@ pub fn detect(ctx: &DetectContext) -> LabelFlipOutput {
     let mut nearest = vec![None; n];
     let mut nn2 = Vec::with_capacity(results.len());
     for (i, s, r, near) in results {
-        scores[i] = s;
+        // Unflagged rows keep their order (by margin) below the flag line instead of tying at one value.
+        scores[i] = if r.is_some() { s } else { below_flag(s) };
         reasons[i] = r;
         if let Some(nr) = near {
             nn2.push(nr.0 as f64);
