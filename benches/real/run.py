@@ -76,7 +76,20 @@ def run_tool_on_table(tname: str, attack_names: List[str], name: str) -> Dict:
     multiprocessing.set_start_method("fork", force=True)
     table, cases = table_cases(tname, attack_names)
     out = [run_case(c, table, name) for c in cases]
-    return {"cases": out, "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0}
+    return {"cases": out, "peak_rss_mib": peak_rss_mib()}
+
+
+def peak_rss_mib() -> float:
+    """This process's peak resident memory. VmHWM belongs to the address space, which is new after exec; ru_maxrss
+    is not (Linux keeps it across execve, so a spawned child would report its parent's peak)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return float(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 def run(tables: List[str], attack_names: List[str], names: List[str], isolate: bool = True, log=print) -> Dict:

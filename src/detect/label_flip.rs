@@ -111,10 +111,15 @@ fn to_score(m: f32, limit: f32) -> f32 {
     .clamp(0.0, 1.0)
 }
 
-/// An unflagged row's score: `0.49 s`, order-preserving and below the flag line, so a row whose margin reached the
-/// limit in a class the excess test did not flag still outranks rows with smaller margins (no tie at one value).
+/// An unflagged row's score. Scores under the flag line stay as they are; a score at or above it whose row was not
+/// flagged (its class failed the excess test, or its label probability is above the class threshold) is squeezed
+/// into [0.49, 0.4999] in order, so such rows keep their ranking by margin instead of tying at one value.
 fn below_flag(s: f32) -> f32 {
-    (FLAG_AT - 0.01) * s
+    if s >= FLAG_AT {
+        (FLAG_AT - 0.01) + 0.0099 * ((s - FLAG_AT) / (1.0 - FLAG_AT)).min(1.0)
+    } else {
+        s
+    }
 }
 
 /// Scored row: (row, score, reason, nearest neighbour).
@@ -314,6 +319,36 @@ fn nearest_sharing_neighbours(
 
 /// Run the detector.
 pub fn detect(ctx: &DetectContext) -> LabelFlipOutput {
+    let mut out = detect_on_base(ctx);
+    // A small reference gives coarse neighbourhoods (a few dozen rows per class): rank the rows it does not flag by
+    // the data's own leave-one-out evidence too. Flags stay the reference-calibrated ones.
+    let small_reference = ctx
+        .reference
+        .is_some_and(|r| r.x.nrows() < DATA_VOTES_BELOW_REFERENCE_ROWS);
+    if small_reference && ctx.pred_probs.is_none() {
+        let own = DetectContext {
+            reference: None,
+            label_clean_rate: None,
+            ..*ctx
+        };
+        let data = detect_on_base(&own);
+        for (i, s) in out.output.scores.iter_mut().enumerate() {
+            if out.output.reasons[i].is_none() {
+                *s = s.max(below_flag(data.output.scores[i]));
+            }
+        }
+        if let Some(m) = out.output.summary.as_object_mut() {
+            m.insert("ranked_with_data_votes".into(), json!(true));
+        }
+    }
+    out
+}
+
+/// References smaller than this also rank unflagged rows by the data's own neighbourhoods.
+const DATA_VOTES_BELOW_REFERENCE_ROWS: usize = 5_000;
+
+/// The detector on one base: the reference when given, else the data itself.
+fn detect_on_base(ctx: &DetectContext) -> LabelFlipOutput {
     let n = ctx.x.nrows();
     let nc = ctx.classes.len();
     let empty = |why: &str| LabelFlipOutput {
