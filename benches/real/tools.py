@@ -133,6 +133,21 @@ def poisonscan_tool(with_reference: bool) -> Callable:
     return run
 
 
+def warm_up(name: str) -> None:
+    """Import what a tool needs, so the imports are resident before its calls are measured."""
+    modules = {
+        "Datalab": ["cleanlab", "cleanlab.datalab.datalab"],
+        "cleanlab CV-LR": ["cleanlab.filter", "sklearn.linear_model", "sklearn.model_selection"],
+        "IsolationForest": ["sklearn.ensemble"],
+        "LOF": ["sklearn.neighbors"],
+        "kNN k=10": ["sklearn.neighbors"],
+    }.get(name, ["poisonscan", "pyarrow"])
+    import importlib
+
+    for m in modules:
+        importlib.import_module(m)
+
+
 # name -> (runner, needs the anchor matrix)
 TOOLS: Dict[str, tuple] = {
     "poisonscan": (poisonscan_tool(True), False),
