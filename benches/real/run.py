@@ -211,26 +211,22 @@ def markdown(results: Dict) -> str:
         lines.append(f"| {c['table']} | {c['rows']} | " + " | ".join(_cell(c["tools"][n], "flagged_fraction", True) for n in names) + " |")
     lines.append("")
     det = sorted({d for c in attacked for n in ours for d in c["tools"][n].get("detectors_precision_at_k", {})})
+
+    def per_detector(title: str, cases: List[Dict], key: str, pct: bool, with_attack: bool) -> List[str]:
+        """One column per poisonscan detector, each cell "with reference / without"."""
+        first = ["table", "attack"] if with_attack else ["table"]
+        out = [f"### {title}", "", "| " + " | ".join(first + det) + " |", "|" + "---|" * (len(det) + len(first))]
+        for c in cases:
+            cells = [" / ".join(_f(c["tools"][n].get(key, {}).get(d), pct) for n in ours) for d in det]
+            head = [c["table"], c["attack"]] if with_attack else [c["table"]]
+            out.append("| " + " | ".join(head + cells) + " |")
+        return out + [""]
+
     if det and ours:
-        lines += ["### poisonscan on the clean twins: rows flagged by each detector (with reference / without)", "",
-                  "| table | " + " | ".join(det) + " |", "|" + "---|" * (len(det) + 1)]
-        for c in clean:
-            cells = []
-            for d in det:
-                vals = [c["tools"][n].get("detectors_flagged_fraction", {}).get(d) for n in ours]
-                cells.append(" / ".join(_f(v, True) for v in vals))
-            lines.append(f"| {c['table']} | " + " | ".join(cells) + " |")
-        lines.append("")
-    if det and ours:
-        lines += ["### poisonscan: precision@k of each detector's own score column (with reference / without)", "",
-                  "| table | attack | " + " | ".join(det) + " |", "|" + "---|" * (len(det) + 2)]
-        for c in attacked:
-            cells = []
-            for x in det:
-                vals = [c["tools"][n].get("detectors_precision_at_k", {}).get(x) for n in ours]
-                cells.append(" / ".join(_f(v) for v in vals))
-            lines.append(f"| {c['table']} | {c['attack']} | " + " | ".join(cells) + " |")
-        lines.append("")
+        lines += per_detector("poisonscan on the clean twins: rows flagged by each detector (with reference / without)",
+                              clean, "detectors_flagged_fraction", True, False)
+        lines += per_detector("poisonscan: precision@k of each detector's own score column (with reference / without)",
+                              attacked, "detectors_precision_at_k", False, True)
     lines += ["### Cost per table: total wall time over its cases (s) / peak RSS of the process (MiB)", "",
               "Each tool runs every case of a table in a fresh Python process; the peak is the process's resident set "
               "while the tool's calls run (the table, its cases and the imported libraries included, since they are "

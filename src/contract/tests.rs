@@ -222,6 +222,15 @@ fn mixed_table(rows: usize, seed: u64) -> RecordBatch {
     RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays).unwrap()
 }
 
+fn floats(b: &RecordBatch, column: usize) -> Vec<f64> {
+    b.column(column)
+        .as_any()
+        .downcast_ref::<Float64Array>()
+        .unwrap()
+        .values()
+        .to_vec()
+}
+
 fn rows_flagged(c: &Contract, data: &RecordBatch) -> (usize, usize) {
     let (_, found) = ContractChecker::new(c, &data.schema(), "data")
         .unwrap()
@@ -265,21 +274,9 @@ fn corrupted_cells_in_the_twin_are_all_found_and_outrank_clean_rows() {
     let c = profile(&reference, Trust::Reference);
     // Corrupt one cell in each of 12 rows: x1000 on a normal column, negative Poisson counts, NaN.
     let mut cols: Vec<ArrayRef> = twin.columns().to_vec();
-    let f0: Vec<f64> = twin
-        .column(0)
-        .as_any()
-        .downcast_ref::<Float64Array>()
-        .unwrap()
-        .values()
-        .to_vec();
+    let f0 = floats(&twin, 0);
     let mut f0c = f0.clone();
-    let mut f1: Vec<f64> = twin
-        .column(1)
-        .as_any()
-        .downcast_ref::<Float64Array>()
-        .unwrap()
-        .values()
-        .to_vec();
+    let mut f1 = floats(&twin, 1);
     let mut f3: Vec<i64> = twin
         .column(3)
         .as_any()
