@@ -9,8 +9,8 @@
 //! ## How
 //! Exact: group rows by the first 16 bytes of their feature digest (a hash map: about 64 bytes per row, fine to 100M
 //! rows on a large machine). In a group with several labels the majority label (rows in the trusted baseline first,
-//! then the most rows, then the earliest row) is kept and the other rows are flagged: the minority or new copies,
-//! never the whole group. Same-label exact duplicates are counted but not flagged.
+//! then the most rows, then the label the rows' neighbourhoods agree with, i.e. the least label-flip evidence, then
+//! the earliest row) is kept and the other rows are flagged: the minority or new copies, never the whole group. Same-label exact duplicates are counted but not flagged.
 //! Near: of a conflicting pair inside the data, the row with the stronger label-flip evidence is flagged (the later
 //! row on a tie); a data row nearly identical to a reference row with another label is always flagged. With a
 //! reference, pairs inside the data come from data rows sharing one of their two nearest reference rows
@@ -68,14 +68,17 @@ pub fn detect(
     for rows in groups.values().filter(|g| g.len() > 1) {
         summary.exact_groups += 1;
         summary.exact_copies += rows.len() - 1;
-        let mut tally: HashMap<Option<u32>, (usize, usize, u32)> = HashMap::new();
+        // Per label: (rows in the trusted baseline, rows, label-flip evidence summed over its rows, first row).
+        let mut tally: HashMap<Option<u32>, (usize, usize, f64, u32)> = HashMap::new();
         for &r in rows {
             let trusted = baseline
                 .map(|b| b[r as usize] == RowStatus::Unchanged)
                 .unwrap_or(false) as usize;
-            let e = tally.entry(labels[r as usize]).or_insert((0, 0, r));
+            let evidence = label_scores.map_or(0.0, |s| s[r as usize] as f64);
+            let e = tally.entry(labels[r as usize]).or_insert((0, 0, 0.0, r));
             e.0 += trusted;
             e.1 += 1;
+            e.2 += evidence;
         }
         if tally.len() < 2 {
             for &r in &rows[1..] {
@@ -84,16 +87,18 @@ pub fn detect(
             continue;
         }
         summary.conflicting_groups += 1;
+        // Keep the label with the most trusted rows, then the most rows, then the one its neighbourhood agrees with
+        // (least label-flip evidence per row), then the earliest row: the copy under the odd label is flagged.
         let keep = tally
             .iter()
             .max_by(|a, b| {
-                (a.1 .0, a.1 .1, std::cmp::Reverse(a.1 .2)).cmp(&(
-                    b.1 .0,
-                    b.1 .1,
-                    std::cmp::Reverse(b.1 .2),
-                ))
+                let mean = |v: &(usize, usize, f64, u32)| v.2 / v.1.max(1) as f64;
+                (a.1 .0, a.1 .1)
+                    .cmp(&(b.1 .0, b.1 .1))
+                    .then(mean(b.1).total_cmp(&mean(a.1)))
+                    .then(b.1 .3.cmp(&a.1 .3))
             })
-            .map(|(l, v)| (*l, v.2));
+            .map(|(l, v)| (*l, v.3));
         if let Some((keep_label, keep_row)) = keep {
             for &r in rows {
                 if labels[r as usize] != keep_label {
@@ -189,5 +194,36 @@ impl NearPairs<'_> {
                 ));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn in_a_tied_conflicting_pair_the_copy_its_neighbourhood_disagrees_with_is_flagged() {
+        // Rows 0 and 3 share features under labels 0 and 1; row 0 comes first but its label-flip evidence is high.
+        let keys = [7u128, 1, 2, 7, 3];
+        let labels = [Some(0), Some(0), Some(1), Some(1), Some(0)];
+        let classes = ["a".to_string(), "b".to_string()];
+        let evidence = [0.45f32, 0.0, 0.0, 0.05, 0.0];
+        let (out, summary) = detect(&keys, &labels, &classes, None, None, Some(&evidence));
+        assert_eq!(summary.conflicting_groups, 1);
+        assert_eq!(
+            out.scores[0], 1.0,
+            "the copy under the odd label is flagged"
+        );
+        assert_eq!(
+            out.scores[3], 0.0,
+            "the copy its neighbourhood agrees with is kept"
+        );
+        assert!(out.reasons[0]
+            .as_deref()
+            .unwrap()
+            .contains("same features as row 3 (label b)"));
+        // Without evidence the earliest row is kept, as before.
+        let (out, _) = detect(&keys, &labels, &classes, None, None, None);
+        assert_eq!((out.scores[0], out.scores[3]), (0.0, 1.0));
     }
 }
