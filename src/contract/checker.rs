@@ -205,7 +205,7 @@ fn check_column(col: &CheckedColumn, a: &ArrayRef, start: u64, out: &mut Vec<Vio
                 i,
                 ViolationKind::Null,
                 "null".into(),
-                never_in(col, "null").into(),
+                never_in(col, ViolationKind::Null).into(),
             );
         }
     } else if let Some(share) = c
@@ -231,7 +231,7 @@ fn check_column(col: &CheckedColumn, a: &ArrayRef, start: u64, out: &mut Vec<Vio
                     i,
                     ViolationKind::Nan,
                     "NaN".into(),
-                    never_in(col, "NaN").into(),
+                    never_in(col, ViolationKind::Nan).into(),
                 );
             }
         }
@@ -242,7 +242,7 @@ fn check_column(col: &CheckedColumn, a: &ArrayRef, start: u64, out: &mut Vec<Vio
                     i,
                     ViolationKind::Inf,
                     fmt_num(v.value(i)),
-                    never_in(col, "infinite").into(),
+                    never_in(col, ViolationKind::Inf).into(),
                 );
             }
         }
@@ -304,27 +304,27 @@ fn check_column(col: &CheckedColumn, a: &ArrayRef, start: u64, out: &mut Vec<Vio
     }
 }
 
-/// The expectation a null, NaN or inf broke, worded for where the contract came from.
-fn never_in(col: &CheckedColumn, what: &str) -> &'static str {
-    match (col.from_data, what) {
-        (false, "null") => "never null in reference",
-        (false, "NaN") => "reference has no NaN",
+/// The expectation a null, NaN or inf finding broke, worded for where the contract came from.
+fn never_in(col: &CheckedColumn, kind: ViolationKind) -> &'static str {
+    match (col.from_data, kind) {
+        (false, ViolationKind::Null) => "never null in reference",
+        (false, ViolationKind::Nan) => "reference has no NaN",
         (false, _) => "reference has no infinite values",
-        (true, "null") => "almost never null in the data, and no reference",
-        (true, "NaN") => "almost never NaN in the data, and no reference",
+        (true, ViolationKind::Null) => "almost never null in the data, and no reference",
+        (true, ViolationKind::Nan) => "almost never NaN in the data, and no reference",
         (true, _) => "almost never infinite in the data, and no reference",
     }
 }
 
 /// Share of the rows at or below which a null or a value is rare in data scanned without a reference.
-pub const RARE_IN_DATA: f64 = 0.002;
+const RARE_IN_DATA: f64 = 0.002;
 /// Counts at or below which a null or a value is always rare, however few the rows.
-pub const RARE_COUNT_IN_DATA: f64 = 3.0;
+const RARE_COUNT_IN_DATA: f64 = 3.0;
 /// Share at which a rare null or value is flagged (score 0.5) without a reference; rarer ones score higher.
-pub const FLAG_SHARE_IN_DATA: f64 = 0.0005;
+const FLAG_SHARE_IN_DATA: f64 = 0.0005;
 
 /// Whether a value seen in `share` of `rows` rows is rare: at most 0.2% of them, or at most 3 rows.
-pub fn is_rare(share: f64, rows: u64) -> bool {
+fn is_rare(share: f64, rows: u64) -> bool {
     let count = share * rows as f64;
     count <= (RARE_IN_DATA * rows as f64).max(RARE_COUNT_IN_DATA) + 1e-9
 }

@@ -88,6 +88,12 @@ fn floor_scale(sorted: &[f64], integer: bool) -> f64 {
     })
 }
 
+/// Mean distance of the `extremes` from `threshold`, the next value inward: the exponential tail's maximum-likelihood
+/// scale estimate from the most extreme order statistics.
+fn mean_excess(threshold: f64, extremes: &[f64]) -> f64 {
+    extremes.iter().map(|x| (x - threshold).abs()).sum::<f64>() / extremes.len().max(1) as f64
+}
+
 /// Tails from a trusted reference's sorted finite values (`None` when there are none).
 pub fn from_reference(sorted: &[f64], integer: bool) -> Option<Tails> {
     let n = sorted.len();
@@ -101,32 +107,24 @@ pub fn from_reference(sorted: &[f64], integer: bool) -> Option<Tails> {
         .max(1);
     let c = flag_multiplier(m);
     let (lo, hi) = (sorted[0], sorted[n - 1]);
-    let scale_hi = if n > m {
-        let u = sorted[n - 1 - m];
-        sorted[n - m..].iter().map(|x| x - u).sum::<f64>() / m as f64
+    // Without an (m + 1)-th value (a one-value reference) there is no spacing: the resolution floor decides.
+    let spaced = n > m;
+    let scale_hi = if spaced {
+        mean_excess(sorted[n - 1 - m], &sorted[n - m..])
     } else {
         0.0
     };
-    let scale_lo = if n > m {
-        let l = sorted[m];
-        sorted[..m].iter().map(|x| l - x).sum::<f64>() / m as f64
+    let scale_lo = if spaced {
+        mean_excess(sorted[m], &sorted[..m])
     } else {
         0.0
     };
     let iqr =
         super::drift::quantile_sorted(sorted, 0.75) - super::drift::quantile_sorted(sorted, 0.25);
     let log_flag_above = (lo >= 0.0 && scale_hi > iqr.max(0.0) && scale_hi > 0.0).then(|| {
-        let logs: Vec<f64> = sorted[n.saturating_sub(m + 1)..]
-            .iter()
-            .map(|x| x.ln_1p())
-            .collect();
-        let top = logs[logs.len() - 1];
-        let scale = if logs.len() > m {
-            logs[1..].iter().map(|x| x - logs[0]).sum::<f64>() / m as f64
-        } else {
-            0.0
-        };
-        let floor = ((hi + floor).ln_1p() - top).max(f64::MIN_POSITIVE);
+        let logs: Vec<f64> = sorted[n - 1 - m..].iter().map(|x| x.ln_1p()).collect();
+        let scale = mean_excess(logs[0], &logs[1..]);
+        let floor = ((hi + floor).ln_1p() - hi.ln_1p()).max(f64::MIN_POSITIVE);
         c * scale.max(floor)
     });
     Some(Tails {

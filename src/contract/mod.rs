@@ -15,7 +15,7 @@ use crate::error::ContractError;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
-pub use checker::{is_rare, ContractChecker, FLAG_SHARE_IN_DATA, RARE_COUNT_IN_DATA, RARE_IN_DATA};
+pub use checker::ContractChecker;
 pub use drift::DriftSketch;
 
 /// Current contract file version (2: hard bounds apart from the graded reference range; version 1 files are read).
@@ -132,6 +132,11 @@ impl Contract {
             }
         }
         for col in &c.columns {
+            if let (Some(lo), Some(hi)) = (col.min, col.max) {
+                if lo > hi {
+                    return Err(bad(format!("column '{}': min {lo} > max {hi}", col.name)));
+                }
+            }
             if let Some([lo, hi]) = col.range {
                 if lo > hi {
                     return Err(bad(format!(
@@ -148,13 +153,6 @@ impl Contract {
                     "column '{}': flag_beyond must hold two non-negative distances",
                     col.name
                 )));
-            }
-        }
-        for col in &c.columns {
-            if let (Some(lo), Some(hi)) = (col.min, col.max) {
-                if lo > hi {
-                    return Err(bad(format!("column '{}': min {lo} > max {hi}", col.name)));
-                }
             }
         }
         Ok(c)

@@ -310,11 +310,12 @@ impl Profiler {
         let values = (prof.finite + prof.nans + prof.infs) as f64;
         let numeric = prof.numeric && !is_label && !is_id && !sorted.is_empty();
         let integer = family == "int";
-        let tails = match trust {
-            Trust::Reference => grade::from_reference(sorted, integer),
-            Trust::Data => grade::from_data(sorted, integer),
-        }
-        .filter(|_| numeric);
+        let tails = numeric
+            .then(|| match trust {
+                Trust::Reference => grade::from_reference(sorted, integer),
+                Trust::Data => grade::from_data(sorted, integer),
+            })
+            .flatten();
         // A hard lower bound of 0 only from a reference whose values reach 0 and never go below (counts, amounts: the
         // domain's edge is in the data). Elsewhere a negative value is graded below the range like any other.
         let min = (numeric && trust == Trust::Reference && prof.negatives == 0 && prof.min == 0.0)
@@ -364,7 +365,7 @@ const OPEN_SET_MISSING_MASS: f64 = 0.01;
 /// The allowed values of a string/bool column or the label, or `None` for an open set. A column whose values are
 /// mostly seen once is not a category set: an unseen value there is ordinary (Good, "The population frequencies of
 /// species", Biometrika 1953). Without a reference every value seen is listed with its share; rare ones are graded
-/// when checked (`contract::RARE_IN_DATA`).
+/// when checked (`contract::checker`).
 fn category_set(d: &BTreeMap<String, u64>, is_label: bool) -> Option<Vec<Category>> {
     let total: u64 = d.values().sum();
     if total == 0 {

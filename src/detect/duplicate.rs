@@ -10,7 +10,8 @@
 //! Exact: group rows by the first 16 bytes of their feature digest (a hash map: about 64 bytes per row, fine to 100M
 //! rows on a large machine). In a group with several labels the majority label (rows in the trusted baseline first,
 //! then the most rows, then the label the rows' neighbourhoods agree with, i.e. the least label-flip evidence, then
-//! the earliest row) is kept and the other rows are flagged: the minority or new copies, never the whole group. Same-label exact duplicates are counted but not flagged.
+//! the earliest row) is kept and the other rows are flagged: the minority or new copies, never the whole group.
+//! Same-label exact duplicates are counted but not flagged.
 //! Near: of a conflicting pair inside the data, the row with the stronger label-flip evidence is flagged (the later
 //! row on a tie); a data row nearly identical to a reference row with another label is always flagged. With a
 //! reference, pairs inside the data come from data rows sharing one of their two nearest reference rows
