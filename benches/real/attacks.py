@@ -9,7 +9,7 @@ The clean twin of every case is the unattacked training part (`clean`).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Tuple
 
 import numpy as np
 import pandas as pd
@@ -30,14 +30,12 @@ class Case:
 # helpers
 
 
-def standardized(df: pd.DataFrame, numeric: List[str], like: Optional[pd.DataFrame] = None) -> np.ndarray:
-    """Numeric columns centred and scaled by the (clean) training part's mean and std; missing -> 0."""
-    base = df if like is None else like
+def standardized(df: pd.DataFrame, numeric: List[str]) -> np.ndarray:
+    """Numeric columns centred and scaled by their mean and std; missing -> 0."""
     cols = []
     for c in numeric:
         x = df[c].astype("float64").to_numpy(na_value=np.nan)
-        b = base[c].astype("float64").to_numpy(na_value=np.nan)
-        b = b[np.isfinite(b)]
+        b = x[np.isfinite(x)]
         mu = float(np.mean(b)) if len(b) else 0.0
         sd = float(np.std(b)) if len(b) else 1.0
         z = (x - mu) / (sd if sd > 0 else 1.0)

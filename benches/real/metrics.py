@@ -24,23 +24,14 @@ def precision_at_k(scores: np.ndarray, truth: np.ndarray) -> float:
 
 
 def roc_auc(scores: np.ndarray, truth: np.ndarray) -> float:
-    """Probability that a poison outranks a clean row (ties count one half); NaN scores rank lowest."""
+    """Probability that a poison outranks a clean row (ties count one half; scikit-learn); NaN scores rank lowest."""
+    from sklearn.metrics import roc_auc_score
+
     truth = np.asarray(truth, dtype=bool)
-    pos, neg = int(truth.sum()), int((~truth).sum())
-    if pos == 0 or neg == 0:
+    if truth.all() or not truth.any():
         return float("nan")
-    s = np.nan_to_num(np.asarray(scores, dtype="float64"), nan=-np.inf)
-    order = np.argsort(s, kind="mergesort")
-    ranks = np.empty(len(s))
-    sorted_s = s[order]
-    i = 0
-    while i < len(s):  # average ranks over ties
-        j = i
-        while j + 1 < len(s) and sorted_s[j + 1] == sorted_s[i]:
-            j += 1
-        ranks[order[i : j + 1]] = (i + j) / 2.0 + 1.0
-        i = j + 1
-    return float((ranks[truth].sum() - pos * (pos + 1) / 2.0) / (pos * neg))
+    s = np.nan_to_num(np.asarray(scores, dtype="float64"), nan=-np.finfo(float).max, posinf=np.finfo(float).max, neginf=-np.finfo(float).max)
+    return float(roc_auc_score(truth, s))
 
 
 def flag_metrics(flagged: np.ndarray, truth: np.ndarray) -> Dict[str, float]:

@@ -28,10 +28,6 @@ class Table:
     numeric: List[str]
     categorical: List[str]
 
-    @property
-    def features(self) -> List[str]:
-        return self.numeric + self.categorical
-
 
 def _iris() -> pd.DataFrame:
     from sklearn.datasets import load_iris
