@@ -1,8 +1,11 @@
 //! Dense f32 feature matrices for the detectors.
 //!
-//! Numeric columns (all but label and id, or a chosen list) and an optional embedding column (`FixedSizeList<float>`
-//! or `List<float>`) are flattened into one row-major matrix. Rows with a null, NaN or infinite feature are marked
-//! invalid: the contract reports them, and detectors keep them out of every distance computation.
+//! Numeric columns (all but label, id and key columns, or a chosen list) and an optional embedding column
+//! (`FixedSizeList<float>` or `List<float>`, found by itself when no features are named) are flattened into one
+//! row-major matrix. A missing cell (null, NaN, infinite, or a value the contract flagged) is stored as NaN and
+//! imputed with the column's centre when the matrix is standardized, so the row is still analysed on its other
+//! columns; a row with more than half of its cells missing is left out of the detectors. A column that is missing on
+//! more than half of the rows it is fitted on is left out of the features (with a note in the report).
 
 use crate::contract::checks;
 use crate::error::ContractError;
@@ -20,6 +23,18 @@ pub struct FeatureSpec {
     pub names: Vec<String>,
     /// Index of the embedding column, if any.
     pub embedding: Option<usize>,
+    /// Choices made without being asked (an embedding column found by itself), for the report.
+    pub notes: Vec<String>,
+}
+
+/// Whether a column holds a list of numbers (an embedding).
+fn is_number_list(dt: &DataType) -> bool {
+    match dt {
+        DataType::FixedSizeList(f, _) | DataType::List(f) | DataType::LargeList(f) => {
+            f.data_type().is_floating() || f.data_type().is_integer()
+        }
+        _ => false,
+    }
 }
 
 impl FeatureSpec {
@@ -60,16 +75,11 @@ impl FeatureSpec {
                 }
             }
         }
+        let mut notes = Vec::new();
         let embedding = match embedding {
             Some(e) => {
                 let i = crate::lineage::column_index(schema, origin, e, "--embedding")?;
-                let ok = match schema.field(i).data_type() {
-                    DataType::FixedSizeList(f, _) | DataType::List(f) | DataType::LargeList(f) => {
-                        f.data_type().is_floating() || f.data_type().is_integer()
-                    }
-                    _ => false,
-                };
-                if !ok {
+                if !is_number_list(schema.field(i).data_type()) {
                     return Err(ContractError::TypeMismatch {
                         origin: origin.into(),
                         column: e.into(),
@@ -78,6 +88,31 @@ impl FeatureSpec {
                     });
                 }
                 Some(i)
+            }
+            // Nothing named: the first list-of-numbers column is the embedding (an embedding-only table would
+            // otherwise have nothing to analyse).
+            None if chosen.is_none() => {
+                let lists: Vec<usize> = (0..schema.fields().len())
+                    .filter(|&i| {
+                        let f = schema.field(i);
+                        !exclude.contains(&f.name().as_str()) && is_number_list(f.data_type())
+                    })
+                    .collect();
+                if let Some(&i) = lists.first() {
+                    notes.push(format!(
+                        "column {} ({}) used as the embedding feature (no --embedding or --features given)",
+                        schema.field(i).name(),
+                        schema.field(i).data_type()
+                    ));
+                    for &j in &lists[1..] {
+                        notes.push(format!(
+                            "column {} is also a list of numbers but only one embedding is used: name it with \
+                             --embedding to use it instead",
+                            schema.field(j).name()
+                        ));
+                    }
+                }
+                lists.first().copied()
             }
             None => None,
         };
@@ -89,7 +124,16 @@ impl FeatureSpec {
             columns,
             names,
             embedding,
+            notes,
         })
+    }
+
+    /// Expected length of the embedding: the fixed size of a `FixedSizeList`, else None (learned from the rows).
+    pub fn embedding_length(&self, schema: &SchemaRef) -> Option<usize> {
+        match schema.field(self.embedding?).data_type() {
+            DataType::FixedSizeList(_, n) => usize::try_from(*n).ok(),
+            _ => None,
+        }
     }
 
     /// True when there is nothing to build features from.
@@ -105,8 +149,13 @@ pub struct FeatureMatrix {
     pub data: Vec<f32>,
     /// Columns per row (0 until the first batch fixes it).
     pub dim: usize,
-    /// Whether each row has only finite features.
+    /// Whether each row has at most half of its cells missing (the rest are imputed).
     pub valid: Vec<bool>,
+    /// Length every embedding must have (from the type, a reference, or the most common length of the first batch).
+    pub embedding_len: Option<usize>,
+    /// Rows whose embedding cannot be used: (row, length found, whether the length was right and a value was not
+    /// finite). Each is an impossible contract finding.
+    pub bad_embeddings: Vec<(usize, usize, bool)>,
 }
 
 impl FeatureMatrix {
@@ -115,52 +164,110 @@ impl FeatureMatrix {
         self.valid.len()
     }
 
-    /// Append the features of a batch (already coerced to the contract's types).
+    /// Append the features of a batch (already coerced to the contract's types). Missing cells are NaN.
     pub fn push_batch(&mut self, batch: &RecordBatch, spec: &FeatureSpec) {
         let n = batch.num_rows();
+        let start = self.rows();
         let cols: Vec<Option<arrow::array::Float64Array>> = spec
             .columns
             .iter()
             .map(|&c| checks::as_f64(batch.column(c)))
             .collect();
         let emb = spec.embedding.map(|c| embedding_rows(batch.column(c)));
-        let emb_dim = emb
-            .as_ref()
-            .and_then(|e| e.iter().flatten().map(|v| v.len()).next())
-            .unwrap_or(0);
+        if let (Some(e), None) = (&emb, self.embedding_len) {
+            // The most common length of the first batch (smallest on ties): one odd first row cannot set it.
+            let mut counts = std::collections::BTreeMap::<usize, usize>::new();
+            for v in e.iter().flatten() {
+                *counts.entry(v.len()).or_default() += 1;
+            }
+            self.embedding_len = counts
+                .iter()
+                .max_by(|a, b| a.1.cmp(b.1).then(b.0.cmp(a.0)))
+                .map(|(&l, _)| l)
+                .filter(|&l| l > 0);
+        }
+        let emb_dim = self.embedding_len.unwrap_or(0);
         if self.dim == 0 {
             self.dim = spec.columns.len() + emb_dim;
         }
         let emb_dim = self.dim - spec.columns.len();
         for i in 0..n {
-            let mut ok = true;
+            let mut missing = 0usize;
             for c in &cols {
                 let x = match c {
                     Some(a) if !a.is_null(i) => a.value(i) as f32,
                     _ => f32::NAN,
                 };
-                ok &= x.is_finite();
-                self.data.push(if x.is_finite() { x } else { 0.0 });
+                missing += !x.is_finite() as usize;
+                self.data.push(if x.is_finite() { x } else { f32::NAN });
             }
             if emb_dim > 0 {
                 match emb.as_ref().and_then(|e| e[i].as_ref()) {
-                    Some(v) if v.len() == emb_dim => {
-                        for &x in v {
-                            ok &= x.is_finite();
-                            self.data.push(if x.is_finite() { x } else { 0.0 });
-                        }
+                    Some(v) if v.len() == emb_dim && v.iter().all(|x| x.is_finite()) => {
+                        self.data.extend_from_slice(v);
                     }
-                    _ => {
-                        ok = false;
-                        self.data.extend(std::iter::repeat_n(0.0, emb_dim));
+                    other => {
+                        if let Some(v) = other {
+                            self.bad_embeddings
+                                .push((start + i, v.len(), v.len() == emb_dim));
+                        }
+                        missing += emb_dim;
+                        self.data.extend(std::iter::repeat_n(f32::NAN, emb_dim));
                     }
                 }
             }
-            self.valid.push(ok);
+            self.valid.push(self.dim > 0 && 2 * missing <= self.dim);
         }
     }
 
-    /// The matrix as an ndarray.
+    /// Mark one cell missing (a value the contract flagged); the row stays valid while at most half is missing.
+    pub fn mask(&mut self, row: usize, col: usize) {
+        if row >= self.rows() || col >= self.dim {
+            return;
+        }
+        let cell = &mut self.data[row * self.dim + col];
+        if cell.is_finite() {
+            *cell = f32::NAN;
+            let r = &self.data[row * self.dim..(row + 1) * self.dim];
+            let missing = r.iter().filter(|v| !v.is_finite()).count();
+            self.valid[row] = 2 * missing <= self.dim;
+        }
+    }
+
+    /// Share of rows with a value in each column.
+    pub fn present_fraction(&self) -> Vec<f64> {
+        let mut present = vec![0u64; self.dim];
+        for r in self.data.chunks_exact(self.dim.max(1)) {
+            for (p, v) in present.iter_mut().zip(r) {
+                *p += v.is_finite() as u64;
+            }
+        }
+        present
+            .into_iter()
+            .map(|p| p as f64 / self.rows().max(1) as f64)
+            .collect()
+    }
+
+    /// Keep only the columns `keep` (in that order); validity is recomputed.
+    pub fn keep_columns(&mut self, keep: &[usize]) {
+        if keep.len() == self.dim {
+            return;
+        }
+        let mut data = Vec::with_capacity(self.rows() * keep.len());
+        for (i, r) in self.data.chunks_exact(self.dim.max(1)).enumerate() {
+            let before = data.len();
+            data.extend(keep.iter().map(|&j| r[j]));
+            let missing = data[before..].iter().filter(|v| !v.is_finite()).count();
+            self.valid[i] = !keep.is_empty() && 2 * missing <= keep.len();
+        }
+        if self.dim == 0 {
+            self.valid.iter_mut().for_each(|v| *v = false);
+        }
+        self.data = data;
+        self.dim = keep.len();
+    }
+
+    /// The matrix as an ndarray (missing cells NaN).
     pub fn to_array(&self) -> Array2<f32> {
         Array2::from_shape_vec((self.rows(), self.dim), self.data.clone())
             .unwrap_or_else(|_| Array2::zeros((0, 0)))
@@ -201,7 +308,7 @@ pub struct RobustScaler {
 }
 
 impl RobustScaler {
-    /// Fit on the valid rows of `x`.
+    /// Fit on the valid rows of `x`, each column on its finite values.
     pub fn fit(x: &Array2<f32>, valid: &[bool]) -> RobustScaler {
         let d = x.ncols();
         let mut center = vec![0.0; d];
@@ -211,7 +318,7 @@ impl RobustScaler {
                 .column(j)
                 .iter()
                 .zip(valid)
-                .filter(|(_, &v)| v)
+                .filter(|(a, &v)| v && a.is_finite())
                 .map(|(&a, _)| a)
                 .collect();
             if col.is_empty() {
@@ -239,11 +346,16 @@ impl RobustScaler {
         RobustScaler { center, scale }
     }
 
-    /// Standardize in place (values are clipped to +-1e4 so one extreme cannot dominate every distance).
+    /// Standardize in place (values are clipped to +-1e4 so one extreme cannot dominate every distance); a missing
+    /// (non-finite) cell becomes 0, the column's centre.
     pub fn transform(&self, x: &mut Array2<f32>) {
         for mut row in x.rows_mut() {
             for (j, v) in row.iter_mut().enumerate() {
-                *v = ((*v - self.center[j]) / self.scale[j]).clamp(-1e4, 1e4);
+                *v = if v.is_finite() {
+                    ((*v - self.center[j]) / self.scale[j]).clamp(-1e4, 1e4)
+                } else {
+                    0.0
+                };
             }
         }
     }
@@ -304,8 +416,27 @@ mod tests {
         let mut m = FeatureMatrix::default();
         m.push_batch(&batch, &spec);
         assert_eq!(m.dim, 3);
-        assert_eq!(m.valid, vec![true, false, false]);
+        // Row 1: its embedding has a NaN (2 of 3 cells missing); row 2: `a` is null (1 of 3 missing, imputed).
+        assert_eq!(m.valid, vec![true, false, true]);
         assert_eq!(&m.data[..3], &[1.0, 1.0, 2.0]);
+        assert_eq!(m.bad_embeddings, vec![(1, 2, true)]);
+        let mut x = m.to_array();
+        let scaler = RobustScaler::fit(&x, &m.valid);
+        scaler.transform(&mut x);
+        assert_eq!(x[[2, 0]], 0.0, "a missing cell is imputed with the centre");
+        assert!(x.iter().all(|v| v.is_finite()));
+        // An embedding-only spec is found by itself.
+        let auto = FeatureSpec::resolve(&schema, "t", None, None, &["y"]).unwrap();
+        assert_eq!(auto.embedding, Some(2));
+        assert!(
+            auto.notes[0].contains("used as the embedding"),
+            "{:?}",
+            auto.notes
+        );
+        let mut m2 = m.clone();
+        m2.keep_columns(&[1, 2]);
+        assert_eq!(m2.dim, 2);
+        assert_eq!(m2.valid, vec![true, false, true]);
     }
 
     #[test]

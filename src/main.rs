@@ -359,6 +359,9 @@ fn scan(a: ScanArgs) -> Result<u8, Error> {
     if a.clean.is_some() || a.quarantine.is_some() {
         out.split(a.clean.as_deref(), a.quarantine.as_deref())?;
     }
+    for note in &out.report.notes {
+        eprintln!("note: {note}");
+    }
     for row in out.report.sample.iter().take(10) {
         eprintln!("  row {}: {:.2} {}", row.row, row.score, row.reasons);
     }

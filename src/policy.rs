@@ -9,23 +9,36 @@
 //! ```
 //!
 //! Checks: `contract` (rows with an impossible finding), `unusual` (rows with a value flagged beyond the
-//! reference's range), `duplicate`, `outlier`, `label`, `backdoor` (rows flagged), `drift` (columns drifted, fraction
-//! of columns compared), `baseline_changed` (rows changed or removed since the baseline manifest), `baseline_added`
-//! (rows added since it). A check missing from the file keeps its built-in rule; `"never"` disables a rule.
+//! reference's range), `duplicate`, `outlier`, `label`, `backdoor` (rows flagged), `duplicate_id` (rows whose id
+//! value is repeated), `drift` (columns drifted, fraction of columns compared), `baseline_changed` (rows changed or
+//! removed since the baseline manifest), `baseline_added` (rows added since it).
+//!
+//! A check missing from the file keeps its built-in rule, and a key missing from a check's table keeps its built-in
+//! value: `[label] error_if = "> 5%"` changes only `error_if`. `"never"` disables one key.
+//!
+//! Fail-safe rules: a check that could not run (no label column, one class, too few rows, no usable feature) is
+//! reported as skipped with the reason. When one of the core detectors (`outlier`, `label`, `backdoor`) is skipped,
+//! the verdict is at best WARN; a check listed in `require = ["label", "backdoor"]` (top level of the file) that did
+//! not run FAILs the scan. A detector switched off on purpose (`--no-outliers`) is reported as disabled and does not
+//! lower the verdict unless it is required.
 
 use crate::error::PolicyError;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+/// The detectors whose absence makes a scan incomplete: when one of them is skipped the verdict is at best WARN.
+pub const CORE_DETECTORS: [&str; 3] = ["outlier", "label", "backdoor"];
+
 /// Names of the checks a policy can set.
-pub const CHECKS: [&str; 9] = [
+pub const CHECKS: [&str; 10] = [
     "contract",
     "unusual",
     "duplicate",
     "outlier",
     "label",
     "backdoor",
+    "duplicate_id",
     "drift",
     "baseline_changed",
     "baseline_added",
@@ -121,6 +134,31 @@ pub struct Rule {
     pub error_if: Option<Threshold>,
 }
 
+/// The keys a policy file gives for one check: `None` keeps the built-in value, `Some(None)` is `"never"`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RulePatch {
+    #[serde(default, deserialize_with = "some_threshold")]
+    warn_if: Option<Option<Threshold>>,
+    #[serde(default, deserialize_with = "some_threshold")]
+    error_if: Option<Option<Threshold>>,
+}
+
+fn some_threshold<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Option<Threshold>>, D::Error> {
+    opt_threshold(d).map(Some)
+}
+
+/// A policy file: `require` and one table per check.
+#[derive(Debug, Deserialize)]
+struct PolicyFile {
+    #[serde(default)]
+    require: Vec<String>,
+    #[serde(flatten)]
+    checks: BTreeMap<String, RulePatch>,
+}
+
 fn opt_threshold<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Threshold>, D::Error> {
     let s = String::deserialize(d)?;
     if s.trim() == "never" {
@@ -136,6 +174,9 @@ fn opt_threshold<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Thresh
 pub struct Policy {
     /// Rules by check name.
     pub rules: BTreeMap<String, Rule>,
+    /// Checks that must run: a required check that was skipped or disabled fails the scan.
+    #[serde(default)]
+    pub require: Vec<String>,
     /// Where it came from.
     pub origin: String,
 }
@@ -167,35 +208,51 @@ impl Default for Policy {
         rules.insert("label".into(), r(Some("> 0"), Some("> 0.5%")));
         rules.insert("outlier".into(), r(Some("> 0"), Some("> 0.5%")));
         rules.insert("backdoor".into(), r(None, Some("> 0")));
+        rules.insert("duplicate_id".into(), r(Some("> 0"), None));
         rules.insert("drift".into(), r(Some("> 0"), None));
         rules.insert("baseline_changed".into(), r(None, Some("> 0")));
         rules.insert("baseline_added".into(), r(Some("> 0"), None));
         Policy {
             rules,
+            require: Vec::new(),
             origin: "<built-in>".into(),
         }
     }
 }
 
 impl Policy {
-    /// Parse TOML text; checks not named keep their built-in rule.
+    /// Parse TOML text; checks not named keep their built-in rule, and keys not given keep their built-in value.
     pub fn from_toml(text: &str, origin: &Path) -> Result<Policy, PolicyError> {
         let err = |m: String| PolicyError {
             path: origin.to_path_buf(),
             message: m,
         };
-        let parsed: BTreeMap<String, Rule> =
-            toml::from_str(text).map_err(|e| err(e.to_string()))?;
+        let parsed: PolicyFile = toml::from_str(text).map_err(|e| err(e.to_string()))?;
         let mut p = Policy::default();
-        for (k, v) in parsed {
-            if !CHECKS.contains(&k.as_str()) {
-                return Err(err(format!(
+        let known = |k: &str| -> Result<(), PolicyError> {
+            if CHECKS.contains(&k) {
+                Ok(())
+            } else {
+                Err(err(format!(
                     "unknown check '{k}' (known: {})",
                     CHECKS.join(", ")
-                )));
+                )))
             }
-            p.rules.insert(k, v);
+        };
+        for (k, patch) in parsed.checks {
+            known(&k)?;
+            let rule = p.rules.entry(k).or_default();
+            if let Some(w) = patch.warn_if {
+                rule.warn_if = w;
+            }
+            if let Some(e) = patch.error_if {
+                rule.error_if = e;
+            }
         }
+        for k in &parsed.require {
+            known(k)?;
+        }
+        p.require = parsed.require;
         p.origin = origin.display().to_string();
         Ok(p)
     }
@@ -231,10 +288,15 @@ impl Policy {
         }
     }
 
-    /// blake3 of the canonical JSON form.
+    /// Whether the policy demands that `check` runs.
+    pub fn requires(&self, check: &str) -> bool {
+        self.require.iter().any(|r| r == check)
+    }
+
+    /// blake3 of the canonical JSON form (rules and required checks).
     pub fn hash(&self) -> String {
         blake3::hash(
-            serde_json::to_string(&self.rules)
+            serde_json::to_string(&(&self.rules, &self.require))
                 .unwrap_or_default()
                 .as_bytes(),
         )
@@ -263,6 +325,27 @@ mod tests {
             Status::Fail,
             "built-in rule kept"
         );
+    }
+
+    #[test]
+    fn a_key_given_replaces_only_that_key_and_require_is_checked() {
+        let p = Policy::from_toml(
+            "require = [\"label\", \"backdoor\"]\n[label]\nerror_if = \"> 50%\"\n",
+            Path::new("p.toml"),
+        )
+        .unwrap();
+        // The built-in warn_if of `label` ("> 0") survives.
+        assert_eq!(p.evaluate("label", 1, 100), Status::Warn);
+        assert_eq!(p.evaluate("label", 40, 100), Status::Warn);
+        assert_eq!(p.evaluate("label", 60, 100), Status::Fail);
+        assert!(p.requires("label") && p.requires("backdoor") && !p.requires("outlier"));
+        let never =
+            Policy::from_toml("[label]\nwarn_if = \"never\"\n", Path::new("p.toml")).unwrap();
+        assert_eq!(never.evaluate("label", 1, 1000), Status::Pass);
+        assert_eq!(never.evaluate("label", 60, 100), Status::Fail);
+        let e = Policy::from_toml("require = [\"labels\"]\n", Path::new("p.toml")).unwrap_err();
+        assert!(e.to_string().contains("unknown check 'labels'"), "{e}");
+        assert_ne!(p.hash(), Policy::default().hash());
     }
 
     #[test]

@@ -12,7 +12,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 /// Version of the report JSON layout.
-pub const REPORT_VERSION: u32 = 1;
+pub const REPORT_VERSION: u32 = 2;
 
 /// Pass, warn or fail.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -44,6 +44,29 @@ impl Verdict {
     }
 }
 
+/// Whether a check analysed the data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Run {
+    /// The check analysed the data.
+    Ran,
+    /// The check could not run on this data (the reason says why); the scan is incomplete.
+    Skipped,
+    /// The check was switched off on purpose (`--no-outliers`, ...), or has nothing to compare with.
+    Disabled,
+}
+
+impl Run {
+    /// Lower-case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Run::Ran => "ran",
+            Run::Skipped => "skipped",
+            Run::Disabled => "disabled",
+        }
+    }
+}
+
 /// Outcome of one policy check.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CheckResult {
@@ -51,8 +74,13 @@ pub struct CheckResult {
     pub count: u64,
     /// Count over its total.
     pub fraction: f64,
-    /// Status under the policy.
+    /// Status under the policy (a skipped core detector is at least `warn`, a required check not run `fail`).
     pub status: Status,
+    /// Whether the check analysed the data.
+    pub run: Run,
+    /// Why the check did not run, or which policy rule set its status when it was not a threshold.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// A flagged row in the report's sample.
@@ -123,6 +151,13 @@ pub struct Report {
     pub duplicates: crate::detect::duplicate::DuplicateSummary,
     /// Detector calibration and fit summaries.
     pub detectors: BTreeMap<String, serde_json::Value>,
+    /// What the scan decided on its own and the user should know: columns left out of the features and why, a
+    /// column that looks like the label, embedding columns used.
+    #[serde(default)]
+    pub notes: Vec<String>,
+    /// Id values that occur more than once (when an id column was given).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duplicate_ids: Option<crate::lineage::DuplicateIds>,
     /// Up to 100 flagged rows, highest score first.
     pub sample: Vec<SampleRow>,
     /// Milliseconds per stage.

@@ -19,11 +19,11 @@ use crate::error::{Error, LineageError};
 use crate::features::{sample_by_digest, FeatureMatrix, FeatureSpec, RobustScaler};
 use crate::lineage::encode::schema_hash;
 use crate::lineage::{
-    self, HashMode, Key, LineageState, Manifest, RowDigest, RowHasher, RowStatus,
+    self, DuplicateIds, HashMode, Key, LineageState, Manifest, RowDigest, RowHasher, RowStatus,
 };
-use crate::policy::{Policy, Status};
+use crate::policy::{Policy, Status, CORE_DETECTORS};
 use crate::report::{
-    BaselineSummary, CheckResult, Report, RowScores, SampleRow, Verdict, REPORT_VERSION,
+    BaselineSummary, CheckResult, Report, RowScores, Run, SampleRow, Verdict, REPORT_VERSION,
 };
 use crate::source::Source;
 use arrow::array::RecordBatch;
@@ -220,10 +220,53 @@ impl Scanner {
             }
         }
         timings.insert("contract".to_string(), t0.elapsed().as_millis() as u64);
+        let mut notes: Vec<String> = Vec::new();
+        let label_guess = match &self.label {
+            Some(_) => None,
+            None => label_like(contract.columns.iter().map(|c| c.name.as_str())),
+        };
+        if let Some(g) = &label_guess {
+            notes.push(format!(
+                "no label column given; column {g} looks like one and is not used as a feature: pass --label {g} \
+                 (Python: label=\"{g}\") to run the label-based detectors"
+            ));
+        }
+        let keys: Vec<String> = contract
+            .columns
+            .iter()
+            .filter(|c| c.key && Some(&c.name) != self.id.as_ref())
+            .map(|c| c.name.clone())
+            .collect();
+        if !keys.is_empty() {
+            notes.push(format!(
+                "{} {} a unique key per row: not used as a feature or to find duplicates{}",
+                keys.join(", "),
+                if keys.len() == 1 { "holds" } else { "hold" },
+                if self.id.is_none() {
+                    format!(" (pass --id {} to carry it into the scores)", keys[0])
+                } else {
+                    String::new()
+                }
+            ));
+        }
         // 2. One streaming pass over the data.
         let t1 = Instant::now();
         let mode = self.hash_mode()?;
-        let pass = data_pass(&mut self, &contract, &exclude, mode)?;
+        let mut data_exclude = exclude.clone();
+        data_exclude.extend(label_guess.iter().cloned());
+        data_exclude.extend(keys.iter().cloned());
+        let reference_emb_len = reference_raw
+            .as_ref()
+            .and_then(|r| r.features.embedding_len);
+        let mut pass = data_pass(
+            &mut self,
+            &contract,
+            &data_exclude,
+            &keys,
+            mode,
+            reference_emb_len,
+        )?;
+        notes.append(&mut pass.notes);
         timings.insert(
             "read_check_hash".to_string(),
             t1.elapsed().as_millis() as u64,
@@ -249,10 +292,32 @@ impl Scanner {
                 unusual[r] = true;
             }
         }
-        let violated: Vec<bool> = contract_scores.iter().map(|&s| s >= FLAG_AT).collect();
-        let valid: Vec<bool> = (0..n)
-            .map(|i| pass.features.valid[i] && !violated[i])
-            .collect();
+        // A value the contract flags is not used by the detectors: the cell is imputed like a missing one and the row
+        // is analysed on its other columns.
+        for v in pass.violations.iter().filter(|v| v.score >= FLAG_AT) {
+            if let Some(j) = pass.feature_names.iter().position(|c| *c == v.column) {
+                pass.features.mask(v.row as usize, j);
+            }
+        }
+        let mut reference_raw = reference_raw;
+        let (feature_names, reference_usable) = select_features(
+            &mut pass.features,
+            &pass.feature_names,
+            pass.embedding.as_deref(),
+            reference_raw.as_mut(),
+            &mut notes,
+        );
+        if !reference_usable {
+            reference_raw = None;
+        }
+        let valid = pass.features.valid.clone();
+        let not_analysed = valid.iter().filter(|v| !**v).count();
+        if not_analysed > 0 && pass.features.dim > 0 {
+            notes.push(format!(
+                "{not_analysed} rows have more than half of their feature values missing or flagged: the detectors \
+                 did not analyse them"
+            ));
+        }
         let mut x = pass.features.to_array();
         let reference = reference_raw.map(|r| {
             let mut rx = r.features.to_array();
@@ -289,30 +354,78 @@ impl Scanner {
                 .as_ref()
                 .map(|c| c.label_clean_rate.as_slice()),
         };
-        let has_features = x.ncols() > 0;
-        let has_label = self.label.is_some() && classes.len() >= 2;
+        // Why a detector cannot run on this data, before running it.
+        let no_features = (x.ncols() == 0).then(|| {
+            "no usable feature column (numeric, boolean or embedding; see notes)".to_string()
+        });
+        let no_label = match (&self.label, classes.len()) {
+            (None, _) => Some(match &label_guess {
+                Some(g) => format!("no label column given; column {g} looks like one: --label {g}"),
+                None => "no label column given".to_string(),
+            }),
+            (Some(l), c) if c < 2 => Some(format!(
+                "the label {l} has {c} class{} in the {}: needs two or more",
+                if c == 1 { "" } else { "es" },
+                if contract.inferred_from_data {
+                    "data"
+                } else {
+                    "contract"
+                }
+            )),
+            _ => None,
+        };
+        let mut runs: BTreeMap<&'static str, (Run, Option<String>)> = BTreeMap::new();
         let mut outputs = Vec::new();
         let mut detector_summaries = BTreeMap::new();
         let mut timed = |name: &str, t: Instant| {
             timings.insert(format!("detect_{name}"), t.elapsed().as_millis() as u64);
         };
-        if self.detect.outliers && has_features {
-            let t = Instant::now();
-            outputs.push(detect::outlier::detect(&ctx));
-            timed("outlier", t);
+        let plan = |on: bool, flag: &str, needs_label: bool| -> Result<(), (Run, String)> {
+            if !on {
+                return Err((Run::Disabled, format!("switched off ({flag})")));
+            }
+            if let Some(w) = &no_features {
+                return Err((Run::Skipped, w.clone()));
+            }
+            match (&no_label, needs_label) {
+                (Some(w), true) => Err((Run::Skipped, w.clone())),
+                _ => Ok(()),
+            }
+        };
+        match plan(self.detect.outliers, "--no-outliers", false) {
+            Ok(()) => {
+                let t = Instant::now();
+                outputs.push(detect::outlier::detect(&ctx));
+                timed("outlier", t);
+            }
+            Err(r) => {
+                runs.insert("outlier", (r.0, Some(r.1)));
+            }
         }
         let mut knn = None;
-        if self.detect.label_flips && has_features && has_label {
-            let t = Instant::now();
-            let lf = detect::label_flip::detect(&ctx);
-            outputs.push(lf.output.clone());
-            knn = Some(lf);
-            timed("label", t);
+        match plan(self.detect.label_flips, "--no-label-flips", true) {
+            Ok(()) => {
+                let t = Instant::now();
+                let lf = detect::label_flip::detect(&ctx);
+                outputs.push(lf.output.clone());
+                if lf.output.skipped.is_none() {
+                    knn = Some(lf);
+                }
+                timed("label", t);
+            }
+            Err(r) => {
+                runs.insert("label", (r.0, Some(r.1)));
+            }
         }
-        if self.detect.backdoors && has_features && has_label {
-            let t = Instant::now();
-            outputs.push(detect::backdoor::detect(&ctx));
-            timed("backdoor", t);
+        match plan(self.detect.backdoors, "--no-backdoors", true) {
+            Ok(()) => {
+                let t = Instant::now();
+                outputs.push(detect::backdoor::detect(&ctx));
+                timed("backdoor", t);
+            }
+            Err(r) => {
+                runs.insert("backdoor", (r.0, Some(r.1)));
+            }
         }
         let diff = match &self.baseline {
             Some((m, _)) => Some(lineage::diff(
@@ -335,6 +448,17 @@ impl Scanner {
         timings.insert("detect_total".to_string(), t2.elapsed().as_millis() as u64);
         for o in &outputs {
             detector_summaries.insert(o.name.to_string(), o.summary.clone());
+            let run = match &o.skipped {
+                Some(why) => (Run::Skipped, Some(why.clone())),
+                None => (Run::Ran, None),
+            };
+            runs.insert(o.name, run);
+        }
+        for (name, (run, why)) in &runs {
+            if *run != Run::Ran {
+                detector_summaries
+                    .insert(name.to_string(), serde_json::json!({ run.as_str(): why }));
+            }
         }
         // 4. Scores, reasons, checks, verdict.
         let mut scores = RowScores {
@@ -382,15 +506,37 @@ impl Scanner {
         scores.reasons = reasons.into_iter().map(|r| r.join("; ")).collect();
         let flagged_mask = scores.flagged();
         let flagged = flagged_mask.iter().filter(|&&f| f).count() as u64;
+        let duplicate_ids = pass.ids.as_deref().and_then(DuplicateIds::find);
+        if !contract.inferred_from_data {
+            runs.insert("drift", (Run::Ran, None));
+        } else {
+            runs.insert(
+                "drift",
+                (
+                    Run::Disabled,
+                    Some("no reference or contract file: nothing to compare the data with".into()),
+                ),
+            );
+        }
+        if self.id.is_none() {
+            runs.insert(
+                "duplicate_id",
+                (Run::Disabled, Some("no id column given".into())),
+            );
+        }
         let mut checks = BTreeMap::new();
+        let policy = &self.policy;
         let mut eval = |name: &str, count: u64, total: u64| {
-            let status = self.policy.evaluate(name, count, total);
+            let (run, why) = runs.get(name).cloned().unwrap_or((Run::Ran, None));
+            let (status, reason) = gate_status(policy, name, run, why, count, total);
             checks.insert(
                 name.to_string(),
                 CheckResult {
                     count,
                     fraction: count as f64 / total.max(1) as f64,
                     status,
+                    run,
+                    reason,
                 },
             );
         };
@@ -405,6 +551,11 @@ impl Scanner {
                 .unwrap_or(0);
             eval(name, c as u64, n as u64);
         }
+        eval(
+            "duplicate_id",
+            duplicate_ids.as_ref().map_or(0, |d| d.rows),
+            n as u64,
+        );
         eval(
             "drift",
             pass.drift.iter().filter(|d| d.drifted).count() as u64,
@@ -447,15 +598,39 @@ impl Scanner {
             .collect();
         let per_check: Vec<String> = checks
             .iter()
-            .filter(|(_, c)| c.count > 0)
+            .filter(|(_, c)| c.count > 0 && c.run == Run::Ran)
             .map(|(k, c)| format!("{k} {}", c.count))
             .collect();
+        // Checks that did not run, grouped by reason: "label, backdoor skipped (no label column given)".
+        let mut by_reason: Vec<(String, Vec<&str>)> = Vec::new();
+        for (k, (run, why)) in &runs {
+            let shown = *run == Run::Skipped
+                || (*run == Run::Disabled
+                    && (CORE_DETECTORS.contains(k) || self.policy.requires(k)));
+            if !shown {
+                continue;
+            }
+            let why = format!("{} ({})", run.as_str(), why.clone().unwrap_or_default());
+            match by_reason.iter_mut().find(|(w, _)| *w == why) {
+                Some((_, names)) => names.push(k),
+                None => by_reason.push((why, vec![k])),
+            }
+        }
+        let not_run: Vec<String> = by_reason
+            .iter()
+            .map(|(why, names)| format!("{} {why}", names.join(", ")))
+            .collect();
         let summary = format!(
-            "poisonscan: {n} rows scanned, {flagged} flagged{}; verdict {}",
+            "poisonscan: {n} rows scanned, {flagged} flagged{}{}; verdict {}",
             if per_check.is_empty() {
                 String::new()
             } else {
                 format!(" ({})", per_check.join(", "))
+            },
+            if not_run.is_empty() {
+                String::new()
+            } else {
+                format!("; not run: {}", not_run.join(", "))
             },
             verdict.as_str().to_uppercase()
         );
@@ -464,11 +639,8 @@ impl Scanner {
         inputs.insert("data".to_string(), serde_json::json!(data_origin));
         inputs.insert("label".to_string(), serde_json::json!(self.label));
         inputs.insert("id".to_string(), serde_json::json!(self.id));
-        inputs.insert(
-            "features".to_string(),
-            serde_json::json!(pass.feature_names),
-        );
-        inputs.insert("embedding".to_string(), serde_json::json!(self.embedding));
+        inputs.insert("features".to_string(), serde_json::json!(feature_names));
+        inputs.insert("embedding".to_string(), serde_json::json!(pass.embedding));
         inputs.insert("policy".to_string(), serde_json::json!(self.policy.origin));
         inputs.insert("keyed".to_string(), serde_json::json!(self.key.is_some()));
         let report = Report {
@@ -489,6 +661,8 @@ impl Scanner {
             baseline: baseline_summary,
             duplicates: dup_summary,
             detectors: detector_summaries,
+            notes,
+            duplicate_ids,
             sample,
             timings_ms: timings,
             verdict,
@@ -528,6 +702,119 @@ impl Scanner {
             (None, None) => Ok(HashMode::Plain),
         }
     }
+}
+
+/// The status of one check under the policy, and the reason when it is not a threshold's: a required check that did
+/// not run fails; a core detector that could not run makes the scan incomplete (at best WARN).
+fn gate_status(
+    policy: &Policy,
+    name: &str,
+    run: Run,
+    why: Option<String>,
+    count: u64,
+    total: u64,
+) -> (Status, Option<String>) {
+    match run {
+        Run::Ran => (policy.evaluate(name, count, total), None),
+        _ if policy.requires(name) => (
+            Status::Fail,
+            Some(format!(
+                "{}; the policy requires it",
+                why.unwrap_or_else(|| run.as_str().into())
+            )),
+        ),
+        Run::Skipped if CORE_DETECTORS.contains(&name) => (
+            Status::Warn,
+            Some(format!(
+                "{}; the scan is incomplete",
+                why.unwrap_or_else(|| "did not run".into())
+            )),
+        ),
+        _ => (Status::Pass, why),
+    }
+}
+
+/// A column named like a label (`label`, `target`, `y`, `class`, ...), for a scan given none.
+fn label_like<'a>(names: impl Iterator<Item = &'a str>) -> Option<String> {
+    const LIKE: [&str; 9] = [
+        "label",
+        "labels",
+        "target",
+        "y",
+        "class",
+        "outcome",
+        "ground_truth",
+        "gt",
+        "category",
+    ];
+    let names: Vec<&str> = names.collect();
+    LIKE.iter()
+        .find_map(|want| names.iter().find(|n| n.eq_ignore_ascii_case(want)))
+        .map(|n| n.to_string())
+}
+
+/// Choose the feature columns the detectors use: the reference's columns are matched to the data's by name, and a
+/// column missing on more than half of the rows it is fitted on (the reference's, else the data's) is left out of
+/// both, with a note. Returns the names kept and whether the reference's features fit the data's.
+fn select_features(
+    data: &mut FeatureMatrix,
+    names: &[String],
+    embedding: Option<&str>,
+    reference: Option<&mut ReferenceRows>,
+    notes: &mut Vec<String>,
+) -> (Vec<String>, bool) {
+    let emb_dim = data.dim.saturating_sub(names.len());
+    let mut all: Vec<String> = names.to_vec();
+    let emb_name = embedding.unwrap_or("embedding");
+    all.extend((0..emb_dim).map(|j| format!("{emb_name}[{j}]")));
+    let mut reference = reference;
+    let mut reference_usable = reference.is_some();
+    if let Some(r) = reference.as_deref_mut() {
+        let r_emb = r.features.dim.saturating_sub(r.names.len());
+        let mut keep: Vec<usize> = Vec::new();
+        for n in names {
+            match r.names.iter().position(|m| m == n) {
+                Some(j) => keep.push(j),
+                None => reference_usable = false,
+            }
+        }
+        if r_emb == emb_dim {
+            keep.extend((0..emb_dim).map(|j| r.names.len() + j));
+        } else {
+            reference_usable = false;
+        }
+        if reference_usable {
+            r.features.keep_columns(&keep);
+        } else {
+            notes.push(
+                "the reference's feature columns differ from the data's: the detectors are fitted on the data"
+                    .into(),
+            );
+        }
+    }
+    let (fit, on) = match reference.as_deref() {
+        Some(r) if reference_usable => (r.features.present_fraction(), "reference"),
+        _ => (data.present_fraction(), "data"),
+    };
+    let keep: Vec<usize> = (0..all.len()).filter(|&j| fit[j] >= 0.5).collect();
+    let dropped: Vec<String> = (0..all.len())
+        .filter(|&j| fit[j] < 0.5)
+        .map(|j| format!("{} ({:.0}% of values present)", all[j], 100.0 * fit[j]))
+        .collect();
+    if !dropped.is_empty() {
+        notes.push(format!(
+            "left out of the features, missing (null, NaN or inf) on more than half of the {on}'s rows: {}",
+            dropped.join(", ")
+        ));
+        data.keep_columns(&keep);
+        if let (Some(r), true) = (reference, reference_usable) {
+            r.features.keep_columns(&keep);
+        }
+    }
+    (
+        keep.iter().map(|&j| all[j].clone()).collect(),
+        reference_usable,
+    )
 }
 
 fn class_of(classes: &[String], v: Option<&str>) -> Option<u32> {
@@ -601,6 +888,8 @@ pub fn profile_reference(
 
 struct ReferenceRows {
     features: FeatureMatrix,
+    /// Names of the scalar feature columns (the embedding's cells follow them).
+    names: Vec<String>,
     labels: Vec<Option<String>>,
     digests: Vec<RowDigest>,
 }
@@ -614,7 +903,15 @@ fn read_reference(
     let schema = stream.schema();
     let origin = stream.origin().to_string();
     check_columns(&schema, &origin, s)?;
-    let ex: Vec<&str> = exclude.iter().map(String::as_str).collect();
+    let guess = match &s.label {
+        Some(_) => None,
+        None => label_like(schema.fields().iter().map(|f| f.name().as_str())),
+    };
+    let ex: Vec<&str> = exclude
+        .iter()
+        .map(String::as_str)
+        .chain(guess.as_deref())
+        .collect();
     let spec = FeatureSpec::resolve(
         &schema,
         &origin,
@@ -626,7 +923,11 @@ fn read_reference(
     let hasher = RowHasher::new((0..schema.fields().len()).collect(), HashMode::Plain);
     let mut p = Profiler::new(schema.clone(), &origin, s.label.as_deref(), s.id.as_deref());
     let mut rows = ReferenceRows {
-        features: FeatureMatrix::default(),
+        features: FeatureMatrix {
+            embedding_len: spec.embedding_length(&schema),
+            ..FeatureMatrix::default()
+        },
+        names: spec.names.clone(),
         labels: Vec::new(),
         digests: Vec::new(),
     };
@@ -661,6 +962,10 @@ struct DataPass {
     drift: Vec<ColumnDrift>,
     schema_hash: String,
     pred_probs: Option<ndarray::Array2<f32>>,
+    /// The embedding column used, if any.
+    embedding: Option<String>,
+    /// Choices made on the way (an embedding found by itself).
+    notes: Vec<String>,
 }
 
 /// Drift counters for one column.
@@ -738,7 +1043,9 @@ fn data_pass(
     s: &mut Scanner,
     contract: &Contract,
     exclude: &[String],
+    keys: &[String],
     mode: HashMode,
+    reference_emb_len: Option<usize>,
 ) -> Result<DataPass, Error> {
     let mut stream = s.data.open()?;
     let schema = stream.schema();
@@ -757,8 +1064,10 @@ fn data_pass(
     let id_idx = s.id.as_ref().and_then(|l| schema.index_of(l).ok());
     let pp_idx = s.pred_probs.as_ref().and_then(|l| schema.index_of(l).ok());
     let row_hasher = RowHasher::new((0..schema.fields().len()).collect(), mode);
+    // Duplicates are rows equal on everything but label, id, predictions and key columns.
     let feature_cols: Vec<usize> = (0..schema.fields().len())
         .filter(|&i| Some(i) != label_idx && Some(i) != id_idx && Some(i) != pp_idx)
+        .filter(|&i| !keys.contains(schema.field(i).name()))
         .collect();
     let feature_hasher = RowHasher::new(feature_cols, HashMode::Plain);
     let classes = contract.classes().unwrap_or_default();
@@ -768,10 +1077,14 @@ fn data_pass(
         drift_counters(contract, &schema)
     };
     let bar = progress_bar(s.progress);
+    let emb_name = spec.embedding.map(|i| schema.field(i).name().clone());
     let mut pass = DataPass {
         rows: 0,
         violations: Vec::new(),
-        features: FeatureMatrix::default(),
+        features: FeatureMatrix {
+            embedding_len: spec.embedding_length(&schema).or(reference_emb_len),
+            ..FeatureMatrix::default()
+        },
         feature_names: spec.names.clone(),
         labels: Vec::new(),
         ids: id_idx.map(|_| Vec::new()),
@@ -781,6 +1094,8 @@ fn data_pass(
         drift: Vec::new(),
         schema_hash: schema_hash(&schema),
         pred_probs: None,
+        embedding: emb_name.clone(),
+        notes: spec.notes.clone(),
     };
     let mut probs: Vec<f32> = Vec::new();
     for batch in &mut stream {
@@ -796,7 +1111,24 @@ fn data_pass(
             k.copy_from_slice(&f[..16]);
             pass.feature_keys.push(u128::from_le_bytes(k));
         }
+        let bad_before = pass.features.bad_embeddings.len();
         pass.features.push_batch(&coerced, &spec);
+        if let (Some(e), Some(len)) = (&emb_name, pass.features.embedding_len) {
+            for &(row, found, nonfinite) in &pass.features.bad_embeddings[bad_before..] {
+                pass.violations.push(Violation {
+                    row: row as u64,
+                    column: e.clone(),
+                    kind: ViolationKind::Embedding,
+                    observed: if nonfinite {
+                        "NaN or inf values".into()
+                    } else {
+                        format!("{found} values")
+                    },
+                    expected: format!("{len} finite values"),
+                    score: 1.0,
+                });
+            }
+        }
         match label_idx.and_then(|i| checks::as_utf8(coerced.column(i))) {
             Some(l) => pass.labels.extend(l.iter().map(|v| class_of(&classes, v))),
             None => pass

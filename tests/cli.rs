@@ -109,7 +109,7 @@ fn csv_values_that_are_not_numbers_are_wrong_type_findings() {
     let extremes = truth.values().filter(|k| k.as_str() == "extreme").count();
     assert_eq!(r["checks"]["unusual"]["count"], extremes);
     assert_eq!(r["checks"]["contract"]["count"], truth.len() - extremes);
-    assert_eq!(r["report_version"], 1);
+    assert_eq!(r["report_version"], 2);
     assert_eq!(r["verdict"], "fail");
 }
 

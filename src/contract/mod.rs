@@ -101,6 +101,10 @@ pub struct ColumnContract {
     /// Distribution sketch for drift (numeric columns).
     #[serde(default)]
     pub sketch: Option<DriftSketch>,
+    /// A row key (unique integers or strings, not named as the id): never a feature, left out of duplicate
+    /// detection.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub key: bool,
 }
 
 /// One allowed value and its share of the reference.
@@ -222,6 +226,8 @@ pub enum ViolationKind {
     Length,
     /// Value does not parse as the contract's type.
     WrongType,
+    /// An embedding of another length than the others, or with NaN/inf values.
+    Embedding,
 }
 
 impl ViolationKind {
@@ -238,6 +244,7 @@ impl ViolationKind {
             ViolationKind::UnknownLabel => "unknown_label",
             ViolationKind::Length => "length",
             ViolationKind::WrongType => "wrong_type",
+            ViolationKind::Embedding => "embedding",
         }
     }
 }
@@ -312,6 +319,10 @@ impl Violation {
             ),
             ViolationKind::WrongType => format!(
                 "{} = '{}' is not a valid {}",
+                self.column, self.observed, self.expected
+            ),
+            ViolationKind::Embedding => format!(
+                "embedding {} has {}, expected {}: impossible",
                 self.column, self.observed, self.expected
             ),
         }

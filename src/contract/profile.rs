@@ -9,9 +9,9 @@ use super::drift::DriftSketch;
 use super::{grade, Category, ColumnContract, Contract, CONTRACT_VERSION};
 use crate::error::ContractError;
 use crate::lineage::encode::{type_family, HashMode, RowDigest, RowHasher};
-use arrow::array::{Array, RecordBatch};
-use arrow::datatypes::SchemaRef;
-use std::collections::{BTreeMap, BinaryHeap, HashMap};
+use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
+use arrow::datatypes::{DataType, SchemaRef};
+use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
 
 /// Rows kept in the quantile sample.
 pub const SAMPLE_ROWS: usize = 20_000;
@@ -43,7 +43,17 @@ struct ColumnProfile {
     len_min: u64,
     len_max: u64,
     strings: u64,
+    /// Hashes of the values seen, while the column may still be a key (integer or string, values all distinct);
+    /// dropped at the first repeat beyond KEY_REPEATS.
+    keys: Option<HashSet<u64>>,
+    repeats: u64,
+    non_null: u64,
 }
+
+/// A key column may repeat at most this share of its values (an attacker's copied rows keep their id).
+const KEY_REPEATS: f64 = 0.01;
+/// Fewest rows for a column to be recognised as a key.
+const KEY_MIN_ROWS: u64 = 20;
 
 impl ColumnProfile {
     fn new(track_distinct: bool) -> Self {
@@ -60,6 +70,38 @@ impl ColumnProfile {
             len_min: u64::MAX,
             len_max: 0,
             strings: 0,
+            keys: None,
+            repeats: 0,
+            non_null: 0,
+        }
+    }
+
+    /// Count one batch's values towards the key test.
+    fn add_keys(&mut self, a: &ArrayRef) {
+        let Some(set) = self.keys.as_mut() else {
+            return;
+        };
+        let mut add = |h: u64| {
+            if !set.insert(h) {
+                self.repeats += 1;
+            }
+        };
+        if a.data_type().is_integer() {
+            if let Ok(v) = arrow::compute::cast(a, &DataType::Int64) {
+                let v = v.as_primitive::<arrow::datatypes::Int64Type>();
+                v.iter().flatten().for_each(|x| add(x as u64));
+            }
+        } else if let Some(s) = checks::as_utf8(a) {
+            for v in s.iter().flatten() {
+                let d = blake3::hash(v.as_bytes());
+                let mut k = [0u8; 8];
+                k.copy_from_slice(&d.as_bytes()[..8]);
+                add(u64::from_le_bytes(k));
+            }
+        }
+        self.non_null += (a.len() - a.null_count()) as u64;
+        if self.non_null >= 100 && self.repeats as f64 > KEY_REPEATS * self.non_null as f64 {
+            self.keys = None;
         }
     }
 
@@ -75,6 +117,19 @@ impl ColumnProfile {
         self.len_min = self.len_min.min(o.len_min);
         self.len_max = self.len_max.max(o.len_max);
         self.strings += o.strings;
+        self.non_null += o.non_null;
+        self.repeats += o.repeats;
+        self.keys = match (self.keys.take(), o.keys) {
+            (Some(mut a), Some(b)) => {
+                for h in b {
+                    if !a.insert(h) {
+                        self.repeats += 1;
+                    }
+                }
+                (self.repeats as f64 <= KEY_REPEATS * self.non_null as f64).then_some(a)
+            }
+            _ => None,
+        };
         self.distinct = match (self.distinct.take(), o.distinct) {
             (Some(mut a), Some(b)) => {
                 for (k, v) in b {
@@ -135,7 +190,12 @@ impl Profiler {
             .map(|f| {
                 let fam = type_family(f.data_type());
                 let is_label = Some(f.name().as_str()) == label;
-                ColumnProfile::new(is_label || matches!(fam, "string" | "bool"))
+                let is_id = Some(f.name().as_str()) == id;
+                let mut p = ColumnProfile::new(is_label || matches!(fam, "string" | "bool"));
+                if !is_label && !is_id && matches!(fam, "int" | "string") {
+                    p.keys = Some(HashSet::new());
+                }
+                p
             })
             .collect();
         let numeric = schema
@@ -172,6 +232,7 @@ impl Profiler {
         for (c, prof) in self.columns.iter_mut().enumerate() {
             let a = batch.column(c);
             prof.nulls += a.null_count() as u64;
+            prof.add_keys(a);
             let is_label = Some(self.schema.field(c).name()) == self.label.as_ref();
             let cap = if is_label {
                 MAX_CLASSES
@@ -327,6 +388,7 @@ impl Profiler {
         let categories = categories.filter(|_| !is_id);
         let length = (family == "string" && categories.is_none() && prof.strings > 0 && !is_id)
             .then(|| [prof.len_min / 2, prof.len_max + prof.len_max / 2 + 1]);
+        let key = is_key(f.name(), &family, prof);
         let sketch = if prof.numeric && !is_label && !is_id {
             DriftSketch::from_sorted(sorted)
         } else {
@@ -352,7 +414,29 @@ impl Profiler {
             categories,
             length,
             sketch,
+            key,
         }
+    }
+}
+
+/// Whether a column is a row key rather than a feature: (almost) every value distinct, no nulls, and either a
+/// string, an integer column named like an id, or integers packed into a range not much wider than the row count
+/// (0..n, 1000..1000+n): a measured integer whose values happen to be distinct spreads far wider.
+fn is_key(name: &str, family: &str, prof: &ColumnProfile) -> bool {
+    if prof.keys.is_none() || prof.nulls > 0 || prof.non_null < KEY_MIN_ROWS {
+        return false;
+    }
+    let lower = name.to_ascii_lowercase();
+    let named = [
+        "id", "index", "idx", "key", "uuid", "row", "rowid", "row_id",
+    ]
+    .contains(&lower.as_str())
+        || lower.ends_with("_id")
+        || lower.ends_with("_key");
+    match family {
+        "string" => true,
+        "int" => named || (prof.max - prof.min + 1.0) <= 2.0 * prof.non_null as f64,
+        _ => false,
     }
 }
 

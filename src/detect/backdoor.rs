@@ -160,11 +160,7 @@ pub fn detect(ctx: &DetectContext) -> DetectorOutput {
     let mut reasons: Vec<Option<String>> = vec![None; n];
     let d = ctx.x.ncols();
     if d == 0 || nc == 0 {
-        return DetectorOutput::empty(
-            "backdoor",
-            n,
-            json!({"skipped": "no features or no labels"}),
-        );
+        return DetectorOutput::skipped("backdoor", n, "no usable feature column or no label");
     }
     // Class means (data), for "resembles class a".
     let mut means = Array2::<f64>::zeros((nc, d));
@@ -199,6 +195,15 @@ pub fn detect(ctx: &DetectContext) -> DetectorOutput {
             Some((rows, split, sc, rs))
         })
         .collect();
+    if per_class.is_empty() {
+        let largest = counts.iter().max().copied().unwrap_or(0);
+        return DetectorOutput::skipped(
+            "backdoor",
+            n,
+            format!("no class has {MIN_CLASS_ROWS} usable rows to analyse (largest: {largest})"),
+        );
+    }
+    let analysed = per_class.len();
     let mut splits = Vec::new();
     for (rows, split, sc, rs) in per_class {
         for ((&i, s), r) in rows.iter().zip(sc).zip(rs) {
@@ -211,7 +216,8 @@ pub fn detect(ctx: &DetectContext) -> DetectorOutput {
         name: "backdoor",
         scores,
         reasons,
-        summary: json!({ "classes": splits }),
+        summary: json!({ "classes": splits, "classes_analysed": analysed, "classes_too_small": nc - analysed }),
+        skipped: None,
     }
 }
 

@@ -134,6 +134,7 @@ pub fn detect(
         scores,
         reasons,
         summary: json!(summary),
+        skipped: None,
     };
     (out, summary)
 }

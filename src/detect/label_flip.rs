@@ -325,7 +325,7 @@ pub fn detect(ctx: &DetectContext) -> LabelFlipOutput {
     let small_reference = ctx
         .reference
         .is_some_and(|r| r.x.nrows() < DATA_VOTES_BELOW_REFERENCE_ROWS);
-    if small_reference && ctx.pred_probs.is_none() {
+    if small_reference && ctx.pred_probs.is_none() && out.output.skipped.is_none() {
         let own = DetectContext {
             reference: None,
             label_clean_rate: None,
@@ -344,6 +344,9 @@ pub fn detect(ctx: &DetectContext) -> LabelFlipOutput {
     out
 }
 
+/// Classes with fewer usable rows than this cannot be compared by neighbourhood.
+const MIN_CLASS_ROWS: usize = 5;
+
 /// References smaller than this also rank unflagged rows by the data's own neighbourhoods.
 const DATA_VOTES_BELOW_REFERENCE_ROWS: usize = 5_000;
 
@@ -351,20 +354,43 @@ const DATA_VOTES_BELOW_REFERENCE_ROWS: usize = 5_000;
 fn detect_on_base(ctx: &DetectContext) -> LabelFlipOutput {
     let n = ctx.x.nrows();
     let nc = ctx.classes.len();
-    let empty = |why: &str| LabelFlipOutput {
-        output: DetectorOutput::empty("label", n, json!({ "skipped": why })),
+    let empty = |why: String| LabelFlipOutput {
+        output: DetectorOutput::skipped("label", n, why),
         nearest: vec![None; n],
         base_is_data: true,
         median_nn2: 0.0,
         data_nearest: None,
     };
     if nc < 2 {
-        return empty("fewer than two classes");
+        return empty(format!(
+            "the label has {nc} class{}: label flips need two or more",
+            if nc == 1 { "" } else { "es" }
+        ));
+    }
+    let mut per_class = vec![0usize; nc];
+    for (i, l) in ctx.labels.iter().enumerate() {
+        if let (true, Some(c)) = (ctx.valid[i], l) {
+            per_class[*c as usize] += 1;
+        }
+    }
+    let labelled: usize = per_class.iter().sum();
+    let in_small: usize = per_class.iter().filter(|&&c| c < MIN_CLASS_ROWS).sum();
+    let usable_classes = per_class.iter().filter(|&&c| c >= MIN_CLASS_ROWS).count();
+    if usable_classes < 2 || 2 * in_small > labelled {
+        return empty(format!(
+            "{nc} classes over {labelled} labelled rows, {usable_classes} with {MIN_CLASS_ROWS} or more: too few rows per \
+             class to compare neighbourhoods (is the label column an id?)"
+        ));
     }
     let base = build_base(ctx);
     let k = ctx.config.k;
     if base.x.nrows() <= k + 1 {
-        return empty("too few labelled rows to fit on");
+        return empty(format!(
+            "k = {k} neighbours need more than {} labelled {} rows; there are {}",
+            k + 1,
+            if base.is_data { "data" } else { "reference" },
+            base.x.nrows()
+        ));
     }
     let index = IvfIndex::build(
         base.x.view(),
@@ -539,6 +565,7 @@ fn detect_on_base(ctx: &DetectContext) -> LabelFlipOutput {
             "class_thresholds": thresholds,
             "pred_probs": ctx.pred_probs.is_some(),
         }),
+        skipped: None,
     };
     let data_nearest = data_pairs.map(|pairs| {
         let mut dn = vec![None; n];

@@ -110,16 +110,20 @@ pub struct DetectorOutput {
     pub reasons: Vec<Option<String>>,
     /// Calibration and fit summary for the report.
     pub summary: serde_json::Value,
+    /// Why the detector did not analyse the data, when it did not (the scan is then incomplete).
+    pub skipped: Option<String>,
 }
 
 impl DetectorOutput {
-    /// All-zero output for `n` rows.
-    pub fn empty(name: &'static str, n: usize, summary: serde_json::Value) -> DetectorOutput {
+    /// All-zero output for `n` rows of a detector that could not run, with the reason.
+    pub fn skipped(name: &'static str, n: usize, why: impl Into<String>) -> DetectorOutput {
+        let why = why.into();
         DetectorOutput {
             name,
             scores: vec![0.0; n],
             reasons: vec![None; n],
-            summary,
+            summary: serde_json::json!({ "skipped": why }),
+            skipped: Some(why),
         }
     }
 }

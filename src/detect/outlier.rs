@@ -139,10 +139,13 @@ pub fn detect(ctx: &DetectContext) -> DetectorOutput {
         fit_x
     };
     let Some(model) = fit(&fit_x, trusted, ctx.config.seed) else {
-        return DetectorOutput::empty(
+        return DetectorOutput::skipped(
             "outlier",
             n,
-            json!({"skipped": "fewer than 50 valid rows to fit on"}),
+            format!(
+                "{} usable rows to fit on: needs at least {MIN_FIT_ROWS}",
+                fit_x.nrows()
+            ),
         );
     };
     let scored: Vec<(f32, Option<String>)> = (0..n)
@@ -176,5 +179,6 @@ pub fn detect(ctx: &DetectContext) -> DetectorOutput {
             "clusters": model.centroids.nrows(),
             "limits": model.limits,
         }),
+        skipped: None,
     }
 }

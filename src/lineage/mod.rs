@@ -45,6 +45,63 @@ pub fn id_strings(col: &ArrayRef) -> Result<Vec<String>, ContractError> {
         .collect())
 }
 
+/// Id values that occur on more than one row: an id column is meant to name one row each.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct DuplicateIds {
+    /// Distinct id values that are repeated.
+    pub values: u64,
+    /// Rows whose id value is repeated (all copies, the first one included).
+    pub rows: u64,
+    /// Up to 10 repeated values, each with up to 5 of its 0-based rows, in order of first occurrence.
+    pub examples: Vec<(String, Vec<u64>)>,
+}
+
+impl DuplicateIds {
+    /// The repeated values of `ids`, or None when every value is unique.
+    pub fn find(ids: &[String]) -> Option<DuplicateIds> {
+        let mut rows: std::collections::HashMap<&str, Vec<u64>> = std::collections::HashMap::new();
+        for (i, v) in ids.iter().enumerate() {
+            rows.entry(v.as_str()).or_default().push(i as u64);
+        }
+        let mut repeated: Vec<(&str, Vec<u64>)> =
+            rows.into_iter().filter(|(_, r)| r.len() > 1).collect();
+        if repeated.is_empty() {
+            return None;
+        }
+        repeated.sort_by_key(|(_, r)| r[0]);
+        Some(DuplicateIds {
+            values: repeated.len() as u64,
+            rows: repeated.iter().map(|(_, r)| r.len() as u64).sum(),
+            examples: repeated
+                .iter()
+                .take(10)
+                .map(|(v, r)| (v.to_string(), r.iter().take(5).copied().collect()))
+                .collect(),
+        })
+    }
+
+    /// One line for people: "3 id values occur on more than one row (7 rows), e.g. '12' at rows 4, 9".
+    pub fn describe(&self, column: &str) -> String {
+        let ex: Vec<String> = self
+            .examples
+            .iter()
+            .take(3)
+            .map(|(v, r)| {
+                let rows: Vec<String> = r.iter().map(|x| x.to_string()).collect();
+                format!("'{v}' at rows {}", rows.join(", "))
+            })
+            .collect();
+        format!(
+            "id column {column}: {} value{} occur{} on more than one row ({} rows), e.g. {}",
+            self.values,
+            if self.values == 1 { "" } else { "s" },
+            if self.values == 1 { "s" } else { "" },
+            self.rows,
+            ex.join("; ")
+        )
+    }
+}
+
 /// Index of a named column, or a typed error naming the role it was wanted for.
 pub fn column_index(
     schema: &SchemaRef,
