@@ -1,7 +1,9 @@
 //! Error types, one per layer, and the top-level [`Error`] that maps each to a CLI exit code.
 //!
-//! Exit codes follow dbt/Soda: 2 for usage or configuration problems (the user must change the command, contract
-//! or policy), 3 for input/IO problems or an incomplete scan (the data could not be read completely).
+//! Exit codes follow dbt/Soda: 2 for usage, configuration or schema problems (the user must change the command,
+//! contract, policy or the data's schema: types that differ from the contract's, two columns of one name, files of
+//! one folder with different schemas), 3 for input/IO problems or an incomplete scan (the data could not be read
+//! completely).
 
 use std::path::PathBuf;
 use thiserror::Error;
@@ -66,6 +68,14 @@ pub enum SourceError {
         rows_read: u64,
         /// What the reader reported.
         message: String,
+    },
+    /// Two columns have the same name.
+    #[error("{origin}: two columns are named '{column}': give every column its own name")]
+    DuplicateColumn {
+        /// Where the data came from.
+        origin: String,
+        /// The repeated name.
+        column: String,
     },
     /// A one-shot stream was asked for a second pass.
     #[error("{origin}: the stream was already consumed; spool it first")]
@@ -218,6 +228,8 @@ impl Error {
             Error::Contract(_)
             | Error::Policy(_)
             | Error::Usage(_)
+            | Error::Source(SourceError::SchemaMismatch { .. })
+            | Error::Source(SourceError::DuplicateColumn { .. })
             | Error::Lineage(LineageError::Key(_)) => 2,
             Error::Source(_)
             | Error::Lineage(_)
@@ -230,6 +242,8 @@ impl Error {
     /// Short kind name used in reports and by the Python binding to choose an exception class.
     pub fn kind(&self) -> &'static str {
         match self {
+            Error::Source(SourceError::SchemaMismatch { .. })
+            | Error::Source(SourceError::DuplicateColumn { .. }) => "schema",
             Error::Source(_) | Error::ZeroRows { .. } | Error::Output { .. } => "input",
             Error::Contract(_) => "schema",
             Error::Lineage(LineageError::Key(_)) => "usage",

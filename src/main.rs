@@ -6,7 +6,7 @@
 use clap::{Args, Parser, Subcommand};
 use poisonscan::detect::DetectConfig;
 use poisonscan::lineage::{self, Key, Manifest};
-use poisonscan::output::check_outputs;
+use poisonscan::output::{check_outputs, OutputSet};
 use poisonscan::report::RowScores;
 use poisonscan::{Contract, Error, Policy, Scanner, Source};
 use std::path::{Path, PathBuf};
@@ -157,7 +157,18 @@ struct ScanArgs {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+                e.exit();
+            }
+            let _ = e.print();
+            println!("poisonscan: error (usage): invalid command line, verdict ERROR");
+            return ExitCode::from(2);
+        }
+    };
     let name = match &cli.command {
         Command::Profile { .. } => "profile",
         Command::Scan(_) => "scan",
@@ -240,12 +251,15 @@ fn run(cmd: Command) -> Result<u8, Error> {
             let mut src = source(&data, poisonscan::source::DEFAULT_BATCH_SIZE)?;
             let m = lineage::make_manifest(&mut src, id.as_deref(), key.as_ref())?;
             m.write(&output)?;
+            let dups = duplicate_ids_note(m.ids.as_deref(), id.as_deref(), "the data");
             println!(
-                "poisonscan: {} rows, fingerprint {}, merkle root {}{} -> {}",
+                "poisonscan: {} rows, fingerprint {}, merkle root {}{}{} -> {}",
                 m.header.fingerprint.rows,
                 &m.header.fingerprint.digest_sum[..16],
                 &m.header.fingerprint.merkle_root[..16],
                 if m.header.keyed { " (keyed)" } else { "" },
+                dups.map(|d| format!(", {} repeated id values", d.values))
+                    .unwrap_or_default(),
                 output.display()
             );
             Ok(0)
@@ -305,6 +319,14 @@ fn scan(a: ScanArgs) -> Result<u8, Error> {
             ("--quarantine", a.quarantine.as_deref()),
         ]),
     )?;
+    // Every output is staged now (an unwritable path fails before the data is read) and renamed into place only
+    // when all are written.
+    let outputs = OutputSet::prepare(&given([
+        ("--scores", a.scores.as_deref()),
+        ("--report", a.report.as_deref()),
+        ("--clean", a.clean.as_deref()),
+        ("--quarantine", a.quarantine.as_deref()),
+    ]))?;
     let key = Key::resolve(a.key_file.as_deref())?;
     let policy = match &a.policy {
         Some(p) => Policy::read(p)?,
@@ -349,16 +371,16 @@ fn scan(a: ScanArgs) -> Result<u8, Error> {
         s = s.baseline(Manifest::read(b)?, b.display().to_string());
     }
     let mut out = s.run()?;
-    // Outputs: everything is computed before anything is written; each file is atomic.
     if let Some(p) = &a.scores {
-        out.scores.write(p)?;
+        out.scores.write_to(outputs.file(p)?, p)?;
     }
     if let Some(p) = &a.report {
-        out.report.write(p)?;
+        out.report.write_to(outputs.file(p)?, p)?;
     }
     if a.clean.is_some() || a.quarantine.is_some() {
-        out.split(a.clean.as_deref(), a.quarantine.as_deref())?;
+        out.split_into(&outputs, a.clean.as_deref(), a.quarantine.as_deref())?;
     }
+    outputs.commit()?;
     for note in &out.report.notes {
         eprintln!("note: {note}");
     }
@@ -367,6 +389,20 @@ fn scan(a: ScanArgs) -> Result<u8, Error> {
     }
     println!("{}", out.report.summary);
     Ok(out.report.verdict.exit_code() as u8)
+}
+
+/// Repeated id values of `ids`, told on stderr (matching by id is ambiguous for them).
+fn duplicate_ids_note(
+    ids: Option<&[String]>,
+    column: Option<&str>,
+    what: &str,
+) -> Option<lineage::DuplicateIds> {
+    let d = lineage::DuplicateIds::find(ids?)?;
+    eprintln!(
+        "note: in {what}, {}: rows that share an id cannot be told apart by id",
+        d.describe(column.unwrap_or("id"))
+    );
+    Some(d)
 }
 
 fn diff(
@@ -385,6 +421,7 @@ fn diff(
         ]),
         &given([("--scores", scores), ("--report", report)]),
     )?;
+    let outputs = OutputSet::prepare(&given([("--scores", scores), ("--report", report)]))?;
     let key = Key::resolve(key_file)?;
     let m = Manifest::read(manifest)?;
     if let Some(want) = id {
@@ -406,6 +443,9 @@ fn diff(
             data.display()
         );
     }
+    let id_col = m.header.id_column.as_deref();
+    let data_dups = duplicate_ids_note(d.ids.as_deref(), id_col, "the data");
+    let manifest_dups = duplicate_ids_note(m.ids.as_deref(), id_col, "the manifest");
     let (added, removed, changed) = (
         df.count(lineage::RowStatus::Added),
         df.removed.len(),
@@ -422,7 +462,7 @@ fn diff(
         rs.reasons = (0..df.status.len())
             .map(|i| df.reason(i).unwrap_or_default())
             .collect();
-        rs.write(p)?;
+        rs.write_to(outputs.file(p)?, p)?;
     }
     if let Some(p) = report {
         let json = serde_json::to_string_pretty(&serde_json::json!({
@@ -438,13 +478,20 @@ fn diff(
             "changed": changed,
             "unchanged": df.count(lineage::RowStatus::Unchanged),
             "removed_manifest_rows": df.removed.iter().take(1000).collect::<Vec<_>>(),
+            "duplicate_ids_data": data_dups,
+            "duplicate_ids_manifest": manifest_dups,
         }))
         .unwrap_or_default();
-        poisonscan::output::write_atomically(p, |mut f| {
-            use std::io::Write;
-            f.write_all(json.as_bytes()).map_err(|e| e.to_string())
-        })?;
+        let mut f = outputs.file(p)?;
+        use std::io::Write;
+        f.write_all(json.as_bytes())
+            .and_then(|_| f.flush())
+            .map_err(|e| Error::Output {
+                path: p.to_path_buf(),
+                message: e.to_string(),
+            })?;
     }
+    outputs.commit()?;
     println!(
         "poisonscan: diff {} against {}: {added} added, {removed} removed, {changed} changed",
         data.display(),

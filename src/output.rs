@@ -46,6 +46,59 @@ pub fn check_outputs(inputs: &[(&str, &Path)], outputs: &[(&str, &Path)]) -> Res
     Ok(())
 }
 
+/// Outputs written together, all or none: each is staged in a temporary file beside its destination, created when
+/// the set is prepared (so an unwritable path fails before any data is read), and every one is renamed into place
+/// only when all were written. Dropping the set without [`OutputSet::commit`] removes the temporaries.
+#[derive(Debug, Default)]
+pub struct OutputSet {
+    staged: Vec<(PathBuf, tempfile::NamedTempFile)>,
+}
+
+impl OutputSet {
+    /// Stage a temporary file for each path (its folder is created when missing). An existing folder at a path, or
+    /// a folder that cannot be written, is an error naming the option.
+    pub fn prepare(outputs: &[(&str, &Path)]) -> Result<OutputSet, Error> {
+        let mut set = OutputSet::default();
+        for &(flag, path) in outputs {
+            if path.is_dir() {
+                return Err(output_error(
+                    path,
+                    format!("{flag}: is a folder, expected a file path"),
+                ));
+            }
+            let (tmp, _) = temp_beside(path)
+                .map_err(|e| output_error(path, format!("{flag}: cannot be written: {e}")))?;
+            set.staged.push((path.to_path_buf(), tmp));
+        }
+        Ok(set)
+    }
+
+    /// A handle on the temporary file staged for `path`, and the path (for the format and error messages).
+    pub fn file(&self, path: &Path) -> Result<File, Error> {
+        let (_, tmp) = self
+            .staged
+            .iter()
+            .find(|(p, _)| p == path)
+            .ok_or_else(|| output_error(path, "no output was prepared for this path".into()))?;
+        tmp.reopen().map_err(|e| output_error(path, e.to_string()))
+    }
+
+    /// Rename every staged file into place. Should a rename fail, the outputs already renamed are removed again.
+    pub fn commit(self) -> Result<(), Error> {
+        let mut done: Vec<PathBuf> = Vec::new();
+        for (path, tmp) in self.staged {
+            if let Err(e) = tmp.persist(&path) {
+                for p in &done {
+                    let _ = std::fs::remove_file(p);
+                }
+                return Err(output_error(&path, e.error.to_string()));
+            }
+            done.push(path);
+        }
+        Ok(())
+    }
+}
+
 /// `path` with symbolic links and `..` resolved as far as it exists, and the rest appended.
 fn resolve(path: &Path) -> PathBuf {
     use std::path::Component;
@@ -156,8 +209,16 @@ enum Inner {
 impl TableWriter {
     /// Start writing `path` with `schema`.
     pub fn create(path: &Path, schema: &SchemaRef) -> Result<TableWriter, Error> {
-        let err = |m: String| output_error(path, m);
         let (tmp, file) = temp_beside(path)?;
+        let mut w = TableWriter::into_file(file, path, schema)?;
+        w.tmp = Some(tmp);
+        Ok(w)
+    }
+
+    /// Write into `file` (staged by an [`OutputSet`]) in the format `path`'s extension names; `finish` then only
+    /// completes the file.
+    pub fn into_file(file: File, path: &Path, schema: &SchemaRef) -> Result<TableWriter, Error> {
+        let err = |m: String| output_error(path, m);
         let inner = match TableFormat::from_path(path) {
             TableFormat::Parquet => Inner::Parquet(
                 parquet::arrow::ArrowWriter::try_new(file, schema.clone(), None)
@@ -175,7 +236,7 @@ impl TableWriter {
         };
         Ok(TableWriter {
             path: path.to_path_buf(),
-            tmp: Some(tmp),
+            tmp: None,
             inner,
         })
     }
@@ -204,7 +265,10 @@ impl TableWriter {
             Inner::Parquet(w) => {
                 w.close().map_err(|e| err(e.to_string()))?;
             }
-            Inner::Csv(w) => drop(w.into_inner()),
+            Inner::Csv(w) => {
+                use std::io::Write;
+                w.into_inner().flush().map_err(|e| err(e.to_string()))?
+            }
             Inner::Ipc(mut w) => w.finish().map_err(|e| err(e.to_string()))?,
         }
         if let Some(tmp) = self.tmp.take() {

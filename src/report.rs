@@ -182,6 +182,17 @@ impl Report {
             f.write_all(json.as_bytes()).map_err(|e| e.to_string())
         })
     }
+
+    /// Write the JSON into `file`, staged for `path` by an [`crate::output::OutputSet`].
+    pub fn write_to(&self, mut file: std::fs::File, path: &Path) -> Result<(), Error> {
+        use std::io::Write;
+        file.write_all(self.to_json().as_bytes())
+            .and_then(|_| file.flush())
+            .map_err(|e| Error::Output {
+                path: path.to_path_buf(),
+                message: e.to_string(),
+            })
+    }
 }
 
 /// Per-row scores: one entry per input row, in input order.
@@ -265,12 +276,24 @@ impl RowScores {
 
     /// Write the scores table (Parquet, or CSV / Arrow IPC by extension) atomically.
     pub fn write(&self, path: &Path) -> Result<(), Error> {
-        let batch = self.to_batch().map_err(|e| Error::Output {
-            path: path.to_path_buf(),
-            message: e.to_string(),
-        })?;
+        let batch = self.batch_for(path)?;
         let mut w = crate::output::TableWriter::create(path, &batch.schema())?;
         w.write(&batch)?;
         w.finish()
+    }
+
+    /// Write the scores table into `file`, staged for `path` by an [`crate::output::OutputSet`].
+    pub fn write_to(&self, file: std::fs::File, path: &Path) -> Result<(), Error> {
+        let batch = self.batch_for(path)?;
+        let mut w = crate::output::TableWriter::into_file(file, path, &batch.schema())?;
+        w.write(&batch)?;
+        w.finish()
+    }
+
+    fn batch_for(&self, path: &Path) -> Result<RecordBatch, Error> {
+        self.to_batch().map_err(|e| Error::Output {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })
     }
 }

@@ -62,6 +62,7 @@ pub struct Scanner {
     key: Option<Key>,
     baseline: Option<(Manifest, String)>,
     progress: bool,
+    allow_widening: bool,
 }
 
 /// Result of a scan.
@@ -96,6 +97,7 @@ impl Scanner {
             key: None,
             baseline: None,
             progress: false,
+            allow_widening: false,
         }
     }
     /// Label column.
@@ -154,6 +156,12 @@ impl Scanner {
     /// Trusted manifest to diff against.
     pub fn baseline(mut self, manifest: Manifest, origin: impl Into<String>) -> Self {
         self.baseline = Some((manifest, origin.into()));
+        self
+    }
+    /// Accept integer data in a float column of the contract (off by default: a changed type is a schema error).
+    /// CSV data is always read this way, since its types are guessed from text.
+    pub fn allow_widening(mut self, on: bool) -> Self {
+        self.allow_widening = on;
         self
     }
     /// Show a progress spinner on a terminal.
@@ -507,6 +515,9 @@ impl Scanner {
         let flagged_mask = scores.flagged();
         let flagged = flagged_mask.iter().filter(|&&f| f).count() as u64;
         let duplicate_ids = pass.ids.as_deref().and_then(DuplicateIds::find);
+        if let (Some(d), Some(col)) = (&duplicate_ids, &self.id) {
+            notes.push(d.describe(col));
+        }
         if !contract.inferred_from_data {
             runs.insert("drift", (Run::Ran, None));
         } else {
@@ -1051,7 +1062,8 @@ fn data_pass(
     let schema = stream.schema();
     let origin = stream.origin().to_string();
     check_columns(&schema, &origin, s)?;
-    let checker = ContractChecker::new(contract, &schema, &origin)?;
+    let widen = s.allow_widening || s.data.types_from_text();
+    let checker = ContractChecker::with_widening(contract, &schema, &origin, widen)?;
     let ex: Vec<&str> = exclude.iter().map(String::as_str).collect();
     let spec = FeatureSpec::resolve(
         &schema,
@@ -1188,22 +1200,36 @@ impl ScanOutcome {
         self.report.verdict != Verdict::Fail
     }
 
-    /// Write the input split into kept and flagged rows (same schema as the input), each atomically. The data is
+    /// Write the input split into kept and flagged rows (same schema as the input), both or neither. The data is
     /// read again (streams were spooled when the scan needed it; a consumed one-shot stream cannot be split).
     pub fn split(
         &mut self,
         clean: Option<&Path>,
         quarantine: Option<&Path>,
     ) -> Result<(u64, u64), Error> {
+        let paths: Vec<(&str, &Path)> = [("clean", clean), ("quarantine", quarantine)]
+            .into_iter()
+            .filter_map(|(w, p)| p.map(|p| (w, p)))
+            .collect();
+        let set = crate::output::OutputSet::prepare(&paths)?;
+        let counts = self.split_into(&set, clean, quarantine)?;
+        set.commit()?;
+        Ok(counts)
+    }
+
+    /// As [`ScanOutcome::split`], into files staged by `set` (committed by the caller with the other outputs).
+    pub fn split_into(
+        &mut self,
+        set: &crate::output::OutputSet,
+        clean: Option<&Path>,
+        quarantine: Option<&Path>,
+    ) -> Result<(u64, u64), Error> {
         let flagged = self.scores.flagged();
         let mut stream = self.data.open()?;
         let schema = stream.schema();
-        let mut wc = clean
-            .map(|p| crate::output::TableWriter::create(p, &schema))
-            .transpose()?;
-        let mut wq = quarantine
-            .map(|p| crate::output::TableWriter::create(p, &schema))
-            .transpose()?;
+        let writer = |p: &Path| crate::output::TableWriter::into_file(set.file(p)?, p, &schema);
+        let mut wc = clean.map(writer).transpose()?;
+        let mut wq = quarantine.map(writer).transpose()?;
         let (mut nc, mut nq, mut offset) = (0u64, 0u64, 0usize);
         for b in &mut stream {
             let b = b?;

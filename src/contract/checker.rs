@@ -55,12 +55,25 @@ fn parse_dtype(s: &str) -> Option<DataType> {
 }
 
 impl ContractChecker {
-    /// Check the data schema against the contract: every contract column present with a compatible type, no extra
-    /// columns. Fails before any row is scored.
+    /// Check the data schema against the contract: every contract column present with the contract's type family,
+    /// no extra columns. Fails before any row is scored. Strict: see [`ContractChecker::with_widening`].
     pub fn new(
         contract: &Contract,
         schema: &SchemaRef,
         origin: &str,
+    ) -> Result<ContractChecker, ContractError> {
+        ContractChecker::with_widening(contract, schema, origin, false)
+    }
+
+    /// As [`ContractChecker::new`]; `widen` also accepts integer data in a float column of the contract (exact up to
+    /// 2^53). Always accepted: text data in a numeric or boolean column (CSV: each value that does not parse is a
+    /// wrong-type finding). Always refused: float data in an integer column, any change of the label's type, and
+    /// numbers or booleans in a text column.
+    pub fn with_widening(
+        contract: &Contract,
+        schema: &SchemaRef,
+        origin: &str,
+        widen: bool,
     ) -> Result<ContractChecker, ContractError> {
         let present = || {
             schema
@@ -86,12 +99,13 @@ impl ContractChecker {
         }
         let mut columns = Vec::new();
         for c in &contract.columns {
+            let is_label = Some(&c.name) == contract.label.as_ref();
             let index = schema
                 .index_of(&c.name)
                 .map_err(|_| ContractError::MissingColumn {
                     origin: origin.to_string(),
                     column: c.name.clone(),
-                    role: if Some(&c.name) == contract.label.as_ref() {
+                    role: if is_label {
                         "label column of the contract".into()
                     } else {
                         "contract".into()
@@ -101,22 +115,24 @@ impl ContractChecker {
             let dt = schema.field(index).data_type();
             let found = type_family(dt);
             let expected_dt = parse_dtype(&c.dtype).unwrap_or(DataType::Null);
+            let text_to_value =
+                found == "string" && matches!(c.family.as_str(), "int" | "float" | "bool");
             let compatible = found == c.family
-                || matches!(
-                    (found, c.family.as_str()),
-                    ("int", "float")
-                        | ("float", "int")
-                        | ("string", "int")
-                        | ("string", "float")
-                        | ("string", "bool")
-                )
-                || (c.family == "string" && matches!(found, "int" | "bool"));
+                || (!is_label && text_to_value)
+                || (!is_label && widen && found == "int" && c.family == "float");
             if !compatible {
+                let hint = if found == "int" && c.family == "float" && !is_label {
+                    " (integers in a float column are accepted with --allow-widening / allow_widening=True)"
+                } else if is_label {
+                    " (the label column's type must match: labels compared as text would pass a changed encoding)"
+                } else {
+                    ""
+                };
                 return Err(ContractError::TypeMismatch {
                     origin: origin.to_string(),
                     column: c.name.clone(),
-                    expected: c.dtype.clone(),
-                    found: dt.to_string(),
+                    expected: format!("{} ({}){hint}", c.dtype, c.family),
+                    found: format!("{dt} ({found})"),
                 });
             }
             let coercion = if found == c.family {

@@ -124,8 +124,17 @@ impl Contract {
             message: m,
         };
         let text = std::fs::read_to_string(path).map_err(|e| bad(format!("cannot read: {e}")))?;
+        Contract::from_json(&text, path)
+    }
+
+    /// Parse and validate contract JSON (`path` names it in errors): version, types, bounds.
+    pub fn from_json(text: &str, path: &Path) -> Result<Contract, ContractError> {
+        let bad = |m: String| ContractError::InvalidFile {
+            path: path.to_path_buf(),
+            message: m,
+        };
         let mut c: Contract =
-            serde_json::from_str(&text).map_err(|e| bad(format!("does not parse: {e}")))?;
+            serde_json::from_str(text).map_err(|e| bad(format!("does not parse: {e}")))?;
         match c.contract_version {
             CONTRACT_VERSION => {}
             1 => c.upgrade_v1(),
@@ -135,7 +144,29 @@ impl Contract {
                 )))
             }
         }
+        let mut names = std::collections::HashSet::new();
         for col in &c.columns {
+            if !names.insert(col.name.as_str()) {
+                return Err(bad(format!("column '{}' is listed twice", col.name)));
+            }
+            match col.dtype.parse::<arrow::datatypes::DataType>() {
+                Ok(dt) if crate::lineage::encode::type_family(&dt) == col.family => {}
+                Ok(dt) => {
+                    return Err(bad(format!(
+                        "column '{}': dtype {} is of family {}, not the family \"{}\" written beside it",
+                        col.name,
+                        col.dtype,
+                        crate::lineage::encode::type_family(&dt),
+                        col.family
+                    )))
+                }
+                Err(_) => {
+                    return Err(bad(format!(
+                        "column '{}': dtype \"{}\" is not an Arrow data type (e.g. Int64, Float64, Utf8, Boolean)",
+                        col.name, col.dtype
+                    )))
+                }
+            }
             if let (Some(lo), Some(hi)) = (col.min, col.max) {
                 if lo > hi {
                     return Err(bad(format!("column '{}': min {lo} > max {hi}", col.name)));

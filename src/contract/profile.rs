@@ -423,7 +423,11 @@ impl Profiler {
 /// string, an integer column named like an id, or integers packed into a range not much wider than the row count
 /// (0..n, 1000..1000+n): a measured integer whose values happen to be distinct spreads far wider.
 fn is_key(name: &str, family: &str, prof: &ColumnProfile) -> bool {
-    if prof.keys.is_none() || prof.nulls > 0 || prof.non_null < KEY_MIN_ROWS {
+    if prof.keys.is_none()
+        || prof.nulls > 0
+        || prof.non_null < KEY_MIN_ROWS
+        || prof.repeats as f64 > KEY_REPEATS * prof.non_null as f64
+    {
         return false;
     }
     let lower = name.to_ascii_lowercase();

@@ -315,3 +315,67 @@ fn corrupted_cells_in_the_twin_are_all_found_and_outrank_clean_rows() {
         );
     }
 }
+
+#[test]
+fn types_must_match_the_contract_and_contract_files_name_real_types() {
+    use arrow::array::{Array, FixedSizeListBuilder, Float32Builder};
+    let mut eb = FixedSizeListBuilder::new(Float32Builder::new(), 3);
+    for i in 0..40 {
+        eb.values().append_slice(&[i as f32, 1.0, 2.0]);
+        eb.append(true);
+    }
+    let emb = eb.finish();
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("f0", DataType::Int64, false),
+        Field::new("label", DataType::Utf8, false),
+        Field::new("emb", emb.data_type().clone(), false),
+    ]));
+    let reference = RecordBatch::try_new(
+        schema.clone(),
+        vec![
+            Arc::new(Int64Array::from_iter_values((0..40).map(|i| i * 7 % 5))),
+            Arc::new(StringArray::from_iter_values(
+                (0..40).map(|i| if i % 2 == 0 { "a" } else { "b" }),
+            )),
+            Arc::new(emb),
+        ],
+    )
+    .unwrap();
+    let mut p = Profiler::new(schema, "ref", Some("label"), None);
+    p.add_batch(&reference).unwrap();
+    let c = p.finish(Trust::Reference);
+    // Every dtype a profile writes (lists included) reads back.
+    let back = Contract::from_json(&c.to_json(), std::path::Path::new("c.json")).unwrap();
+    let dtypes = |c: &Contract| c.columns.iter().map(|x| x.dtype.clone()).collect::<Vec<_>>();
+    assert_eq!(dtypes(&back), dtypes(&c));
+    assert!(c.columns.iter().all(|x| !x.key), "no key column here");
+    // A dtype that is no Arrow type, or of another family than written beside it, is refused.
+    for (from, to) in [("\"Int64\"", "\"Banana\""), ("\"Int64\"", "\"Float64\"")] {
+        let text = c.to_json().replacen(from, to, 1);
+        let e = Contract::from_json(&text, std::path::Path::new("c.json")).unwrap_err();
+        assert!(e.to_string().contains("f0"), "{e}");
+    }
+    let emb_type = reference.column(2).data_type().clone();
+    let mismatch = |cols: Vec<(&str, DataType)>, widen: bool| {
+        let mut fields: Vec<Field> = cols
+            .into_iter()
+            .map(|(n, t)| Field::new(n, t, true))
+            .collect();
+        fields.push(Field::new("emb", emb_type.clone(), false));
+        ContractChecker::with_widening(&c, &Arc::new(Schema::new(fields)), "data", widen).err()
+    };
+    let labels = DataType::Utf8;
+    let floats = DataType::Float64;
+    let ints = DataType::Int64;
+    // Float data in an int column: refused, both types named, even with widening.
+    for widen in [false, true] {
+        let e = mismatch(vec![("f0", floats.clone()), ("label", labels.clone())], widen).unwrap();
+        let m = e.to_string();
+        assert!(m.contains("Int64") && m.contains("Float64") && m.contains("f0"), "{m}");
+    }
+    // An int label where the contract's is text: refused.
+    let e = mismatch(vec![("f0", ints.clone()), ("label", ints.clone())], true).unwrap();
+    assert!(e.to_string().contains("label"), "{e}");
+    // The same types: accepted.
+    assert!(mismatch(vec![("f0", ints.clone()), ("label", labels.clone())], false).is_none());
+}

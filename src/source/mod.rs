@@ -360,8 +360,34 @@ impl Source {
         Ok(Some(parts))
     }
 
-    /// Open a pass over the data.
+    /// Whether the column types are guessed from text (CSV), so an integer-looking float column reads as integers.
+    pub fn types_from_text(&self) -> bool {
+        matches!(
+            self,
+            Source::Path {
+                format: Format::Csv,
+                ..
+            }
+        )
+    }
+
+    /// Open a pass over the data. A schema with two columns of one name is refused (nothing could tell them apart).
     pub fn open(&mut self) -> Result<BatchStream, SourceError> {
+        let origin = self.origin();
+        let stream = self.open_any()?;
+        let mut seen = std::collections::HashSet::new();
+        for f in stream.schema().fields() {
+            if !seen.insert(f.name().as_str()) {
+                return Err(SourceError::DuplicateColumn {
+                    origin,
+                    column: f.name().clone(),
+                });
+            }
+        }
+        Ok(stream)
+    }
+
+    fn open_any(&mut self) -> Result<BatchStream, SourceError> {
         match self {
             Source::Path {
                 path,
