@@ -167,6 +167,14 @@ pub enum LineageError {
     /// Row chunks are missing when the state is finished (a partition was not merged).
     #[error("lineage state is incomplete: {0}")]
     Incomplete(String),
+    /// Data given to split by a scan's flags is not the data that was scanned (other rows, another order).
+    #[error("{origin}: not the data that was scanned: {message}; split exactly the rows scanned, in their order")]
+    NotScannedData {
+        /// Where the data came from.
+        origin: String,
+        /// The first difference.
+        message: String,
+    },
 }
 
 /// Errors of the policy file.

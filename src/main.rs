@@ -148,6 +148,10 @@ struct ScanArgs {
     /// Skip the backdoor detector.
     #[arg(long)]
     no_backdoors: bool,
+    /// Accept integer data in a float column of the reference or contract (a changed type is otherwise a schema
+    /// error, exit 2; CSV data is always read this way).
+    #[arg(long)]
+    allow_widening: bool,
     /// Rows per batch.
     #[arg(long, default_value_t = poisonscan::source::DEFAULT_BATCH_SIZE)]
     batch_size: usize,
@@ -346,6 +350,7 @@ fn scan(a: ScanArgs) -> Result<u8, Error> {
         .policy(policy)
         .detect_config(detect)
         .key(key)
+        .allow_widening(a.allow_widening)
         .progress(!a.quiet);
     if let Some(l) = a.label {
         s = s.label(l);

@@ -14,7 +14,7 @@ use crate::contract::checks;
 use crate::contract::drift::ColumnDrift;
 use crate::contract::profile::{Profiler, Trust};
 use crate::contract::{Contract, ContractChecker, Violation, ViolationKind};
-use crate::detect::{self, DetectConfig, DetectContext, LabelledMatrix, FLAG_AT};
+use crate::detect::{self, DetectConfig, DetectContext, DetectorOutput, LabelledMatrix, FLAG_AT};
 use crate::error::{Error, LineageError};
 use crate::features::{sample_by_digest, FeatureMatrix, FeatureSpec, RobustScaler};
 use crate::lineage::encode::schema_hash;
@@ -78,6 +78,8 @@ pub struct ScanOutcome {
     pub contract: Contract,
     /// Row digests of the data (keyed when a key was given).
     pub digests: Vec<RowDigest>,
+    /// How the digests were made (to recognise the scanned data again).
+    pub hash_mode: HashMode,
     data: Source,
 }
 
@@ -444,7 +446,7 @@ impl Scanner {
             )),
             None => None,
         };
-        let (dup, dup_summary) = detect::duplicate::detect(
+        let (dup, mut dup_summary) = detect::duplicate::detect(
             &pass.feature_keys,
             &pass.labels,
             &classes,
@@ -452,7 +454,16 @@ impl Scanner {
             knn.as_ref(),
             knn.as_ref().map(|k| k.output.scores.as_slice()),
         );
-        outputs.push(dup);
+        if pass.duplicate_columns == 0 {
+            dup_summary = Default::default();
+            outputs.push(DetectorOutput::skipped(
+                "duplicate",
+                n,
+                "no column to compare rows on (every column is the label, the id, a key or empty)",
+            ));
+        } else {
+            outputs.push(dup);
+        }
         timings.insert("detect_total".to_string(), t2.elapsed().as_millis() as u64);
         for o in &outputs {
             detector_summaries.insert(o.name.to_string(), o.summary.clone());
@@ -685,6 +696,7 @@ impl Scanner {
             violations: pass.violations,
             contract,
             digests: pass.digests,
+            hash_mode: mode,
             data: self.data,
         })
     }
@@ -977,6 +989,8 @@ struct DataPass {
     embedding: Option<String>,
     /// Choices made on the way (an embedding found by itself).
     notes: Vec<String>,
+    /// Columns rows are compared on to find duplicates.
+    duplicate_columns: usize,
 }
 
 /// Drift counters for one column.
@@ -1080,7 +1094,14 @@ fn data_pass(
     let feature_cols: Vec<usize> = (0..schema.fields().len())
         .filter(|&i| Some(i) != label_idx && Some(i) != id_idx && Some(i) != pp_idx)
         .filter(|&i| !keys.contains(schema.field(i).name()))
+        // A numeric column without a single finite value where it was profiled says nothing about a row.
+        .filter(|&i| {
+            contract.column(schema.field(i).name()).is_none_or(|c| {
+                !matches!(c.family.as_str(), "int" | "float") || c.observed.is_some()
+            })
+        })
         .collect();
+    let duplicate_columns = feature_cols.len();
     let feature_hasher = RowHasher::new(feature_cols, HashMode::Plain);
     let classes = contract.classes().unwrap_or_default();
     let mut drift = if contract.inferred_from_data {
@@ -1108,6 +1129,7 @@ fn data_pass(
         pred_probs: None,
         embedding: emb_name.clone(),
         notes: spec.notes.clone(),
+        duplicate_columns,
     };
     let mut probs: Vec<f32> = Vec::new();
     for batch in &mut stream {
@@ -1227,6 +1249,8 @@ impl ScanOutcome {
         let flagged = self.scores.flagged();
         let mut stream = self.data.open()?;
         let schema = stream.schema();
+        let origin = stream.origin().to_string();
+        let hasher = RowHasher::new((0..schema.fields().len()).collect(), self.hash_mode);
         let writer = |p: &Path| crate::output::TableWriter::into_file(set.file(p)?, p, &schema);
         let mut wc = clean.map(writer).transpose()?;
         let mut wq = quarantine.map(writer).transpose()?;
@@ -1237,6 +1261,8 @@ impl ScanOutcome {
             if end > flagged.len() {
                 return Err(rows_differ(end, flagged.len()));
             }
+            // The input may have changed since it was scanned: every row must be the one scored.
+            same_rows(&hasher, &b, &self.digests[offset..end], offset, &origin)?;
             let (kb, qb) = split_batch(&b, &flagged[offset..end])?;
             offset = end;
             if let Some(w) = wc.as_mut() {
@@ -1261,17 +1287,46 @@ impl ScanOutcome {
     }
 }
 
-/// Rows of `batches` split by a flag mask: (kept, flagged). Used by the Python helpers.
+/// Refuse a batch whose rows are not the ones scanned at `offset` (digests compared row by row).
+fn same_rows(
+    hasher: &RowHasher,
+    b: &RecordBatch,
+    scanned: &[RowDigest],
+    offset: usize,
+    origin: &str,
+) -> Result<(), Error> {
+    let d = hasher.digest_batch(b)?;
+    if let Some(i) = d.iter().zip(scanned).position(|(a, b)| a != b) {
+        return Err(LineageError::NotScannedData {
+            origin: origin.to_string(),
+            message: format!("row {} differs from the row scanned there", offset + i),
+        }
+        .into());
+    }
+    Ok(())
+}
+
+/// Rows of `batches` split by a flag mask: (kept, flagged). The batches must be the scanned data: each row's digest
+/// (made with `mode`) must equal the scan's `digests` at its position. Used by the Python helpers.
 pub fn split_batches(
     batches: &[RecordBatch],
     flagged: &[bool],
+    digests: &[RowDigest],
+    mode: HashMode,
+    origin: &str,
 ) -> Result<(Vec<RecordBatch>, Vec<RecordBatch>), Error> {
     let total: usize = batches.iter().map(|b| b.num_rows()).sum();
-    if total != flagged.len() {
-        return Err(rows_differ(total, flagged.len()));
+    if total != flagged.len() || total != digests.len() {
+        return Err(LineageError::NotScannedData {
+            origin: origin.to_string(),
+            message: format!("it has {total} rows, the scan scored {}", flagged.len()),
+        }
+        .into());
     }
     let (mut keep, mut quar, mut off) = (Vec::new(), Vec::new(), 0usize);
     for b in batches {
+        let hasher = RowHasher::new((0..b.num_columns()).collect(), mode);
+        same_rows(&hasher, b, &digests[off..off + b.num_rows()], off, origin)?;
         let (k, q) = split_batch(b, &flagged[off..off + b.num_rows()])?;
         off += b.num_rows();
         keep.push(k);

@@ -73,16 +73,28 @@ def _data_arg(obj: Any, what: str) -> Any:
     )
 
 
-def _policy_toml(policy: Union[None, PathLike, Mapping[str, Mapping[str, str]]]) -> tuple:
+def _is_duckdb(obj: Any) -> bool:
+    return (type(obj).__module__ or "").startswith("duckdb")
+
+
+def _policy_toml(policy: Union[None, PathLike, Mapping[str, Any]]) -> tuple:
+    """TOML text of a policy dict: ``{"require": [...], "<check>": {"warn_if": ..., "error_if": ...}}``."""
     if policy is None:
         return None, None
     if isinstance(policy, Mapping):
-        lines = []
+        head, tables = [], []
         for check, rule in policy.items():
-            lines.append(f"[{check}]")
+            if check == "require":
+                if isinstance(rule, str) or not isinstance(rule, (list, tuple)):
+                    raise ConfigError('policy["require"]: expected a list of check names, e.g. ["label"]')
+                head.append(f"require = {json.dumps([str(r) for r in rule])}")
+                continue
+            if not isinstance(rule, Mapping):
+                raise ConfigError(f"policy[{check!r}]: expected a dict like {{'error_if': '> 1%'}}")
+            tables.append(f"[{json.dumps(str(check))}]")
             for k, v in rule.items():
-                lines.append(f"{k} = {json.dumps(str(v))}")
-        return "\n".join(lines) + "\n", "<dict>"
+                tables.append(f"{json.dumps(str(k))} = {json.dumps(str(v))}")
+        return "\n".join(head + tables) + "\n", "<dict>"
     path = os.fspath(policy)
     try:
         with open(path, encoding="utf-8") as f:
@@ -197,8 +209,20 @@ class Report:
             raise err
         return self
 
+    @property
+    def checks(self) -> Dict[str, Dict[str, Any]]:
+        """Per check: ``count``, ``fraction``, ``status`` and ``run`` (``ran`` / ``skipped`` / ``disabled``, with a
+        ``reason`` when it did not run)."""
+        return dict(self.summary["checks"])
+
+    @property
+    def notes(self) -> List[str]:
+        """What the scan decided by itself (columns left out of the features, a column that looks like the label)."""
+        return list(self.summary.get("notes", []))
+
     def clean(self, data: Any) -> Any:
-        """The rows of ``data`` (the data that was scanned) that were not flagged, as a pyarrow Table."""
+        """The rows of ``data`` (the data that was scanned) that were not flagged, as a pyarrow Table. Raises
+        :class:`LineageError` when ``data`` is not exactly the scanned rows in their order."""
         return self._native._split(_data_arg(data, "data"))[0]
 
     def quarantine(self, data: Any) -> Any:
@@ -216,10 +240,10 @@ def scan(
     id: Optional[str] = None,
     reference: Any = None,
     contract: Union[None, Contract, PathLike] = None,
-    policy: Union[None, PathLike, Mapping[str, Mapping[str, str]]] = None,
+    policy: Union[None, PathLike, Mapping[str, Any]] = None,
     baseline: Union[None, Manifest, PathLike] = None,
     key: Union[None, str, bytes] = None,
-    features: Optional[Sequence[str]] = None,
+    features: Union[None, str, Sequence[str]] = None,
     embedding: Optional[str] = None,
     pred_probs: Optional[str] = None,
     k: int = 10,
@@ -227,15 +251,32 @@ def scan(
     label_flips: bool = True,
     backdoors: bool = True,
     batch_size: int = 65536,
+    allow_widening: bool = False,
 ) -> Report:
     """Scan ``data`` for poisoning and return a :class:`Report`.
 
     ``reference``: trusted data the contract and detectors are fitted on. ``contract``: a :class:`Contract` or its
-    JSON path (instead of a reference). ``policy``: a TOML path or a dict like ``{"label": {"error_if": "> 1%"}}``.
-    ``baseline``: a :class:`Manifest` (or path) to diff against. ``key``: lineage secret (else ``POISONSCAN_KEY``).
+    JSON path (instead of a reference). ``policy``: a TOML path or a dict like
+    ``{"require": ["label"], "label": {"error_if": "> 1%"}}``; keys given replace only those keys of the built-in
+    rule. ``baseline``: a :class:`Manifest` (or path) to diff against. ``key``: lineage secret (else
+    ``POISONSCAN_KEY``). ``features``: column names (a single string is one column name). ``allow_widening``: accept
+    integer data in a float column of the contract.
     """
     if reference is not None and contract is not None:
         raise ConfigError("give either reference or contract, not both")
+    if isinstance(features, str):
+        features = [features]
+    if features is not None:
+        features = list(features)
+        bad = [f for f in features if not isinstance(f, str)]
+        if bad:
+            raise ConfigError(f"features: expected column names (str), got {bad[0]!r}")
+    if reference is not None and _is_duckdb(reference) and _is_duckdb(data):
+        # One duckdb connection serves one open result at a time: read the (trusted, usually small) reference
+        # first, then stream the data.
+        import pyarrow as pa
+
+        reference = pa.table(reference)
     contract_json = contract_origin = None
     if contract is not None:
         c = contract if isinstance(contract, Contract) else Contract.load(contract)
@@ -254,7 +295,7 @@ def scan(
         policy_origin=policy_origin,
         baseline=baseline,
         key=key,
-        features=list(features) if features is not None else None,
+        features=features,
         embedding=embedding,
         pred_probs=pred_probs,
         k=k,
@@ -262,6 +303,7 @@ def scan(
         label_flips=label_flips,
         backdoors=backdoors,
         batch_size=batch_size,
+        allow_widening=allow_widening,
     )
     return Report(native)
 

@@ -119,6 +119,8 @@ fn key_of(key: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Key>> {
 struct PyReport {
     report: poisonscan::Report,
     scores: poisonscan::RowScores,
+    digests: Vec<poisonscan::lineage::RowDigest>,
+    hash_mode: poisonscan::lineage::HashMode,
 }
 
 #[pymethods]
@@ -202,11 +204,15 @@ impl PyReport {
     ) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>)> {
         let mut src = to_source(data, "data", poisonscan::source::DEFAULT_BATCH_SIZE)?;
         let flagged = self.scores.flagged();
+        let digests = self.digests.clone();
+        let mode = self.hash_mode;
         let (schema, keep, quar) = guarded(py, move || {
             let stream = src.open()?;
             let schema = stream.schema();
+            let origin = stream.origin().to_string();
             let batches: Vec<_> = stream.collect::<Result<_, _>>()?;
-            let (k, q) = poisonscan::scan::split_batches(&batches, &flagged)?;
+            let (k, q) =
+                poisonscan::scan::split_batches(&batches, &flagged, &digests, mode, &origin)?;
             Ok((schema, k, q))
         })?;
         Ok((
@@ -221,7 +227,7 @@ impl PyReport {
 
 /// Scan data for poisoning. See the Python wrapper `poisonscan.scan` for the documented signature.
 #[pyfunction]
-#[pyo3(signature = (data, *, label=None, id=None, reference=None, contract_json=None, contract_origin=None, policy_toml=None, policy_origin=None, baseline=None, key=None, features=None, embedding=None, pred_probs=None, k=10, outliers=true, label_flips=true, backdoors=true, batch_size=65536))]
+#[pyo3(signature = (data, *, label=None, id=None, reference=None, contract_json=None, contract_origin=None, policy_toml=None, policy_origin=None, baseline=None, key=None, features=None, embedding=None, pred_probs=None, k=10, outliers=true, label_flips=true, backdoors=true, batch_size=65536, allow_widening=false))]
 #[allow(clippy::too_many_arguments)]
 fn _scan(
     py: Python<'_>,
@@ -243,6 +249,7 @@ fn _scan(
     label_flips: bool,
     backdoors: bool,
     batch_size: usize,
+    allow_widening: bool,
 ) -> PyResult<PyReport> {
     if k == 0 {
         return Err(ConfigError::new_err("k must be at least 1"));
@@ -262,8 +269,11 @@ fn _scan(
     };
     let contract = match contract_json {
         Some(j) => Some(
-            serde_json::from_str::<Contract>(&j)
-                .map_err(|e| ConfigError::new_err(format!("invalid contract: {e}")))?,
+            Contract::from_json(
+                &j,
+                Path::new(contract_origin.as_deref().unwrap_or("<contract>")),
+            )
+            .map_err(|e| to_py(e.into()))?,
         ),
         None => None,
     };
@@ -289,10 +299,11 @@ fn _scan(
         k,
         ..DetectConfig::default()
     };
-    let (report, scores) = guarded(py, move || {
+    let (report, scores, digests, hash_mode) = guarded(py, move || {
         let mut s = Scanner::new(data)
             .policy(policy)
             .detect_config(detect)
+            .allow_widening(allow_widening)
             .key(key);
         if let Some(l) = label {
             s = s.label(l);
@@ -318,9 +329,14 @@ fn _scan(
             s = s.baseline(m, origin);
         }
         let out = s.run()?;
-        Ok((out.report, out.scores))
+        Ok((out.report, out.scores, out.digests, out.hash_mode))
     })?;
-    Ok(PyReport { report, scores })
+    Ok(PyReport {
+        report,
+        scores,
+        digests,
+        hash_mode,
+    })
 }
 
 /// Infer a contract from trusted data; returns its JSON.
@@ -349,18 +365,12 @@ fn _profile(
     })
 }
 
-/// Validate contract JSON (raises ConfigError when it does not parse).
+/// Validate contract JSON (raises SchemaError naming the problem: version, types, bounds).
 #[pyfunction]
 fn _check_contract(json: &str) -> PyResult<()> {
-    let c: Contract = serde_json::from_str(json)
-        .map_err(|e| ConfigError::new_err(format!("invalid contract: {e}")))?;
-    if c.contract_version != poisonscan::contract::CONTRACT_VERSION {
-        return Err(ConfigError::new_err(format!(
-            "contract_version {} is not supported",
-            c.contract_version
-        )));
-    }
-    Ok(())
+    Contract::from_json(json, Path::new("<contract>"))
+        .map(|_| ())
+        .map_err(|e| to_py(e.into()))
 }
 
 /// A lineage manifest (header and row digests).

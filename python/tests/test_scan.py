@@ -105,7 +105,7 @@ def test_raise_for_status_and_split(fixtures):
     assert clean.num_rows + quarantine.num_rows == data.num_rows
     assert quarantine.num_rows == sum(r.flagged_mask) == len(r.findings)
     assert clean.schema == data.schema
-    with pytest.raises(poisonscan.ConfigError, match="pass the same data"):
+    with pytest.raises(poisonscan.LineageError, match="not the data that was scanned"):
         r.clean(data.slice(0, 10))
 
 

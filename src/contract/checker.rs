@@ -283,7 +283,10 @@ fn check_column(col: &CheckedColumn, a: &ArrayRef, start: u64, out: &mut Vec<Vio
                     .filter(|c| is_rare(c.proportion, col.profiled_rows))
                     .map(|c| (c.value.as_str(), c.proportion))
                     .collect();
-                if !rare.is_empty() {
+                // When rare values make up much of the column (labels that are ids, codes seen once each), a rare
+                // value is the ordinary case, not a finding (the Good-Turing argument of the profile's open sets).
+                let rare_mass: f64 = rare.values().sum();
+                if !rare.is_empty() && rare_mass <= RARE_MASS_LIMIT {
                     for (i, v) in s.iter().enumerate() {
                         if let Some(&p) = v.and_then(|v| rare.get(v)) {
                             let shown = format!("'{}'", s.value(i));
@@ -332,6 +335,8 @@ fn never_in(col: &CheckedColumn, kind: ViolationKind) -> &'static str {
     }
 }
 
+/// Share of a column's rows above which its rare values together are ordinary and not graded.
+const RARE_MASS_LIMIT: f64 = 0.05;
 /// Share of the rows at or below which a null or a value is rare in data scanned without a reference.
 const RARE_IN_DATA: f64 = 0.002;
 /// Counts at or below which a null or a value is always rare, however few the rows.

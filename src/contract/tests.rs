@@ -334,9 +334,13 @@ fn types_must_match_the_contract_and_contract_files_name_real_types() {
         schema.clone(),
         vec![
             Arc::new(Int64Array::from_iter_values((0..40).map(|i| i * 7 % 5))),
-            Arc::new(StringArray::from_iter_values(
-                (0..40).map(|i| if i % 2 == 0 { "a" } else { "b" }),
-            )),
+            Arc::new(StringArray::from_iter_values((0..40).map(|i| {
+                if i % 2 == 0 {
+                    "a"
+                } else {
+                    "b"
+                }
+            }))),
             Arc::new(emb),
         ],
     )
@@ -346,7 +350,12 @@ fn types_must_match_the_contract_and_contract_files_name_real_types() {
     let c = p.finish(Trust::Reference);
     // Every dtype a profile writes (lists included) reads back.
     let back = Contract::from_json(&c.to_json(), std::path::Path::new("c.json")).unwrap();
-    let dtypes = |c: &Contract| c.columns.iter().map(|x| x.dtype.clone()).collect::<Vec<_>>();
+    let dtypes = |c: &Contract| {
+        c.columns
+            .iter()
+            .map(|x| x.dtype.clone())
+            .collect::<Vec<_>>()
+    };
     assert_eq!(dtypes(&back), dtypes(&c));
     assert!(c.columns.iter().all(|x| !x.key), "no key column here");
     // A dtype that is no Arrow type, or of another family than written beside it, is refused.
@@ -369,9 +378,16 @@ fn types_must_match_the_contract_and_contract_files_name_real_types() {
     let ints = DataType::Int64;
     // Float data in an int column: refused, both types named, even with widening.
     for widen in [false, true] {
-        let e = mismatch(vec![("f0", floats.clone()), ("label", labels.clone())], widen).unwrap();
+        let e = mismatch(
+            vec![("f0", floats.clone()), ("label", labels.clone())],
+            widen,
+        )
+        .unwrap();
         let m = e.to_string();
-        assert!(m.contains("Int64") && m.contains("Float64") && m.contains("f0"), "{m}");
+        assert!(
+            m.contains("Int64") && m.contains("Float64") && m.contains("f0"),
+            "{m}"
+        );
     }
     // An int label where the contract's is text: refused.
     let e = mismatch(vec![("f0", ints.clone()), ("label", ints.clone())], true).unwrap();
