@@ -1,0 +1,108 @@
+"""The gate fails safe from Python: no PASS on data it did not analyse, typed errors on mismatches."""
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import pytest
+
+import poisonscan
+
+
+@pytest.fixture
+def poisoned(fixtures):
+    return pq.read_table(fixtures / "train_poisoned.parquet")
+
+
+@pytest.fixture
+def reference(fixtures):
+    return pq.read_table(fixtures / "train_reference.parquet")
+
+
+def test_without_a_label_the_scan_says_what_did_not_run_and_does_not_pass(poisoned, reference):
+    r = poisonscan.scan(poisoned, id="id", reference=reference)
+    assert r.verdict == "warn"
+    assert r.checks["label"]["run"] == "skipped"
+    assert "looks like one" in r.checks["label"]["reason"]
+    assert any("--label label" in n for n in r.notes)
+    assert "not run: backdoor, label skipped" in r._native.summary_line
+    required = poisonscan.scan(poisoned, id="id", reference=reference, policy={"require": ["label"]})
+    assert required.verdict == "fail"
+
+
+def test_policy_keys_replace_only_those_keys(poisoned, reference):
+    # 5% label flips: with error_if raised to 50%, the built-in warn_if ("> 0") still holds.
+    r = poisonscan.scan(
+        poisoned, label="label", id="id", reference=reference, policy={"label": {"error_if": "> 50%"}}
+    )
+    assert r.checks["label"]["count"] > 0
+    assert r.checks["label"]["status"] == "warn"
+    with pytest.raises(poisonscan.ConfigError, match="require"):
+        poisonscan.scan(poisoned, policy={"require": "label"})
+
+
+def test_features_given_as_one_string_is_one_column(poisoned, reference):
+    r = poisonscan.scan(poisoned, label="label", id="id", reference=reference, features="f0")
+    assert r.summary["inputs"]["features"] == ["f0"]
+    with pytest.raises(poisonscan.SchemaError, match="'f0,f1'"):
+        poisonscan.scan(poisoned, label="label", features="f0,f1")
+
+
+def test_split_refuses_data_that_is_not_the_scanned_rows(poisoned, reference):
+    r = poisonscan.scan(poisoned, label="label", id="id", reference=reference)
+    reversed_copy = poisoned.take(pa.array(range(poisoned.num_rows - 1, -1, -1)))
+    with pytest.raises(poisonscan.LineageError, match="not the data that was scanned"):
+        r.clean(reversed_copy)
+    with pytest.raises(poisonscan.LineageError, match="not the data that was scanned"):
+        r.quarantine(reversed_copy)
+    kept = r.clean(poisoned)
+    assert kept.num_rows == poisoned.num_rows - r._native.flagged_count
+
+
+def test_type_mismatches_are_schema_errors(poisoned, reference):
+    ref_int = reference.set_column(
+        reference.schema.get_field_index("f0"), "f0", pc.cast(pc.round(reference["f0"]), pa.int64())
+    )
+    with pytest.raises(poisonscan.SchemaError, match="f0.*Int64|Int64.*f0"):
+        poisonscan.scan(poisoned, label="label", id="id", reference=ref_int)
+    ref_text = reference.set_column(
+        reference.schema.get_field_index("label"), "label", pc.cast(reference["label"], pa.string())
+    )
+    with pytest.raises(poisonscan.SchemaError, match="label"):
+        poisonscan.scan(poisoned, label="label", id="id", reference=ref_text)
+    data_int = poisoned.set_column(
+        poisoned.schema.get_field_index("f1"), "f1", pc.cast(pc.round(poisoned["f1"]), pa.int64())
+    )
+    with pytest.raises(poisonscan.SchemaError, match="allow_widening"):
+        poisonscan.scan(data_int, label="label", id="id", reference=reference)
+    widened = poisonscan.scan(data_int, label="label", id="id", reference=reference, allow_widening=True)
+    assert widened.verdict in ("warn", "fail")
+
+
+def test_a_bad_embedding_is_an_impossible_finding(reference):
+    def emb_table(t, bad):
+        rows = []
+        cols = [t[f"f{j}"].to_pylist() for j in range(8)]
+        for i in range(t.num_rows):
+            v = [float(c[i]) for c in cols]
+            if bad and i == 5:
+                v = v[:7]
+            if bad and i == 6:
+                v = [float("nan")] * 8
+            rows.append(v)
+        return pa.table({"id": t["id"], "label": t["label"], "emb": pa.array(rows, pa.list_(pa.float32()))})
+
+    r = poisonscan.scan(emb_table(reference, True), label="label", id="id", reference=emb_table(reference, False))
+    assert r.summary["violations"]["embedding"] == 2
+    reasons = r.scores.column("reasons").to_pylist()
+    assert "has 7 values, expected 8" in reasons[5]
+    assert "NaN or inf" in reasons[6]
+    assert any("used as the embedding" in n for n in r.notes)
+
+
+def test_duckdb_data_and_reference_from_one_connection(fixtures):
+    duckdb = pytest.importorskip("duckdb")
+    con = duckdb.connect()
+    data = con.sql(f"select * from '{fixtures / 'train_poisoned.parquet'}'")
+    ref = con.sql(f"select * from '{fixtures / 'train_reference.parquet'}'")
+    r = poisonscan.scan(data, label="label", id="id", reference=ref)
+    assert r.verdict == "fail" and r.summary["flagged"] == 80
