@@ -2,9 +2,8 @@
 //!
 //! Numeric columns (all but label, id and key columns, or a chosen list) and an optional embedding column
 //! (`FixedSizeList<float>` or `List<float>`, found by itself when no features are named) are flattened into one
-//! row-major matrix. A missing cell (null, NaN, infinite, or a value the contract flagged) is stored as NaN and
-//! imputed with the column's centre when the matrix is standardized, so the row is still analysed on its other
-//! columns; a row with more than half of its cells missing is left out of the detectors. A column that is missing on
+//! row-major matrix. A missing cell (null, NaN, infinite) is stored as NaN and imputed with the column's centre when
+//! the matrix is standardized, so the row is still analysed on its other columns; a row with more than half of its cells missing is left out of the detectors. A column that is missing on
 //! more than half of the rows it is fitted on is left out of the features (with a note in the report).
 
 use crate::contract::checks;
@@ -217,20 +216,6 @@ impl FeatureMatrix {
                 }
             }
             self.valid.push(self.dim > 0 && 2 * missing <= self.dim);
-        }
-    }
-
-    /// Mark one cell missing (a value the contract flagged); the row stays valid while at most half is missing.
-    pub fn mask(&mut self, row: usize, col: usize) {
-        if row >= self.rows() || col >= self.dim {
-            return;
-        }
-        let cell = &mut self.data[row * self.dim + col];
-        if cell.is_finite() {
-            *cell = f32::NAN;
-            let r = &self.data[row * self.dim..(row + 1) * self.dim];
-            let missing = r.iter().filter(|v| !v.is_finite()).count();
-            self.valid[row] = 2 * missing <= self.dim;
         }
     }
 

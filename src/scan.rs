@@ -302,12 +302,22 @@ impl Scanner {
                 unusual[r] = true;
             }
         }
-        // A value the contract flags is not used by the detectors: the cell is imputed like a missing one and the row
-        // is analysed on its other columns.
+        // A missing value (null, NaN, inf, an unusable embedding) is imputed and its row analysed on its other
+        // columns. A row holding a value the contract flags (out of range, unknown, wrong type) is already flagged
+        // and stays out of the detectors: counted among a class's rows it would inflate that class's label-flip
+        // excess and pull clean boundary rows over the line (measured on the real benchmark).
+        let missing_kind = |k: ViolationKind| {
+            matches!(
+                k,
+                ViolationKind::Null | ViolationKind::Nan | ViolationKind::Inf | ViolationKind::Embedding
+            )
+        };
+        let mut value_flagged = vec![false; n];
         for v in pass.violations.iter().filter(|v| v.score >= FLAG_AT) {
-            if let Some(j) = pass.feature_names.iter().position(|c| *c == v.column) {
-                pass.features.mask(v.row as usize, j);
+            if missing_kind(v.kind) {
+                continue;
             }
+            value_flagged[v.row as usize] = true;
         }
         let mut reference_raw = reference_raw;
         let (feature_names, reference_usable) = select_features(
@@ -320,12 +330,14 @@ impl Scanner {
         if !reference_usable {
             reference_raw = None;
         }
-        let valid = pass.features.valid.clone();
+        let valid: Vec<bool> = (0..n)
+            .map(|i| pass.features.valid[i] && !value_flagged[i])
+            .collect();
         let not_analysed = valid.iter().filter(|v| !**v).count();
         if not_analysed > 0 && pass.features.dim > 0 {
             notes.push(format!(
-                "{not_analysed} rows have more than half of their feature values missing or flagged: the detectors \
-                 did not analyse them"
+                "{not_analysed} rows were not analysed by the detectors: a value the contract flags, or more than \
+                 half of their feature values missing"
             ));
         }
         let mut x = pass.features.to_array();
