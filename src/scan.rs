@@ -309,7 +309,10 @@ impl Scanner {
         let missing_kind = |k: ViolationKind| {
             matches!(
                 k,
-                ViolationKind::Null | ViolationKind::Nan | ViolationKind::Inf | ViolationKind::Embedding
+                ViolationKind::Null
+                    | ViolationKind::Nan
+                    | ViolationKind::Inf
+                    | ViolationKind::Embedding
             )
         };
         let mut value_flagged = vec![false; n];

@@ -106,3 +106,46 @@ def test_duckdb_data_and_reference_from_one_connection(fixtures):
     ref = con.sql(f"select * from '{fixtures / 'train_reference.parquet'}'")
     r = poisonscan.scan(data, label="label", id="id", reference=ref)
     assert r.verdict == "fail" and r.summary["flagged"] == 80
+
+
+def test_without_id_a_key_column_is_not_a_feature_and_duplicates_are_found(poisoned, reference):
+    with_id = poisonscan.scan(poisoned, label="label", id="id", reference=reference)
+    without = poisonscan.scan(poisoned, label="label", reference=reference)
+    assert without.checks["duplicate"]["count"] == with_id.checks["duplicate"]["count"] == 10
+    assert "id" not in without.summary["inputs"]["features"]
+    assert any("unique key" in n for n in without.notes)
+
+
+def test_a_detector_that_cannot_run_is_reported_with_its_reason(poisoned):
+    one_class = poisoned.set_column(
+        poisoned.schema.get_field_index("label"), "label", pa.array([1] * poisoned.num_rows)
+    )
+    r = poisonscan.scan(one_class, label="label", id="id")
+    assert r.verdict == "warn"
+    assert r.checks["label"]["run"] == "skipped" and "1 class" in r.checks["label"]["reason"]
+    tiny = poisonscan.scan(poisoned.slice(0, 2), label="label", id="id")
+    assert tiny.verdict == "warn"
+    assert {tiny.checks[d]["run"] for d in ("outlier", "label", "backdoor")} == {"skipped"}
+
+
+def test_schema_problems_of_files_are_schema_errors(tmp_path, poisoned):
+    csv = tmp_path / "dup.csv"
+    csv.write_text("f0,f0,label\n1,2,a\n3,4,b\n")
+    with pytest.raises(poisonscan.SchemaError, match="two columns are named 'f0'"):
+        poisonscan.scan(csv)
+    folder = tmp_path / "parts"
+    folder.mkdir()
+    pq.write_table(poisoned.slice(0, 100), folder / "a.parquet")
+    pq.write_table(poisoned.slice(100, 100).select(["id", "f0", "label"]), folder / "b.parquet")
+    with pytest.raises(poisonscan.SchemaError, match="b.parquet"):
+        poisonscan.scan(folder, label="label")
+
+
+def test_repeated_ids_are_a_finding(poisoned, reference):
+    ids = list(range(poisoned.num_rows))
+    ids[20] = ids[21] = 5
+    data = poisoned.set_column(poisoned.schema.get_field_index("id"), "id", pa.array(ids))
+    r = poisonscan.scan(data, label="label", id="id", reference=reference)
+    assert r.summary["duplicate_ids"]["values"] == 1
+    assert r.summary["duplicate_ids"]["rows"] == 3
+    assert r.checks["duplicate_id"]["count"] == 3
