@@ -22,6 +22,11 @@ pub struct FeatureSpec {
     pub names: Vec<String>,
     /// Index of the embedding column, if any.
     pub embedding: Option<usize>,
+    /// Text columns whose values are recorded as codes, to be one-hot encoded when the contract says they are a
+    /// closed category set (default feature choice only).
+    pub text: Vec<usize>,
+    /// Names of those columns.
+    pub text_names: Vec<String>,
     /// Choices made without being asked (an embedding column found by itself), for the report.
     pub notes: Vec<String>,
 }
@@ -119,10 +124,25 @@ impl FeatureSpec {
             .iter()
             .map(|&i| schema.field(i).name().clone())
             .collect();
+        let text: Vec<usize> = match chosen {
+            Some(_) => Vec::new(),
+            None => (0..schema.fields().len())
+                .filter(|&i| {
+                    let f = schema.field(i);
+                    !exclude.contains(&f.name().as_str()) && type_family(f.data_type()) == "string"
+                })
+                .collect(),
+        };
+        let text_names = text
+            .iter()
+            .map(|&i| schema.field(i).name().clone())
+            .collect();
         Ok(FeatureSpec {
             columns,
             names,
             embedding,
+            text,
+            text_names,
             notes,
         })
     }
@@ -155,6 +175,53 @@ pub struct FeatureMatrix {
     /// Rows whose embedding cannot be used: (row, length found, whether the length was right and a value was not
     /// finite). Each is an impossible contract finding.
     pub bad_embeddings: Vec<(usize, usize, bool)>,
+    /// Codes of the text columns of the spec (`FeatureSpec::text`), in the same order.
+    pub text: Vec<TextCodes>,
+}
+
+/// Distinct values a text column may have and still be recorded (closed category sets have at most 64).
+const MAX_TEXT_VALUES: usize = 256;
+
+/// One text column recorded as a code per row (its distinct values in first-seen order), so it can be one-hot encoded
+/// once the contract tells whether it is a category set. `u32::MAX` marks a null or an unrecorded value.
+#[derive(Debug, Clone, Default)]
+pub struct TextCodes {
+    /// Distinct values, by code.
+    pub values: Vec<String>,
+    index: std::collections::HashMap<String, u32>,
+    /// Code per row.
+    pub codes: Vec<u32>,
+    /// More than MAX_TEXT_VALUES distinct values were seen (the column is not a category set).
+    pub overflow: bool,
+}
+
+impl TextCodes {
+    fn push(&mut self, a: &ArrayRef) {
+        let Some(s) = checks::as_utf8(a) else {
+            self.codes.extend(std::iter::repeat_n(u32::MAX, a.len()));
+            return;
+        };
+        for v in s.iter() {
+            let code = match v {
+                None => u32::MAX,
+                Some(_) if self.overflow => u32::MAX,
+                Some(v) => match self.index.get(v) {
+                    Some(&c) => c,
+                    None if self.values.len() < MAX_TEXT_VALUES => {
+                        let c = self.values.len() as u32;
+                        self.values.push(v.to_string());
+                        self.index.insert(v.to_string(), c);
+                        c
+                    }
+                    None => {
+                        self.overflow = true;
+                        u32::MAX
+                    }
+                },
+            };
+            self.codes.push(code);
+        }
+    }
 }
 
 impl FeatureMatrix {
@@ -167,6 +234,12 @@ impl FeatureMatrix {
     pub fn push_batch(&mut self, batch: &RecordBatch, spec: &FeatureSpec) {
         let n = batch.num_rows();
         let start = self.rows();
+        if self.text.len() != spec.text.len() {
+            self.text = vec![TextCodes::default(); spec.text.len()];
+        }
+        for (t, &c) in self.text.iter_mut().zip(&spec.text) {
+            t.push(batch.column(c));
+        }
         let cols: Vec<Option<arrow::array::Float64Array>> = spec
             .columns
             .iter()
@@ -250,6 +323,57 @@ impl FeatureMatrix {
         }
         self.data = data;
         self.dim = keep.len();
+    }
+
+    /// Append one-hot columns: for each `(text column position, categories)`, one 0/1 column per category (a null
+    /// or a value outside the categories is all zeros). Returns the names, `column=value`.
+    pub fn append_one_hot(
+        &mut self,
+        names: &[String],
+        cats: &[(usize, Vec<String>)],
+    ) -> Vec<String> {
+        let extra: usize = cats.iter().map(|(_, c)| c.len()).sum();
+        if extra == 0 {
+            return Vec::new();
+        }
+        // For each text column, the one-hot slot of each of its codes.
+        let slots: Vec<Vec<Option<usize>>> = cats
+            .iter()
+            .scan(0usize, |off, (t, c)| {
+                let base = *off;
+                *off += c.len();
+                let codes = &self.text[*t];
+                Some(
+                    codes
+                        .values
+                        .iter()
+                        .map(|v| c.iter().position(|x| x == v).map(|p| base + p))
+                        .collect(),
+                )
+            })
+            .collect();
+        let (n, d) = (self.rows(), self.dim);
+        let mut data = Vec::with_capacity(n * (d + extra));
+        for i in 0..n {
+            data.extend_from_slice(&self.data[i * d..(i + 1) * d]);
+            let at = data.len();
+            data.extend(std::iter::repeat_n(0.0, extra));
+            for ((t, _), slot) in cats.iter().zip(&slots) {
+                let code = self.text[*t].codes.get(i).copied().unwrap_or(u32::MAX);
+                if let Some(Some(s)) = slot.get(code as usize) {
+                    data[at + s] = 1.0;
+                }
+            }
+        }
+        self.data = data;
+        self.dim = d + extra;
+        for (i, v) in self.valid.iter_mut().enumerate() {
+            let r = &self.data[i * self.dim..(i + 1) * self.dim];
+            *v = 2 * r.iter().filter(|x| !x.is_finite()).count() <= self.dim;
+        }
+        cats.iter()
+            .flat_map(|(t, c)| c.iter().map(move |v| format!("{}={v}", names[*t])))
+            .collect()
     }
 
     /// The matrix as an ndarray (missing cells NaN).

@@ -333,6 +333,40 @@ impl Scanner {
         if !reference_usable {
             reference_raw = None;
         }
+        // Text columns the contract calls a closed category set become one-hot features (one 0/1 column per
+        // category, unscaled: a different category counts as much as two robust standard deviations).
+        let one_hot_start = pass.features.dim;
+        let categorical = one_hot_columns(&contract, &pass.text_names, &self, &keys);
+        let mut feature_names = feature_names;
+        if !categorical.is_empty() {
+            let shown: Vec<String> = categorical
+                .iter()
+                .map(|(t, c)| format!("{} ({})", pass.text_names[*t], c.len()))
+                .collect();
+            notes.push(format!(
+                "text columns one-hot encoded as features (categories): {}",
+                shown.join(", ")
+            ));
+            feature_names.extend(pass.features.append_one_hot(&pass.text_names, &categorical));
+            if let Some(r) = reference_raw.as_mut() {
+                let mapped: Option<Vec<(usize, Vec<String>)>> = categorical
+                    .iter()
+                    .map(|(t, c)| {
+                        let name = &pass.text_names[*t];
+                        r.text_names
+                            .iter()
+                            .position(|m| m == name)
+                            .map(|p| (p, c.clone()))
+                    })
+                    .collect();
+                match mapped {
+                    Some(m) => {
+                        r.features.append_one_hot(&r.text_names, &m);
+                    }
+                    None => reference_raw = None,
+                }
+            }
+        }
         let valid: Vec<bool> = (0..n)
             .map(|i| pass.features.valid[i] && !value_flagged[i])
             .collect();
@@ -354,12 +388,16 @@ impl Scanner {
                 .collect();
             LabelledMatrix { x: rx, labels }
         });
-        let scaler = match &reference {
+        let mut scaler = match &reference {
             Some(r) if r.x.nrows() > 0 && r.x.ncols() == x.ncols() => {
                 RobustScaler::fit(&r.x, &vec![true; r.x.nrows()])
             }
             _ => RobustScaler::fit(&x, &valid),
         };
+        for j in one_hot_start..scaler.center.len() {
+            scaler.center[j] = 0.0;
+            scaler.scale[j] = 1.0;
+        }
         scaler.transform(&mut x);
         let reference = reference.filter(|r| r.x.ncols() == x.ncols()).map(|mut r| {
             scaler.transform(&mut r.x);
@@ -420,7 +458,26 @@ impl Scanner {
         match plan(self.detect.outliers, "--no-outliers", false) {
             Ok(()) => {
                 let t = Instant::now();
-                outputs.push(detect::outlier::detect(&ctx));
+                // Distances to the data's own clusters on the numeric and embedding columns only: a rare category is
+                // the contract's business, and 0/1 columns split every cluster into modes that look like outliers.
+                if one_hot_start < x.ncols() && one_hot_start > 0 {
+                    let numeric = |m: &ndarray::Array2<f32>| {
+                        m.slice(ndarray::s![.., ..one_hot_start]).to_owned()
+                    };
+                    let xn = numeric(&x);
+                    let rn = ctx.reference.map(|r| LabelledMatrix {
+                        x: numeric(&r.x),
+                        labels: r.labels.clone(),
+                    });
+                    let nctx = DetectContext {
+                        x: &xn,
+                        reference: rn.as_ref(),
+                        ..ctx
+                    };
+                    outputs.push(detect::outlier::detect(&nctx));
+                } else {
+                    outputs.push(detect::outlier::detect(&ctx));
+                }
                 timed("outlier", t);
             }
             Err(r) => {
@@ -772,6 +829,38 @@ fn gate_status(
     }
 }
 
+/// The text columns (positions in `text_names`) that the contract calls a closed category set of 2 to 64 values, with
+/// the categories in the contract's order: not the label, the id or a key.
+fn one_hot_columns(
+    contract: &Contract,
+    text_names: &[String],
+    s: &Scanner,
+    keys: &[String],
+) -> Vec<(usize, Vec<String>)> {
+    text_names
+        .iter()
+        .enumerate()
+        .filter_map(|(t, name)| {
+            let c = contract.column(name)?;
+            if c.family != "string"
+                || Some(name) == s.label.as_ref()
+                || Some(name) == s.id.as_ref()
+                || Some(name) == contract.label.as_ref()
+                || keys.contains(name)
+            {
+                return None;
+            }
+            let cats: Vec<String> = c
+                .categories
+                .as_ref()?
+                .iter()
+                .map(|x| x.value.clone())
+                .collect();
+            (2..=64).contains(&cats.len()).then_some((t, cats))
+        })
+        .collect()
+}
+
 /// A column named like a label (`label`, `target`, `y`, `class`, ...), for a scan given none.
 fn label_like<'a>(names: impl Iterator<Item = &'a str>) -> Option<String> {
     const LIKE: [&str; 9] = [
@@ -898,13 +987,38 @@ pub fn profile_reference(
     s.embedding = embedding.map(str::to_string);
     let mut exclude: Vec<String> = [&s.label, &s.id].into_iter().flatten().cloned().collect();
     exclude.sort();
-    let (mut contract, rows) = read_reference(reference, &s, &exclude)?;
+    let (mut contract, mut rows) = read_reference(reference, &s, &exclude)?;
     let classes = contract.classes().unwrap_or_default();
     if label.is_some() && classes.len() >= 2 {
+        // The features a scan with this contract uses: no key columns, no column missing on most rows, categories
+        // one-hot (the same choices as `Scanner::run`, so the calibration measures the same space).
+        let keys: Vec<String> = contract
+            .columns
+            .iter()
+            .filter(|c| c.key && Some(&c.name) != s.id.as_ref())
+            .map(|c| c.name.clone())
+            .collect();
+        let emb = rows.features.dim.saturating_sub(rows.names.len());
+        let keep: Vec<usize> = (0..rows.names.len())
+            .filter(|&j| !keys.contains(&rows.names[j]))
+            .chain(rows.names.len()..rows.names.len() + emb)
+            .collect();
+        rows.features.keep_columns(&keep);
+        let present = rows.features.present_fraction();
+        let usable: Vec<usize> = (0..present.len()).filter(|&j| present[j] >= 0.5).collect();
+        rows.features.keep_columns(&usable);
+        let one_hot_start = rows.features.dim;
+        let cats = one_hot_columns(&contract, &rows.text_names, &s, &keys);
+        rows.features.append_one_hot(&rows.text_names, &cats);
         let picked = sample_by_digest(&rows.digests, &rows.features.valid, s.detect.max_fit_rows);
         let mut x = detect::take_rows(rows.features.to_array().view(), &picked);
         if x.ncols() > 0 {
-            RobustScaler::fit(&x, &vec![true; x.nrows()]).transform(&mut x);
+            let mut scaler = RobustScaler::fit(&x, &vec![true; x.nrows()]);
+            for j in one_hot_start..scaler.center.len() {
+                scaler.center[j] = 0.0;
+                scaler.scale[j] = 1.0;
+            }
+            scaler.transform(&mut x);
             let labels: Vec<Option<u32>> = picked
                 .iter()
                 .map(|&i| class_of(&classes, rows.labels[i].as_deref()))
@@ -928,6 +1042,8 @@ struct ReferenceRows {
     features: FeatureMatrix,
     /// Names of the scalar feature columns (the embedding's cells follow them).
     names: Vec<String>,
+    /// Names of the text columns recorded for one-hot features.
+    text_names: Vec<String>,
     labels: Vec<Option<String>>,
     digests: Vec<RowDigest>,
 }
@@ -966,6 +1082,7 @@ fn read_reference(
             ..FeatureMatrix::default()
         },
         names: spec.names.clone(),
+        text_names: spec.text_names.clone(),
         labels: Vec::new(),
         digests: Vec::new(),
     };
@@ -1006,6 +1123,8 @@ struct DataPass {
     notes: Vec<String>,
     /// Columns rows are compared on to find duplicates.
     duplicate_columns: usize,
+    /// Names of the text columns recorded for one-hot features.
+    text_names: Vec<String>,
 }
 
 /// Drift counters for one column.
@@ -1145,6 +1264,7 @@ fn data_pass(
         embedding: emb_name.clone(),
         notes: spec.notes.clone(),
         duplicate_columns,
+        text_names: spec.text_names.clone(),
     };
     let mut probs: Vec<f32> = Vec::new();
     for batch in &mut stream {

@@ -316,3 +316,79 @@ fn a_natural_mode_that_resembles_another_class_is_not_a_backdoor_without_a_refer
     let caught = (0..t.len()).filter(|&i| t[i] && bd[i]).count();
     assert!(caught >= 48, "copies caught {caught} of 60");
 }
+
+#[test]
+fn a_category_column_that_carries_the_class_finds_flips_through_its_one_hot_features() {
+    // Two noise columns and a text column that names the class: flips are visible only through the category. The
+    // clean twin flags nothing.
+    let make = |rows: usize, seed: u64, flips: f64| {
+        let mut r = seed;
+        let mut next = || {
+            r ^= r << 13;
+            r ^= r >> 7;
+            r ^= r << 17;
+            (r >> 11) as f64 / (1u64 << 53) as f64
+        };
+        let cats = ["red", "green", "blue", "grey"];
+        let (mut x0, mut x1, mut cat, mut label, mut truth) =
+            (vec![], vec![], vec![], vec![], vec![]);
+        for i in 0..rows {
+            let y = i % 4;
+            x0.push(next() * 2.0 - 1.0);
+            x1.push(next() * 2.0 - 1.0);
+            cat.push(cats[y]);
+            let flipped = next() < flips;
+            label.push(if flipped {
+                ((y + 2) % 4) as i64
+            } else {
+                y as i64
+            });
+            truth.push(flipped);
+        }
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Int64, false),
+            Field::new("x0", DataType::Float64, false),
+            Field::new("x1", DataType::Float64, false),
+            Field::new("colour", DataType::Utf8, false),
+            Field::new("label", DataType::Int64, false),
+        ]));
+        let cols: Vec<ArrayRef> = vec![
+            Arc::new(Int64Array::from_iter_values(0..rows as i64)),
+            Arc::new(arrow::array::Float64Array::from(x0)),
+            Arc::new(arrow::array::Float64Array::from(x1)),
+            Arc::new(arrow::array::StringArray::from(cat)),
+            Arc::new(Int64Array::from(label)),
+        ];
+        let b = RecordBatch::try_new(schema.clone(), cols).unwrap();
+        (Source::memory(schema, vec![b], "categorical"), truth)
+    };
+    let run = |data: Source| {
+        Scanner::new(data)
+            .label("label")
+            .id("id")
+            .reference(make(800, 7, 0.0).0)
+            .run()
+            .unwrap()
+    };
+    let (data, truth) = make(2000, 11, 0.05);
+    let out = run(data);
+    assert!(
+        out.report.inputs["features"]
+            .to_string()
+            .contains("colour=red"),
+        "{}",
+        out.report.inputs["features"]
+    );
+    let q = quality(
+        &out.scores.checks["label"],
+        &flagged_by(&out, "label"),
+        &truth,
+    );
+    assert!(q.precision_at_k >= 0.8, "{q:?}");
+    let clean = run(make(2000, 13, 0.0).0);
+    assert_eq!(
+        clean.report.checks["label"].count, 0,
+        "{}",
+        clean.report.summary
+    );
+}
