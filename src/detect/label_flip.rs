@@ -518,12 +518,29 @@ fn detect_on_base(ctx: &DetectContext) -> LabelFlipOutput {
             None => true,
         })
         .collect();
+    // In a class that exceeds, about E_y of its candidates are what clean data holds anyway: only the clearest
+    // X_y - E_y (by margin, ties at the cut kept) are flagged; the others keep their rank just below the line.
+    let mut cut = vec![f32::NEG_INFINITY; nc];
+    for y in 0..nc {
+        if let (true, Some(e)) = (excess[y], expected[y]) {
+            let mut s: Vec<f32> = results
+                .iter()
+                .filter(|(i, _, r, _)| r.is_some() && ctx.labels[*i] == Some(y as u32))
+                .map(|(_, s, _, _)| *s)
+                .collect();
+            s.sort_by(|a, b| b.total_cmp(a));
+            let keep = ((cand[y] as f64 - e).ceil().max(1.0) as usize).min(s.len());
+            if keep > 0 {
+                cut[y] = s[keep - 1];
+            }
+        }
+    }
     let mut results = results;
-    for (i, _, r, _) in results.iter_mut() {
+    for (i, s, r, _) in results.iter_mut() {
         if let Some(y) = ctx.labels[*i] {
             let y = y as usize;
             if r.is_some() {
-                if !excess[y] {
+                if !excess[y] || *s < cut[y] {
                     *r = None;
                 } else if let (Some(e), Some(text)) = (expected[y], r.as_mut()) {
                     text.push_str(&format!(
