@@ -196,6 +196,21 @@ pub struct TextCodes {
 }
 
 impl TextCodes {
+    /// Rebuild from saved values and codes.
+    pub fn from_parts(values: Vec<String>, codes: Vec<u32>, overflow: bool) -> TextCodes {
+        let index = values
+            .iter()
+            .enumerate()
+            .map(|(i, v)| (v.clone(), i as u32))
+            .collect();
+        TextCodes {
+            values,
+            index,
+            codes,
+            overflow,
+        }
+    }
+
     fn push(&mut self, a: &ArrayRef) {
         let Some(s) = checks::as_utf8(a) else {
             self.codes.extend(std::iter::repeat_n(u32::MAX, a.len()));

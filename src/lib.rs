@@ -5,6 +5,7 @@ pub mod contract;
 pub mod detect;
 pub mod error;
 pub mod features;
+pub mod fit;
 pub mod lineage;
 pub mod output;
 pub mod policy;

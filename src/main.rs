@@ -42,6 +42,29 @@ enum Command {
         #[arg(long, default_value_t = poisonscan::source::DEFAULT_BATCH_SIZE)]
         batch_size: usize,
     },
+    /// Fit a scanner on trusted reference data and save it (contract, calibration, the rows detectors fit on).
+    Fit {
+        /// Reference data (Parquet file or folder, Arrow IPC, CSV).
+        reference: PathBuf,
+        /// Label column.
+        #[arg(long)]
+        label: Option<String>,
+        /// Id column.
+        #[arg(long)]
+        id: Option<String>,
+        /// Feature columns, comma-separated (default: chosen as in a scan).
+        #[arg(long, value_delimiter = ',')]
+        features: Option<Vec<String>>,
+        /// Embedding column.
+        #[arg(long)]
+        embedding: Option<String>,
+        /// Where to write the fitted scanner (`.psfit`, an Arrow IPC file).
+        #[arg(short, long)]
+        output: PathBuf,
+        /// Rows per batch.
+        #[arg(long, default_value_t = poisonscan::source::DEFAULT_BATCH_SIZE)]
+        batch_size: usize,
+    },
     /// Scan data: contract checks, lineage, detectors, verdict.
     Scan(Box<ScanArgs>),
     /// Write a manifest (fingerprint, Merkle root, row digests) of the data.
@@ -104,8 +127,11 @@ struct ScanArgs {
     #[arg(long, conflicts_with = "contract")]
     reference: Option<PathBuf>,
     /// Contract JSON written by `profile`.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "fitted")]
     contract: Option<PathBuf>,
+    /// Fitted scanner written by `fit` (instead of --reference; its label, id and features are used).
+    #[arg(long, conflicts_with = "reference")]
+    fitted: Option<PathBuf>,
     /// Policy TOML (per-check warn_if / error_if).
     #[arg(long)]
     policy: Option<PathBuf>,
@@ -175,6 +201,7 @@ fn main() -> ExitCode {
     };
     let name = match &cli.command {
         Command::Profile { .. } => "profile",
+        Command::Fit { .. } => "fit",
         Command::Scan(_) => "scan",
         Command::Lineage { .. } => "lineage",
         Command::Verify { .. } => "verify",
@@ -233,6 +260,35 @@ fn run(cmd: Command) -> Result<u8, Error> {
                 c.rows,
                 c.columns.len(),
                 reference.display(),
+                output.display()
+            );
+            Ok(0)
+        }
+        Command::Fit {
+            reference,
+            label,
+            id,
+            features,
+            embedding,
+            output,
+            batch_size,
+        } => {
+            check_outputs(&[("the reference", &reference)], &[("-o", &output)])?;
+            let mut src = source(&reference, batch_size)?;
+            let f = poisonscan::fit::FittedScanner::fit(
+                &mut src,
+                label.as_deref(),
+                id.as_deref(),
+                features,
+                embedding.as_deref(),
+            )?;
+            f.save(&output)?;
+            println!(
+                "poisonscan: fitted on {} rows of {} ({} columns), hash {} -> {}",
+                f.rows(),
+                reference.display(),
+                f.contract().columns.len(),
+                &f.hash()[..16],
                 output.display()
             );
             Ok(0)
@@ -312,6 +368,7 @@ fn scan(a: ScanArgs) -> Result<u8, Error> {
             ("the data", Some(a.data.as_path())),
             ("--reference", a.reference.as_deref()),
             ("--contract", a.contract.as_deref()),
+            ("--fitted", a.fitted.as_deref()),
             ("--policy", a.policy.as_deref()),
             ("--baseline", a.baseline.as_deref()),
             ("--key-file", a.key_file.as_deref()),
@@ -371,6 +428,11 @@ fn scan(a: ScanArgs) -> Result<u8, Error> {
         s = s.reference(source(r, a.batch_size)?);
     } else if let Some(c) = &a.contract {
         s = s.contract(Contract::read(c)?, c.display().to_string());
+    } else if let Some(f) = &a.fitted {
+        s = s.fitted(
+            poisonscan::fit::FittedScanner::load(f)?,
+            f.display().to_string(),
+        )?;
     }
     if let Some(b) = &a.baseline {
         s = s.baseline(Manifest::read(b)?, b.display().to_string());

@@ -38,6 +38,13 @@ pub enum ContractSource {
     Infer,
     /// Profile a trusted reference (also used to fit and calibrate the detectors).
     Reference(Source),
+    /// A scanner fitted earlier on a trusted reference (`poisonscan fit`): its contract and reference rows.
+    Fitted {
+        /// The fitted scanner.
+        fitted: Box<crate::fit::FittedScanner>,
+        /// Its path, for the report.
+        origin: String,
+    },
     /// A contract file read earlier.
     Contract {
         /// The contract.
@@ -132,6 +139,41 @@ impl Scanner {
         self.contract_source = ContractSource::Reference(reference);
         self
     }
+    /// Scan with a fitted scanner instead of a reference: its label, id, features and embedding are used, and given
+    /// ones must agree with them.
+    pub fn fitted(
+        mut self,
+        fitted: crate::fit::FittedScanner,
+        origin: impl Into<String>,
+    ) -> Result<Self, Error> {
+        let origin = origin.into();
+        let agree = |what: &str, given: &Option<String>, fit: Option<&str>| {
+            match (given, fit) {
+            (Some(g), f) if Some(g.as_str()) != f => Err(Error::Usage(format!(
+                "{what} {g} differs from the fitted scanner's ({}; {origin}): fit again, or drop {what}",
+                f.unwrap_or("none")
+            ))),
+            _ => Ok(()),
+        }
+        };
+        agree("--label", &self.label, fitted.label())?;
+        agree("--id", &self.id, fitted.id())?;
+        agree("--embedding", &self.embedding, fitted.embedding())?;
+        if self.features.is_some() && self.features.as_deref() != fitted.features() {
+            return Err(Error::Usage(format!(
+                "--features differ from the fitted scanner's ({origin}): fit again, or drop --features"
+            )));
+        }
+        self.label = fitted.label().map(str::to_string);
+        self.id = fitted.id().map(str::to_string);
+        self.embedding = fitted.embedding().map(str::to_string);
+        self.features = fitted.features().map(|f| f.to_vec());
+        self.contract_source = ContractSource::Fitted {
+            fitted: Box::new(fitted),
+            origin,
+        };
+        Ok(self)
+    }
     /// A contract (e.g. read with [`Contract::read`]).
     pub fn contract(mut self, contract: Contract, origin: impl Into<String>) -> Self {
         self.contract_source = ContractSource::Contract {
@@ -188,6 +230,11 @@ impl Scanner {
             match std::mem::replace(&mut self.contract_source, ContractSource::Infer) {
                 ContractSource::Contract { contract, origin } => {
                     (contract, format!("contract file {origin}"), None)
+                }
+                ContractSource::Fitted { fitted, origin } => {
+                    let f = *fitted;
+                    let source = format!("fitted scanner {origin} (reference {})", f.origin());
+                    (f.contract().clone(), source, Some(f.rows))
                 }
                 ContractSource::Reference(mut src) => {
                     let r = read_reference(&mut src, &self, &exclude)?;
@@ -976,6 +1023,17 @@ pub fn profile_reference(
     features: Option<Vec<String>>,
     embedding: Option<&str>,
 ) -> Result<Contract, Error> {
+    Ok(profile_rows(reference, label, id, features, embedding)?.0)
+}
+
+/// The contract of a reference (with its calibration) and the rows the detectors are fitted on.
+pub(crate) fn profile_rows(
+    reference: &mut Source,
+    label: Option<&str>,
+    id: Option<&str>,
+    features: Option<Vec<String>>,
+    embedding: Option<&str>,
+) -> Result<(Contract, ReferenceRows), Error> {
     let mut s = Scanner::new(Source::memory(
         std::sync::Arc::new(arrow::datatypes::Schema::empty()),
         vec![],
@@ -987,9 +1045,16 @@ pub fn profile_reference(
     s.embedding = embedding.map(str::to_string);
     let mut exclude: Vec<String> = [&s.label, &s.id].into_iter().flatten().cloned().collect();
     exclude.sort();
-    let (mut contract, mut rows) = read_reference(reference, &s, &exclude)?;
+    let (mut contract, raw) = read_reference(reference, &s, &exclude)?;
     let classes = contract.classes().unwrap_or_default();
     if label.is_some() && classes.len() >= 2 {
+        let mut rows = ReferenceRows {
+            features: raw.features.clone(),
+            names: raw.names.clone(),
+            text_names: raw.text_names.clone(),
+            labels: Vec::new(),
+            digests: Vec::new(),
+        };
         // The features a scan with this contract uses: no key columns, no column missing on most rows, categories
         // one-hot (the same choices as `Scanner::run`, so the calibration measures the same space).
         let keys: Vec<String> = contract
@@ -1010,7 +1075,7 @@ pub fn profile_reference(
         let one_hot_start = rows.features.dim;
         let cats = one_hot_columns(&contract, &rows.text_names, &s, &keys);
         rows.features.append_one_hot(&rows.text_names, &cats);
-        let picked = sample_by_digest(&rows.digests, &rows.features.valid, s.detect.max_fit_rows);
+        let picked = sample_by_digest(&raw.digests, &rows.features.valid, s.detect.max_fit_rows);
         let mut x = detect::take_rows(rows.features.to_array().view(), &picked);
         if x.ncols() > 0 {
             let mut scaler = RobustScaler::fit(&x, &vec![true; x.nrows()]);
@@ -1021,7 +1086,7 @@ pub fn profile_reference(
             scaler.transform(&mut x);
             let labels: Vec<Option<u32>> = picked
                 .iter()
-                .map(|&i| class_of(&classes, rows.labels[i].as_deref()))
+                .map(|&i| class_of(&classes, raw.labels[i].as_deref()))
                 .collect();
             let cfg = &s.detect;
             contract.calibration = Some(crate::contract::Calibration {
@@ -1035,17 +1100,19 @@ pub fn profile_reference(
             });
         }
     }
-    Ok(contract)
+    Ok((contract, raw))
 }
 
-struct ReferenceRows {
-    features: FeatureMatrix,
+/// Trusted rows as read: raw features (before any column choice or scaling), labels and digests.
+#[derive(Debug, Clone)]
+pub(crate) struct ReferenceRows {
+    pub(crate) features: FeatureMatrix,
     /// Names of the scalar feature columns (the embedding's cells follow them).
-    names: Vec<String>,
+    pub(crate) names: Vec<String>,
     /// Names of the text columns recorded for one-hot features.
-    text_names: Vec<String>,
-    labels: Vec<Option<String>>,
-    digests: Vec<RowDigest>,
+    pub(crate) text_names: Vec<String>,
+    pub(crate) labels: Vec<Option<String>>,
+    pub(crate) digests: Vec<RowDigest>,
 }
 
 fn read_reference(
