@@ -392,3 +392,51 @@ fn rows_from(h: &Header, batches: &[RecordBatch]) -> Result<ReferenceRows, Strin
         digests,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lineage::RowDigest;
+
+    fn fitted() -> FittedScanner {
+        let mut src = Source::path(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/train_reference.parquet"),
+        )
+        .unwrap();
+        FittedScanner::fit(&mut src, Some("label"), Some("id"), None, None).unwrap()
+    }
+
+    #[test]
+    fn save_and_load_round_trip_and_another_version_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = fitted();
+        let p = dir.path().join("s.psfit");
+        f.save(&p).unwrap();
+        let g = FittedScanner::load(&p).unwrap();
+        assert_eq!(g.hash(), f.hash());
+        assert_eq!(g.rows.features.data, f.rows.features.data);
+        assert_eq!(g.rows.labels, f.rows.labels);
+        assert_eq!(g.contract().columns.len(), f.contract().columns.len());
+        // Another layout version.
+        let mut old = f.clone();
+        old.header.fit_version = 99;
+        old.header_text = serde_json::to_string(&old.header).unwrap();
+        old.hash = old.content_hash();
+        let q = dir.path().join("old.psfit");
+        old.save(&q).unwrap();
+        let e = FittedScanner::load(&q).unwrap_err().to_string();
+        assert!(
+            e.contains("fit_version 99") && e.contains("poisonscan fit"),
+            "{e}"
+        );
+        // Rows kept for the fit: at most max, the smallest digests.
+        let kept = keep_fit_rows(f.rows.clone(), 100);
+        assert_eq!(kept.labels.len(), 100);
+        assert_eq!(kept.features.data.len(), 100 * f.rows.features.dim);
+        let mut smallest: Vec<RowDigest> = f.rows.digests.clone();
+        smallest.sort_by_key(|d| u64::from_le_bytes(d[..8].try_into().unwrap()));
+        for d in &kept.digests {
+            assert!(smallest[..100].contains(d));
+        }
+    }
+}

@@ -1,0 +1,113 @@
+//! A fitted scanner file: same results as scanning with its reference, refused when changed, from another version
+//! or for a schema it was not fitted for.
+
+mod common;
+
+use assert_cmd::Command;
+use common::*;
+use predicates::prelude::*;
+
+fn cli() -> Command {
+    Command::cargo_bin("poisonscan").unwrap()
+}
+
+fn fit(out: &std::path::Path) {
+    cli()
+        .args(["fit", "--label", "label", "--id", "id"])
+        .arg(fixture("train_reference.parquet"))
+        .arg("-o")
+        .arg(out)
+        .assert()
+        .code(0)
+        .stdout(predicate::str::contains("fitted on 2000 rows"));
+}
+
+#[test]
+fn a_fitted_scanner_scores_exactly_as_its_reference() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let fitted = d.join("s.psfit");
+    fit(&fitted);
+    for (data, code) in [("train_poisoned.parquet", 1), ("train_clean.parquet", 0)] {
+        let (a, b) = (d.join("a.csv"), d.join("b.csv"));
+        cli()
+            .args(["scan", "-q"])
+            .arg(fixture(data))
+            .arg("--fitted")
+            .arg(&fitted)
+            .arg("--scores")
+            .arg(&a)
+            .assert()
+            .code(code);
+        cli()
+            .args([
+                "scan",
+                "-q",
+                "--label",
+                "label",
+                "--id",
+                "id",
+                "--reference",
+            ])
+            .arg(fixture("train_reference.parquet"))
+            .arg(fixture(data))
+            .arg("--scores")
+            .arg(&b)
+            .assert()
+            .code(code);
+        assert_eq!(
+            std::fs::read(&a).unwrap(),
+            std::fs::read(&b).unwrap(),
+            "{data}: scores differ"
+        );
+    }
+}
+
+#[test]
+fn a_changed_file_another_schema_or_other_options_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let fitted = d.join("s.psfit");
+    fit(&fitted);
+    // One byte changed in the middle of the file (the feature values).
+    let mut bytes = std::fs::read(&fitted).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x01;
+    let bad = d.join("bad.psfit");
+    std::fs::write(&bad, &bytes).unwrap();
+    cli()
+        .args(["scan", "-q"])
+        .arg(fixture("train_poisoned.parquet"))
+        .arg("--fitted")
+        .arg(&bad)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("bad.psfit"))
+        .stdout(predicate::str::contains("verdict ERROR"));
+    // Not a fitted scanner at all.
+    cli()
+        .args(["scan", "-q"])
+        .arg(fixture("train_poisoned.parquet"))
+        .arg("--fitted")
+        .arg(fixture("train_reference.parquet"))
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("not a fitted scanner"));
+    // Data of another schema than the reference's.
+    cli()
+        .args(["scan", "-q"])
+        .arg(fixture("corrupted.csv"))
+        .arg("--fitted")
+        .arg(&fitted)
+        .assert()
+        .code(2);
+    // A label other than the one it was fitted with.
+    cli()
+        .args(["scan", "-q", "--label", "f0"])
+        .arg(fixture("train_poisoned.parquet"))
+        .arg("--fitted")
+        .arg(&fitted)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("differs from the fitted scanner"));
+}
