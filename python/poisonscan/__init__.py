@@ -19,6 +19,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
 from . import _poisonscan as _native
 from ._poisonscan import (
     ConfigError,
+    FittedScanner as _NativeFitted,
     InputError,
     InternalError,
     LineageError,
@@ -31,6 +32,8 @@ from ._poisonscan import (
 
 __all__ = [
     "scan",
+    "fit",
+    "FittedScanner",
     "profile",
     "lineage",
     "diff",
@@ -252,6 +255,7 @@ def scan(
     backdoors: bool = True,
     batch_size: int = 65536,
     allow_widening: bool = False,
+    fitted: Optional["FittedScanner"] = None,
 ) -> Report:
     """Scan ``data`` for poisoning and return a :class:`Report`.
 
@@ -260,10 +264,10 @@ def scan(
     ``{"require": ["label"], "label": {"error_if": "> 1%"}}``; keys given replace only those keys of the built-in
     rule. ``baseline``: a :class:`Manifest` (or path) to diff against. ``key``: lineage secret (else
     ``POISONSCAN_KEY``). ``features``: column names (a single string is one column name). ``allow_widening``: accept
-    integer data in a float column of the contract.
+    integer data in a float column of the contract. ``fitted``: a :class:`FittedScanner` (instead of ``reference``).
     """
-    if reference is not None and contract is not None:
-        raise ConfigError("give either reference or contract, not both")
+    if sum(x is not None for x in (reference, contract, fitted)) > 1:
+        raise ConfigError("give one of reference, contract or fitted, not several")
     if isinstance(features, str):
         features = [features]
     if features is not None:
@@ -304,8 +308,70 @@ def scan(
         backdoors=backdoors,
         batch_size=batch_size,
         allow_widening=allow_widening,
+        fitted=None if fitted is None else fitted._native,
     )
     return Report(native)
+
+
+class FittedScanner:
+    """A scanner fitted on trusted reference data: the contract, its calibration and the reference rows the
+    detectors fit on, in one versioned, hashed file. Score any number of datasets or arriving batches with it."""
+
+    def __init__(self, native: Any) -> None:
+        self._native = native
+
+    @classmethod
+    def load(cls, path: PathLike) -> "FittedScanner":
+        """Read a file written by :meth:`save` (raises ``SchemaError`` for a changed file or another version)."""
+        return cls(_NativeFitted.load(os.fspath(path)))
+
+    def save(self, path: PathLike) -> None:
+        self._native.save(os.fspath(path))
+
+    @property
+    def hash(self) -> str:
+        return self._native.hash
+
+    @property
+    def rows(self) -> int:
+        return self._native.rows
+
+    @property
+    def label(self) -> Optional[str]:
+        return self._native.label
+
+    @property
+    def contract(self) -> "Contract":
+        return Contract(self._native.contract_json(), "<fitted>")
+
+    def score(self, data: Any, **options: Any) -> Report:
+        """Scan ``data`` with this fit: :func:`scan` with ``fitted=self`` (other options as there)."""
+        return scan(data, fitted=self, **options)
+
+    def __repr__(self) -> str:
+        return repr(self._native)
+
+
+def fit(
+    reference: Any,
+    *,
+    label: Optional[str] = None,
+    id: Optional[str] = None,
+    features: Union[None, str, Sequence[str]] = None,
+    embedding: Optional[str] = None,
+) -> FittedScanner:
+    """Fit a :class:`FittedScanner` on trusted reference data (as ``scan(..., reference=...)`` would)."""
+    if isinstance(features, str):
+        features = [features]
+    return FittedScanner(
+        _native._fit(
+            _data_arg(reference, "reference"),
+            label=label,
+            id=id,
+            features=None if features is None else list(features),
+            embedding=embedding,
+        )
+    )
 
 
 def profile(reference: Any, *, label: Optional[str] = None, id: Optional[str] = None) -> Contract:

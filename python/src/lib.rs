@@ -227,7 +227,7 @@ impl PyReport {
 
 /// Scan data for poisoning. See the Python wrapper `poisonscan.scan` for the documented signature.
 #[pyfunction]
-#[pyo3(signature = (data, *, label=None, id=None, reference=None, contract_json=None, contract_origin=None, policy_toml=None, policy_origin=None, baseline=None, key=None, features=None, embedding=None, pred_probs=None, k=10, outliers=true, label_flips=true, backdoors=true, batch_size=65536, allow_widening=false))]
+#[pyo3(signature = (data, *, label=None, id=None, reference=None, contract_json=None, contract_origin=None, policy_toml=None, policy_origin=None, baseline=None, key=None, features=None, embedding=None, pred_probs=None, k=10, outliers=true, label_flips=true, backdoors=true, batch_size=65536, allow_widening=false, fitted=None))]
 #[allow(clippy::too_many_arguments)]
 fn _scan(
     py: Python<'_>,
@@ -250,7 +250,9 @@ fn _scan(
     backdoors: bool,
     batch_size: usize,
     allow_widening: bool,
+    fitted: Option<PyRef<'_, PyFittedScanner>>,
 ) -> PyResult<PyReport> {
+    let fitted = fitted.map(|f| f.inner.clone());
     if k == 0 {
         return Err(ConfigError::new_err("k must be at least 1"));
     }
@@ -320,7 +322,9 @@ fn _scan(
         if let Some(p) = pred_probs {
             s = s.pred_probs(p);
         }
-        if let Some(r) = reference {
+        if let Some(f) = fitted {
+            s = s.fitted(f, "<FittedScanner>")?;
+        } else if let Some(r) = reference {
             s = s.reference(r);
         } else if let Some(c) = contract {
             s = s.contract(c, contract_origin.unwrap_or_else(|| "<contract>".into()));
@@ -371,6 +375,88 @@ fn _check_contract(json: &str) -> PyResult<()> {
     Contract::from_json(json, Path::new("<contract>"))
         .map(|_| ())
         .map_err(|e| to_py(e.into()))
+}
+
+/// A scanner fitted on trusted reference data (contract, calibration, the rows the detectors fit on).
+#[pyclass(module = "poisonscan._poisonscan", name = "FittedScanner", frozen)]
+struct PyFittedScanner {
+    inner: poisonscan::fit::FittedScanner,
+}
+
+#[pymethods]
+impl PyFittedScanner {
+    /// Read a fitted scanner file (refuses another version or a changed file).
+    #[staticmethod]
+    fn load(py: Python<'_>, path: PathBuf) -> PyResult<PyFittedScanner> {
+        let inner = guarded(py, move || poisonscan::fit::FittedScanner::load(&path))?;
+        Ok(PyFittedScanner { inner })
+    }
+    /// Write it atomically.
+    fn save(&self, py: Python<'_>, path: PathBuf) -> PyResult<()> {
+        let f = self.inner.clone();
+        guarded(py, move || f.save(&path))
+    }
+    /// blake3 of its content (hex).
+    #[getter]
+    fn hash(&self) -> String {
+        self.inner.hash().to_string()
+    }
+    /// Reference rows kept.
+    #[getter]
+    fn rows(&self) -> usize {
+        self.inner.rows()
+    }
+    /// Label column it was fitted with.
+    #[getter]
+    fn label(&self) -> Option<String> {
+        self.inner.label().map(str::to_string)
+    }
+    /// Id column it was fitted with.
+    #[getter]
+    fn id(&self) -> Option<String> {
+        self.inner.id().map(str::to_string)
+    }
+    /// The contract as JSON text.
+    fn contract_json(&self) -> String {
+        self.inner.contract().to_json()
+    }
+    fn __repr__(&self) -> String {
+        format!(
+            "<poisonscan.FittedScanner {} rows of {}, label={:?}, hash {}>",
+            self.inner.rows(),
+            self.inner.origin(),
+            self.inner.label(),
+            &self.inner.hash()[..16]
+        )
+    }
+}
+
+/// Fit a scanner on trusted reference data.
+#[pyfunction]
+#[pyo3(signature = (reference, *, label=None, id=None, features=None, embedding=None))]
+fn _fit(
+    py: Python<'_>,
+    reference: &Bound<'_, PyAny>,
+    label: Option<String>,
+    id: Option<String>,
+    features: Option<Vec<String>>,
+    embedding: Option<String>,
+) -> PyResult<PyFittedScanner> {
+    let mut src = to_source(
+        reference,
+        "reference",
+        poisonscan::source::DEFAULT_BATCH_SIZE,
+    )?;
+    let inner = guarded(py, move || {
+        poisonscan::fit::FittedScanner::fit(
+            &mut src,
+            label.as_deref(),
+            id.as_deref(),
+            features,
+            embedding.as_deref(),
+        )
+    })?;
+    Ok(PyFittedScanner { inner })
 }
 
 /// A lineage manifest (header and row digests).
@@ -488,6 +574,8 @@ fn _poisonscan(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("InternalError", py.get_type::<InternalError>())?;
     m.add_class::<PyReport>()?;
     m.add_class::<PyManifest>()?;
+    m.add_class::<PyFittedScanner>()?;
+    m.add_function(wrap_pyfunction!(_fit, m)?)?;
     m.add_function(wrap_pyfunction!(_scan, m)?)?;
     m.add_function(wrap_pyfunction!(_profile, m)?)?;
     m.add_function(wrap_pyfunction!(_lineage, m)?)?;

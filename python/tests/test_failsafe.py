@@ -149,3 +149,25 @@ def test_repeated_ids_are_a_finding(poisoned, reference):
     assert r.summary["duplicate_ids"]["values"] == 1
     assert r.summary["duplicate_ids"]["rows"] == 3
     assert r.checks["duplicate_id"]["count"] == 3
+
+
+def test_fit_once_score_many(tmp_path, fixtures, poisoned, reference):
+    f = poisonscan.fit(reference, label="label", id="id")
+    assert f.rows == reference.num_rows and f.label == "label" and len(f.hash) == 64
+    path = tmp_path / "s.psfit"
+    f.save(path)
+    g = poisonscan.FittedScanner.load(path)
+    assert g.hash == f.hash
+    by_fit = g.score(poisoned)
+    by_ref = poisonscan.scan(poisoned, label="label", id="id", reference=reference)
+    assert by_fit.scores.equals(by_ref.scores)
+    assert by_fit.verdict == by_ref.verdict == "fail"
+    assert g.score(pq.read_table(fixtures / "train_clean.parquet")).verdict == "pass"
+    assert g.contract.label == "label"
+    data = path.read_bytes()
+    mid = len(data) // 2
+    (tmp_path / "bad.psfit").write_bytes(data[:mid] + bytes([data[mid] ^ 1]) + data[mid + 1 :])
+    with pytest.raises(poisonscan.SchemaError):
+        poisonscan.FittedScanner.load(tmp_path / "bad.psfit")
+    with pytest.raises(poisonscan.ConfigError, match="one of"):
+        poisonscan.scan(poisoned, reference=reference, fitted=g)
