@@ -4,10 +4,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release --quiet --bin poisonscan --example make_scale
-bin=target/release/poisonscan
+target="${CARGO_TARGET_DIR:-target}"
+bin="$target/release/poisonscan"
 for rows in "${@:-100000 1000000}"; do
     dir="out/scale-$rows"
-    [ -f "$dir/data.parquet" ] || target/release/examples/make_scale "$dir" "$rows" 32 >/dev/null
+    [ -f "$dir/data.parquet" ] || "$target/release/examples/make_scale" "$dir" "$rows" 32 >/dev/null
     for mode in reference none; do
         extra=()
         [ "$mode" = reference ] && extra=(--reference "$dir/reference.parquet")

@@ -492,7 +492,7 @@ impl Scanner {
         };
         let plan = |on: bool, flag: &str, needs_label: bool| -> Result<(), (Run, String)> {
             if !on {
-                return Err((Run::Disabled, format!("switched off ({flag})")));
+                return Err((Run::Disabled, format!("switched off with {flag}")));
             }
             if let Some(w) = &no_features {
                 return Err((Run::Skipped, w.clone()));
@@ -502,7 +502,11 @@ impl Scanner {
                 _ => Ok(()),
             }
         };
-        match plan(self.detect.outliers, "--no-outliers", false) {
+        match plan(
+            self.detect.outliers,
+            "--no-outliers / outliers=False",
+            false,
+        ) {
             Ok(()) => {
                 let t = Instant::now();
                 // Distances to the data's own clusters on the numeric and embedding columns only: a rare category is
@@ -532,7 +536,11 @@ impl Scanner {
             }
         }
         let mut knn = None;
-        match plan(self.detect.label_flips, "--no-label-flips", true) {
+        match plan(
+            self.detect.label_flips,
+            "--no-label-flips / label_flips=False",
+            true,
+        ) {
             Ok(()) => {
                 let t = Instant::now();
                 let lf = detect::label_flip::detect(&ctx);
@@ -546,7 +554,11 @@ impl Scanner {
                 runs.insert("label", (r.0, Some(r.1)));
             }
         }
-        match plan(self.detect.backdoors, "--no-backdoors", true) {
+        match plan(
+            self.detect.backdoors,
+            "--no-backdoors / backdoors=False",
+            true,
+        ) {
             Ok(()) => {
                 let t = Instant::now();
                 outputs.push(detect::backdoor::detect(&ctx));

@@ -292,7 +292,8 @@ fn detectors_that_cannot_run_say_why_and_the_verdict_is_at_best_warn() {
     assert_eq!(r["checks"]["outlier"]["run"], "disabled");
     assert_eq!(r["verdict"], "pass", "{stdout}");
     assert!(
-        last_line(&stdout).contains("outlier disabled (switched off (--no-outliers))"),
+        last_line(&stdout)
+            .contains("outlier disabled (switched off with --no-outliers / outliers=False)"),
         "{stdout}"
     );
 }

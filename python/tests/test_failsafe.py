@@ -171,3 +171,26 @@ def test_fit_once_score_many(tmp_path, fixtures, poisoned, reference):
         poisonscan.FittedScanner.load(tmp_path / "bad.psfit")
     with pytest.raises(poisonscan.ConfigError, match="one of"):
         poisonscan.scan(poisoned, reference=reference, fitted=g)
+
+
+def test_an_all_nan_column_is_left_out_and_alone_never_passes(poisoned, reference):
+    nan = lambda t: t.append_column("junk", pa.array([float("nan")] * t.num_rows))  # noqa: E731
+    plain = poisonscan.scan(poisoned, label="label", id="id", reference=reference)
+    with_nan = poisonscan.scan(nan(poisoned), label="label", id="id", reference=nan(reference))
+    assert with_nan.summary["flagged"] == plain.summary["flagged"] == 80
+    assert any("junk (0% of values present)" in n for n in with_nan.notes)
+    alone = poisonscan.scan(
+        nan(poisoned).select(["id", "junk", "label"]),
+        label="label",
+        id="id",
+        reference=nan(reference).select(["id", "junk", "label"]),
+    )
+    assert alone.verdict == "warn"
+    assert alone.checks["outlier"]["run"] == "skipped"
+    # NaN in some cells of a real column: those rows are still analysed (imputed) and the scan still finds the flips.
+    f0 = poisoned["f0"].to_pylist()
+    for i in range(0, poisoned.num_rows, 50):
+        f0[i] = float("nan")
+    holes = poisoned.set_column(poisoned.schema.get_field_index("f0"), "f0", pa.array(f0))
+    r = poisonscan.scan(holes, label="label", id="id", reference=reference)
+    assert r.checks["label"]["count"] >= plain.checks["label"]["count"] - 3
