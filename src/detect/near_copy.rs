@@ -25,7 +25,7 @@
 
 use super::DetectContext;
 use crate::features::sample_by_digest;
-use ndarray::ArrayView1;
+use rayon::prelude::*;
 
 const MAX_MEMBERS: usize = 256;
 const MAX_SPACING_ROWS: usize = 128;
@@ -39,33 +39,52 @@ pub fn trimmed_columns(d: usize) -> usize {
 }
 
 /// Squared distance without the `t` largest per-coordinate squared differences.
-fn trimmed(a: ArrayView1<f32>, b: ArrayView1<f32>, t: usize, top: &mut Vec<f64>) -> f64 {
-    top.clear();
-    let mut sum = 0.0;
-    for (x, y) in a.iter().zip(b.iter()) {
-        let d = (*x as f64 - *y as f64).powi(2);
+#[cfg(test)]
+fn trimmed(a: ndarray::ArrayView1<f32>, b: ndarray::ArrayView1<f32>, t: usize) -> f64 {
+    let (a, b) = (a.to_vec(), b.to_vec());
+    trimmed_below(&a, &b, t, f64::INFINITY)
+}
+
+/// As [`trimmed`], but gives up (returning infinity) as soon as the distance exceeds `bound`: adding a coordinate
+/// never lowers the trimmed distance (the new difference either joins the sum or displaces a smaller one from the
+/// trimmed set), so the partial value is a lower bound of the final one. `t` is at most 3.
+fn trimmed_below(a: &[f32], b: &[f32], t: usize, bound: f64) -> f64 {
+    let t = t.min(3);
+    // The t largest squared differences so far, in descending order.
+    // f64: a trigger's squared difference (up to 1e8 after clipping) must not swamp the small ones left.
+    let mut top = [0f64; 3];
+    let mut sum = 0f64;
+    for (k, (x, y)) in a.iter().zip(b.iter()).enumerate() {
+        let d = (f64::from(*x) - f64::from(*y)).powi(2);
         sum += d;
-        if t > 0 {
-            if top.len() < t {
-                top.push(d);
-            } else if let Some((k, &m)) = top.iter().enumerate().min_by(|p, q| p.1.total_cmp(q.1)) {
-                if d > m {
-                    top[k] = d;
-                }
+        if t > 0 && d > top[t - 1] {
+            let mut p = t - 1;
+            while p > 0 && top[p - 1] < d {
+                top[p] = top[p - 1];
+                p -= 1;
             }
+            top[p] = d;
+        }
+        if k % 8 == 7 && sum - top[..t].iter().sum::<f64>() > bound {
+            return f64::INFINITY;
         }
     }
-    (sum - top.iter().sum::<f64>()).max(0.0)
+    (sum - top[..t].iter().sum::<f64>()).max(0.0)
 }
 
 /// Nearest candidate (index, trimmed squared distance) to row `i`, skipping `i` itself.
-fn nearest(ctx: &DetectContext, i: usize, candidates: &[usize], t: usize) -> Option<(usize, f64)> {
-    let mut top = Vec::with_capacity(t);
-    candidates
-        .iter()
-        .filter(|&&j| j != i)
-        .map(|&j| (j, trimmed(ctx.x.row(i), ctx.x.row(j), t, &mut top)))
-        .min_by(|a, b| a.1.total_cmp(&b.1))
+fn nearest(xs: &[f32], d: usize, i: usize, candidates: &[usize], t: usize) -> Option<(usize, f64)> {
+    let mut best: Option<(usize, f64)> = None;
+    let row = &xs[i * d..(i + 1) * d];
+    for &j in candidates.iter().filter(|&&j| j != i) {
+        let bound = best.map_or(f64::INFINITY, |b| b.1);
+        let dist = trimmed_below(row, &xs[j * d..(j + 1) * d], t, bound);
+        // Strictly nearer only: the first of equally near candidates is kept, as a plain minimum would.
+        if best.is_none() || dist < bound {
+            best = Some((j, dist));
+        }
+    }
+    best
 }
 
 /// Share of `members` (input rows of class `c`) that are near copies of some other class's rows, and the class
@@ -81,10 +100,32 @@ pub fn near_copy_share(ctx: &DetectContext, c: u32, members: &[usize]) -> (f64, 
         return (0.0, None);
     }
     let nc = ctx.classes.len();
-    // Typical trimmed spacing of each other class (median nearest-neighbour distance within it).
-    let mut spacing = vec![None; nc];
-    let mut spacing_of = |o: u32| -> Option<f64> {
-        *spacing[o as usize].get_or_insert_with(|| {
+    let d = ctx.x.ncols();
+    // Row-major values (the matrix is in standard layout; a copy otherwise).
+    let owned: Vec<f32>;
+    let xs: &[f32] = match ctx.x.as_slice() {
+        Some(s) => s,
+        None => {
+            owned = ctx.x.iter().copied().collect();
+            &owned
+        }
+    };
+    let used = &members[..members.len().min(MAX_MEMBERS)];
+    let found: Vec<Option<(usize, f64)>> = used
+        .par_iter()
+        .map(|&i| nearest(xs, d, i, &candidates, t))
+        .collect();
+    // Typical trimmed spacing of each class the nearest rows come from (median nearest-neighbour distance within it).
+    let mut sources: Vec<u32> = found
+        .iter()
+        .flatten()
+        .filter_map(|&(j, _)| ctx.labels[j])
+        .collect();
+    sources.sort_unstable();
+    sources.dedup();
+    let spacing: Vec<(u32, Option<f64>)> = sources
+        .par_iter()
+        .map(|&o| {
             let rows: Vec<usize> = candidates
                 .iter()
                 .copied()
@@ -93,23 +134,21 @@ pub fn near_copy_share(ctx: &DetectContext, c: u32, members: &[usize]) -> (f64, 
             let mut d: Vec<f64> = rows
                 .iter()
                 .take(MAX_SPACING_ROWS)
-                .filter_map(|&i| nearest(ctx, i, &rows, t).map(|(_, d)| d))
+                .filter_map(|&i| nearest(xs, d, i, &rows, t).map(|(_, d)| d))
                 .collect();
             d.sort_by(f64::total_cmp);
-            d.get(d.len() / 2).copied().filter(|&m| m > 0.0)
+            (o, d.get(d.len() / 2).copied().filter(|&m| m > 0.0))
         })
-    };
+        .collect();
+    let spacing_of = |o: u32| spacing.iter().find(|(c, _)| *c == o).and_then(|(_, s)| *s);
     let mut from = vec![0usize; nc];
     let mut copies = 0usize;
-    let used = &members[..members.len().min(MAX_MEMBERS)];
-    for &i in used {
-        if let Some((j, d)) = nearest(ctx, i, &candidates, t) {
-            let Some(o) = ctx.labels[j] else { continue };
-            if let Some(s) = spacing_of(o) {
-                if d < COPY_RATIO * COPY_RATIO * s {
-                    copies += 1;
-                    from[o as usize] += 1;
-                }
+    for (j, d) in found.into_iter().flatten() {
+        let Some(o) = ctx.labels[j] else { continue };
+        if let Some(s) = spacing_of(o) {
+            if d < COPY_RATIO * COPY_RATIO * s {
+                copies += 1;
+                from[o as usize] += 1;
             }
         }
     }
@@ -129,11 +168,22 @@ mod tests {
     fn trimmed_distance_ignores_the_largest_differences() {
         let a = arr1(&[0.0f32, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]);
         let b = arr1(&[9.0f32, 0.0, 5.0, 0.0, 0.1, 0.0, 0.0, 7.0]);
-        let mut top = Vec::new();
-        assert!((trimmed(a.view(), b.view(), 3, &mut top) - 0.01).abs() < 1e-6);
-        assert!(
-            (trimmed(a.view(), b.view(), 0, &mut top) - (81.0 + 25.0 + 0.01 + 49.0)).abs() < 1e-4
-        );
+        assert!((trimmed(a.view(), b.view(), 3) - 0.01).abs() < 1e-6);
+        assert!((trimmed(a.view(), b.view(), 0) - (81.0 + 25.0 + 0.01 + 49.0)).abs() < 1e-4);
+        assert!((trimmed(a.view(), b.view(), 1) - (25.0 + 0.01 + 49.0)).abs() < 1e-4);
+        // Giving up past a bound never changes a distance below it.
+        for bound in [0.0, 0.005, 0.01, 0.02, 100.0, 1000.0] {
+            let full = trimmed(a.view(), b.view(), 2);
+            let cut = trimmed_below(&a.to_vec(), &b.to_vec(), 2, bound);
+            assert!(
+                if full <= bound {
+                    cut == full
+                } else {
+                    cut >= bound
+                },
+                "{bound}: {full} {cut}"
+            );
+        }
         assert_eq!(trimmed_columns(64), 3);
         assert_eq!(trimmed_columns(4), 2);
         assert_eq!(trimmed_columns(2), 1);
