@@ -391,6 +391,14 @@ impl FeatureMatrix {
             .collect()
     }
 
+    /// The matrix as an ndarray, moving the values out (the matrix keeps its shape and validity, not its values):
+    /// the detectors' copy is then the only one in memory.
+    pub fn take_array(&mut self) -> Array2<f32> {
+        let data = std::mem::take(&mut self.data);
+        Array2::from_shape_vec((self.rows(), self.dim), data)
+            .unwrap_or_else(|_| Array2::zeros((0, 0)))
+    }
+
     /// The matrix as an ndarray (missing cells NaN).
     pub fn to_array(&self) -> Array2<f32> {
         Array2::from_shape_vec((self.rows(), self.dim), self.data.clone())

@@ -424,9 +424,9 @@ impl Scanner {
                  half of their feature values missing"
             ));
         }
-        let mut x = pass.features.to_array();
-        let reference = reference_raw.map(|r| {
-            let mut rx = r.features.to_array();
+        let mut x = pass.features.take_array();
+        let reference = reference_raw.map(|mut r| {
+            let mut rx = r.features.take_array();
             let rows = sample_by_digest(&r.digests, &r.features.valid, self.detect.max_fit_rows);
             rx = detect::take_rows(rx.view(), &rows);
             let labels = rows
