@@ -3,7 +3,7 @@
     python pretraining_gate.py TRAIN.parquet REFERENCE.parquet [QUARANTINE.parquet]
 
 Exit code 0 and "training on N rows" when the data passes; exit code 1 with the reasons when it does not (the
-flagged rows are written to QUARANTINE when given, so someone can look at them).
+flagged rows are written to QUARANTINE when given, so someone can look at them), or when a check could not run.
 """
 
 import sys
@@ -18,7 +18,10 @@ def main(train_path: str, reference_path: str, quarantine_path: str = "") -> int
     reference = pq.read_table(reference_path)
     report = poisonscan.scan(data, label="label", id="id", reference=reference)
     try:
-        report.raise_for_status()
+        report.raise_for_status(complete=True)
+    except poisonscan.ScanIncomplete as err:
+        print(f"refusing to train: {err}")
+        return 1
     except poisonscan.PoisoningDetected as err:
         print(f"refusing to train: {err}")
         for finding in report.findings[:5]:

@@ -48,11 +48,16 @@ __all__ = [
     "ConfigError",
     "LineageError",
     "PoisoningDetected",
+    "ScanIncomplete",
     "InternalError",
     "__version__",
 ]
 
 PathLike = Union[str, "os.PathLike[str]"]
+
+
+class ScanIncomplete(PoisonscanError):
+    """``Report.raise_for_status(complete=True)`` on a scan in which a check was skipped (``.report``, ``.not_run``)."""
 
 
 def _data_arg(obj: Any, what: str) -> Any:
@@ -204,12 +209,27 @@ class Report:
     def write_scores(self, path: PathLike) -> None:
         self._native.write_scores(os.fspath(path))
 
-    def raise_for_status(self) -> "Report":
-        """Raise :class:`PoisoningDetected` when the verdict is ``"fail"``; return self otherwise."""
+    @property
+    def not_run(self) -> Dict[str, str]:
+        """Checks that were skipped (could not run on this data), with the reason: empty when the scan is complete."""
+        return {k: c.get("reason", "") for k, c in self.checks.items() if c.get("run") == "skipped"}
+
+    def raise_for_status(self, complete: bool = False) -> "Report":
+        """Raise :class:`PoisoningDetected` when the verdict is ``"fail"``; with ``complete=True`` also raise
+        :class:`ScanIncomplete` when a check was skipped (a WARN verdict from a scan that did not analyse
+        everything). Return self otherwise."""
         if not self.passed:
             err = PoisoningDetected(self._native.summary_line)
             err.report = self  # type: ignore[attr-defined]
             raise err
+        if complete and self.not_run:
+            inc = ScanIncomplete(
+                "scan incomplete: "
+                + "; ".join(f"{k}: {why}" for k, why in self.not_run.items())
+            )
+            inc.report = self  # type: ignore[attr-defined]
+            inc.not_run = self.not_run  # type: ignore[attr-defined]
+            raise inc
         return self
 
     @property

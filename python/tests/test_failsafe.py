@@ -194,3 +194,17 @@ def test_an_all_nan_column_is_left_out_and_alone_never_passes(poisoned, referenc
     holes = poisoned.set_column(poisoned.schema.get_field_index("f0"), "f0", pa.array(f0))
     r = poisonscan.scan(holes, label="label", id="id", reference=reference)
     assert r.checks["label"]["count"] >= plain.checks["label"]["count"] - 3
+
+
+def test_raise_for_status_can_demand_a_complete_scan(poisoned, reference, fixtures):
+    incomplete = poisonscan.scan(pq.read_table(fixtures / "train_clean.parquet"), id="id", reference=reference)
+    assert incomplete.verdict == "warn"
+    assert set(incomplete.not_run) == {"label", "backdoor"}
+    assert incomplete.raise_for_status() is incomplete
+    with pytest.raises(poisonscan.ScanIncomplete, match="label") as e:
+        incomplete.raise_for_status(complete=True)
+    assert isinstance(e.value, poisonscan.PoisonscanError) and e.value.report is incomplete
+    complete = poisonscan.scan(
+        pq.read_table(fixtures / "train_clean.parquet"), label="label", id="id", reference=reference
+    )
+    assert complete.not_run == {} and complete.raise_for_status(complete=True) is complete
