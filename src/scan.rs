@@ -752,7 +752,14 @@ impl Scanner {
         let per_check: Vec<String> = checks
             .iter()
             .filter(|(_, c)| c.count > 0 && c.run == Run::Ran)
-            .map(|(k, c)| format!("{k} {}", c.count))
+            .map(|(k, c)| {
+                let status = match c.status {
+                    Status::Fail => " fail",
+                    Status::Warn => " warn",
+                    Status::Pass => "",
+                };
+                format!("{k} {}{status}", c.count)
+            })
             .collect();
         // Checks that did not run, grouped by reason: "label, backdoor skipped (no label column given)".
         let mut by_reason: Vec<(String, Vec<&str>)> = Vec::new();

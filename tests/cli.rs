@@ -230,7 +230,7 @@ fn profile_then_scan_with_the_contract() {
         .arg(&contract)
         .assert()
         .code(1)
-        .stdout(predicate::str::contains("contract 36, unusual 6"));
+        .stdout(predicate::str::contains("contract 36 fail, unusual 6 warn"));
 }
 
 #[test]
