@@ -9,7 +9,7 @@ use crate::error::ContractError;
 use crate::lineage::encode::type_family;
 use arrow::array::{Array, ArrayRef, Float64Array, RecordBatch};
 use arrow::datatypes::{DataType, SchemaRef};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 /// The data type a contract family is read as.
 fn family_type(family: &str, dtype: &DataType) -> DataType {
@@ -41,6 +41,10 @@ struct CheckedColumn {
     from_data: bool,
     /// Rows the contract was profiled on.
     profiled_rows: u64,
+    /// The contract's categories as a set, and as the text findings show (built once, not per batch or row).
+    allowed: Option<(HashSet<String>, String)>,
+    /// Without a reference: the rare categories and their shares, when rare values are not much of the column.
+    rare: HashMap<String, f64>,
 }
 
 /// Enforces a [`Contract`] on the batches of one data schema.
@@ -140,13 +144,33 @@ impl ContractChecker {
             } else {
                 Coercion::Cast(family_type(&c.family, &expected_dt))
             };
+            let from_data = contract.inferred_from_data;
+            let allowed = c.categories.as_ref().map(|cats| {
+                let set = cats.iter().map(|x| x.value.clone()).collect();
+                (set, fmt_set(cats))
+            });
+            let mut rare: HashMap<String, f64> = HashMap::new();
+            if let (true, Some(cats)) = (from_data, &c.categories) {
+                rare = cats
+                    .iter()
+                    .filter(|x| is_rare(x.proportion, contract.rows))
+                    .map(|x| (x.value.clone(), x.proportion))
+                    .collect();
+                // When rare values make up much of the column (labels that are ids, codes seen once each), a rare
+                // value is the ordinary case, not a finding (the Good-Turing argument of the profile's open sets).
+                if rare.values().sum::<f64>() > RARE_MASS_LIMIT {
+                    rare.clear();
+                }
+            }
             columns.push(CheckedColumn {
                 index,
                 contract: c.clone(),
                 coercion,
-                is_label: Some(&c.name) == contract.label.as_ref(),
-                from_data: contract.inferred_from_data,
+                is_label,
+                from_data,
                 profiled_rows: contract.rows,
+                allowed,
+                rare,
             });
         }
         Ok(ContractChecker {
@@ -266,38 +290,27 @@ fn check_column(col: &CheckedColumn, a: &ArrayRef, start: u64, out: &mut Vec<Vio
             check_numeric_range(c, col.from_data, &v, start, out);
         }
     }
-    if let Some(cats) = &c.categories {
+    if let Some((allowed, shown_set)) = &col.allowed {
         if let Some(s) = checks::as_utf8(a) {
-            let allowed: HashSet<&str> = cats.iter().map(|c| c.value.as_str()).collect();
             let kind = if col.is_label {
                 ViolationKind::UnknownLabel
             } else {
                 ViolationKind::UnknownCategory
             };
-            for i in checks::not_in_set(&s, &allowed) {
-                push(out, i, kind, s.value(i).to_string(), fmt_set(cats));
+            for i in checks::not_in_set(&s, allowed) {
+                push(out, i, kind, s.value(i).to_string(), shown_set.clone());
             }
-            if col.from_data {
-                let rare: std::collections::HashMap<&str, f64> = cats
-                    .iter()
-                    .filter(|c| is_rare(c.proportion, col.profiled_rows))
-                    .map(|c| (c.value.as_str(), c.proportion))
-                    .collect();
-                // When rare values make up much of the column (labels that are ids, codes seen once each), a rare
-                // value is the ordinary case, not a finding (the Good-Turing argument of the profile's open sets).
-                let rare_mass: f64 = rare.values().sum();
-                if !rare.is_empty() && rare_mass <= RARE_MASS_LIMIT {
-                    for (i, v) in s.iter().enumerate() {
-                        if let Some(&p) = v.and_then(|v| rare.get(v)) {
-                            let shown = format!("'{}'", s.value(i));
-                            out.push(rare_finding(
-                                c,
-                                start + i as u64,
-                                shown,
-                                p,
-                                col.profiled_rows,
-                            ));
-                        }
+            if !col.rare.is_empty() {
+                for (i, v) in s.iter().enumerate() {
+                    if let Some(&p) = v.and_then(|v| col.rare.get(v)) {
+                        let shown = format!("'{}'", s.value(i));
+                        out.push(rare_finding(
+                            c,
+                            start + i as u64,
+                            shown,
+                            p,
+                            col.profiled_rows,
+                        ));
                     }
                 }
             }

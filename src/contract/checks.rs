@@ -45,7 +45,7 @@ pub fn out_of_range(v: &Float64Array, lo: Option<f64>, hi: Option<f64>) -> Vec<u
 }
 
 /// Positions of (non-null) values not in `allowed`.
-pub fn not_in_set(v: &StringArray, allowed: &HashSet<&str>) -> Vec<usize> {
+pub fn not_in_set(v: &StringArray, allowed: &HashSet<String>) -> Vec<usize> {
     v.iter()
         .enumerate()
         .filter_map(|(i, x)| match x {
@@ -161,7 +161,7 @@ mod tests {
     #[test]
     fn sets_and_lengths() {
         let v = StringArray::from(vec![Some("a"), None, Some("zz"), Some("b")]);
-        let allowed: HashSet<&str> = ["a", "b"].into_iter().collect();
+        let allowed: HashSet<String> = ["a", "b"].into_iter().map(String::from).collect();
         assert_eq!(not_in_set(&v, &allowed), vec![2]);
         assert_eq!(length_out_of_range(&v, 1, 1), vec![2]);
     }
