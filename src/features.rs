@@ -179,6 +179,11 @@ pub struct FeatureMatrix {
     pub text: Vec<TextCodes>,
 }
 
+/// A row with `missing` of its `dim` cells missing is analysed when at most half of them are.
+fn enough_present(missing: usize, dim: usize) -> bool {
+    dim > 0 && 2 * missing <= dim
+}
+
 /// Distinct values a text column may have and still be recorded (closed category sets have at most 64).
 const MAX_TEXT_VALUES: usize = 256;
 
@@ -303,7 +308,7 @@ impl FeatureMatrix {
                     }
                 }
             }
-            self.valid.push(self.dim > 0 && 2 * missing <= self.dim);
+            self.valid.push(enough_present(missing, self.dim));
         }
     }
 
@@ -321,9 +326,9 @@ impl FeatureMatrix {
             .collect()
     }
 
-    /// Keep only the columns `keep` (in that order); validity is recomputed.
+    /// Keep only the columns `keep` (in that order: a permutation reorders them); validity is recomputed.
     pub fn keep_columns(&mut self, keep: &[usize]) {
-        if keep.len() == self.dim {
+        if keep.iter().copied().eq(0..self.dim) {
             return;
         }
         let mut data = Vec::with_capacity(self.rows() * keep.len());
@@ -331,10 +336,7 @@ impl FeatureMatrix {
             let before = data.len();
             data.extend(keep.iter().map(|&j| r[j]));
             let missing = data[before..].iter().filter(|v| !v.is_finite()).count();
-            self.valid[i] = !keep.is_empty() && 2 * missing <= keep.len();
-        }
-        if self.dim == 0 {
-            self.valid.iter_mut().for_each(|v| *v = false);
+            self.valid[i] = enough_present(missing, keep.len());
         }
         self.data = data;
         self.dim = keep.len();
@@ -384,7 +386,7 @@ impl FeatureMatrix {
         self.dim = d + extra;
         for (i, v) in self.valid.iter_mut().enumerate() {
             let r = &self.data[i * self.dim..(i + 1) * self.dim];
-            *v = 2 * r.iter().filter(|x| !x.is_finite()).count() <= self.dim;
+            *v = enough_present(r.iter().filter(|x| !x.is_finite()).count(), self.dim);
         }
         cats.iter()
             .flat_map(|(t, c)| c.iter().map(move |v| format!("{}={v}", names[*t])))
@@ -478,6 +480,14 @@ impl RobustScaler {
         RobustScaler { center, scale }
     }
 
+    /// Leave columns `from..` as they are (one-hot 0/1 columns): centre 0, scale 1.
+    pub fn leave_unscaled(&mut self, from: usize) {
+        for j in from..self.center.len() {
+            self.center[j] = 0.0;
+            self.scale[j] = 1.0;
+        }
+    }
+
     /// Standardize in place (values are clipped to +-1e4 so one extreme cannot dominate every distance); a missing
     /// (non-finite) cell becomes 0, the column's centre.
     pub fn transform(&self, x: &mut Array2<f32>) {
@@ -569,6 +579,10 @@ mod tests {
         m2.keep_columns(&[1, 2]);
         assert_eq!(m2.dim, 2);
         assert_eq!(m2.valid, vec![true, false, true]);
+        // A permutation of every column reorders them (a reference whose columns come in another order).
+        let mut m3 = m.clone();
+        m3.keep_columns(&[2, 0, 1]);
+        assert_eq!(&m3.data[..3], &[2.0, 1.0, 1.0]);
     }
 
     #[test]

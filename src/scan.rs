@@ -288,12 +288,7 @@ impl Scanner {
                  (Python: label=\"{g}\") to run the label-based detectors"
             ));
         }
-        let keys: Vec<String> = contract
-            .columns
-            .iter()
-            .filter(|c| c.key && Some(&c.name) != self.id.as_ref())
-            .map(|c| c.name.clone())
-            .collect();
+        let keys = key_columns(&contract, self.id.as_deref());
         if !keys.is_empty() {
             notes.push(format!(
                 "{} {} a unique key per row: not used as a feature or to find duplicates{}",
@@ -441,10 +436,7 @@ impl Scanner {
             }
             _ => RobustScaler::fit(&x, &valid),
         };
-        for j in one_hot_start..scaler.center.len() {
-            scaler.center[j] = 0.0;
-            scaler.scale[j] = 1.0;
-        }
+        scaler.leave_unscaled(one_hot_start);
         scaler.transform(&mut x);
         let reference = reference.filter(|r| r.x.ncols() == x.ncols()).map(|mut r| {
             scaler.transform(&mut r.x);
@@ -577,24 +569,25 @@ impl Scanner {
             )),
             None => None,
         };
-        let (dup, mut dup_summary) = detect::duplicate::detect(
-            &pass.feature_keys,
-            &pass.labels,
-            &classes,
-            diff.as_ref().map(|d| d.status.as_slice()),
-            knn.as_ref(),
-            knn.as_ref().map(|k| k.output.scores.as_slice()),
-        );
-        if pass.duplicate_columns == 0 {
-            dup_summary = Default::default();
+        let dup_summary = if pass.duplicate_columns == 0 {
             outputs.push(DetectorOutput::skipped(
                 "duplicate",
                 n,
                 "no column to compare rows on (every column is the label, the id, a key or empty)",
             ));
+            Default::default()
         } else {
+            let (dup, summary) = detect::duplicate::detect(
+                &pass.feature_keys,
+                &pass.labels,
+                &classes,
+                diff.as_ref().map(|d| d.status.as_slice()),
+                knn.as_ref(),
+                knn.as_ref().map(|k| k.output.scores.as_slice()),
+            );
             outputs.push(dup);
-        }
+            summary
+        };
         timings.insert("detect_total".to_string(), t2.elapsed().as_millis() as u64);
         for o in &outputs {
             detector_summaries.insert(o.name.to_string(), o.summary.clone());
@@ -895,6 +888,16 @@ fn gate_status(
     }
 }
 
+/// Columns the contract marks as row keys, other than the id: never features.
+fn key_columns(contract: &Contract, id: Option<&str>) -> Vec<String> {
+    contract
+        .columns
+        .iter()
+        .filter(|c| c.key && Some(c.name.as_str()) != id)
+        .map(|c| c.name.clone())
+        .collect()
+}
+
 /// The text columns (positions in `text_names`) that the contract calls a closed category set of 2 to 64 values, with
 /// the categories in the contract's order: not the label, the id or a key.
 fn one_hot_columns(
@@ -1076,32 +1079,26 @@ pub(crate) fn profile_rows(
         };
         // The features a scan with this contract uses: no key columns, no column missing on most rows, categories
         // one-hot (the same choices as `Scanner::run`, so the calibration measures the same space).
-        let keys: Vec<String> = contract
-            .columns
-            .iter()
-            .filter(|c| c.key && Some(&c.name) != s.id.as_ref())
-            .map(|c| c.name.clone())
-            .collect();
+        let keys = key_columns(&contract, s.id.as_deref());
         let emb = rows.features.dim.saturating_sub(rows.names.len());
         let keep: Vec<usize> = (0..rows.names.len())
             .filter(|&j| !keys.contains(&rows.names[j]))
             .chain(rows.names.len()..rows.names.len() + emb)
             .collect();
         rows.features.keep_columns(&keep);
-        let present = rows.features.present_fraction();
-        let usable: Vec<usize> = (0..present.len()).filter(|&j| present[j] >= 0.5).collect();
-        rows.features.keep_columns(&usable);
+        let names: Vec<String> = keep[..keep.len() - emb]
+            .iter()
+            .map(|&j| rows.names[j].clone())
+            .collect();
+        select_features(&mut rows.features, &names, embedding, None, &mut Vec::new());
         let one_hot_start = rows.features.dim;
         let cats = one_hot_columns(&contract, &rows.text_names, &s, &keys);
         rows.features.append_one_hot(&rows.text_names, &cats);
         let picked = sample_by_digest(&raw.digests, &rows.features.valid, s.detect.max_fit_rows);
-        let mut x = detect::take_rows(rows.features.to_array().view(), &picked);
+        let mut x = detect::take_rows(rows.features.take_array().view(), &picked);
         if x.ncols() > 0 {
             let mut scaler = RobustScaler::fit(&x, &vec![true; x.nrows()]);
-            for j in one_hot_start..scaler.center.len() {
-                scaler.center[j] = 0.0;
-                scaler.scale[j] = 1.0;
-            }
+            scaler.leave_unscaled(one_hot_start);
             scaler.transform(&mut x);
             let labels: Vec<Option<u32>> = picked
                 .iter()

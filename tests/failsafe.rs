@@ -621,3 +621,56 @@ fn an_embedding_only_table_is_analysed_and_bad_embeddings_are_impossible_finding
     let row6 = text.lines().nth(7).unwrap();
     assert!(row6.contains("NaN or inf"), "{row6}");
 }
+
+#[test]
+fn a_reference_with_its_columns_in_another_order_scores_the_same() {
+    use arrow::array::{Array, AsArray};
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let reference = table("train_reference.parquet");
+    let reordered = select(
+        &reference,
+        &[
+            "label", "f7", "f6", "f5", "f4", "f3", "f2", "f1", "f0", "id",
+        ],
+    );
+    let rp = write(d, "reordered.parquet", &reordered);
+    let scores = |r: &Path, out: &str| {
+        let p = d.join(out);
+        cli()
+            .args(["scan", "-q", "--label", "label", "--id", "id"])
+            .arg(fixture("train_poisoned.parquet"))
+            .arg("--reference")
+            .arg(r)
+            .arg("--scores")
+            .arg(&p)
+            .assert()
+            .code(1);
+        let b = read_parquet(&p);
+        arrow::compute::concat_batches(&b[0].schema(), &b).unwrap()
+    };
+    let (a, b) = (
+        scores(&rp, "a.parquet"),
+        scores(&fixture("train_reference.parquet"), "b.parquet"),
+    );
+    assert_eq!(a.schema(), b.schema());
+    for (i, f) in a.schema().fields().iter().enumerate() {
+        if f.name() == "reasons" {
+            // The same findings; contract findings are listed in the contract's column order.
+            let sorted = |c: &dyn Array| -> Vec<Vec<String>> {
+                c.as_string::<i32>()
+                    .iter()
+                    .map(|r| {
+                        let mut v: Vec<String> =
+                            r.unwrap_or("").split("; ").map(str::to_string).collect();
+                        v.sort();
+                        v
+                    })
+                    .collect()
+            };
+            assert_eq!(sorted(a.column(i).as_ref()), sorted(b.column(i).as_ref()));
+        } else {
+            assert_eq!(a.column(i).as_ref(), b.column(i).as_ref(), "{}", f.name());
+        }
+    }
+}
