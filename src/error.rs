@@ -148,6 +148,14 @@ pub enum ContractError {
         /// Problem.
         message: String,
     },
+    /// A fitted-scanner file could not be read, was changed, or is of another version.
+    #[error("{path}: invalid fitted scanner: {message}")]
+    InvalidFitted {
+        /// The file.
+        path: PathBuf,
+        /// Problem.
+        message: String,
+    },
 }
 
 /// Errors of the lineage layer (manifests, keys).

@@ -68,7 +68,7 @@ pub struct FittedScanner {
 }
 
 fn invalid(path: &Path, message: impl Into<String>) -> Error {
-    Error::Contract(crate::error::ContractError::InvalidFile {
+    Error::Contract(crate::error::ContractError::InvalidFitted {
         path: path.to_path_buf(),
         message: message.into(),
     })

@@ -363,6 +363,12 @@ fn run(cmd: Command) -> Result<u8, Error> {
 }
 
 fn scan(a: ScanArgs) -> Result<u8, Error> {
+    let output_paths = given([
+        ("--scores", a.scores.as_deref()),
+        ("--report", a.report.as_deref()),
+        ("--clean", a.clean.as_deref()),
+        ("--quarantine", a.quarantine.as_deref()),
+    ]);
     check_outputs(
         &given([
             ("the data", Some(a.data.as_path())),
@@ -373,21 +379,11 @@ fn scan(a: ScanArgs) -> Result<u8, Error> {
             ("--baseline", a.baseline.as_deref()),
             ("--key-file", a.key_file.as_deref()),
         ]),
-        &given([
-            ("--scores", a.scores.as_deref()),
-            ("--report", a.report.as_deref()),
-            ("--clean", a.clean.as_deref()),
-            ("--quarantine", a.quarantine.as_deref()),
-        ]),
+        &output_paths,
     )?;
     // Every output is staged now (an unwritable path fails before the data is read) and renamed into place only
     // when all are written.
-    let outputs = OutputSet::prepare(&given([
-        ("--scores", a.scores.as_deref()),
-        ("--report", a.report.as_deref()),
-        ("--clean", a.clean.as_deref()),
-        ("--quarantine", a.quarantine.as_deref()),
-    ]))?;
+    let outputs = OutputSet::prepare(&output_paths)?;
     let key = Key::resolve(a.key_file.as_deref())?;
     let policy = match &a.policy {
         Some(p) => Policy::read(p)?,
@@ -442,7 +438,7 @@ fn scan(a: ScanArgs) -> Result<u8, Error> {
         out.scores.write_to(outputs.file(p)?, p)?;
     }
     if let Some(p) = &a.report {
-        out.report.write_to(outputs.file(p)?, p)?;
+        outputs.write_text(p, &out.report.to_json())?;
     }
     if a.clean.is_some() || a.quarantine.is_some() {
         out.split_into(&outputs, a.clean.as_deref(), a.quarantine.as_deref())?;
@@ -480,15 +476,16 @@ fn diff(
     report: Option<&Path>,
     key_file: Option<&Path>,
 ) -> Result<u8, Error> {
+    let output_paths = given([("--scores", scores), ("--report", report)]);
     check_outputs(
         &given([
             ("the manifest", Some(manifest)),
             ("the data", Some(data)),
             ("--key-file", key_file),
         ]),
-        &given([("--scores", scores), ("--report", report)]),
+        &output_paths,
     )?;
-    let outputs = OutputSet::prepare(&given([("--scores", scores), ("--report", report)]))?;
+    let outputs = OutputSet::prepare(&output_paths)?;
     let key = Key::resolve(key_file)?;
     let m = Manifest::read(manifest)?;
     if let Some(want) = id {
@@ -549,14 +546,7 @@ fn diff(
             "duplicate_ids_manifest": manifest_dups,
         }))
         .unwrap_or_default();
-        let mut f = outputs.file(p)?;
-        use std::io::Write;
-        f.write_all(json.as_bytes())
-            .and_then(|_| f.flush())
-            .map_err(|e| Error::Output {
-                path: p.to_path_buf(),
-                message: e.to_string(),
-            })?;
+        outputs.write_text(p, &json)?;
     }
     outputs.commit()?;
     println!(

@@ -83,6 +83,15 @@ impl OutputSet {
         tmp.reopen().map_err(|e| output_error(path, e.to_string()))
     }
 
+    /// Write `text` into the file staged for `path`.
+    pub fn write_text(&self, path: &Path, text: &str) -> Result<(), Error> {
+        use std::io::Write;
+        let mut f = self.file(path)?;
+        f.write_all(text.as_bytes())
+            .and_then(|_| f.flush())
+            .map_err(|e| output_error(path, e.to_string()))
+    }
+
     /// Rename every staged file into place. Should a rename fail, the outputs already renamed are removed again.
     pub fn commit(self) -> Result<(), Error> {
         let mut done: Vec<PathBuf> = Vec::new();

@@ -182,17 +182,6 @@ impl Report {
             f.write_all(json.as_bytes()).map_err(|e| e.to_string())
         })
     }
-
-    /// Write the JSON into `file`, staged for `path` by an [`crate::output::OutputSet`].
-    pub fn write_to(&self, mut file: std::fs::File, path: &Path) -> Result<(), Error> {
-        use std::io::Write;
-        file.write_all(self.to_json().as_bytes())
-            .and_then(|_| file.flush())
-            .map_err(|e| Error::Output {
-                path: path.to_path_buf(),
-                message: e.to_string(),
-            })
-    }
 }
 
 /// Per-row scores: one entry per input row, in input order.
