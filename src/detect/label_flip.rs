@@ -521,13 +521,15 @@ fn detect_on_base(ctx: &DetectContext) -> LabelFlipOutput {
     // In a class that exceeds, about E_y of its candidates are what clean data holds anyway: only the clearest
     // X_y - E_y (by margin, ties at the cut kept) are flagged; the others keep their rank just below the line.
     let mut cut = vec![f32::NEG_INFINITY; nc];
-    for y in 0..nc {
+    // Candidate scores per class, in one pass over the rows.
+    let mut by_class: Vec<Vec<f32>> = vec![Vec::new(); nc];
+    for (i, sc, r, _) in &results {
+        if let (Some(_), Some(y)) = (r, ctx.labels[*i]) {
+            by_class[y as usize].push(*sc);
+        }
+    }
+    for (y, mut s) in by_class.into_iter().enumerate() {
         if let (true, Some(e)) = (excess[y], expected[y]) {
-            let mut s: Vec<f32> = results
-                .iter()
-                .filter(|(i, _, r, _)| r.is_some() && ctx.labels[*i] == Some(y as u32))
-                .map(|(_, s, _, _)| *s)
-                .collect();
             s.sort_by(|a, b| b.total_cmp(a));
             let keep = ((cand[y] as f64 - e).ceil().max(1.0) as usize).min(s.len());
             if keep > 0 {
