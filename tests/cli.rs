@@ -183,23 +183,42 @@ fn split_writes_kept_and_flagged_rows_with_the_input_schema_and_leaves_the_input
 fn without_reference_the_contract_is_inferred_and_the_report_says_so() {
     let dir = tempfile::tempdir().unwrap();
     let report = dir.path().join("r.json");
+    let scores = dir.path().join("s.csv");
     cli()
         .args(["scan", "-q", "--label", "label"])
         .arg(fixture("corrupted.parquet"))
         .arg("--report")
         .arg(&report)
+        .arg("--scores")
+        .arg(&scores)
         .assert()
         .code(1);
     let r: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
     assert_eq!(r["contract_source"], "inferred from data");
-    // Without a reference NaN and inf are still impossible and the extremes unusual and flagged. Nothing the data
-    // holds in 0.3% of its rows (the fixture's negatives, unknown categories and labels) can be called impossible:
-    // those are graded (negatives by how far below the data's range they are), not flagged.
-    assert_eq!(r["checks"]["contract"]["count"], 18);
+    // Without a reference NaN and inf are still impossible and the extremes unusual and flagged; so are negative
+    // counts, since the data's own counts stop at 0. Unknown categories and labels in 0.3% of the rows cannot be
+    // called impossible from the data alone: those are graded by rarity, not flagged.
+    assert_eq!(r["checks"]["contract"]["count"], 24);
     assert_eq!(r["checks"]["unusual"]["count"], 6);
     assert_eq!(r["violations"]["nan"], 6);
     assert_eq!(r["violations"]["inf"], 12);
+    assert_eq!(r["violations"]["negative"], 6);
+    let text = std::fs::read_to_string(&scores).unwrap();
+    let truth = truth("corrupted.truth.csv");
+    let negative: Vec<usize> = text
+        .lines()
+        .skip(1)
+        .enumerate()
+        .filter(|(_, l)| l.contains("never negative in the data"))
+        .map(|(i, _)| i)
+        .collect();
+    let expected: Vec<usize> = truth
+        .iter()
+        .filter(|(_, k)| k.as_str() == "negative_count")
+        .map(|(&i, _)| i)
+        .collect();
+    assert_eq!(negative, expected);
 }
 
 #[test]

@@ -409,17 +409,22 @@ fn check_numeric_range(
         };
         let row = start + i as u64;
         if hard && (x < lo || x > hi) {
-            let kind = if x < 0.0 && c.min == Some(0.0) {
-                ViolationKind::Negative
+            let (kind, expected) = if x < 0.0 && c.min == Some(0.0) {
+                let whence = if from_data {
+                    "in the data (its values reach down to 0 and stop there), and no reference"
+                } else {
+                    "in the reference"
+                };
+                (ViolationKind::Negative, whence.to_string())
             } else {
-                ViolationKind::OutOfRange
+                (ViolationKind::OutOfRange, bounds.clone())
             };
             out.push(Violation {
                 row,
                 column: c.name.clone(),
                 kind,
                 observed: fmt_num(x),
-                expected: bounds.clone(),
+                expected,
                 score: 1.0,
             });
             continue;

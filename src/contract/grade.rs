@@ -19,7 +19,11 @@
 //!
 //! Without a reference the range is the data's own 0.5%..99.5% quantile range (a few poisoned extremes cannot widen
 //! it) and the tail scale comes from the spacing of the 95% and 99.5% quantiles (`(q99.5 - q95) / ln 10`, the
-//! exponential-tail scale), with `c = 10`.
+//! exponential-tail scale), with `c = 10`. With fewer than 600 rows the range leaves 3 values beyond each end
+//! (at most 2.5% of the rows) and the scale is measured from the quantile with ten times that share (at most 25%),
+//! so that one poisoned value cannot become the range's end. A column whose bulk (all but those trimmed values) is
+//! never negative and stays dense down to 0 has 0 as its domain's edge ([`data_zero_edge`]): a negative value there
+//! is impossible, as below a reference that reaches 0.
 //!
 //! A never-negative column whose extremes are spaced wider than its interquartile range has a heavy tail: above its
 //! range, a value must also be that far out on the `ln(1 + x)` scale (the same estimate on the logarithms), since
@@ -134,31 +138,65 @@ pub fn from_reference(sorted: &[f64], integer: bool) -> Option<Tails> {
     })
 }
 
+/// Values left beyond each end of the range when it comes from the data's own quantiles, however few the rows: with
+/// fewer than 600 rows the 0.5% / 99.5% quantiles would sit on the most extreme value, which a single poisoned
+/// value then moves.
+const DATA_TRIMMED: f64 = 3.0;
+
 /// Tails from the scanned data's own sorted finite values (robust to a few poisoned extremes).
 pub fn from_data(sorted: &[f64], integer: bool) -> Option<Tails> {
     if sorted.is_empty() {
         return None;
     }
+    let n = sorted.len() as f64;
     let q = |p: f64| super::drift::quantile_sorted(sorted, p);
     let floor = floor_scale(sorted, integer);
-    let ln10 = std::f64::consts::LN_10;
-    let scale_hi = (q(0.995) - q(0.95)) / ln10;
-    let scale_lo = (q(0.05) - q(0.005)) / ln10;
-    let hi = q(0.995);
+    // The range ends at the quantile that leaves at least DATA_TRIMMED values beyond it (0.5% from 600 rows on); the
+    // tail scale is the spacing from the quantile with ten times that tail share (5%, at most 25%), per e-fold of the
+    // share: the exponential tail's scale.
+    let tail = (DATA_TRIMMED / n).clamp(0.005, 0.025);
+    let inner = (10.0 * tail).min(0.25);
+    let folds = (inner / tail).ln();
+    let scale_hi = (q(1.0 - tail) - q(1.0 - inner)) / folds;
+    let scale_lo = (q(inner) - q(tail)) / folds;
+    let hi = q(1.0 - tail);
     let heavy = scale_hi > 0.0 && scale_hi > q(0.75) - q(0.25);
     let log_flag_above = (sorted[0] >= 0.0 && heavy).then(|| {
-        let scale = (hi.ln_1p() - q(0.95).ln_1p()) / ln10;
+        let scale = (hi.ln_1p() - q(1.0 - inner).ln_1p()) / folds;
         let floor = ((hi + floor).ln_1p() - hi.ln_1p()).max(f64::MIN_POSITIVE);
         DATA_FLAG_SCALES * scale.max(floor)
     });
     Some(Tails {
-        range: [q(0.005), hi],
+        range: [q(tail), hi],
         flag_beyond: [
             DATA_FLAG_SCALES * scale_lo.max(floor),
             DATA_FLAG_SCALES * scale_hi.max(floor),
         ],
         log_flag_above,
     })
+}
+
+/// Share of the interquartile range within which the data's 5% quantile must lie above 0 for 0 to be the column's
+/// edge.
+const ZERO_EDGE_SPREAD: f64 = 0.25;
+
+/// Whether the scanned data's own values have 0 as their domain's lower edge: the bulk (all but the values trimmed
+/// from the range, see [`from_data`]) is never negative, and its lowest 5% lie within a quarter of its interquartile
+/// range (plus one resolution step: 1 for integers) of 0 (counts, durations, hours of a day: a density that stays
+/// high up to 0 and stops there). A bell that merely lies mostly above 0 thins out before it reaches 0 (its 5%
+/// quantile is 0.8 interquartile ranges or more above its 0.5% quantile), and amounts that start well above 0 are not
+/// bounded by it.
+pub fn data_zero_edge(sorted: &[f64], integer: bool) -> bool {
+    if sorted.is_empty() {
+        return false;
+    }
+    let n = sorted.len() as f64;
+    let q = |p: f64| super::drift::quantile_sorted(sorted, p);
+    let tail = (DATA_TRIMMED / n).clamp(0.005, 0.025);
+    let inner = (10.0 * tail).min(0.25);
+    let iqr = (q(0.75) - q(0.25)).max(0.0);
+    let step = resolution(sorted, integer).unwrap_or(0.0);
+    q(tail) >= 0.0 && q(inner) <= ZERO_EDGE_SPREAD * iqr + step && q(1.0) > 0.0
 }
 
 /// How far `x` lies beyond the range, in flag distances (0 inside the range); above a never-negative column's
@@ -295,5 +333,49 @@ mod tests {
         assert!(t.range[1] < 20.0 && t.flag_beyond[1] < 30.0);
         assert!(excess(t.range, t.flag_beyond, t.log_flag_above, 1e6) > 1e4);
         assert!(excess(t.range, t.flag_beyond, t.log_flag_above, 17.0) < 1.0);
+    }
+
+    #[test]
+    fn small_data_one_poisoned_extreme_is_not_the_range_end() {
+        // 120 rows, as in iris: the 99.5% quantile would sit between the two largest values.
+        let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(5);
+        let normal = Normal::new(4.0, 1.5).unwrap();
+        let clean: Vec<f64> = (0..119).map(|_| normal.sample(&mut rng)).collect();
+        let mut v = clean.clone();
+        v.push(4000.0);
+        v.sort_by(f64::total_cmp);
+        let t = from_data(&v, false).unwrap();
+        assert!(t.range[1] < 20.0, "range {:?}", t.range);
+        assert!(score(excess(t.range, t.flag_beyond, t.log_flag_above, 4000.0)) > 0.95);
+        // The clean values themselves stay unflagged.
+        let flagged = clean
+            .iter()
+            .filter(|&&x| excess(t.range, t.flag_beyond, t.log_flag_above, x) >= 1.0)
+            .count();
+        assert_eq!(flagged, 0);
+    }
+
+    #[test]
+    fn data_zero_edge_needs_a_bulk_that_stops_at_zero() {
+        // Hours of a day (0..24) with two negative values written into them: 0 is the edge.
+        let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(9);
+        let mut v: Vec<f64> = (0..3000).map(|_| rng.gen_range(0.0..24.0)).collect();
+        v.extend([-12.2, -3.0]);
+        v.sort_by(f64::total_cmp);
+        assert!(data_zero_edge(&v, false));
+        // Sparse counts (mostly 0) too.
+        let mut counts: Vec<f64> = (0..1000)
+            .map(|i| if i % 10 == 0 { 3.0 } else { 0.0 })
+            .collect();
+        counts.sort_by(f64::total_cmp);
+        assert!(data_zero_edge(&counts, true));
+        // A bell that lies mostly above 0 is not bounded there, nor is a column far from 0.
+        let normal = Normal::new(4.0, 1.5).unwrap();
+        let mut bell: Vec<f64> = (0..2000).map(|_| normal.sample(&mut rng)).collect();
+        bell.sort_by(f64::total_cmp);
+        assert!(!data_zero_edge(&bell, false));
+        let far: Vec<f64> = v.iter().map(|x| x + 1000.0).collect();
+        assert!(!data_zero_edge(&far, false));
+        assert!(!data_zero_edge(&[0.0; 50], true));
     }
 }

@@ -326,15 +326,19 @@ impl Violation {
                 self.column, self.observed, self.expected
             ),
             ViolationKind::Negative => format!(
-                "{} = {} is negative, and the column is never negative in the reference: impossible",
-                self.column, self.observed
+                "{} = {} is negative, and the column is never negative {}: impossible",
+                self.column, self.observed, self.expected
             ),
             ViolationKind::Unusual => format!(
                 "{} = {} {}: unusual, {}",
                 self.column,
                 self.observed,
                 self.expected,
-                if self.flags() { "flagged" } else { "not flagged" }
+                if self.flags() {
+                    "flagged"
+                } else {
+                    "not flagged"
+                }
             ),
             ViolationKind::UnknownCategory => format!(
                 "{} = '{}' not among allowed values {}",

@@ -378,9 +378,14 @@ impl Profiler {
             })
             .flatten();
         // A hard lower bound of 0 only from a reference whose values reach 0 and never go below (counts, amounts: the
-        // domain's edge is in the data). Elsewhere a negative value is graded below the range like any other.
-        let min = (numeric && trust == Trust::Reference && prof.negatives == 0 && prof.min == 0.0)
-            .then_some(0.0);
+        // domain's edge is in the data), or without a reference from data whose bulk reaches down to 0 and stops there
+        // (`grade::data_zero_edge`). Elsewhere a negative value is graded below the range like any other.
+        let min = (numeric
+            && match trust {
+                Trust::Reference => prof.negatives == 0 && prof.min == 0.0,
+                Trust::Data => grade::data_zero_edge(sorted, integer),
+            })
+        .then_some(0.0);
         let categories = prof
             .distinct
             .as_ref()

@@ -267,12 +267,9 @@ fn a_clean_twin_of_64_columns_is_almost_never_flagged_with_or_without_a_referenc
     );
 }
 
-#[test]
-fn corrupted_cells_in_the_twin_are_all_found_and_outrank_clean_rows() {
-    let reference = mixed_table(360, 1);
+/// The twin with one cell corrupted in each of 12 rows: x1000 on a normal column, negative Poisson counts, NaN.
+fn corrupted_twin() -> (RecordBatch, Vec<usize>) {
     let twin = mixed_table(1000, 2);
-    let c = profile(&reference, Trust::Reference);
-    // Corrupt one cell in each of 12 rows: x1000 on a normal column, negative Poisson counts, NaN.
     let mut cols: Vec<ArrayRef> = twin.columns().to_vec();
     let f0 = floats(&twin, 0);
     let mut f0c = f0.clone();
@@ -295,24 +292,64 @@ fn corrupted_cells_in_the_twin_are_all_found_and_outrank_clean_rows() {
     cols[0] = Arc::new(Float64Array::from(f0c));
     cols[1] = Arc::new(Float64Array::from(f1));
     cols[3] = Arc::new(Int64Array::from(f3));
-    let data = RecordBatch::try_new(twin.schema(), cols).unwrap();
-    let (_, found) = ContractChecker::new(&c, &data.schema(), "d")
+    (RecordBatch::try_new(twin.schema(), cols).unwrap(), bad)
+}
+
+fn assert_corrupted_rows_outrank_clean(
+    c: &Contract,
+    data: &RecordBatch,
+    bad: &[usize],
+) -> Vec<Violation> {
+    let (_, found) = ContractChecker::new(c, &data.schema(), "d")
         .unwrap()
-        .check_batch(&data, 0);
-    let mut score = vec![0.0f32; 1000];
+        .check_batch(data, 0);
+    let mut score = vec![0.0f32; data.num_rows()];
     for v in &found {
         score[v.row as usize] = score[v.row as usize].max(v.score);
     }
-    let worst_clean = (0..1000)
+    let worst_clean = (0..data.num_rows())
         .filter(|i| !bad.contains(i))
         .map(|i| score[i])
         .fold(0.0, f32::max);
-    for &r in &bad {
+    for &r in bad {
         assert!(
             score[r] >= 0.5 && score[r] > worst_clean,
             "row {r}: {} vs clean {worst_clean}",
             score[r]
         );
+    }
+    found
+}
+
+#[test]
+fn corrupted_cells_in_the_twin_are_all_found_and_outrank_clean_rows() {
+    let c = profile(&mixed_table(360, 1), Trust::Reference);
+    let (data, bad) = corrupted_twin();
+    assert_corrupted_rows_outrank_clean(&c, &data, &bad);
+}
+
+#[test]
+fn without_a_reference_negative_counts_are_impossible_and_all_corrupted_cells_outrank_clean_rows() {
+    let (data, bad) = corrupted_twin();
+    let c = profile(&data, Trust::Data);
+    // Poisson counts pile up at 0: 0 is the column's edge even though the data holds 4 negative values.
+    assert_eq!(c.columns[3].min, Some(0.0));
+    // A normal column centred at 5 (sd 2) is not bounded at 0.
+    assert_eq!(c.columns[0].min, None);
+    let found = assert_corrupted_rows_outrank_clean(&c, &data, &bad);
+    for (k, &r) in bad.iter().enumerate() {
+        if k % 3 == 1 {
+            let v = found
+                .iter()
+                .find(|v| v.row == r as u64 && v.column == "f3")
+                .unwrap();
+            assert_eq!(v.kind, ViolationKind::Negative, "{}", v.reason());
+            assert!(
+                v.reason().contains("never negative in the data"),
+                "{}",
+                v.reason()
+            );
+        }
     }
 }
 
