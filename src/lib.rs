@@ -6,6 +6,7 @@ pub mod detect;
 pub mod error;
 pub mod features;
 pub mod fit;
+pub mod html;
 pub mod lineage;
 pub mod output;
 pub mod policy;

@@ -141,6 +141,9 @@ struct ScanArgs {
     /// JSON report.
     #[arg(long)]
     report: Option<PathBuf>,
+    /// HTML report (one self-contained file: verdict, checks, flagged rows, plots).
+    #[arg(long)]
+    html: Option<PathBuf>,
     /// Write the rows kept here (same schema as the input).
     #[arg(long)]
     clean: Option<PathBuf>,
@@ -366,6 +369,7 @@ fn scan(a: ScanArgs) -> Result<u8, Error> {
     let output_paths = given([
         ("--scores", a.scores.as_deref()),
         ("--report", a.report.as_deref()),
+        ("--html", a.html.as_deref()),
         ("--clean", a.clean.as_deref()),
         ("--quarantine", a.quarantine.as_deref()),
     ]);
@@ -439,6 +443,9 @@ fn scan(a: ScanArgs) -> Result<u8, Error> {
     }
     if let Some(p) = &a.report {
         outputs.write_text(p, &out.report.to_json())?;
+    }
+    if let Some(p) = &a.html {
+        outputs.write_text(p, &out.to_html())?;
     }
     if a.clean.is_some() || a.quarantine.is_some() {
         out.split_into(&outputs, a.clean.as_deref(), a.quarantine.as_deref())?;

@@ -187,8 +187,11 @@ impl Report {
 /// Per-row scores: one entry per input row, in input order.
 #[derive(Debug, Clone, Default)]
 pub struct RowScores {
-    /// Id values (when an id column was given).
+    /// Id values (when an id column was given), as text for reasons and reports.
     pub ids: Option<Vec<String>>,
+    /// The id column in the data's own Arrow type, so that the scores join back to the data without casts; when
+    /// absent the scores carry `ids` as text.
+    pub id_values: Option<ArrayRef>,
     /// Id column name.
     pub id_column: Option<String>,
     /// Score per check, by check name (`contract`, `duplicate`, `outlier`, `label`, `backdoor`, `baseline`).
@@ -227,7 +230,10 @@ impl RowScores {
     pub fn schema(&self) -> SchemaRef {
         let mut f = vec![Field::new("row", DataType::UInt64, false)];
         if let Some(c) = &self.id_column {
-            f.push(Field::new(c, DataType::Utf8, false));
+            f.push(match &self.id_values {
+                Some(a) => Field::new(c, a.data_type().clone(), a.null_count() > 0),
+                None => Field::new(c, DataType::Utf8, false),
+            });
         }
         f.push(Field::new("score", DataType::Float32, false));
         f.push(Field::new("flagged", DataType::Boolean, false));
@@ -246,8 +252,12 @@ impl RowScores {
         let n = self.len();
         let overall = self.overall();
         let mut cols: Vec<ArrayRef> = vec![Arc::new(UInt64Array::from_iter_values(0..n as u64))];
-        if let (Some(_), Some(ids)) = (&self.id_column, &self.ids) {
-            cols.push(Arc::new(StringArray::from_iter_values(ids.iter())));
+        match (&self.id_column, &self.id_values, &self.ids) {
+            (Some(_), Some(a), _) => cols.push(a.clone()),
+            (Some(_), None, Some(ids)) => {
+                cols.push(Arc::new(StringArray::from_iter_values(ids.iter())))
+            }
+            _ => {}
         }
         cols.push(Arc::new(Float32Array::from(overall.clone())));
         cols.push(Arc::new(BooleanArray::from(

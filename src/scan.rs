@@ -87,6 +87,10 @@ pub struct ScanOutcome {
     pub digests: Vec<RowDigest>,
     /// How the digests were made (to recognise the scanned data again).
     pub hash_mode: HashMode,
+    /// What the HTML report plots beyond the JSON report.
+    pub visuals: crate::html::visuals::Visuals,
+    /// The policy the checks were judged by.
+    pub policy: Policy,
     data: Source,
 }
 
@@ -589,6 +593,8 @@ impl Scanner {
             summary
         };
         timings.insert("detect_total".to_string(), t2.elapsed().as_millis() as u64);
+        let visuals =
+            crate::html::visuals::gather(&ctx, &outputs, std::mem::take(&mut pass.drift_bins));
         for o in &outputs {
             detector_summaries.insert(o.name.to_string(), o.summary.clone());
             let run = match &o.skipped {
@@ -604,8 +610,19 @@ impl Scanner {
             }
         }
         // 4. Scores, reasons, checks, verdict.
+        let id_values = if pass.id_chunks.is_empty() {
+            None
+        } else {
+            let parts: Vec<&dyn arrow::array::Array> =
+                pass.id_chunks.iter().map(|a| a.as_ref()).collect();
+            Some(arrow::compute::concat(&parts).map_err(|e| Error::Output {
+                path: "scores".into(),
+                message: format!("joining the id column's batches: {e}"),
+            })?)
+        };
         let mut scores = RowScores {
             ids: pass.ids.clone(),
+            id_values,
             id_column: self.id.clone(),
             ..Default::default()
         };
@@ -828,6 +845,8 @@ impl Scanner {
             contract,
             digests: pass.digests,
             hash_mode: mode,
+            visuals,
+            policy: self.policy.clone(),
             data: self.data,
         })
     }
@@ -1194,10 +1213,14 @@ struct DataPass {
     feature_names: Vec<String>,
     labels: Vec<Option<u32>>,
     ids: Option<Vec<String>>,
+    /// The id column's slices, in the data's own type.
+    id_chunks: Vec<arrow::array::ArrayRef>,
     digests: Vec<RowDigest>,
     feature_keys: Vec<u128>,
     lineage: LineageState,
     drift: Vec<ColumnDrift>,
+    /// The binned distributions behind `drift`, for the HTML report.
+    drift_bins: Vec<crate::html::visuals::DriftBins>,
     schema_hash: String,
     pred_probs: Option<ndarray::Array2<f32>>,
     /// The embedding column used, if any.
@@ -1258,6 +1281,33 @@ fn drift_counters(contract: &Contract, schema: &arrow::datatypes::SchemaRef) -> 
 }
 
 impl DriftCounter {
+    /// The counts with their bins named, for the HTML report.
+    fn into_bins(self) -> crate::html::visuals::DriftBins {
+        let bins = match &self.edges {
+            // Each bin by its upper edge (the last by its lower one), short enough to label a bar.
+            Some(e) => (0..=e.len())
+                .map(|i| match e.get(i) {
+                    Some(&x) => format!("<{}", crate::html::short_num(x)),
+                    None => format!(">={}", crate::html::short_num(e[i - 1])),
+                })
+                .collect(),
+            None => {
+                let mut names = vec![String::new(); self.counts.len()];
+                for (v, &i) in &self.values {
+                    names[i] = v.clone();
+                }
+                names
+            }
+        };
+        crate::html::visuals::DriftBins {
+            column: self.name,
+            kind: self.kind.to_string(),
+            bins,
+            expected: self.expected,
+            observed: self.counts,
+        }
+    }
+
     fn add(&mut self, batch: &RecordBatch) {
         let a = batch.column(self.column);
         match &self.edges {
@@ -1338,10 +1388,12 @@ fn data_pass(
         feature_names: spec.names.clone(),
         labels: Vec::new(),
         ids: id_idx.map(|_| Vec::new()),
+        id_chunks: Vec::new(),
         digests: Vec::new(),
         feature_keys: Vec::new(),
         lineage: LineageState::default(),
         drift: Vec::new(),
+        drift_bins: Vec::new(),
         schema_hash: schema_hash(&schema),
         pred_probs: None,
         embedding: emb_name.clone(),
@@ -1389,6 +1441,7 @@ fn data_pass(
         }
         if let (Some(i), Some(ids)) = (id_idx, pass.ids.as_mut()) {
             ids.extend(lineage::id_strings(batch.column(i))?);
+            pass.id_chunks.push(batch.column(i).clone());
         }
         if let Some(i) = pp_idx {
             for row in crate::features::embedding_rows(batch.column(i)) {
@@ -1416,6 +1469,7 @@ fn data_pass(
         .iter()
         .map(|d| ColumnDrift::compute(&d.name, d.kind, &d.expected, &d.counts, contract.rows))
         .collect();
+    pass.drift_bins = drift.into_iter().map(DriftCounter::into_bins).collect();
     Ok(pass)
 }
 
@@ -1435,6 +1489,17 @@ fn progress_bar(on: bool) -> Option<indicatif::ProgressBar> {
 }
 
 impl ScanOutcome {
+    /// The report as one self-contained HTML page (see [`crate::html`]).
+    pub fn to_html(&self) -> String {
+        crate::html::render(&crate::html::HtmlInput {
+            report: &self.report,
+            scores: &self.scores,
+            violations: &self.violations,
+            visuals: &self.visuals,
+            policy: &self.policy,
+        })
+    }
+
     /// True unless the verdict is fail.
     pub fn passed(&self) -> bool {
         self.report.verdict != Verdict::Fail

@@ -73,12 +73,12 @@ impl ClassScale {
 }
 
 /// Principal axes of a class: mean and the top `r` eigenvectors (d x r), largest first.
-struct Pca {
-    mean: Array1<f64>,
-    axes: Array2<f64>,
+pub(crate) struct Pca {
+    pub(crate) mean: Array1<f64>,
+    pub(crate) axes: Array2<f64>,
 }
 
-fn pca(x: &Array2<f64>, r: usize) -> Option<Pca> {
+pub(crate) fn pca(x: &Array2<f64>, r: usize) -> Option<Pca> {
     let n = x.nrows() as f64;
     let mean = x.mean_axis(Axis(0))?;
     let c = x - &mean;
@@ -92,7 +92,7 @@ fn pca(x: &Array2<f64>, r: usize) -> Option<Pca> {
 }
 
 impl Pca {
-    fn project(&self, x: &Array2<f64>) -> Array2<f64> {
+    pub(crate) fn project(&self, x: &Array2<f64>) -> Array2<f64> {
         (x - &self.mean).dot(&self.axes)
     }
 }
