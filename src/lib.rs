@@ -4,6 +4,7 @@
 pub mod contract;
 pub mod detect;
 pub mod error;
+pub mod events;
 pub mod features;
 pub mod fit;
 pub mod html;

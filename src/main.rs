@@ -144,6 +144,12 @@ struct ScanArgs {
     /// HTML report (one self-contained file: verdict, checks, flagged rows, plots).
     #[arg(long)]
     html: Option<PathBuf>,
+    /// Append audit events (JSON lines, Elastic Common Schema): the verdict and each check that warned or failed.
+    #[arg(long)]
+    audit_log: Option<PathBuf>,
+    /// Write an OpenLineage run event with data-quality facets to this file, or POST it to this http(s) URL.
+    #[arg(long)]
+    openlineage: Option<String>,
     /// Write the rows kept here (same schema as the input).
     #[arg(long)]
     clean: Option<PathBuf>,
@@ -370,21 +376,32 @@ fn scan(a: ScanArgs) -> Result<u8, Error> {
         ("--scores", a.scores.as_deref()),
         ("--report", a.report.as_deref()),
         ("--html", a.html.as_deref()),
+        (
+            "--openlineage",
+            a.openlineage
+                .as_deref()
+                .filter(|t| !t.starts_with("http://") && !t.starts_with("https://"))
+                .map(Path::new),
+        ),
         ("--clean", a.clean.as_deref()),
         ("--quarantine", a.quarantine.as_deref()),
     ]);
-    check_outputs(
-        &given([
-            ("the data", Some(a.data.as_path())),
-            ("--reference", a.reference.as_deref()),
-            ("--contract", a.contract.as_deref()),
-            ("--fitted", a.fitted.as_deref()),
-            ("--policy", a.policy.as_deref()),
-            ("--baseline", a.baseline.as_deref()),
-            ("--key-file", a.key_file.as_deref()),
-        ]),
-        &output_paths,
-    )?;
+    let inputs = given([
+        ("the data", Some(a.data.as_path())),
+        ("--reference", a.reference.as_deref()),
+        ("--contract", a.contract.as_deref()),
+        ("--fitted", a.fitted.as_deref()),
+        ("--policy", a.policy.as_deref()),
+        ("--baseline", a.baseline.as_deref()),
+        ("--key-file", a.key_file.as_deref()),
+    ]);
+    check_outputs(&inputs, &output_paths)?;
+    // The audit log is appended to, not replaced: it only must not be an input or another output.
+    if let Some(log) = &a.audit_log {
+        let mut all = inputs.clone();
+        all.extend(output_paths.iter().cloned());
+        check_outputs(&all, &[("--audit-log", log.as_path())])?;
+    }
     // Every output is staged now (an unwritable path fails before the data is read) and renamed into place only
     // when all are written.
     let outputs = OutputSet::prepare(&output_paths)?;
@@ -450,7 +467,22 @@ fn scan(a: ScanArgs) -> Result<u8, Error> {
     if a.clean.is_some() || a.quarantine.is_some() {
         out.split_into(&outputs, a.clean.as_deref(), a.quarantine.as_deref())?;
     }
+    if let Some(target) = &a.openlineage {
+        if !target.starts_with("http://") && !target.starts_with("https://") {
+            let p = PathBuf::from(target);
+            let text = serde_json::to_string_pretty(&out.openlineage_event()).unwrap_or_default();
+            outputs.write_text(&p, &text)?;
+        }
+    }
     outputs.commit()?;
+    // Events go out once every output is in place: an audit line or a lineage event never describes a scan whose
+    // outputs were not written.
+    if let Some(p) = &a.audit_log {
+        poisonscan::events::append_audit_log(p, &out.audit_events())?;
+    }
+    if let Some(url) = a.openlineage.as_deref().filter(|t| t.starts_with("http")) {
+        poisonscan::events::send_openlineage(url, &out.openlineage_event())?;
+    }
     for note in &out.report.notes {
         eprintln!("note: {note}");
     }

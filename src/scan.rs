@@ -91,6 +91,8 @@ pub struct ScanOutcome {
     pub visuals: crate::html::visuals::Visuals,
     /// The policy the checks were judged by.
     pub policy: Policy,
+    /// Per-column counts of the data (nulls, values, min, max, distinct), for the OpenLineage metrics facet.
+    pub metrics: Vec<crate::events::ColumnMetrics>,
     data: Source,
 }
 
@@ -846,6 +848,7 @@ impl Scanner {
             digests: pass.digests,
             hash_mode: mode,
             visuals,
+            metrics: pass.metrics,
             policy: self.policy.clone(),
             data: self.data,
         })
@@ -1221,6 +1224,8 @@ struct DataPass {
     drift: Vec<ColumnDrift>,
     /// The binned distributions behind `drift`, for the HTML report.
     drift_bins: Vec<crate::html::visuals::DriftBins>,
+    /// Per-column counts for the OpenLineage metrics facet.
+    metrics: Vec<crate::events::ColumnMetrics>,
     schema_hash: String,
     pred_probs: Option<ndarray::Array2<f32>>,
     /// The embedding column used, if any.
@@ -1394,6 +1399,7 @@ fn data_pass(
         lineage: LineageState::default(),
         drift: Vec::new(),
         drift_bins: Vec::new(),
+        metrics: Vec::new(),
         schema_hash: schema_hash(&schema),
         pred_probs: None,
         embedding: emb_name.clone(),
@@ -1402,8 +1408,10 @@ fn data_pass(
         text_names: spec.text_names.clone(),
     };
     let mut probs: Vec<f32> = Vec::new();
+    let mut metrics = crate::events::MetricsCollector::new(&schema);
     for batch in &mut stream {
         let batch = batch?;
+        metrics.add(&batch);
         let start = pass.rows as u64;
         let (coerced, v) = checker.check_batch(&batch, start);
         pass.violations.extend(v);
@@ -1470,6 +1478,7 @@ fn data_pass(
         .map(|d| ColumnDrift::compute(&d.name, d.kind, &d.expected, &d.counts, contract.rows))
         .collect();
     pass.drift_bins = drift.into_iter().map(DriftCounter::into_bins).collect();
+    pass.metrics = metrics.finish();
     Ok(pass)
 }
 
@@ -1489,6 +1498,21 @@ fn progress_bar(on: bool) -> Option<indicatif::ProgressBar> {
 }
 
 impl ScanOutcome {
+    /// The audit lines of this scan (see [`crate::events`]).
+    pub fn audit_events(&self) -> Vec<serde_json::Value> {
+        crate::events::audit_events(&self.report, &self.policy, std::time::SystemTime::now())
+    }
+
+    /// The OpenLineage run event of this scan (see [`crate::events`]).
+    pub fn openlineage_event(&self) -> serde_json::Value {
+        crate::events::openlineage_event(
+            &self.report,
+            &self.policy,
+            &self.metrics,
+            std::time::SystemTime::now(),
+        )
+    }
+
     /// The report as one self-contained HTML page (see [`crate::html`]).
     pub fn to_html(&self) -> String {
         crate::html::render(&crate::html::HtmlInput {

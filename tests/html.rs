@@ -114,3 +114,76 @@ fn text_from_the_data_is_escaped() {
         "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; &amp; &quot;q&quot;"
     );
 }
+
+#[test]
+fn audit_log_and_openlineage_file_from_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("audit.jsonl");
+    let ol = dir.path().join("ol.json");
+    for _ in 0..2 {
+        Command::cargo_bin("poisonscan")
+            .unwrap()
+            .args(["scan", "-q", "--label", "label", "--id", "id"])
+            .arg(fixture("train_poisoned.parquet"))
+            .arg("--reference")
+            .arg(fixture("train_reference.parquet"))
+            .arg("--audit-log")
+            .arg(&log)
+            .arg("--openlineage")
+            .arg(&ol)
+            .assert()
+            .code(1);
+    }
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(&log)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    // Per scan: the verdict and the three failing checks (backdoor, duplicate, label); the second scan appended.
+    assert_eq!(lines.len(), 8);
+    assert_eq!(lines[0]["event"]["action"], "poisonscan-scan");
+    assert_eq!(lines[4]["event"]["action"], "poisonscan-scan");
+    let checks: Vec<&str> = lines[1..4]
+        .iter()
+        .map(|l| l["labels"]["check"].as_str().unwrap())
+        .collect();
+    assert_eq!(checks, ["backdoor", "duplicate", "label"]);
+    let e: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&ol).unwrap()).unwrap();
+    let a = &e["inputs"][0]["inputFacets"]["dataQualityAssertions"]["assertions"];
+    let names: Vec<&str> = a
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "backdoor",
+            "contract",
+            "drift",
+            "duplicate",
+            "duplicate_id",
+            "label",
+            "outlier",
+            "unusual"
+        ]
+    );
+    // The audit log may not be an input: refused before anything is read (exit 2), the input untouched.
+    let before = std::fs::read(fixture("train_reference.parquet")).unwrap();
+    Command::cargo_bin("poisonscan")
+        .unwrap()
+        .args(["scan", "-q", "--label", "label"])
+        .arg(fixture("train_poisoned.parquet"))
+        .arg("--reference")
+        .arg(fixture("train_reference.parquet"))
+        .arg("--audit-log")
+        .arg(fixture("train_reference.parquet"))
+        .assert()
+        .code(2);
+    assert_eq!(
+        std::fs::read(fixture("train_reference.parquet")).unwrap(),
+        before
+    );
+}

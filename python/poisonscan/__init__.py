@@ -209,6 +209,41 @@ class Report:
     def write_scores(self, path: PathLike) -> None:
         self._native.write_scores(os.fspath(path))
 
+    def to_html(self) -> str:
+        """The report as one self-contained HTML page (no network; plots are inline SVG)."""
+        return self._native.to_html()
+
+    def write_html(self, path: PathLike) -> None:
+        """Write :meth:`to_html` to ``path`` atomically."""
+        self._native.write_html(os.fspath(path))
+
+    def audit_events(self) -> List[Dict[str, Any]]:
+        """The audit events (Elastic Common Schema): the verdict, then each check that warned or failed."""
+        return [json.loads(line) for line in self._native.audit_lines()]
+
+    def append_audit_log(self, path: PathLike) -> None:
+        """Append :meth:`audit_events` to ``path`` as JSON lines (created if missing)."""
+        self._native.append_audit_log(os.fspath(path))
+
+    def openlineage_event(self) -> Dict[str, Any]:
+        """An OpenLineage ``COMPLETE`` run event whose input dataset carries the ``dataQualityAssertions`` and
+        ``dataQualityMetrics`` facets."""
+        return json.loads(self._native.openlineage_json())
+
+    def send_openlineage(self, target: str) -> None:
+        """Write :meth:`openlineage_event` to a file, or POST it to an ``http://`` / ``https://`` URL."""
+        self._native.send_openlineage(os.fspath(target))
+
+    def _repr_html_(self) -> str:
+        # Jupyter shows the page in an iframe of its own, so its style sheet cannot restyle the notebook.
+        import html as _html
+
+        return (
+            '<iframe style="width: 100%; height: 720px; border: 1px solid #ccc" srcdoc="'
+            + _html.escape(self.to_html(), quote=True)
+            + '"></iframe>'
+        )
+
     @property
     def not_run(self) -> Dict[str, str]:
         """Checks that were skipped (could not run on this data), with the reason: empty when the scan is complete."""
@@ -276,6 +311,9 @@ def scan(
     batch_size: int = 65536,
     allow_widening: bool = False,
     fitted: Optional["FittedScanner"] = None,
+    html: Optional[PathLike] = None,
+    audit_log: Optional[PathLike] = None,
+    openlineage: Optional[str] = None,
 ) -> Report:
     """Scan ``data`` for poisoning and return a :class:`Report`.
 
@@ -285,6 +323,9 @@ def scan(
     rule. ``baseline``: a :class:`Manifest` (or path) to diff against. ``key``: lineage secret (else
     ``POISONSCAN_KEY``). ``features``: column names (a single string is one column name). ``allow_widening``: accept
     integer data in a float column of the contract. ``fitted``: a :class:`FittedScanner` (instead of ``reference``).
+    ``html``: write the HTML report there. ``audit_log``: append the audit events (JSON lines, ECS) there.
+    ``openlineage``: write the OpenLineage run event to that file, or POST it to that http(s) URL. These are written
+    after the scan; a failing verdict does not prevent them (it is what they report).
     """
     if sum(x is not None for x in (reference, contract, fitted)) > 1:
         raise ConfigError("give one of reference, contract or fitted, not several")
@@ -330,7 +371,14 @@ def scan(
         allow_widening=allow_widening,
         fitted=None if fitted is None else fitted._native,
     )
-    return Report(native)
+    report = Report(native)
+    if html is not None:
+        report.write_html(html)
+    if audit_log is not None:
+        report.append_audit_log(audit_log)
+    if openlineage is not None:
+        report.send_openlineage(openlineage)
+    return report
 
 
 class FittedScanner:

@@ -121,10 +121,77 @@ struct PyReport {
     scores: poisonscan::RowScores,
     digests: Vec<poisonscan::lineage::RowDigest>,
     hash_mode: poisonscan::lineage::HashMode,
+    violations: Vec<poisonscan::contract::Violation>,
+    visuals: poisonscan::html::visuals::Visuals,
+    policy: poisonscan::policy::Policy,
+    metrics: Vec<poisonscan::events::ColumnMetrics>,
+}
+
+impl PyReport {
+    fn openlineage(&self) -> serde_json::Value {
+        poisonscan::events::openlineage_event(
+            &self.report,
+            &self.policy,
+            &self.metrics,
+            std::time::SystemTime::now(),
+        )
+    }
+
+    fn html(&self) -> String {
+        poisonscan::html::render(&poisonscan::html::HtmlInput {
+            report: &self.report,
+            scores: &self.scores,
+            violations: &self.violations,
+            visuals: &self.visuals,
+            policy: &self.policy,
+        })
+    }
 }
 
 #[pymethods]
 impl PyReport {
+    /// The audit events (Elastic Common Schema), one JSON text per line.
+    fn audit_lines(&self) -> Vec<String> {
+        poisonscan::events::audit_events(&self.report, &self.policy, std::time::SystemTime::now())
+            .iter()
+            .map(|e| e.to_string())
+            .collect()
+    }
+    /// Append the audit events to `path` (JSON lines).
+    fn append_audit_log(&self, py: Python<'_>, path: PathBuf) -> PyResult<()> {
+        guarded(py, || {
+            let events = poisonscan::events::audit_events(
+                &self.report,
+                &self.policy,
+                std::time::SystemTime::now(),
+            );
+            poisonscan::events::append_audit_log(&path, &events)
+        })
+    }
+    /// The OpenLineage run event as JSON text.
+    fn openlineage_json(&self) -> String {
+        self.openlineage().to_string()
+    }
+    /// Write the OpenLineage run event to a file, or POST it to an http(s) URL.
+    fn send_openlineage(&self, py: Python<'_>, target: String) -> PyResult<()> {
+        guarded(py, || {
+            poisonscan::events::send_openlineage(&target, &self.openlineage())
+        })
+    }
+    /// The report as one self-contained HTML page.
+    fn to_html(&self, py: Python<'_>) -> PyResult<String> {
+        guarded(py, || Ok(self.html()))
+    }
+    /// Write the HTML report atomically.
+    fn write_html(&self, py: Python<'_>, path: PathBuf) -> PyResult<()> {
+        guarded(py, || {
+            let page = self.html();
+            poisonscan::output::write_atomically(&path, |mut f| {
+                use std::io::Write;
+                f.write_all(page.as_bytes()).map_err(|e| e.to_string())
+            })
+        })
+    }
     /// True unless the verdict is "fail".
     #[getter]
     fn passed(&self) -> bool {
@@ -301,7 +368,7 @@ fn _scan(
         k,
         ..DetectConfig::default()
     };
-    let (report, scores, digests, hash_mode) = guarded(py, move || {
+    let out = guarded(py, move || {
         let mut s = Scanner::new(data)
             .policy(policy)
             .detect_config(detect)
@@ -333,13 +400,17 @@ fn _scan(
             s = s.baseline(m, origin);
         }
         let out = s.run()?;
-        Ok((out.report, out.scores, out.digests, out.hash_mode))
+        Ok(out)
     })?;
     Ok(PyReport {
-        report,
-        scores,
-        digests,
-        hash_mode,
+        report: out.report,
+        scores: out.scores,
+        digests: out.digests,
+        hash_mode: out.hash_mode,
+        violations: out.violations,
+        visuals: out.visuals,
+        policy: out.policy,
+        metrics: out.metrics,
     })
 }
 
