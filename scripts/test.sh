@@ -1,15 +1,23 @@
 #!/usr/bin/env bash
 # Runs every test: the Rust crate (unit, property, CLI end-to-end), then builds the Python wheel from source and runs
-# its pytest suite. Needs Rust, Python >= 3.9 with pip, maturin and pytest; installs the Python test dependencies.
+# its pytest suite in a virtual environment of its own (pyarrow, polars, pandas, duckdb, jsonschema, maturin and
+# pytest are installed there, never into the python3 on PATH). Needs Rust and Python >= 3.9 with the venv module.
+# The environment is kept between runs at $POISONSCAN_VENV (default ~/.cache/poisonscan-ci/venv).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Unit, property, CLI end-to-end and doc tests (benches are compiled by clippy in CI, run with `cargo bench`).
 cargo test
 
-python3 -m pip install -q --disable-pip-version-check pyarrow polars pandas duckdb
+venv="${POISONSCAN_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/poisonscan-ci/venv}"
+if [ ! -x "$venv/bin/python" ]; then
+    python3 -m venv "$venv"
+fi
+py="$venv/bin/python"
+"$py" -m pip install -q --disable-pip-version-check --upgrade pip
+"$py" -m pip install -q --disable-pip-version-check maturin pytest pyarrow polars pandas duckdb jsonschema
 wheels="$(mktemp -d)"
 trap 'rm -rf "$wheels"' EXIT
-maturin build -q -m python/Cargo.toml -o "$wheels"
-python3 -m pip install -q --disable-pip-version-check --force-reinstall --no-deps "$wheels"/poisonscan-*.whl
-(cd "$wheels" && python3 -m pytest -q "$OLDPWD/python/tests")
+"$venv/bin/maturin" build -q -m python/Cargo.toml -o "$wheels" --interpreter "$py"
+"$py" -m pip install -q --disable-pip-version-check --force-reinstall --no-deps "$wheels"/poisonscan-*.whl
+(cd "$wheels" && "$py" -m pytest -q "$OLDPWD/python/tests")

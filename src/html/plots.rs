@@ -12,10 +12,23 @@ fn err<E: std::fmt::Debug>(e: E) -> String {
     format!("{e:?}")
 }
 
+/// Class colours (Tableau 10 without its red, which marks flagged rows).
+const CLASS_COLOURS: [(u8, u8, u8); 9] = [
+    (31, 119, 180),
+    (255, 127, 14),
+    (44, 160, 44),
+    (148, 103, 189),
+    (140, 86, 75),
+    (227, 119, 194),
+    (127, 127, 127),
+    (188, 189, 34),
+    (23, 190, 207),
+];
+
 /// Colour of class `i` (data rows); reference rows are drawn in the same colour, hollow.
 pub fn class_colour(i: usize) -> RGBColor {
-    let c = Palette99::pick(i).to_rgba();
-    RGBColor(c.0, c.1, c.2)
+    let (r, g, b) = CLASS_COLOURS[i % CLASS_COLOURS.len()];
+    RGBColor(r, g, b)
 }
 
 /// Histogram of a detector's scores on a log count axis, with the flag threshold marked.
