@@ -135,6 +135,60 @@ impl Iterator for BatchStream {
     }
 }
 
+/// Run `f` (opening or decoding a file an attacker may have written); a panic inside it becomes a typed
+/// [`SourceError::Read`] naming `origin`, never a crash. arrow-rs counts panics on malformed input as bugs but has
+/// some; this is where they stop.
+fn contained<T>(
+    origin: &str,
+    rows_read: u64,
+    f: impl FnOnce() -> Result<T, SourceError>,
+) -> Result<T, SourceError> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        Ok(r) => r,
+        Err(panic) => Err(SourceError::Read {
+            origin: origin.to_string(),
+            rows_read,
+            message: format!(
+                "the decoder panicked (malformed file): {}",
+                crate::error::panic_message(panic.as_ref()).unwrap_or("(no message)")
+            ),
+        }),
+    }
+}
+
+/// The stream with every decoding step run under [`contained`]: a panic ends it with an error.
+fn guarded(stream: BatchStream) -> BatchStream {
+    let BatchStream {
+        schema,
+        origin,
+        mut inner,
+    } = stream;
+    let o = origin.clone();
+    let (mut rows_read, mut done) = (0u64, false);
+    let iter = std::iter::from_fn(move || {
+        if done {
+            return None;
+        }
+        let item = contained(&o, rows_read, || Ok(inner.next()));
+        match item {
+            Ok(None) => None,
+            Ok(Some(Ok(b))) => {
+                rows_read += b.num_rows() as u64;
+                Some(Ok(b))
+            }
+            Ok(Some(Err(e))) | Err(e) => {
+                done = true;
+                Some(Err(e))
+            }
+        }
+    });
+    BatchStream {
+        schema,
+        origin,
+        inner: Box::new(iter),
+    }
+}
+
 /// Wrap a reader so every error names the origin and counts rows read so far.
 fn wrap_reader<R>(reader: R, origin: String) -> BatchStream
 where
@@ -340,9 +394,11 @@ impl Source {
         let mut parts = Vec::new();
         let mut first_row = 0u64;
         for file in files {
-            let f = open_file(&file)?;
-            let metadata = ArrowReaderMetadata::load(&f, ArrowReaderOptions::default())
-                .map_err(|e| corrupt(&file, Format::Parquet, e))?;
+            let metadata = contained(&file.display().to_string(), 0, || {
+                let f = open_file(&file)?;
+                ArrowReaderMetadata::load(&f, ArrowReaderOptions::default())
+                    .map_err(|e| corrupt(&file, Format::Parquet, e))
+            })?;
             for (row_group, rg) in metadata.metadata().row_groups().iter().enumerate() {
                 let rows = rg.num_rows().max(0) as u64;
                 parts.push(Part {
@@ -374,7 +430,7 @@ impl Source {
     /// Open a pass over the data. A schema with two columns of one name is refused (nothing could tell them apart).
     pub fn open(&mut self) -> Result<BatchStream, SourceError> {
         let origin = self.origin();
-        let stream = self.open_any()?;
+        let stream = guarded(contained(&origin, 0, || self.open_any())?);
         let mut seen = std::collections::HashSet::new();
         for f in stream.schema().fields() {
             if !seen.insert(f.name().as_str()) {
@@ -467,13 +523,18 @@ impl Part {
 
     /// Open a pass over this part's rows.
     pub fn open(&self) -> Result<BatchStream, SourceError> {
-        let f = open_file(&self.path)?;
-        let builder = ParquetRecordBatchReaderBuilder::new_with_metadata(f, self.metadata.clone())
-            .with_row_groups(vec![self.row_group]);
-        let reader = configure(builder, self.batch_size, self.projection.as_deref())
-            .build()
-            .map_err(|e| corrupt(&self.path, Format::Parquet, e))?;
-        Ok(wrap_reader(reader, self.origin()))
+        let origin = self.origin();
+        let stream = contained(&origin, 0, || {
+            let f = open_file(&self.path)?;
+            let builder =
+                ParquetRecordBatchReaderBuilder::new_with_metadata(f, self.metadata.clone())
+                    .with_row_groups(vec![self.row_group]);
+            let reader = configure(builder, self.batch_size, self.projection.as_deref())
+                .build()
+                .map_err(|e| corrupt(&self.path, Format::Parquet, e))?;
+            Ok(wrap_reader(reader, self.origin()))
+        })?;
+        Ok(guarded(stream))
     }
 }
 
