@@ -25,6 +25,13 @@ pub enum SourceError {
         /// The file.
         path: PathBuf,
     },
+    /// The input changed (size or modification time) while it was being scanned: the scan did not read one
+    /// consistent dataset, so it cannot vouch for it.
+    #[error("{path}: the input changed while it was being scanned (size or modification time differ from when the scan started); scan it again once it is complete")]
+    Changed {
+        /// The file that changed.
+        path: PathBuf,
+    },
     /// The file is not a valid file of the expected format (corrupt, truncated, wrong format).
     #[error("{path}: not a readable {format} file: {message}")]
     Corrupt {

@@ -223,6 +223,8 @@ impl Scanner {
     /// Run the scan.
     pub fn run(mut self) -> Result<ScanOutcome, Error> {
         let t0 = Instant::now();
+        // What the data's files look like before anything is read: a file rewritten during the scan is refused.
+        let data_state = self.data.file_state();
         let mut timings = BTreeMap::new();
         let data_origin = self.data.origin();
         let mut exclude: Vec<String> = [&self.label, &self.id, &self.pred_probs]
@@ -325,6 +327,7 @@ impl Scanner {
             reference_emb_len,
         )?;
         notes.append(&mut pass.notes);
+        self.data.unchanged_since(&data_state)?;
         timings.insert(
             "read_check_hash".to_string(),
             t1.elapsed().as_millis() as u64,

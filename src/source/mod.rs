@@ -416,6 +416,54 @@ impl Source {
         Ok(Some(parts))
     }
 
+    /// Size and modification time of every file a path source reads (`None` for memory and stream sources), to
+    /// notice an input that changes while it is being scanned ([`Source::unchanged_since`]).
+    pub fn file_state(&self) -> Option<Vec<(PathBuf, u64, Option<std::time::SystemTime>)>> {
+        let Source::Path { path, .. } = self else {
+            return None;
+        };
+        let files = if path.is_dir() {
+            parquet_files(path).ok()?
+        } else {
+            vec![path.clone()]
+        };
+        Some(
+            files
+                .into_iter()
+                .map(|f| {
+                    let m = std::fs::metadata(&f).ok();
+                    let len = m.as_ref().map_or(u64::MAX, |m| m.len());
+                    let modified = m.and_then(|m| m.modified().ok());
+                    (f, len, modified)
+                })
+                .collect(),
+        )
+    }
+
+    /// Refuse a path source whose files differ from `before` (a file of [`Source::file_state`] taken earlier):
+    /// another size or modification time, a file added to or removed from the folder.
+    pub fn unchanged_since(
+        &self,
+        before: &Option<Vec<(PathBuf, u64, Option<std::time::SystemTime>)>>,
+    ) -> Result<(), SourceError> {
+        let (Some(before), Some(now)) = (before, self.file_state()) else {
+            return Ok(());
+        };
+        if before.len() != now.len() {
+            let path = match self {
+                Source::Path { path, .. } => path.clone(),
+                _ => PathBuf::new(),
+            };
+            return Err(SourceError::Changed { path });
+        }
+        for (b, n) in before.iter().zip(&now) {
+            if b != n {
+                return Err(SourceError::Changed { path: n.0.clone() });
+            }
+        }
+        Ok(())
+    }
+
     /// Whether the column types are guessed from text (CSV), so an integer-looking float column reads as integers.
     pub fn types_from_text(&self) -> bool {
         matches!(
