@@ -7,6 +7,7 @@
 
 #[cfg(feature = "polars")]
 pub mod polars;
+mod validate;
 
 use crate::error::SourceError;
 use arrow::array::RecordBatch;
@@ -623,6 +624,7 @@ fn open_path(
     if path.is_dir() {
         return open_parquet_folder(path, batch_size, projection);
     }
+    validate::framing(path, format)?;
     let stream = match format {
         Format::Parquet => open_parquet(path, batch_size, projection)?,
         Format::IpcFile => {
@@ -754,6 +756,7 @@ fn open_parquet_folder(
     let mut streams = Vec::with_capacity(files.len());
     let mut schema: Option<SchemaRef> = None;
     for f in &files {
+        validate::framing(f, Format::Parquet)?;
         let s = open_parquet(f, batch_size, projection)?;
         if let Some(first_schema) = &schema {
             if !same_columns(first_schema, &s.schema()) {

@@ -1,0 +1,126 @@
+//! Crafted hostile files, one per class of the known decoder failures: each is refused with a typed input error
+//! (exit 3) naming the file, quickly and in little memory, never with a crash or an abort.
+
+mod common;
+
+use assert_cmd::Command;
+use common::*;
+
+/// Scan `bytes` written as `name`; returns stderr. Exit 3 is required.
+fn refused(name: &str, bytes: &[u8], expect: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(name);
+    std::fs::write(&path, bytes).unwrap();
+    let out = Command::cargo_bin("poisonscan")
+        .unwrap()
+        .args(["scan", "-q"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(out.status.code(), Some(3), "{name}: {err}");
+    assert!(
+        err.contains(&path.display().to_string()),
+        "{name}: the file is not named: {err}"
+    );
+    assert!(err.contains(expect), "{name}: {err}");
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        bytes,
+        "the input was changed"
+    );
+}
+
+/// Parquet: `PAR1`, Thrift metadata, its length, `PAR1`.
+fn parquet_with_metadata(meta: &[u8], declared: u32) -> Vec<u8> {
+    let mut v = b"PAR1".to_vec();
+    v.extend_from_slice(meta);
+    v.extend_from_slice(&declared.to_le_bytes());
+    v.extend_from_slice(b"PAR1");
+    v
+}
+
+#[test]
+fn a_thrift_list_size_larger_than_the_file_is_refused() {
+    // FileMetaData { version: 1, schema: list<struct> of 2^31 - 1 elements } in 21 bytes (arrow-rs #9874, #10920).
+    let meta = [0x15, 0x02, 0x19, 0xFC, 0xFF, 0xFF, 0xFF, 0xFF, 0x07];
+    refused(
+        "bomb.parquet",
+        &parquet_with_metadata(&meta, meta.len() as u32),
+        "exceeds",
+    );
+    let meta = [0x15, 0x02, 0x19, 0xFC, 0xFF, 0xFF, 0xFF, 0xFF, 0x0F];
+    refused(
+        "bomb2.parquet",
+        &parquet_with_metadata(&meta, meta.len() as u32),
+        "not a readable Parquet file",
+    );
+}
+
+#[test]
+fn a_parquet_footer_declaring_more_metadata_than_the_file_holds_is_refused() {
+    refused(
+        "footer.parquet",
+        &parquet_with_metadata(&[0u8; 16], 0xFFFF_FFF0),
+        "declares 4294967280 bytes of metadata",
+    );
+}
+
+#[test]
+fn an_ipc_stream_declaring_a_huge_message_is_refused_before_allocating() {
+    // Four bytes that, read as a message length, ask for 2 GB (arrow-rs #10521: declared lengths trusted).
+    refused(
+        "four.arrows",
+        b"\x7f~~~",
+        "declares 2122219135 bytes of metadata",
+    );
+    refused(
+        "cont.arrows",
+        b"\xff\xff\xff\xff\xff\xff\xff\x7f",
+        "bytes of metadata",
+    );
+}
+
+#[test]
+fn a_truncated_ipc_stream_body_is_refused() {
+    let good = std::fs::read(fixture("train_poisoned.parquet")).unwrap();
+    // Build a real stream from the fixture, then cut its last record batch body short.
+    let batches = read_parquet(&fixture("train_poisoned.parquet"));
+    let mut buf = Vec::new();
+    {
+        let mut w =
+            arrow::ipc::writer::StreamWriter::try_new(&mut buf, &batches[0].schema()).unwrap();
+        for b in &batches {
+            w.write(b).unwrap();
+        }
+        w.finish().unwrap();
+    }
+    let cut = &buf[..buf.len() - 200];
+    refused("cut.arrows", cut, "declares a body of");
+    assert!(!good.is_empty());
+}
+
+#[test]
+fn an_ipc_file_whose_footer_or_blocks_point_outside_it_is_refused() {
+    let batches = read_parquet(&fixture("train_poisoned.parquet"));
+    let mut buf = Vec::new();
+    {
+        let mut w =
+            arrow::ipc::writer::FileWriter::try_new(&mut buf, &batches[0].schema()).unwrap();
+        for b in &batches {
+            w.write(b).unwrap();
+        }
+        w.finish().unwrap();
+    }
+    // The footer length (the i32 before the trailing magic) set beyond the file.
+    let mut bad = buf.clone();
+    let n = bad.len();
+    bad[n - 10..n - 6].copy_from_slice(&i32::MAX.to_le_bytes());
+    refused("footer.arrow", &bad, "the footer declares");
+    // The data cut out from under the footer's blocks (footer kept, a middle part removed).
+    let footer_len = i32::from_le_bytes(buf[n - 10..n - 6].try_into().unwrap()) as usize;
+    let tail = buf[n - 10 - footer_len..].to_vec();
+    let mut short = buf[..(n - 10 - footer_len) / 2].to_vec();
+    short.extend_from_slice(&tail);
+    refused("blocks.arrow", &short, "declares");
+}
