@@ -25,6 +25,19 @@ const CLASS_COLOURS: [(u8, u8, u8); 9] = [
     (23, 190, 207),
 ];
 
+/// The series legend in the upper right corner of a chart.
+fn legend<'a, DB: DrawingBackend + 'a, CT: plotters::coord::CoordTranslate>(
+    chart: &mut ChartContext<'a, DB, CT>,
+) -> Result<(), String> {
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperRight)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .draw()
+        .map_err(err)
+}
+
 /// Colour of class `i` (data rows); reference rows are drawn in the same colour, hollow.
 pub fn class_colour(i: usize) -> RGBColor {
     let (r, g, b) = CLASS_COLOURS[i % CLASS_COLOURS.len()];
@@ -87,13 +100,7 @@ pub fn score_histogram(title: &str, scores: &[f32], threshold: f32) -> Result<St
             .map_err(err)?
             .label(format!("flag threshold {threshold}"))
             .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], BLACK.stroke_width(2)));
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .draw()
-            .map_err(err)?;
+        legend(&mut chart)?;
         root.present().map_err(err)?;
     }
     Ok(buf)
@@ -175,13 +182,7 @@ pub fn scatter(title: &str, axes: (&str, &str), series: &[Series]) -> Result<Str
                 .label(s.name.clone())
                 .legend(move |(x, y)| Circle::new((x + 6, y), r.max(3), style()));
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .draw()
-            .map_err(err)?;
+        legend(&mut chart)?;
         root.present().map_err(err)?;
     }
     Ok(buf)
@@ -248,13 +249,7 @@ pub fn paired_bars(
             .map_err(err)?
             .label("data")
             .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], datac.filled()));
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .draw()
-            .map_err(err)?;
+        legend(&mut chart)?;
         root.present().map_err(err)?;
     }
     Ok(buf)
