@@ -303,5 +303,49 @@ fn full_scan(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, passes, full_scan);
+/// The order-independent fingerprint's cost per row: LtHash16 (2 KiB blake3 expansion per row, summed lane-wise)
+/// against the 256-bit digest sum it replaced, on 1M row digests.
+fn multiset_hash(c: &mut Criterion) {
+    let digests: Vec<[u8; 32]> = (0..1_000_000u64)
+        .map(|i| *blake3::hash(&i.to_le_bytes()).as_bytes())
+        .collect();
+    let mut g = c.benchmark_group("multiset_hash_1M_rows");
+    g.sample_size(10);
+    g.throughput(Throughput::Elements(digests.len() as u64));
+    g.bench_function("digest_sum_mod_2_256", |b| {
+        b.iter(|| {
+            let mut acc = [0u64; 4];
+            for d in &digests {
+                let mut carry = 0u128;
+                for (k, limb) in acc.iter_mut().enumerate() {
+                    let mut w = [0u8; 8];
+                    w.copy_from_slice(&d[k * 8..k * 8 + 8]);
+                    let s = *limb as u128 + u64::from_le_bytes(w) as u128 + carry;
+                    *limb = s as u64;
+                    carry = s >> 64;
+                }
+            }
+            acc
+        })
+    });
+    g.bench_function("lthash16_parallel", |b| {
+        b.iter(|| {
+            let mut h = poisonscan::lineage::lthash::LtHash::new();
+            h.add_all(&digests);
+            h.checksum()
+        })
+    });
+    g.bench_function("lthash16_one_thread", |b| {
+        b.iter(|| {
+            let mut h = poisonscan::lineage::lthash::LtHash::new();
+            for d in &digests {
+                h.add(d);
+            }
+            h.checksum()
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, passes, full_scan, multiset_hash);
 criterion_main!(benches);

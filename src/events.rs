@@ -166,7 +166,7 @@ pub fn audit_events(report: &Report, policy: &Policy, now: SystemTime) -> Vec<Va
     let verdict = report.verdict.as_str();
     let file = json!({
         "path": data_path(report),
-        "hash": { "blake3": report.fingerprint.digest_sum },
+        "hash": { "blake3": report.fingerprint.lthash },
     });
     let counts = json!({
         "rows": report.rows,
@@ -343,7 +343,7 @@ pub fn openlineage_event(
                     "_schemaURL": format!("{PRODUCER}/docs/cli.md#openlineage"),
                     "verdict": report.verdict.as_str(),
                     "summary": report.summary,
-                    "fingerprint": report.fingerprint.digest_sum,
+                    "fingerprint": report.fingerprint.lthash,
                     "merkleRoot": report.fingerprint.merkle_root,
                     "toolVersion": report.tool_version,
                 },

@@ -324,7 +324,7 @@ fn run(cmd: Command) -> Result<u8, Error> {
             println!(
                 "poisonscan: {} rows, fingerprint {}, merkle root {}{}{} -> {}",
                 m.header.fingerprint.rows,
-                &m.header.fingerprint.digest_sum[..16],
+                &m.header.fingerprint.lthash[..16],
                 &m.header.fingerprint.merkle_root[..16],
                 if m.header.keyed { " (keyed)" } else { "" },
                 dups.map(|d| format!(", {} repeated id values", d.values))

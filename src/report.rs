@@ -12,7 +12,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 /// Version of the report JSON layout.
-pub const REPORT_VERSION: u32 = 2;
+pub const REPORT_VERSION: u32 = 3;
 
 /// Pass, warn or fail.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

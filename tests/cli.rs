@@ -109,7 +109,7 @@ fn csv_values_that_are_not_numbers_are_wrong_type_findings() {
     let extremes = truth.values().filter(|k| k.as_str() == "extreme").count();
     assert_eq!(r["checks"]["unusual"]["count"], extremes);
     assert_eq!(r["checks"]["contract"]["count"], truth.len() - extremes);
-    assert_eq!(r["report_version"], 2);
+    assert_eq!(r["report_version"], 3);
     assert_eq!(r["verdict"], "fail");
 }
 
@@ -634,7 +634,7 @@ fn a_manifest_of_the_old_row_encoding_is_refused_not_compared() {
         .assert()
         .code(0);
     let mut man = poisonscan::lineage::Manifest::read(&m).unwrap();
-    assert_eq!(man.header.manifest_version, 2);
+    assert_eq!(man.header.manifest_version, 3);
     man.header.manifest_version = 1;
     man.write(&m).unwrap();
     for cmd in ["verify", "diff"] {
@@ -653,6 +653,20 @@ fn a_manifest_of_the_old_row_encoding_is_refused_not_compared() {
         .assert()
         .code(3)
         .stderr(predicate::str::contains("manifest version 1"));
+    // A version-2 manifest's order-independent fingerprint is the forgeable digest sum: refused with the way out.
+    man.header.manifest_version = 2;
+    man.write(&m).unwrap();
+    cli()
+        .arg("verify")
+        .arg(&m)
+        .arg(fixture("clean.parquet"))
+        .assert()
+        .code(3)
+        .stderr(predicate::str::contains("manifest version 2"))
+        .stderr(predicate::str::contains("LtHash16"))
+        .stderr(predicate::str::contains(
+            "poisonscan lineage DATA -o MANIFEST",
+        ));
 }
 
 #[test]

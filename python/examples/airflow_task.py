@@ -32,7 +32,7 @@ def poisonscan_gate(
         "summary": report.summary["summary"],
         "rows": report.summary["rows"],
         "flagged": report.summary["flagged"],
-        "fingerprint": report.summary["fingerprint"]["digest_sum"],
+        "fingerprint": report.summary["fingerprint"]["lthash"],
     }
     if report_dir is not None:
         os.makedirs(report_dir, exist_ok=True)

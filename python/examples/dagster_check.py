@@ -28,7 +28,7 @@ def poisonscan_check(
             "summary": report.summary["summary"],
             "flagged": report.summary["flagged"],
             "checks": dg.MetadataValue.json(report.checks),
-            "fingerprint": report.summary["fingerprint"]["digest_sum"],
+            "fingerprint": report.summary["fingerprint"]["lthash"],
         }
         if report_dir is not None:
             os.makedirs(report_dir, exist_ok=True)

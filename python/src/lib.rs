@@ -562,7 +562,7 @@ impl PyManifest {
     /// Order-independent fingerprint (hex).
     #[getter]
     fn fingerprint(&self) -> String {
-        self.inner.header.fingerprint.digest_sum.clone()
+        self.inner.header.fingerprint.lthash.clone()
     }
     /// Merkle root (hex).
     #[getter]

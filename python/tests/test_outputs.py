@@ -88,7 +88,7 @@ def test_audit_log_appends_the_verdict_and_each_failing_check(tmp_path):
     verdict = lines[0]
     assert verdict["event"]["kind"] == "alert" and verdict["event"]["outcome"] == "failure"
     assert verdict["event"]["type"] == ["denied"] and verdict["event"]["action"] == "poisonscan-scan"
-    assert verdict["file"]["hash"]["blake3"] == r.summary["fingerprint"]["digest_sum"]
+    assert verdict["file"]["hash"]["blake3"] == r.summary["fingerprint"]["lthash"]
     assert verdict["labels"]["verdict"] == "fail" and verdict["poisonscan"]["rows"] == r.summary["rows"]
     for e in lines[1:]:
         name = e["labels"]["check"]

@@ -21,7 +21,7 @@ def test_clean_twin_passes_and_poisoned_fails_with_reasons(fixtures):
     assert len(flagged & set(truth)) >= 0.9 * len(truth)
     assert len(flagged - set(truth)) <= 2
     assert all(f["reasons"] for f in bad.findings)
-    assert bad.summary["rows"] == 2040 and bad.summary["report_version"] == 2
+    assert bad.summary["rows"] == 2040 and bad.summary["report_version"] == 3
 
 
 def test_corrupted_rows_are_all_flagged_with_the_right_reason(fixtures):

@@ -165,10 +165,10 @@ fn overview(r: &Report) -> String {
         format!("<code>{}</code>", esc(&r.policy_hash)),
     );
     row(
-        "fingerprint (blake3 digest sum)",
+        "fingerprint (LtHash16 of the row digests)",
         format!(
             "<code id=\"fingerprint\">{}</code>",
-            esc(&r.fingerprint.digest_sum)
+            esc(&r.fingerprint.lthash)
         ),
     );
     row(

@@ -1,4 +1,5 @@
-//! Dataset fingerprints: an order-independent digest sum and an ordered Merkle root over fixed-size row chunks.
+//! Dataset fingerprints: an order-independent multiset hash (LtHash16, `lineage::lthash`) and an ordered Merkle
+//! root over fixed-size row chunks.
 //!
 //! [`LineageState`] is mergeable: scan any contiguous row ranges (partitions) in any order, [`LineageState::merge`]
 //! them, and [`LineageState::finish`] gives the same [`Fingerprint`] as one pass over the whole input.
@@ -16,43 +17,13 @@ pub const DEFAULT_CHUNK_ROWS: u64 = 1024;
 pub struct Fingerprint {
     /// Number of rows.
     pub rows: u64,
-    /// Sum of all row digests mod 2^256 (little-endian), hex: independent of row order.
-    pub digest_sum: String,
+    /// LtHash16 of the rows' digests (blake3 checksum of the 2 KiB state, hex): independent of row order, and a
+    /// multiset hash with a security argument (see `lineage::lthash`).
+    pub lthash: String,
     /// Merkle root over chunks of `chunk_rows` rows in order, hex.
     pub merkle_root: String,
     /// Rows per Merkle leaf.
     pub chunk_rows: u64,
-}
-
-/// 256-bit little-endian accumulator (four u64 limbs).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-struct U256([u64; 4]);
-
-impl U256 {
-    fn add_bytes(&mut self, d: &RowDigest) {
-        let mut other = [0u64; 4];
-        for (k, limb) in other.iter_mut().enumerate() {
-            let mut b = [0u8; 8];
-            b.copy_from_slice(&d[k * 8..k * 8 + 8]);
-            *limb = u64::from_le_bytes(b);
-        }
-        self.add(&U256(other));
-    }
-    fn add(&mut self, o: &U256) {
-        let mut carry = 0u128;
-        for k in 0..4 {
-            let s = self.0[k] as u128 + o.0[k] as u128 + carry;
-            self.0[k] = s as u64;
-            carry = s >> 64;
-        }
-    }
-    fn to_hex(self) -> String {
-        let mut b = Vec::with_capacity(32);
-        for l in self.0 {
-            b.extend_from_slice(&l.to_le_bytes());
-        }
-        hex::encode(b)
-    }
 }
 
 #[derive(Debug, Clone)]
@@ -66,7 +37,7 @@ enum Chunk {
 pub struct LineageState {
     chunk_rows: u64,
     rows: u64,
-    sum: U256,
+    lthash: super::lthash::LtHash,
     chunks: BTreeMap<u64, Chunk>,
 }
 
@@ -121,7 +92,7 @@ impl LineageState {
         LineageState {
             chunk_rows: chunk_rows.max(1),
             rows: 0,
-            sum: U256::default(),
+            lthash: super::lthash::LtHash::new(),
             chunks: BTreeMap::new(),
         }
     }
@@ -133,9 +104,7 @@ impl LineageState {
 
     /// Add the digests of rows `start .. start + digests.len()` (global positions).
     pub fn add(&mut self, start: u64, digests: &[RowDigest]) {
-        for d in digests {
-            self.sum.add_bytes(d);
-        }
+        self.lthash.add_all(digests);
         // Chunk by chunk: a chunk the slice covers whole is hashed straight from it; rows of a chunk that starts or
         // ends outside the slice wait in a partial map until the chunk is complete.
         let mut row = start;
@@ -173,7 +142,7 @@ impl LineageState {
             )));
         }
         self.rows += other.rows;
-        self.sum.add(&other.sum);
+        self.lthash.merge(&other.lthash);
         for (c, chunk) in other.chunks {
             match (self.chunks.remove(&c), chunk) {
                 (None, ch) => {
@@ -228,7 +197,7 @@ impl LineageState {
         }
         Ok(Fingerprint {
             rows: self.rows,
-            digest_sum: self.sum.to_hex(),
+            lthash: self.lthash.checksum_hex(),
             merkle_root: hex::encode(merkle_root(&leaves)),
             chunk_rows: self.chunk_rows,
         })
@@ -272,7 +241,7 @@ mod tests {
     }
 
     #[test]
-    fn digest_sum_ignores_order_merkle_does_not() {
+    fn lthash_ignores_order_merkle_does_not() {
         let d = digests(300);
         let mut a = LineageState::new(16);
         a.add(0, &d);
@@ -281,7 +250,7 @@ mod tests {
         let mut b = LineageState::new(16);
         b.add(0, &r);
         let (fa, fb) = (a.finish().unwrap(), b.finish().unwrap());
-        assert_eq!(fa.digest_sum, fb.digest_sum);
+        assert_eq!(fa.lthash, fb.lthash);
         assert_ne!(fa.merkle_root, fb.merkle_root);
     }
 

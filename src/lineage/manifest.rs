@@ -76,7 +76,9 @@ impl Key {
 /// Version of the manifests this poisonscan writes and reads. Version 2 holds digests of row encoding version 2
 /// (numbers in their shortest exact form, see `encode`); version 1 manifests (poisonscan 0.1)
 /// hold digests of the old encoding, which no longer compare, and are rejected with a request to re-create them.
-pub const MANIFEST_VERSION: u32 = 2;
+/// Version 3 replaces the order-independent digest sum (forgeable by a generalized birthday attack) with LtHash16
+/// (`lineage::lthash`); version 2 manifests are refused the same way.
+pub const MANIFEST_VERSION: u32 = 3;
 
 /// The manifest header.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -91,7 +93,7 @@ pub struct ManifestHeader {
     pub source: String,
     /// Schema hash (names and type families).
     pub schema_hash: String,
-    /// Fingerprint (row count, digest sum, Merkle root).
+    /// Fingerprint (row count, LtHash, Merkle root).
     pub fingerprint: Fingerprint,
     /// Id column, when rows are identified by id.
     pub id_column: Option<String>,
@@ -276,15 +278,25 @@ impl Manifest {
                     "no '{HEADER_KEY}' header: not a poisonscan manifest"
                 ))
             })?;
-        let header: ManifestHeader = serde_json::from_str(&header_json)
+        // The version first: an older header has other fields, and deserves the way out rather than a parse error.
+        let raw: serde_json::Value = serde_json::from_str(&header_json)
             .map_err(|e| bad(format!("header does not parse: {e}")))?;
-        if header.manifest_version != MANIFEST_VERSION {
+        let version = raw.get("manifest_version").and_then(|v| v.as_u64());
+        if version != Some(u64::from(MANIFEST_VERSION)) {
+            let why = match version {
+                Some(1) => "its row digests use another row encoding",
+                Some(2) => "its order-independent fingerprint is the digest sum, which chosen rows can forge (version 3 uses LtHash16)",
+                _ => "it is not a manifest this poisonscan knows",
+            };
             return Err(bad(format!(
                 "manifest version {} (written by poisonscan {}), this poisonscan reads version {MANIFEST_VERSION}: \
-                 its row digests use another row encoding, so re-create the manifest from the trusted data",
-                header.manifest_version, header.tool_version
+                 {why}; re-create the manifest from the trusted data (poisonscan lineage DATA -o MANIFEST)",
+                version.map_or("unknown".to_string(), |v| v.to_string()),
+                raw.get("tool_version").and_then(|v| v.as_str()).unwrap_or("unknown")
             )));
         }
+        let header: ManifestHeader =
+            serde_json::from_value(raw).map_err(|e| bad(format!("header does not parse: {e}")))?;
         let reader = builder.build().map_err(|e| bad(e.to_string()))?;
         let mut digests = Vec::new();
         let mut ids: Option<Vec<String>> = header.id_column.as_ref().map(|_| Vec::new());

@@ -6,6 +6,7 @@
 pub mod encode;
 pub mod fingerprint;
 pub mod lanes;
+pub mod lthash;
 pub mod manifest;
 
 pub use encode::{HashMode, RowDigest, RowHasher};
@@ -329,12 +330,11 @@ pub fn verify(
             fp.rows, manifest.header.fingerprint.rows
         ));
     }
-    if fp.digest_sum != manifest.header.fingerprint.digest_sum {
-        problems.push("row contents differ (digest sum)".into());
+    if fp.lthash != manifest.header.fingerprint.lthash {
+        problems.push("row contents differ (LtHash)".into());
     } else if fp.merkle_root != manifest.header.fingerprint.merkle_root {
-        problems.push(
-            "same rows in a different order (Merkle root differs, digest sum matches)".into(),
-        );
+        problems
+            .push("same rows in a different order (Merkle root differs, LtHash matches)".into());
     }
     if problems.is_empty() {
         if let (Some(a), Some(b)) = (&d.ids, &manifest.ids) {
