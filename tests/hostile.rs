@@ -124,3 +124,63 @@ fn an_ipc_file_whose_footer_or_blocks_point_outside_it_is_refused() {
     short.extend_from_slice(&tail);
     refused("blocks.arrow", &short, "declares");
 }
+
+#[test]
+fn flipped_bytes_in_a_byte_stream_split_column_never_crash() {
+    // BYTE_STREAM_SPLIT pages with one byte flipped (arrow-rs #11121: out-of-bounds on such a flip). Every flip must
+    // end in rows or in a typed error, never in a panic that escapes or an abort.
+    use arrow::array::{ArrayRef, Float64Array, RecordBatch};
+    use parquet::basic::{Compression, Encoding};
+    use parquet::file::properties::WriterProperties;
+    use std::sync::Arc;
+    let values: Vec<f64> = (0..500).map(|i| i as f64 * 0.37 - 20.0).collect();
+    let batch =
+        RecordBatch::try_from_iter([("x", Arc::new(Float64Array::from(values)) as ArrayRef)])
+            .unwrap();
+    let props = WriterProperties::builder()
+        .set_compression(Compression::UNCOMPRESSED)
+        .set_dictionary_enabled(false)
+        .set_encoding(Encoding::BYTE_STREAM_SPLIT)
+        .build();
+    let mut good = Vec::new();
+    {
+        let mut w =
+            parquet::arrow::ArrowWriter::try_new(&mut good, batch.schema(), Some(props)).unwrap();
+        w.write(&batch).unwrap();
+        w.close().unwrap();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bss.parquet");
+    let (mut errors, mut read) = (0, 0);
+    // Flip each byte of the page headers and the start of the data (the first 160 bytes after the magic), 3 ways.
+    for at in 4..164usize.min(good.len() - 8) {
+        for mask in [0x01u8, 0x80, 0xFF] {
+            let mut bad = good.clone();
+            bad[at] ^= mask;
+            std::fs::write(&path, &bad).unwrap();
+            let outcome = std::panic::catch_unwind(|| {
+                let mut src = poisonscan::source::Source::path(&path)?;
+                let mut rows = 0;
+                for b in src.open()? {
+                    rows += b?.num_rows();
+                }
+                Ok::<usize, poisonscan::error::SourceError>(rows)
+            });
+            match outcome {
+                Ok(Ok(_)) => read += 1,
+                Ok(Err(_)) => errors += 1,
+                Err(_) => {
+                    panic!("a panic escaped the source on a flip at byte {at} (mask {mask:#x})")
+                }
+            }
+        }
+    }
+    assert!(
+        errors > 0 && errors + read == 480,
+        "{errors} errors, {read} read"
+    );
+    // And from the CLI: a damaged page is exit 3 naming the file.
+    let mut bad = good.clone();
+    bad[4] ^= 0xFF;
+    refused("bss.parquet", &bad, "bss.parquet");
+}

@@ -366,6 +366,15 @@ mod tests {
         check(HashMode::Keyed([7u8; 32]), &inputs);
     }
 
+    #[test]
+    fn every_length_up_to_a_chunk_matches_blake3() {
+        let inputs: Vec<Vec<u8>> = (0..=1024usize)
+            .map(|n| (0..n).map(|i| (i * 131 + n * 7) as u8).collect())
+            .collect();
+        check(HashMode::Plain, &inputs);
+        check(HashMode::Keyed([0xA5u8; 32]), &inputs);
+    }
+
     proptest! {
         #[test]
         fn random_inputs_match_blake3(
