@@ -144,22 +144,6 @@ fn data_path(r: &Report) -> String {
     }
 }
 
-fn rule_text(policy: &Policy, check: &str, status: Status) -> Option<String> {
-    let rule = policy.rules.get(check)?;
-    let t = match status {
-        Status::Fail => rule
-            .error_if
-            .clone()
-            .map(|t| format!("error_if {}", String::from(t))),
-        Status::Warn => rule
-            .warn_if
-            .clone()
-            .map(|t| format!("warn_if {}", String::from(t))),
-        Status::Pass => None,
-    };
-    t.or_else(|| (policy.requires(check) && status == Status::Fail).then(|| "require".to_string()))
-}
-
 /// The audit lines of one scan (the verdict first), at time `now`.
 pub fn audit_events(report: &Report, policy: &Policy, now: SystemTime) -> Vec<Value> {
     let ts = rfc3339(now);
@@ -230,7 +214,7 @@ pub fn audit_events(report: &Report, policy: &Policy, now: SystemTime) -> Vec<Va
                 "id": format!("poisonscan.{name}"),
                 "name": name,
                 "ruleset": policy.origin,
-                "description": rule_text(policy, name, c.status),
+                "description": policy.decided_by(name, c.status),
             },
             "file": file,
             "labels": { "verdict": verdict, "check": name },

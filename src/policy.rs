@@ -221,6 +221,41 @@ impl Default for Policy {
 }
 
 impl Policy {
+    /// The rule that set `status` for `check`: `error_if > 0.5%`, `warn_if > 0`, or `require` for a required check
+    /// that did not run; `None` for a pass.
+    pub fn decided_by(&self, check: &str, status: Status) -> Option<String> {
+        let text = |name: &str, t: &Option<Threshold>| {
+            t.clone().map(|t| format!("{name} {}", String::from(t)))
+        };
+        let rule = self.rules.get(check);
+        let by_threshold = rule.and_then(|r| match status {
+            Status::Fail => text("error_if", &r.error_if),
+            Status::Warn => text("warn_if", &r.warn_if),
+            Status::Pass => None,
+        });
+        by_threshold
+            .or_else(|| (self.requires(check) && status == Status::Fail).then(|| "require".into()))
+    }
+
+    /// Every rule of `check` as text (`warn_if > 0, error_if > 0.5%`), `no rule` when there is none.
+    pub fn rules_text(&self, check: &str) -> String {
+        let Some(r) = self.rules.get(check) else {
+            return "no rule".into();
+        };
+        let mut parts: Vec<String> = [("warn_if", &r.warn_if), ("error_if", &r.error_if)]
+            .into_iter()
+            .filter_map(|(n, t)| t.clone().map(|t| format!("{n} {}", String::from(t))))
+            .collect();
+        if self.requires(check) {
+            parts.push("required".into());
+        }
+        if parts.is_empty() {
+            "never".into()
+        } else {
+            parts.join(", ")
+        }
+    }
+
     /// Parse TOML text; checks not named keep their built-in rule, and keys not given keep their built-in value.
     pub fn from_toml(text: &str, origin: &Path) -> Result<Policy, PolicyError> {
         let err = |m: String| PolicyError {
@@ -307,6 +342,33 @@ impl Policy {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_rule_that_decided_is_named() {
+        let p = Policy::default();
+        assert_eq!(
+            p.decided_by("label", Status::Fail).as_deref(),
+            Some("error_if > 0.5%")
+        );
+        assert_eq!(
+            p.decided_by("label", Status::Warn).as_deref(),
+            Some("warn_if > 0")
+        );
+        assert_eq!(p.decided_by("label", Status::Pass), None);
+        assert_eq!(p.rules_text("unusual"), "warn_if > 0, error_if > 0.5%");
+        let mut q = Policy::from_toml("require = [\"backdoor\"]", Path::new("p.toml")).unwrap();
+        // backdoor has no warn_if: a skipped, required backdoor check fails by `require`.
+        assert_eq!(
+            q.decided_by("backdoor", Status::Fail).as_deref(),
+            Some("error_if > 0")
+        );
+        q.rules.remove("backdoor");
+        assert_eq!(
+            q.decided_by("backdoor", Status::Fail).as_deref(),
+            Some("require")
+        );
+        assert_eq!(q.rules_text("backdoor"), "no rule");
+    }
+
     use super::*;
 
     #[test]

@@ -195,24 +195,10 @@ fn overview(r: &Report) -> String {
 }
 
 fn rule_text(policy: &Policy, check: &str, status: Status) -> String {
-    let Some(rule) = policy.rules.get(check) else {
-        return "no rule".into();
-    };
-    let t = |name: &str, th: &Option<crate::policy::Threshold>| {
-        th.clone().map(|t| format!("{name} {}", String::from(t)))
-    };
-    let parts: Vec<String> = [t("warn_if", &rule.warn_if), t("error_if", &rule.error_if)]
-        .into_iter()
-        .flatten()
-        .collect();
-    let decided = match status {
-        Status::Fail => t("error_if", &rule.error_if),
-        Status::Warn => t("warn_if", &rule.warn_if),
-        Status::Pass => None,
-    };
-    match decided {
-        Some(d) => format!("<b>{}</b> (rules: {})", esc(&d), esc(&parts.join(", "))),
-        None => esc(&parts.join(", ")),
+    let all = esc(&policy.rules_text(check));
+    match policy.decided_by(check, status) {
+        Some(d) => format!("<b>{}</b> (rules: {all})", esc(&d)),
+        None => all,
     }
 }
 
