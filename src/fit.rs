@@ -232,6 +232,20 @@ impl FittedScanner {
 
     /// Read a file written by [`FittedScanner::save`]; refuses another layout version, a damaged or edited file.
     pub fn load(path: &Path) -> Result<FittedScanner, Error> {
+        // A decoder panic on a malformed file is an invalid-file error, never a crash.
+        match std::panic::catch_unwind(|| FittedScanner::load_unguarded(path)) {
+            Ok(r) => r,
+            Err(p) => Err(invalid(
+                path,
+                format!(
+                    "the decoder panicked (malformed file): {}",
+                    crate::error::panic_message(p.as_ref()).unwrap_or("(no message)")
+                ),
+            )),
+        }
+    }
+
+    fn load_unguarded(path: &Path) -> Result<FittedScanner, Error> {
         let file =
             std::fs::File::open(path).map_err(|e| invalid(path, format!("cannot read: {e}")))?;
         let reader =

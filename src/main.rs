@@ -196,6 +196,16 @@ struct ScanArgs {
 }
 
 fn main() -> ExitCode {
+    // One line per panic, no backtrace: a decoder panic on a malformed file is caught and reported as a typed
+    // error right after this line (exit 3); a panic that is not caught still says where it happened.
+    std::panic::set_hook(Box::new(|info| {
+        let at = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        let msg = poisonscan::error::panic_message(info.payload()).unwrap_or("(no message)");
+        eprintln!("poisonscan: panic{at}: {msg}");
+    }));
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {

@@ -184,3 +184,24 @@ fn flipped_bytes_in_a_byte_stream_split_column_never_crash() {
     bad[4] ^= 0xFF;
     refused("bss.parquet", &bad, "bss.parquet");
 }
+
+#[test]
+fn a_manifest_whose_embedded_schema_panics_the_decoder_is_an_invalid_manifest() {
+    // Found by the `manifest` fuzz target: a manifest whose embedded Arrow schema has an unknown union mode makes
+    // arrow-ipc 59.3 panic ("Unexpected union mode"). verify must exit 3 naming the file, not crash with 101.
+    let crash = fixture("fuzz/manifest-union-mode.parquet");
+    let out = Command::cargo_bin("poisonscan")
+        .unwrap()
+        .arg("verify")
+        .arg(&crash)
+        .arg(fixture("clean.parquet"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(
+        err.contains("invalid manifest: the decoder panicked"),
+        "{err}"
+    );
+    assert!(err.contains("manifest-union-mode.parquet"), "{err}");
+}

@@ -255,8 +255,22 @@ impl Manifest {
         })
     }
 
-    /// Read a manifest file.
+    /// Read a manifest file. A manifest is a file someone may have tampered with: a decoder panic on it (arrow-ipc
+    /// panics on some malformed embedded schemas) is an invalid-manifest error, never a crash.
     pub fn read(path: &Path) -> Result<Manifest, LineageError> {
+        match std::panic::catch_unwind(|| Manifest::read_unguarded(path)) {
+            Ok(r) => r,
+            Err(p) => Err(LineageError::InvalidManifest {
+                path: path.to_path_buf(),
+                message: format!(
+                    "the decoder panicked (malformed file): {}",
+                    crate::error::panic_message(p.as_ref()).unwrap_or("(no message)")
+                ),
+            }),
+        }
+    }
+
+    fn read_unguarded(path: &Path) -> Result<Manifest, LineageError> {
         let bad = |m: String| LineageError::InvalidManifest {
             path: path.to_path_buf(),
             message: m,
