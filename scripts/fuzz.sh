@@ -27,7 +27,7 @@ cp "$seeds/small.arrow" "$corpus/ipc_file/"
 cp "$seeds/small.arrows" "$corpus/ipc_stream/"
 cp "$seeds/contract.json" "$corpus/contract_json/"
 cp "$seeds/policy.toml" "$corpus/policy_toml/"
-cp "$seeds/manifest.parquet" fixtures/fuzz/manifest-union-mode.parquet "$corpus/manifest/"
+cp "$seeds/manifest.parquet" fixtures/fuzz/manifest-*.parquet "$corpus/manifest/"
 cp "$seeds/row_digest.bin" "$corpus/row_digest/"
 
 cargo +nightly fuzz build -O --fuzz-dir fuzz --target-dir "$fuzz_target"

@@ -276,8 +276,10 @@ impl Manifest {
             message: m,
         };
         let f = std::fs::File::open(path).map_err(|e| bad(format!("cannot open: {e}")))?;
+        let len = f.metadata().map(|m| m.len()).unwrap_or(u64::MAX);
         let builder = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(f)
             .map_err(|e| bad(format!("not a Parquet manifest: {e}")))?;
+        crate::source::validate::parquet_chunks_inside(builder.metadata(), len).map_err(bad)?;
         let header_json = builder
             .metadata()
             .file_metadata()

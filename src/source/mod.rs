@@ -7,7 +7,7 @@
 
 #[cfg(feature = "polars")]
 pub mod polars;
-mod validate;
+pub(crate) mod validate;
 
 use crate::error::SourceError;
 use arrow::array::RecordBatch;
@@ -397,8 +397,12 @@ impl Source {
         for file in files {
             let metadata = contained(&file.display().to_string(), 0, || {
                 let f = open_file(&file)?;
-                ArrowReaderMetadata::load(&f, ArrowReaderOptions::default())
-                    .map_err(|e| corrupt(&file, Format::Parquet, e))
+                let len = f.metadata().map(|m| m.len()).unwrap_or(u64::MAX);
+                let m = ArrowReaderMetadata::load(&f, ArrowReaderOptions::default())
+                    .map_err(|e| corrupt(&file, Format::Parquet, e))?;
+                validate::parquet_chunks_inside(m.metadata(), len)
+                    .map_err(|e| corrupt(&file, Format::Parquet, e))?;
+                Ok(m)
             })?;
             for (row_group, rg) in metadata.metadata().row_groups().iter().enumerate() {
                 let rows = rg.num_rows().max(0) as u64;
@@ -685,7 +689,10 @@ fn open_parquet(
     projection: Option<&[String]>,
 ) -> Result<BatchStream, SourceError> {
     let f = open_file(path)?;
+    let len = f.metadata().map(|m| m.len()).unwrap_or(u64::MAX);
     let builder = ParquetRecordBatchReaderBuilder::try_new(f)
+        .map_err(|e| corrupt(path, Format::Parquet, e))?;
+    validate::parquet_chunks_inside(builder.metadata(), len)
         .map_err(|e| corrupt(path, Format::Parquet, e))?;
     let reader = configure(builder, batch_size, projection)
         .build()

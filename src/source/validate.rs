@@ -217,3 +217,25 @@ fn parquet_footer(path: &Path) -> Result<(), SourceError> {
     }
     Ok(())
 }
+
+/// Every column chunk a Parquet footer lists must lie inside the file, with sizes that are not negative: the reader
+/// allocates a chunk's declared compressed size before it reads it, so a footer that declares gigabytes for a small
+/// file costs that memory (and the time to zero it) before the read fails.
+pub fn parquet_chunks_inside(
+    metadata: &parquet::file::metadata::ParquetMetaData,
+    file_len: u64,
+) -> Result<(), String> {
+    for (g, rg) in metadata.row_groups().iter().enumerate() {
+        for c in rg.columns() {
+            let (start, len) = c.byte_range();
+            if start.checked_add(len).is_none_or(|end| end > file_len) || c.compressed_size() < 0 {
+                return Err(format!(
+                    "row group {g}, column {}: the footer declares bytes {start}..{} in a file of {file_len} bytes",
+                    c.column_path(),
+                    start.saturating_add(len)
+                ));
+            }
+        }
+    }
+    Ok(())
+}
