@@ -67,10 +67,19 @@ impl ColumnMetrics {
         self.distinct.as_ref().map(|d| d.len() as u64)
     }
 
-    fn add(&mut self, a: &ArrayRef) {
+    fn add(&mut self, a: &ArrayRef, converter: Option<&arrow::row::RowConverter>) {
         self.nulls += a.null_count() as u64;
         self.count += (a.len() - a.null_count()) as u64;
-        if let Some(v) = crate::contract::checks::as_f64(a) {
+        // Float64 (most feature columns) is read in place; other numeric types go through the one f64 cast.
+        let cast;
+        let floats = match a.as_any().downcast_ref::<arrow::array::Float64Array>() {
+            Some(f) => Some(f),
+            None => {
+                cast = crate::contract::checks::as_f64(a);
+                cast.as_ref()
+            }
+        };
+        if let Some(v) = floats {
             for x in v.iter().flatten().filter(|x| x.is_finite()) {
                 self.min_max = Some(match self.min_max {
                     Some((lo, hi)) => (lo.min(x), hi.max(x)),
@@ -78,35 +87,32 @@ impl ColumnMetrics {
                 });
             }
         }
-        if let Some(set) = self.distinct.as_mut() {
-            let hashes = arrow::row::RowConverter::new(vec![arrow::row::SortField::new(
-                a.data_type().clone(),
-            )])
-            .and_then(|c| c.convert_columns(std::slice::from_ref(a)));
-            match hashes {
-                Ok(rows) => {
-                    use std::hash::{Hash, Hasher};
-                    for i in 0..a.len() {
-                        if a.is_valid(i) {
-                            let mut h = std::collections::hash_map::DefaultHasher::new();
-                            rows.row(i).as_ref().hash(&mut h);
-                            set.insert(h.finish());
-                        }
-                    }
-                    if set.len() > DISTINCT_CAP {
-                        self.distinct = None;
-                    }
+        let Some(set) = self.distinct.as_mut() else {
+            return;
+        };
+        match converter.map(|c| c.convert_columns(std::slice::from_ref(a))) {
+            Some(Ok(rows)) => {
+                use std::hash::{Hash, Hasher};
+                for i in (0..a.len()).filter(|&i| a.is_valid(i)) {
+                    let mut h = std::collections::hash_map::DefaultHasher::new();
+                    rows.row(i).as_ref().hash(&mut h);
+                    set.insert(h.finish());
                 }
-                Err(_) => self.distinct = None,
+                if set.len() > DISTINCT_CAP {
+                    self.distinct = None;
+                }
             }
+            _ => self.distinct = None,
         }
     }
 }
 
 /// Accumulates [`ColumnMetrics`] over the batches of a scan.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug)]
 pub struct MetricsCollector {
     columns: Vec<ColumnMetrics>,
+    /// One row converter per column (built once), to hash values of any type for the distinct count.
+    converters: Vec<Option<arrow::row::RowConverter>>,
 }
 
 impl MetricsCollector {
@@ -118,12 +124,27 @@ impl MetricsCollector {
                 .iter()
                 .map(|f| ColumnMetrics::new(f.name()))
                 .collect(),
+            converters: schema
+                .fields()
+                .iter()
+                .map(|f| {
+                    arrow::row::RowConverter::new(vec![arrow::row::SortField::new(
+                        f.data_type().clone(),
+                    )])
+                    .ok()
+                })
+                .collect(),
         }
     }
     /// Count one batch.
     pub fn add(&mut self, batch: &RecordBatch) {
-        for (m, a) in self.columns.iter_mut().zip(batch.columns()) {
-            m.add(a);
+        for ((m, a), c) in self
+            .columns
+            .iter_mut()
+            .zip(batch.columns())
+            .zip(&self.converters)
+        {
+            m.add(a, c.as_ref());
         }
     }
     /// The metrics.

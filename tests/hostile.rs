@@ -185,11 +185,9 @@ fn flipped_bytes_in_a_byte_stream_split_column_never_crash() {
     refused("bss.parquet", &bad, "bss.parquet");
 }
 
-#[test]
-fn a_manifest_whose_embedded_schema_panics_the_decoder_is_an_invalid_manifest() {
-    // Found by the `manifest` fuzz target: a manifest whose embedded Arrow schema has an unknown union mode makes
-    // arrow-ipc 59.3 panic ("Unexpected union mode"). verify must exit 3 naming the file, not crash with 101.
-    let crash = fixture("fuzz/manifest-union-mode.parquet");
+/// `verify` on the manifest fixture `name` (an input a fuzz target found): exit 3 naming the file; returns stderr.
+fn verify_refuses(name: &str) -> String {
+    let crash = fixture(name);
     let out = Command::cargo_bin("poisonscan")
         .unwrap()
         .arg("verify")
@@ -197,13 +195,22 @@ fn a_manifest_whose_embedded_schema_panics_the_decoder_is_an_invalid_manifest() 
         .arg(fixture("clean.parquet"))
         .output()
         .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
     assert_eq!(out.status.code(), Some(3), "{err}");
+    let file = crash.file_name().unwrap().to_string_lossy().to_string();
+    assert!(err.contains(&file), "{err}");
+    err
+}
+
+#[test]
+fn a_manifest_whose_embedded_schema_panics_the_decoder_is_an_invalid_manifest() {
+    // Found by the `manifest` fuzz target: a manifest whose embedded Arrow schema has an unknown union mode makes
+    // arrow-ipc 59.3 panic ("Unexpected union mode"). verify must exit 3 naming the file, not crash with 101.
+    let err = verify_refuses("fuzz/manifest-union-mode.parquet");
     assert!(
         err.contains("invalid manifest: the decoder panicked"),
         "{err}"
     );
-    assert!(err.contains("manifest-union-mode.parquet"), "{err}");
 }
 
 #[test]
@@ -211,16 +218,7 @@ fn a_manifest_whose_footer_declares_huge_column_chunks_is_refused_at_once() {
     // Found by the `manifest` fuzz target: a footer whose column chunk claims more bytes than the file holds made
     // the reader allocate and zero them before failing (44 s in a debug build). The chunk ranges are now checked
     // against the file's size first.
-    let crash = fixture("fuzz/manifest-huge-chunk.parquet");
-    let out = Command::cargo_bin("poisonscan")
-        .unwrap()
-        .arg("verify")
-        .arg(&crash)
-        .arg(fixture("clean.parquet"))
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(3), "{err}");
+    let err = verify_refuses("fuzz/manifest-huge-chunk.parquet");
     // Refused by the range check, before any chunk is read (the reader's own error came only after the allocation).
     assert!(
         err.contains("invalid manifest") && err.contains("the footer declares bytes"),
@@ -229,7 +227,7 @@ fn a_manifest_whose_footer_declares_huge_column_chunks_is_refused_at_once() {
     // The same file scanned as data: the same check in the data source.
     refused(
         "chunk.parquet",
-        &std::fs::read(&crash).unwrap(),
+        &std::fs::read(fixture("fuzz/manifest-huge-chunk.parquet")).unwrap(),
         "the footer declares bytes",
     );
 }

@@ -143,6 +143,13 @@ pub fn from_reference(sorted: &[f64], integer: bool) -> Option<Tails> {
 /// value then moves.
 const DATA_TRIMMED: f64 = 3.0;
 
+/// Without a reference, for `n` values: the share left beyond each end of the range (at least [`DATA_TRIMMED`]
+/// values, 0.5%..2.5%) and the share ten times larger (at most 25%) that the tail scale is measured from.
+fn data_tail_shares(n: f64) -> (f64, f64) {
+    let tail = (DATA_TRIMMED / n).clamp(0.005, 0.025);
+    (tail, (10.0 * tail).min(0.25))
+}
+
 /// Tails from the scanned data's own sorted finite values (robust to a few poisoned extremes).
 pub fn from_data(sorted: &[f64], integer: bool) -> Option<Tails> {
     if sorted.is_empty() {
@@ -154,8 +161,7 @@ pub fn from_data(sorted: &[f64], integer: bool) -> Option<Tails> {
     // The range ends at the quantile that leaves at least DATA_TRIMMED values beyond it (0.5% from 600 rows on); the
     // tail scale is the spacing from the quantile with ten times that tail share (5%, at most 25%), per e-fold of the
     // share: the exponential tail's scale.
-    let tail = (DATA_TRIMMED / n).clamp(0.005, 0.025);
-    let inner = (10.0 * tail).min(0.25);
+    let (tail, inner) = data_tail_shares(n);
     let folds = (inner / tail).ln();
     let scale_hi = (q(1.0 - tail) - q(1.0 - inner)) / folds;
     let scale_lo = (q(inner) - q(tail)) / folds;
@@ -192,8 +198,7 @@ pub fn data_zero_edge(sorted: &[f64], integer: bool) -> bool {
     }
     let n = sorted.len() as f64;
     let q = |p: f64| super::drift::quantile_sorted(sorted, p);
-    let tail = (DATA_TRIMMED / n).clamp(0.005, 0.025);
-    let inner = (10.0 * tail).min(0.25);
+    let (tail, inner) = data_tail_shares(n);
     let iqr = (q(0.75) - q(0.25)).max(0.0);
     let step = resolution(sorted, integer).unwrap_or(0.0);
     q(tail) >= 0.0 && q(inner) <= ZERO_EDGE_SPREAD * iqr + step && q(1.0) > 0.0

@@ -25,6 +25,20 @@ const CLASS_COLOURS: [(u8, u8, u8); 9] = [
     (23, 190, 207),
 ];
 
+/// A chart builder with the report's caption, margin and axis label areas (`x_labels` pixels for the x labels).
+fn frame<'a, 'b, DB: DrawingBackend>(
+    root: &'a DrawingArea<DB, plotters::coord::Shift>,
+    title: &'b str,
+    x_labels: u32,
+) -> ChartBuilder<'a, 'b, DB> {
+    let mut b = ChartBuilder::on(root);
+    b.caption(title, ("sans-serif", 16))
+        .margin(10)
+        .x_label_area_size(x_labels)
+        .y_label_area_size(55);
+    b
+}
+
 /// The series legend in the upper right corner of a chart.
 fn legend<'a, DB: DrawingBackend + 'a, CT: plotters::coord::CoordTranslate>(
     chart: &mut ChartContext<'a, DB, CT>,
@@ -56,11 +70,7 @@ pub fn score_histogram(title: &str, scores: &[f32], threshold: f32) -> Result<St
     {
         let root = SVGBackend::with_string(&mut buf, SIZE).into_drawing_area();
         root.fill(&WHITE).map_err(err)?;
-        let mut chart = ChartBuilder::on(&root)
-            .caption(title, ("sans-serif", 16))
-            .margin(10)
-            .x_label_area_size(35)
-            .y_label_area_size(55)
+        let mut chart = frame(&root, title, 35)
             .build_cartesian_2d(0f64..1f64, (0.5f64..max * 2.0).log_scale())
             .map_err(err)?;
         chart
@@ -148,11 +158,7 @@ pub fn scatter(title: &str, axes: (&str, &str), series: &[Series]) -> Result<Str
     {
         let root = SVGBackend::with_string(&mut buf, (SIZE.0, SIZE.1 + 100)).into_drawing_area();
         root.fill(&WHITE).map_err(err)?;
-        let mut chart = ChartBuilder::on(&root)
-            .caption(title, ("sans-serif", 16))
-            .margin(10)
-            .x_label_area_size(35)
-            .y_label_area_size(55)
+        let mut chart = frame(&root, title, 35)
             .build_cartesian_2d(x0..x1, y0..y1)
             .map_err(err)?;
         chart
@@ -208,11 +214,7 @@ pub fn paired_bars(
         let root = SVGBackend::with_string(&mut buf, SIZE).into_drawing_area();
         root.fill(&WHITE).map_err(err)?;
         let labels = bins.to_vec();
-        let mut chart = ChartBuilder::on(&root)
-            .caption(title, ("sans-serif", 16))
-            .margin(10)
-            .x_label_area_size(45)
-            .y_label_area_size(55)
+        let mut chart = frame(&root, title, 45)
             .build_cartesian_2d(-0.5f64..n as f64 - 0.5, 0f64..top)
             .map_err(err)?;
         // Bin i is centred on x = i; only those ticks are labelled.

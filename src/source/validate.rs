@@ -32,6 +32,16 @@ pub fn framing(path: &Path, format: Format) -> Result<(), SourceError> {
     }
 }
 
+/// The file and its length in bytes.
+fn open_with_len(path: &Path, format: Format) -> Result<(std::fs::File, u64), SourceError> {
+    let f = open_file(path)?;
+    let len = f
+        .metadata()
+        .map_err(|e| bad(path, format, e.to_string()))?
+        .len();
+    Ok((f, len))
+}
+
 fn read_exact_at(f: &mut std::fs::File, at: u64, buf: &mut [u8]) -> std::io::Result<()> {
     f.seek(SeekFrom::Start(at))?;
     f.read_exact(buf)
@@ -41,11 +51,7 @@ fn read_exact_at(f: &mut std::fs::File, at: u64, buf: &mut [u8]) -> std::io::Res
 /// end-of-stream marker or the end of the file.
 fn ipc_stream(path: &Path) -> Result<(), SourceError> {
     let format = Format::IpcStream;
-    let mut f = open_file(path)?;
-    let len = f
-        .metadata()
-        .map_err(|e| bad(path, format, e.to_string()))?
-        .len();
+    let (mut f, len) = open_with_len(path, format)?;
     walk_messages(&mut f, path, format, 0, len)
 }
 
@@ -123,11 +129,7 @@ fn walk_messages(
 /// every block it lists must lie inside the file.
 fn ipc_file(path: &Path) -> Result<(), SourceError> {
     let format = Format::IpcFile;
-    let mut f = open_file(path)?;
-    let len = f
-        .metadata()
-        .map_err(|e| bad(path, format, e.to_string()))?
-        .len();
+    let (mut f, len) = open_with_len(path, format)?;
     if len < 18 {
         return Err(bad(
             path,
@@ -194,11 +196,7 @@ fn ipc_file(path: &Path) -> Result<(), SourceError> {
 /// The Parquet footer: `[metadata] [u32 metadata length] PAR1`; the length must fit in the file and under the cap.
 fn parquet_footer(path: &Path) -> Result<(), SourceError> {
     let format = Format::Parquet;
-    let mut f = open_file(path)?;
-    let len = f
-        .metadata()
-        .map_err(|e| bad(path, format, e.to_string()))?
-        .len();
+    let (mut f, len) = open_with_len(path, format)?;
     if len < 12 {
         return Ok(()); // the reader says why (too short / empty) in its own words
     }
