@@ -182,6 +182,10 @@ pub enum LineageError {
     /// Row chunks are missing when the state is finished (a partition was not merged).
     #[error("lineage state is incomplete: {0}")]
     Incomplete(String),
+    /// An attestation cannot be made from the file given (it is neither a manifest nor a scan report, or it
+    /// cannot be read).
+    #[error("attestation: {0}")]
+    Attestation(String),
     /// Data given to split by a scan's flags is not the data that was scanned (other rows, another order).
     #[error("{origin}: not the data that was scanned: {message}; split exactly the rows scanned, in their order")]
     NotScannedData {

@@ -1,6 +1,7 @@
 //! # poisonscan
 //!
 //! Scan machine-learning training data for poisoning before a model is trained on it.
+pub mod attest;
 pub mod contract;
 pub mod detect;
 pub mod error;

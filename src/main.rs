@@ -4,6 +4,7 @@
 //! 3 input/IO error or incomplete scan. The last stdout line is a one-line summary.
 
 use clap::{Args, Parser, Subcommand};
+use poisonscan::attest;
 use poisonscan::detect::DetectConfig;
 use poisonscan::lineage::{self, Key, Manifest};
 use poisonscan::output::{check_outputs, OutputSet};
@@ -81,15 +82,46 @@ enum Command {
         #[arg(long)]
         key_file: Option<PathBuf>,
     },
-    /// Check that DATA is exactly what MANIFEST describes (exit 0 match, 1 mismatch).
+    /// Check that DATA is exactly what MANIFEST describes, or with --public-key what a signed ATTESTATION says
+    /// (exit 0 match, 1 mismatch or a signature that does not verify).
     Verify {
-        /// Trusted manifest.
+        /// Trusted manifest; with --public-key, a signed attestation (`attest`, `scan --attest`).
         manifest: PathBuf,
         /// Data.
         data: PathBuf,
+        /// Ed25519 public key (SPKI PEM): verify a signed attestation, no secret needed.
+        #[arg(long)]
+        public_key: Option<PathBuf>,
+        /// With --public-key: also require that an attested scan verdict is pass or warn.
+        #[arg(long, requires = "public_key")]
+        require_pass: bool,
         /// Secret for keyed manifests (else POISONSCAN_KEY).
         #[arg(long)]
         key_file: Option<PathBuf>,
+    },
+    /// Sign a manifest (`lineage`) or a scan report (`scan --report`) as an in-toto attestation (DSSE, Ed25519)
+    /// that anyone with the public key can verify against the data.
+    Attest {
+        /// Manifest (Parquet) or scan report (JSON).
+        input: PathBuf,
+        /// Ed25519 private key (PKCS#8 PEM, as `keygen` or `openssl genpkey -algorithm ed25519` writes).
+        #[arg(long)]
+        signing_key: PathBuf,
+        /// Where to write the attestation (DSSE envelope JSON).
+        #[arg(short, long)]
+        output: PathBuf,
+        /// Secret of a keyed manifest, to check its seal before signing (else POISONSCAN_KEY).
+        #[arg(long)]
+        key_file: Option<PathBuf>,
+    },
+    /// Make an Ed25519 key pair for attestations: the private key at OUTPUT, the public key beside it (.pub.pem).
+    Keygen {
+        /// Private key to write (PKCS#8 PEM, owner-only permissions); never overwritten.
+        #[arg(short, long)]
+        output: PathBuf,
+        /// Public key to write (default: OUTPUT with .pub.pem).
+        #[arg(long)]
+        public: Option<PathBuf>,
     },
     /// Rows added, removed and changed since a trusted manifest (exit 0 identical, 1 differences).
     Diff {
@@ -150,6 +182,12 @@ struct ScanArgs {
     /// Write an OpenLineage run event with data-quality facets to this file, or POST it to this http(s) URL.
     #[arg(long)]
     openlineage: Option<String>,
+    /// Sign the scan's verdict: write an in-toto attestation (DSSE, Ed25519) here; needs --signing-key.
+    #[arg(long, requires = "signing_key")]
+    attest: Option<PathBuf>,
+    /// Ed25519 private key (PKCS#8 PEM) for --attest.
+    #[arg(long, requires = "attest")]
+    signing_key: Option<PathBuf>,
     /// Write the rows kept here (same schema as the input).
     #[arg(long)]
     clean: Option<PathBuf>,
@@ -225,6 +263,8 @@ fn main() -> ExitCode {
         Command::Lineage { .. } => "lineage",
         Command::Verify { .. } => "verify",
         Command::Diff { .. } => "diff",
+        Command::Attest { .. } => "attest",
+        Command::Keygen { .. } => "keygen",
     };
     match run(cli.command) {
         Ok(code) => ExitCode::from(code),
@@ -346,7 +386,22 @@ fn run(cmd: Command) -> Result<u8, Error> {
         Command::Verify {
             manifest,
             data,
+            public_key: Some(public_key),
+            require_pass,
             key_file,
+        } => verify_attestation(
+            &manifest,
+            &data,
+            &public_key,
+            require_pass,
+            key_file.as_deref(),
+        ),
+        Command::Verify {
+            manifest,
+            data,
+            public_key: None,
+            key_file,
+            ..
         } => {
             let key = Key::resolve(key_file.as_deref())?;
             let m = Manifest::read(&manifest)?;
@@ -362,6 +417,53 @@ fn run(cmd: Command) -> Result<u8, Error> {
                 if v.matches { "MATCH" } else { "MISMATCH" }
             );
             Ok(if v.matches { 0 } else { 1 })
+        }
+        Command::Attest {
+            input,
+            signing_key,
+            output,
+            key_file,
+        } => {
+            check_outputs(
+                &given([
+                    ("the input", Some(&input)),
+                    ("--signing-key", Some(&signing_key)),
+                    ("--key-file", key_file.as_deref()),
+                ]),
+                &[("-o", &output)],
+            )?;
+            let sk = attest::read_signing_key(&signing_key)?;
+            let key = Key::resolve(key_file.as_deref())?;
+            let st = attest::statement_for_file(&input, key.as_ref())?;
+            let env = attest::sign(&st, &sk);
+            poisonscan::output::write_atomically(&output, |mut f| {
+                use std::io::Write;
+                f.write_all(env.to_json().as_bytes())
+                    .map_err(|e| e.to_string())
+            })?;
+            println!(
+                "poisonscan: attested {} ({}), key {} -> {}",
+                input.display(),
+                st.predicate_type,
+                &env.signatures[0].keyid[..16],
+                output.display()
+            );
+            Ok(0)
+        }
+        Command::Keygen { output, public } => {
+            let public = public.unwrap_or_else(|| attest::public_key_path(&output));
+            if public == output {
+                return Err(Error::Usage(
+                    "--public must differ from -o: the private key would be replaced".into(),
+                ));
+            }
+            let id = attest::write_key_pair(&output, &public)?;
+            println!(
+                "poisonscan: key {id}: private {} (keep it secret), public {}",
+                output.display(),
+                public.display()
+            );
+            Ok(0)
         }
         Command::Diff {
             manifest,
@@ -395,6 +497,7 @@ fn scan(a: ScanArgs) -> Result<u8, Error> {
         ),
         ("--clean", a.clean.as_deref()),
         ("--quarantine", a.quarantine.as_deref()),
+        ("--attest", a.attest.as_deref()),
     ]);
     let inputs = given([
         ("the data", Some(a.data.as_path())),
@@ -404,6 +507,7 @@ fn scan(a: ScanArgs) -> Result<u8, Error> {
         ("--policy", a.policy.as_deref()),
         ("--baseline", a.baseline.as_deref()),
         ("--key-file", a.key_file.as_deref()),
+        ("--signing-key", a.signing_key.as_deref()),
     ]);
     check_outputs(&inputs, &output_paths)?;
     // The audit log is appended to, not replaced: it only must not be an input or another output.
@@ -416,6 +520,12 @@ fn scan(a: ScanArgs) -> Result<u8, Error> {
     // when all are written.
     let outputs = OutputSet::prepare(&output_paths)?;
     let key = Key::resolve(a.key_file.as_deref())?;
+    // Read before the scan: a bad key is a configuration error, not a scan thrown away at the end.
+    let signing_key = a
+        .signing_key
+        .as_deref()
+        .map(attest::read_signing_key)
+        .transpose()?;
     let policy = match &a.policy {
         Some(p) => Policy::read(p)?,
         None => Policy::default(),
@@ -468,8 +578,24 @@ fn scan(a: ScanArgs) -> Result<u8, Error> {
     if let Some(p) = &a.scores {
         out.scores.write_to(outputs.file(p)?, p)?;
     }
+    let report_json = out.report.to_json();
     if let Some(p) = &a.report {
-        outputs.write_text(p, &out.report.to_json())?;
+        outputs.write_text(p, &report_json)?;
+    }
+    if let (Some(p), Some(sk)) = (&a.attest, &signing_key) {
+        let report_name = a
+            .report
+            .as_deref()
+            .map(|r| r.display().to_string())
+            .unwrap_or_else(|| "report.json".into());
+        let st = attest::scan_statement(
+            &out.report,
+            &report_json,
+            &report_name,
+            &a.data.display().to_string(),
+            matches!(out.hash_mode, lineage::HashMode::Keyed(_)),
+        );
+        outputs.write_text(p, &attest::sign(&st, sk).to_json())?;
     }
     if let Some(p) = &a.html {
         outputs.write_text(p, &out.to_html())?;
@@ -501,6 +627,57 @@ fn scan(a: ScanArgs) -> Result<u8, Error> {
     }
     println!("{}", out.report.summary);
     Ok(out.report.verdict.exit_code() as u8)
+}
+
+fn verify_attestation(
+    attestation: &Path,
+    data: &Path,
+    public_key: &Path,
+    require_pass: bool,
+    key_file: Option<&Path>,
+) -> Result<u8, Error> {
+    let pk = attest::read_public_key(public_key)?;
+    let text = std::fs::read_to_string(attestation).map_err(|e| {
+        Error::Lineage(poisonscan::error::LineageError::Attestation(format!(
+            "{}: cannot read: {e}",
+            attestation.display()
+        )))
+    })?;
+    let key = Key::resolve(key_file)?;
+    let mut src = source(data, poisonscan::source::DEFAULT_BATCH_SIZE)?;
+    let mut c = attest::verify_attestation(&text, &pk, &mut src, key.as_ref())?;
+    if require_pass && c.verified {
+        match c.verdict.as_deref() {
+            Some("pass") | Some("warn") => {}
+            Some(v) => c
+                .problems
+                .push(format!("--require-pass: the attested verdict is {v}")),
+            None => c.problems.push(
+                "--require-pass: this is a lineage attestation, it records no scan verdict".into(),
+            ),
+        }
+        c.verified = c.problems.is_empty();
+    }
+    for p in &c.problems {
+        eprintln!("not verified: {p}");
+    }
+    let what = match (c.predicate_type.as_deref(), c.verdict.as_deref()) {
+        (Some(attest::SCAN_PREDICATE), Some(v)) => format!("scan verdict {}", v.to_uppercase()),
+        (Some(attest::LINEAGE_PREDICATE), _) => "lineage".to_string(),
+        _ => "unknown statement".to_string(),
+    };
+    println!(
+        "poisonscan: verify {} against attestation {} ({what}, key {}): {}",
+        data.display(),
+        attestation.display(),
+        &c.key_id[..16],
+        if c.verified {
+            "VERIFIED"
+        } else {
+            "NOT VERIFIED"
+        }
+    );
+    Ok(if c.verified { 0 } else { 1 })
 }
 
 /// Repeated id values of `ids`, told on stderr (matching by id is ambiguous for them).

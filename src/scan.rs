@@ -817,7 +817,11 @@ impl Scanner {
         inputs.insert("features".to_string(), serde_json::json!(feature_names));
         inputs.insert("embedding".to_string(), serde_json::json!(pass.embedding));
         inputs.insert("policy".to_string(), serde_json::json!(self.policy.origin));
-        inputs.insert("keyed".to_string(), serde_json::json!(self.key.is_some()));
+        // Whether the row digests (and so the fingerprint) are keyed: a key with an unkeyed baseline is not used.
+        inputs.insert(
+            "keyed".to_string(),
+            serde_json::json!(matches!(mode, HashMode::Keyed(_))),
+        );
         let report = Report {
             report_version: REPORT_VERSION,
             tool: "poisonscan".into(),
