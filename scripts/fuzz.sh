@@ -18,7 +18,7 @@ py="${POISONSCAN_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/poisonscan-ci/venv}/bin/p
 corpus="$(mktemp -d)"
 trap 'rm -rf "$corpus"' EXIT
 # target:runs (runs chosen for about 20 s each on this machine's 2 cores)
-targets="parquet_source:1500 ipc_file:12000 ipc_stream:12000 csv_source:1500 contract_json:250000 policy_toml:300000 manifest:20000 row_digest:400000"
+targets="parquet_source:1500 ipc_file:12000 ipc_stream:12000 csv_source:1500 contract_json:250000 policy_toml:300000 manifest:20000 row_digest:400000 attestation:100000"
 for tr in $targets; do mkdir -p "$corpus/${tr%%:*}"; done
 seeds=fixtures/fuzz/seeds
 cp fixtures/*.parquet fixtures/broken/*.parquet "$corpus/parquet_source/"
@@ -29,6 +29,7 @@ cp "$seeds/contract.json" "$corpus/contract_json/"
 cp "$seeds/policy.toml" "$corpus/policy_toml/"
 cp "$seeds/manifest.parquet" fixtures/fuzz/manifest-*.parquet "$corpus/manifest/"
 cp "$seeds/row_digest.bin" "$corpus/row_digest/"
+cp "$seeds/attestation.json" "$seeds/public_key.pem" "$corpus/attestation/"
 
 cargo +nightly fuzz build -O --fuzz-dir fuzz --target-dir "$fuzz_target"
 for tr in $targets; do

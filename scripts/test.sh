@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every test: the Rust crate (unit, property, CLI end-to-end), then builds the Python wheel from source and runs
-# its pytest suite in a virtual environment of its own (pyarrow, polars, pandas, duckdb, jsonschema, dagster, prefect,
+# its pytest suite in a virtual environment of its own (pyarrow, polars, pandas, duckdb, jsonschema, dagster, prefect, cryptography,
 # maturin and pytest are installed there, never into the python3 on PATH). Needs Rust and Python >= 3.9 with venv.
 # The environment is kept between runs at $POISONSCAN_VENV (default ~/.cache/poisonscan-ci/venv).
 set -euo pipefail
@@ -15,7 +15,7 @@ if [ ! -x "$venv/bin/python" ]; then
 fi
 py="$venv/bin/python"
 "$py" -m pip install -q --disable-pip-version-check --upgrade pip
-"$py" -m pip install -q --disable-pip-version-check maturin pytest pyarrow polars pandas duckdb jsonschema dagster prefect
+"$py" -m pip install -q --disable-pip-version-check maturin pytest pyarrow polars pandas duckdb jsonschema dagster prefect cryptography
 wheels="$(mktemp -d)"
 trap 'rm -rf "$wheels"' EXIT
 "$venv/bin/maturin" build -q -m python/Cargo.toml -o "$wheels" --interpreter "$py"

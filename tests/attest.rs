@@ -530,3 +530,15 @@ fn keys_made_by_openssl_sign_and_verify() {
         .stdout;
     assert_eq!(attest::key_id(&pk), attest::sha256_hex(&der));
 }
+
+#[test]
+fn the_fuzzing_seed_is_an_envelope_the_fuzz_targets_key_signed() {
+    // fuzz/fuzz_targets/attestation.rs verifies with this key; a seed that stopped opening would leave the
+    // fuzzer outside the statement parser.
+    let key = SigningKey::from_bytes(&[7u8; 32]).verifying_key();
+    let seed = std::fs::read_to_string(fixture("fuzz/seeds/attestation.json")).unwrap();
+    let st = attest::open_envelope(&seed, &key).unwrap();
+    assert_eq!(st.predicate_type, attest::LINEAGE_PREDICATE);
+    let pem = std::fs::read_to_string(fixture("fuzz/seeds/public_key.pem")).unwrap();
+    assert_eq!(attest::public_key_from_pem(&pem, "seed").unwrap(), key);
+}

@@ -38,6 +38,10 @@ __all__ = [
     "lineage",
     "diff",
     "verify",
+    "attest",
+    "verify_attestation",
+    "generate_signing_key",
+    "Attestation",
     "Report",
     "Contract",
     "Manifest",
@@ -234,6 +238,14 @@ class Report:
         """Write :meth:`openlineage_event` to a file, or POST it to an ``http://`` / ``https://`` URL."""
         self._native.send_openlineage(os.fspath(target))
 
+    def attestation(self, signing_key: Union[PathLike, str, bytes], *, report_name: str = "report.json") -> str:
+        """This scan's verdict as a signed in-toto attestation (DSSE envelope JSON, Ed25519). ``signing_key``: a
+        PKCS#8 PEM file, or its PEM text. The statement names the report by the sha256 of :meth:`to_json`, which is
+        what :meth:`write_json` writes; ``report_name`` is the name it is given there."""
+        pem, origin = _pem(signing_key, "signing_key")
+        data = self.summary.get("inputs", {}).get("data") or "data"
+        return self._native._attestation(pem, origin, report_name, str(data))
+
     def _repr_html_(self) -> str:
         # Jupyter shows the page in an iframe of its own, so its style sheet cannot restyle the notebook.
         import html as _html
@@ -314,6 +326,8 @@ def scan(
     html: Optional[PathLike] = None,
     audit_log: Optional[PathLike] = None,
     openlineage: Optional[str] = None,
+    attest: Optional[PathLike] = None,
+    signing_key: Union[None, PathLike, str, bytes] = None,
 ) -> Report:
     """Scan ``data`` for poisoning and return a :class:`Report`.
 
@@ -324,9 +338,14 @@ def scan(
     ``POISONSCAN_KEY``). ``features``: column names (a single string is one column name). ``allow_widening``: accept
     integer data in a float column of the contract. ``fitted``: a :class:`FittedScanner` (instead of ``reference``).
     ``html``: write the HTML report there. ``audit_log``: append the audit events (JSON lines, ECS) there.
-    ``openlineage``: write the OpenLineage run event to that file, or POST it to that http(s) URL. These are written
-    after the scan; a failing verdict does not prevent them (it is what they report).
+    ``openlineage``: write the OpenLineage run event to that file, or POST it to that http(s) URL. ``attest``: write
+    the verdict there as a signed in-toto attestation (see :func:`attest`), with ``signing_key`` (an Ed25519 PKCS#8
+    PEM file or its text). These are written after the scan; a failing verdict does not prevent them (it is what they
+    report).
     """
+    if (attest is None) != (signing_key is None):
+        raise ConfigError("attest and signing_key go together: give both or neither")
+    signing_pem = None if signing_key is None else _pem(signing_key, "signing_key")
     if sum(x is not None for x in (reference, contract, fitted)) > 1:
         raise ConfigError("give one of reference, contract or fitted, not several")
     if isinstance(features, str):
@@ -378,6 +397,8 @@ def scan(
         report.append_audit_log(audit_log)
     if openlineage is not None:
         report.send_openlineage(openlineage)
+    if attest is not None and signing_pem is not None:
+        _write_text(attest, report._native._attestation(signing_pem[0], signing_pem[1], "report.json", _name(data)))
     return report
 
 
@@ -483,3 +504,135 @@ def verify(manifest: Union[Manifest, PathLike], data: Any, *, key: Union[None, s
     m = manifest if isinstance(manifest, Manifest) else Manifest.load(os.fspath(manifest))
     ok, _problems = m._verify(_data_arg(data, "data"), key=key)
     return bool(ok)
+
+
+def _pem(value: Union[PathLike, str, bytes], what: str) -> tuple:
+    """PEM text and a name for errors: from PEM text (str or bytes) or a path to a PEM file."""
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace"), f"<{what}>"
+    if isinstance(value, str) and "-----BEGIN" in value:
+        return value, f"<{what}>"
+    if isinstance(value, (str, os.PathLike)):
+        path = os.fspath(value)
+        try:
+            with open(path, encoding="utf-8", errors="replace") as f:
+                return f.read(), path
+        except OSError as e:
+            raise ConfigError(f"{what}: cannot read {path}: {e}") from None
+    raise ConfigError(f"{what}: expected a PEM file path, or PEM text (str or bytes), got {type(value).__name__}")
+
+
+def _name(data: Any) -> str:
+    return os.fspath(data) if isinstance(data, (str, os.PathLike)) else f"<{type(data).__name__}>"
+
+
+def _write_text(path: PathLike, text: str) -> None:
+    """Write ``text`` to ``path`` atomically (a temporary file beside it, renamed into place)."""
+    import tempfile
+
+    path = os.fspath(path)
+    folder = os.path.dirname(path) or "."
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".poisonscan-", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def generate_signing_key(path: PathLike, *, public: Optional[PathLike] = None) -> str:
+    """Make an Ed25519 key pair for attestations: the private key (PKCS#8 PEM, owner-only) at ``path``, the public
+    key (SPKI PEM) at ``public`` (default: beside it, ``.pub.pem``). Never overwrites a file. Returns the key id
+    (hex sha256 of the public key's SPKI DER)."""
+    pub = os.fspath(public) if public is not None else os.fspath(_native._public_key_path(os.fspath(path)))
+    if os.path.abspath(pub) == os.path.abspath(os.fspath(path)):
+        raise ConfigError("public must differ from path: the private key would be replaced")
+    return _native._generate_key(os.fspath(path), pub)
+
+
+def attest(
+    subject: Union["Report", PathLike],
+    *,
+    signing_key: Union[PathLike, str, bytes],
+    output: Optional[PathLike] = None,
+    key: Union[None, str, bytes] = None,
+) -> str:
+    """Sign ``subject`` as an in-toto Statement v1 in a DSSE envelope (Ed25519) and return the envelope's JSON;
+    written to ``output`` too when given. ``subject``: a :class:`Report` (its verdict), or the path of a manifest
+    file (:meth:`Manifest.save`, ``poisonscan lineage``) or of a scan report JSON. ``signing_key``: an Ed25519
+    PKCS#8 PEM file or its text. ``key``: the secret of a keyed manifest, to check its seal before signing."""
+    pem, origin = _pem(signing_key, "signing_key")
+    if isinstance(subject, Report):
+        text = subject.attestation(pem)
+    elif isinstance(subject, Manifest):
+        raise ConfigError(
+            "attest: give the path of the saved manifest (Manifest.save): the attestation names the file by its sha256"
+        )
+    elif isinstance(subject, (str, os.PathLike)):
+        text = _native._attest_file(os.fspath(subject), pem, origin, key=key)
+    else:
+        raise ConfigError(f"attest: expected a Report or a path, got {type(subject).__name__}")
+    if output is not None:
+        _write_text(output, text)
+    return text
+
+
+@dataclass(frozen=True)
+class Attestation:
+    """Outcome of :func:`verify_attestation`. True when verified."""
+
+    verified: bool
+    problems: List[str]
+    key_id: str
+    predicate_type: Optional[str]
+    verdict: Optional[str]
+    statement: Optional[Dict[str, Any]]
+
+    def __bool__(self) -> bool:
+        return self.verified
+
+
+def verify_attestation(
+    attestation: Union[PathLike, str],
+    data: Any,
+    *,
+    public_key: Union[PathLike, str, bytes],
+    key: Union[None, str, bytes] = None,
+    require_pass: bool = False,
+) -> Attestation:
+    """Verify a signed attestation with the signer's public key (SPKI PEM file or text) against ``data``: the
+    signature, the statement, then the data's fingerprint and schema. No secret is needed (``key`` only for an
+    attestation of keyed digests). ``require_pass``: also require an attested scan verdict of pass or warn.
+    ``attestation``: the envelope file, or its JSON text."""
+    if isinstance(attestation, str) and attestation.lstrip().startswith("{"):
+        text = attestation
+    else:
+        path = os.fspath(attestation)
+        try:
+            with open(path, encoding="utf-8", errors="replace") as f:
+                text = f.read()
+        except OSError as e:
+            raise InputError(f"{path}: cannot read the attestation: {e}") from None
+    pem, origin = _pem(public_key, "public_key")
+    c = json.loads(_native._verify_attestation(text, _data_arg(data, "data"), pem, origin, key=key))
+    problems = list(c["problems"])
+    if require_pass and c["verified"]:
+        if c.get("verdict") is None:
+            problems.append("require_pass: this is a lineage attestation, it records no scan verdict")
+        elif c["verdict"] not in ("pass", "warn"):
+            problems.append(f"require_pass: the attested verdict is {c['verdict']}")
+    return Attestation(
+        verified=bool(c["verified"]) and not problems,
+        problems=problems,
+        key_id=c["key_id"],
+        predicate_type=c.get("predicate_type"),
+        verdict=c.get("verdict"),
+        statement=c.get("statement"),
+    )

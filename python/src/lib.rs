@@ -1,6 +1,7 @@
 //! Python binding of poisonscan: converts types, releases the GIL during scans, maps errors to exceptions.
 //! All logic lives in the core crate.
 
+use poisonscan::attest;
 use poisonscan::detect::DetectConfig;
 use poisonscan::lineage::{self, Key, Manifest};
 use poisonscan::{Contract, Policy, Scanner, Source};
@@ -169,6 +170,25 @@ impl PyReport {
         })
     }
     /// The OpenLineage run event as JSON text.
+    /// A signed scan attestation (DSSE envelope JSON) of this report, with the private key's PEM text.
+    fn _attestation(
+        &self,
+        signing_key_pem: &str,
+        key_origin: &str,
+        report_name: &str,
+        data_name: &str,
+    ) -> PyResult<String> {
+        let sk = attest::signing_key_from_pem(signing_key_pem, key_origin)
+            .map_err(|e| to_py(e.into()))?;
+        let st = attest::scan_statement(
+            &self.report,
+            &self.report.to_json(),
+            report_name,
+            data_name,
+            matches!(self.hash_mode, poisonscan::lineage::HashMode::Keyed(_)),
+        );
+        Ok(attest::sign(&st, &sk).to_json())
+    }
     fn openlineage_json(&self) -> String {
         self.openlineage().to_string()
     }
@@ -624,6 +644,58 @@ fn _lineage(
     Ok(PyManifest { inner: m })
 }
 
+/// A signed attestation (DSSE envelope JSON) of a manifest or scan report file.
+#[pyfunction]
+#[pyo3(signature = (path, signing_key_pem, key_origin, *, key=None))]
+fn _attest_file(
+    py: Python<'_>,
+    path: PathBuf,
+    signing_key_pem: String,
+    key_origin: String,
+    key: Option<&Bound<'_, PyAny>>,
+) -> PyResult<String> {
+    let sk =
+        attest::signing_key_from_pem(&signing_key_pem, &key_origin).map_err(|e| to_py(e.into()))?;
+    let key = key_of(key)?;
+    guarded(py, move || {
+        let st = attest::statement_for_file(&path, key.as_ref())?;
+        Ok(attest::sign(&st, &sk).to_json())
+    })
+}
+
+/// Verify an attestation (envelope JSON text) with a public key (PEM text) against data; the check as JSON.
+#[pyfunction]
+#[pyo3(signature = (text, data, public_key_pem, key_origin, *, key=None))]
+fn _verify_attestation(
+    py: Python<'_>,
+    text: String,
+    data: &Bound<'_, PyAny>,
+    public_key_pem: String,
+    key_origin: String,
+    key: Option<&Bound<'_, PyAny>>,
+) -> PyResult<String> {
+    let pk =
+        attest::public_key_from_pem(&public_key_pem, &key_origin).map_err(|e| to_py(e.into()))?;
+    let mut src = to_source(data, "data", poisonscan::source::DEFAULT_BATCH_SIZE)?;
+    let key = key_of(key)?;
+    let c = guarded(py, move || {
+        attest::verify_attestation(&text, &pk, &mut src, key.as_ref())
+    })?;
+    Ok(serde_json::to_string(&c).unwrap_or_default())
+}
+
+/// Write a new Ed25519 key pair; returns the key id.
+#[pyfunction]
+fn _generate_key(py: Python<'_>, private: PathBuf, public: PathBuf) -> PyResult<String> {
+    guarded(py, move || attest::write_key_pair(&private, &public))
+}
+
+/// The default public key path beside a private key.
+#[pyfunction]
+fn _public_key_path(private: PathBuf) -> PathBuf {
+    attest::public_key_path(&private)
+}
+
 /// Panics inside the guarded region, so tests can check that a Rust panic becomes `InternalError`.
 #[pyfunction]
 fn _panic_for_test(py: Python<'_>) -> PyResult<()> {
@@ -652,5 +724,9 @@ fn _poisonscan(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(_lineage, m)?)?;
     m.add_function(wrap_pyfunction!(_check_contract, m)?)?;
     m.add_function(wrap_pyfunction!(_panic_for_test, m)?)?;
+    m.add_function(wrap_pyfunction!(_attest_file, m)?)?;
+    m.add_function(wrap_pyfunction!(_verify_attestation, m)?)?;
+    m.add_function(wrap_pyfunction!(_generate_key, m)?)?;
+    m.add_function(wrap_pyfunction!(_public_key_path, m)?)?;
     Ok(())
 }
