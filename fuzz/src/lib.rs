@@ -60,7 +60,9 @@ pub fn row_digests_agree(b: &arrow::array::RecordBatch) {
         };
         assert_eq!(digests.len(), b.num_rows());
         for (row, d) in digests.iter().enumerate().take(256) {
-            let bytes = h.encode_row(b, row).expect("a row of a batch that digested encodes");
+            let bytes = h
+                .encode_row(b, row)
+                .expect("a row of a batch that digested encodes");
             assert_eq!(*d, mode.hash(&bytes), "row {row}");
         }
     }
