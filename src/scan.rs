@@ -1141,6 +1141,7 @@ pub(crate) fn profile_rows(
                     classes.len(),
                     cfg.k,
                     cfg.nprobe,
+                    cfg.linear,
                 ),
             });
         }

@@ -34,6 +34,7 @@
 //! cleanlab `find_label_issues` / `features=` kNN path. Jégou et al. 2011 (IVF search).
 
 use super::ivf::{default_nlist, IvfIndex, Neighbour};
+use super::linear::LinearVotes;
 use super::{quantile, take_rows, DetectContext, DetectorOutput, FLAG_AT};
 use crate::features::sample_by_digest;
 use ndarray::{Array2, ArrayView2};
@@ -169,13 +170,40 @@ fn stats_rows(n: usize) -> Vec<usize> {
         .collect()
 }
 
-/// Leave-one-out kNN of the base itself: per-class thresholds t_j, margins, and the distance scale.
-fn base_statistics(index: &IvfIndex, base: &Base, k: usize, nc: usize) -> BaseStats {
+/// Leave-one-out kNN of the base itself (blended with the linear model's out-of-fold votes when given): per-class
+/// thresholds t_j, margins, and the distance scale.
+fn base_statistics(
+    index: &IvfIndex,
+    base: &Base,
+    k: usize,
+    nc: usize,
+    lin: Option<&LinearVotes>,
+) -> BaseStats {
     let picked = stats_rows(base.x.nrows());
     let queries = take_rows(base.x.view(), &picked);
     let base_self: Vec<Option<u32>> = picked.iter().map(|&i| Some(i as u32)).collect();
     let knn = index.search_all(queries.view(), k, &base_self);
-    statistics_from(base, picked, knn, nc)
+    statistics_from(base, picked, knn, nc, lin)
+}
+
+/// Average the kNN vote `p` with the linear model's probabilities `q` (equal weights).
+fn blend(p: &mut [f32], q: ndarray::ArrayView1<f32>) {
+    for (a, &b) in p.iter_mut().zip(q.iter()) {
+        *a = 0.5 * (*a + b);
+    }
+}
+
+/// The linear voter on a base, unless turned off or the base is too small for its folds.
+fn linear_votes(base: &Base, nc: usize, on: bool) -> Option<LinearVotes> {
+    if !on {
+        return None;
+    }
+    let y: Vec<u32> = base
+        .ids
+        .iter()
+        .map(|&id| base.labels[id].unwrap_or(0))
+        .collect();
+    LinearVotes::fit(base.x.view(), &y, nc)
 }
 
 /// The statistics from the leave-one-out neighbours `knn` of base rows `picked`.
@@ -184,6 +212,7 @@ fn statistics_from(
     picked: Vec<usize>,
     knn: Vec<Vec<Neighbour>>,
     nc: usize,
+    lin: Option<&LinearVotes>,
 ) -> BaseStats {
     let base_knn: Vec<(usize, Vec<Neighbour>)> = picked.into_iter().zip(knn).collect();
     let kth: Vec<f64> = base_knn
@@ -196,7 +225,10 @@ fn statistics_from(
     let mut margins: Vec<Vec<f64>> = vec![Vec::new(); nc];
     for (b, nb) in base_knn.iter().map(|(b, nb)| (*b, nb)) {
         if let Some(y) = base.labels[base.ids[b]] {
-            let p = vote(nb, base.labels, &base.ids, nc, s2);
+            let mut p = vote(nb, base.labels, &base.ids, nc, s2);
+            if let Some(l) = lin {
+                blend(&mut p, l.base.row(b));
+            }
             t_sum[y as usize] += p[y as usize] as f64;
             t_cnt[y as usize] += 1;
             margins[y as usize].push(margin(&p, y as usize).0 as f64);
@@ -226,6 +258,7 @@ pub fn clean_candidate_rates(
     nc: usize,
     k: usize,
     nprobe: usize,
+    linear: bool,
 ) -> Vec<Option<f64>> {
     let ids: Vec<usize> = (0..x.nrows()).filter(|&i| labels[i].is_some()).collect();
     if ids.len() <= k + 1 || nc < 2 {
@@ -238,7 +271,8 @@ pub fn clean_candidate_rates(
         is_data: false,
     };
     let index = IvfIndex::build(base.x.view(), default_nlist(base.x.nrows()), nprobe);
-    base_statistics(&index, &base, k, nc).clean_rates()
+    let lin = linear_votes(&base, nc, linear);
+    base_statistics(&index, &base, k, nc, lin.as_ref()).clean_rates()
 }
 
 struct Base<'a> {
@@ -397,6 +431,8 @@ fn detect_on_base(ctx: &DetectContext) -> LabelFlipOutput {
         default_nlist(base.x.nrows()),
         ctx.config.nprobe,
     );
+    // The second voter: a linear model on the base (model probabilities given by the user replace both).
+    let lin = linear_votes(&base, nc, ctx.config.linear && ctx.pred_probs.is_none());
     // Query every valid labelled data row.
     let mut pos_in_base = vec![None; n];
     if base.is_data {
@@ -417,6 +453,17 @@ fn detect_on_base(ctx: &DetectContext) -> LabelFlipOutput {
         copied.view()
     };
     let knn = index.search_all(data_rows, k, &excludes);
+    // The linear model's votes for the queried rows: out-of-fold for rows of the base (a row never votes for its
+    // own label), the whole-base model for the others.
+    let lin_rows = lin.as_ref().map(|l| {
+        let mut q = l.predict(data_rows);
+        for (r, &i) in rows.iter().enumerate() {
+            if let Some(b) = pos_in_base[i] {
+                q.row_mut(r).assign(&l.base.row(b as usize));
+            }
+        }
+        q
+    });
     // With a reference, near duplicates inside the data are invisible to the reference-side neighbours.
     let data_pairs = (!base.is_data).then(|| nearest_sharing_neighbours(data_rows, &knn));
     let stats = if base.is_data {
@@ -430,9 +477,9 @@ fn detect_on_base(ctx: &DetectContext) -> LabelFlipOutput {
             .iter()
             .map(|&b| knn.get(at[base.ids[b]]).cloned().unwrap_or_default())
             .collect();
-        statistics_from(&base, picked, found, nc)
+        statistics_from(&base, picked, found, nc, lin.as_ref())
     } else {
-        base_statistics(&index, &base, k, nc)
+        base_statistics(&index, &base, k, nc, lin.as_ref())
     };
     let (thresholds, s2) = (stats.thresholds.clone(), stats.s2);
     // Rate at which clean rows of each class are candidates, measured on the reference's own leave-one-out search
@@ -454,13 +501,20 @@ fn detect_on_base(ctx: &DetectContext) -> LabelFlipOutput {
     };
     let results: Vec<RowResult> = rows
         .par_iter()
+        .enumerate()
         .zip(knn)
-        .map(|(&i, nb)| {
+        .map(|((r, &i), nb)| {
             let y = ctx.labels[i].unwrap_or(0) as usize;
             let nearest = nb.first().map(|&(d, id)| (d, base.ids[id as usize], base.labels[base.ids[id as usize]]));
-            let p = match ctx.pred_probs {
-                Some(pp) if pp.ncols() == nc => pp.row(i).to_vec(),
-                _ => vote(&nb, base.labels, &base.ids, nc, s2),
+            let knn_p = vote(&nb, base.labels, &base.ids, nc, s2);
+            let p = match (ctx.pred_probs, &lin_rows) {
+                (Some(pp), _) if pp.ncols() == nc => pp.row(i).to_vec(),
+                (_, Some(q)) => {
+                    let mut p = knn_p.clone();
+                    blend(&mut p, q.row(r));
+                    p
+                }
+                _ => knn_p.clone(),
             };
             let (m, other) = margin(&p, y);
             let candidate = p[y] < thresholds[y];
@@ -470,8 +524,16 @@ fn detect_on_base(ctx: &DetectContext) -> LabelFlipOutput {
                     .iter()
                     .filter(|&&(_, id)| base.labels[base.ids[id as usize]] == Some(other as u32))
                     .count();
+                let linear = lin_rows.as_ref().map(|q| {
+                    format!(
+                        "; a linear model on the {} gives p({}) = {:.2}",
+                        if base.is_data { "data" } else { "reference" },
+                        ctx.classes[other],
+                        q[[r, other]]
+                    )
+                });
                 format!(
-                    "label {} but {} of {} nearest {}neighbours are {} (p({}) = {:.2}, p({}) = {:.2})",
+                    "label {} but {} of {} nearest {}neighbours are {} (p({}) = {:.2}, p({}) = {:.2}{})",
                     ctx.classes[y],
                     agree,
                     nb.len(),
@@ -480,7 +542,8 @@ fn detect_on_base(ctx: &DetectContext) -> LabelFlipOutput {
                     ctx.classes[y],
                     p[y],
                     ctx.classes[other],
-                    p[other]
+                    p[other],
+                    linear.unwrap_or_default()
                 )
             });
             (i, s, reason, nearest)
@@ -583,6 +646,7 @@ fn detect_on_base(ctx: &DetectContext) -> LabelFlipOutput {
             "class_flagged": excess,
             "class_thresholds": thresholds,
             "pred_probs": ctx.pred_probs.is_some(),
+            "linear_votes": lin.is_some(),
         }),
         skipped: None,
     };

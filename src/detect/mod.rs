@@ -10,6 +10,7 @@ pub mod backdoor;
 pub mod duplicate;
 pub mod ivf;
 pub mod label_flip;
+pub mod linear;
 pub mod near_copy;
 pub mod outlier;
 
@@ -50,6 +51,8 @@ pub struct DetectConfig {
     pub max_fit_rows: usize,
     /// Seed for k-means initialisation.
     pub seed: u64,
+    /// Let a multinomial logistic regression vote beside the kNN neighbourhood in the label-flip detector.
+    pub linear: bool,
 }
 
 impl Default for DetectConfig {
@@ -62,6 +65,7 @@ impl Default for DetectConfig {
             nprobe: 4,
             max_fit_rows: 100_000,
             seed: 0x5eed,
+            linear: true,
         }
     }
 }
