@@ -152,9 +152,9 @@ mod tests {
         });
         let y: Vec<u32> = (0..n).map(|i| (i % 2) as u32).collect();
         let v = LinearVotes::fit(x.view(), &y, 2).unwrap();
-        for i in 0..n {
+        for (i, &c) in y.iter().enumerate() {
             assert!(
-                v.base[[i, y[i] as usize]] > 0.9,
+                v.base[[i, c as usize]] > 0.9,
                 "row {i}: {:?}",
                 v.base.row(i)
             );
