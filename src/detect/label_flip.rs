@@ -9,8 +9,10 @@
 //! Leave-one-out kNN label probabilities (k = 10, the row's own vote removed), as in cleanlab's `features=` path:
 //! neighbours come from an IVF index (k-means coarse quantizer, a few probed lists, rayon over queries) built on the
 //! trusted reference when given, else on a digest-chosen sample of the data. Votes are weighted by
-//! `1 / (1 + d^2 / s^2)` (s^2: median squared distance to the k-th neighbour) so scores are continuous. With model
-//! probabilities (`pred_probs`), those replace the kNN estimate.
+//! `1 / (1 + d^2 / s^2)` (s^2: median squared distance to the k-th neighbour) so scores are continuous. A second
+//! voter, a multinomial logistic regression on the same base (`detect::linear`: out-of-fold for base rows, a fold
+//! model of the same size for the others), is averaged in with equal weight. With model probabilities
+//! (`pred_probs`), those replace both.
 //!
 //! Confident learning (Northcutt et al.): per-class thresholds `t_j` = mean probability of class j over base rows
 //! labelled j. A row labelled y is a candidate when `p_y < t_y`; its statistic is the margin
