@@ -198,6 +198,12 @@ pub fn public_key_path(private: &Path) -> std::path::PathBuf {
 /// public key (SPKI PEM) to `public`. Refuses to replace an existing file (a lost signing key cannot be recovered).
 /// Returns the key id.
 pub fn write_key_pair(private: &Path, public: &Path) -> Result<String, Error> {
+    if private == public {
+        return Err(Error::Usage(format!(
+            "{}: the public key must go to another path than the private key",
+            private.display()
+        )));
+    }
     for p in [private, public] {
         if p.exists() {
             return Err(Error::Usage(format!(
@@ -217,11 +223,7 @@ pub fn write_key_pair(private: &Path, public: &Path) -> Result<String, Error> {
         }
         f.write_all(sk.as_bytes()).map_err(|e| e.to_string())
     })?;
-    let written = crate::output::write_atomically(public, |mut f| {
-        use std::io::Write;
-        f.write_all(pk.as_bytes()).map_err(|e| e.to_string())
-    });
-    if let Err(e) = written {
+    if let Err(e) = crate::output::write_text_atomically(public, &pk) {
         // Both or neither.
         let _ = std::fs::remove_file(private);
         return Err(e);
@@ -344,12 +346,7 @@ pub fn scan_statement(
 /// The statement for a file given to `poisonscan attest`: a manifest (Parquet) or a scan report (JSON). `key`
 /// checks a keyed manifest's seal before it is signed.
 pub fn statement_for_file(path: &Path, key: Option<&Key>) -> Result<Statement, Error> {
-    let bytes = std::fs::read(path).map_err(|e| {
-        Error::Lineage(LineageError::Attestation(format!(
-            "{}: cannot read: {e}",
-            path.display()
-        )))
-    })?;
+    let bytes = std::fs::read(path).map_err(|e| cannot_read(path, e))?;
     let name = path.display().to_string();
     if bytes.starts_with(b"PAR1") {
         let m = Manifest::read(path)?;
@@ -389,12 +386,20 @@ pub fn statement_for_file(path: &Path, key: Option<&Key>) -> Result<Statement, E
         .and_then(serde_json::Value::as_str)
         .unwrap_or("data")
         .to_string();
-    // The report file's own bytes are what its sha256 names.
-    let mut s = scan_statement(&report, text, &name, &data, keyed);
-    if let Some(p) = s.predicate.get_mut("report_sha256") {
-        *p = serde_json::json!(sha256_hex(&bytes));
-    }
-    Ok(s)
+    // `text` is the file's bytes: the report sha256 names the file as it is.
+    Ok(scan_statement(&report, text, &name, &data, keyed))
+}
+
+fn cannot_read(path: &Path, e: std::io::Error) -> Error {
+    Error::Lineage(LineageError::Attestation(format!(
+        "{}: cannot read: {e}",
+        path.display()
+    )))
+}
+
+/// The text of an attestation file (an input error naming the file when it cannot be read).
+pub fn read_file(path: &Path) -> Result<String, Error> {
+    std::fs::read_to_string(path).map_err(|e| cannot_read(path, e))
 }
 
 fn not_attestable(path: &Path) -> Error {
@@ -421,6 +426,26 @@ pub struct AttestationCheck {
     pub statement: Option<Statement>,
     /// Fingerprint of the data as read now (when the data was read).
     pub data_fingerprint: Option<Fingerprint>,
+}
+
+impl AttestationCheck {
+    /// Also require an attested scan verdict of pass or warn (a lineage statement records none); `flag` names the
+    /// option in the reason.
+    pub fn require_pass(&mut self, flag: &str) {
+        if !self.verified {
+            return;
+        }
+        match self.verdict.as_deref() {
+            Some("pass") | Some("warn") => {}
+            Some(v) => self
+                .problems
+                .push(format!("{flag}: the attested verdict is {v}")),
+            None => self.problems.push(format!(
+                "{flag}: this is a lineage attestation, it records no scan verdict"
+            )),
+        }
+        self.verified = self.problems.is_empty();
+    }
 }
 
 /// Check the envelope's signature by `key` and return its statement, or why it cannot be trusted. Nothing of the

@@ -398,8 +398,5 @@ pub fn send_openlineage(target: &str, event: &Value) -> Result<(), Error> {
         };
     }
     let text = serde_json::to_string_pretty(event).unwrap_or_default();
-    crate::output::write_atomically(Path::new(target), |mut f| {
-        use std::io::Write;
-        f.write_all(text.as_bytes()).map_err(|e| e.to_string())
-    })
+    crate::output::write_text_atomically(Path::new(target), &text)
 }

@@ -309,11 +309,7 @@ fn run(cmd: Command) -> Result<u8, Error> {
                 None,
                 None,
             )?;
-            let json = c.to_json();
-            poisonscan::output::write_atomically(&output, |mut f| {
-                use std::io::Write;
-                f.write_all(json.as_bytes()).map_err(|e| e.to_string())
-            })?;
+            poisonscan::output::write_text_atomically(&output, &c.to_json())?;
             println!(
                 "poisonscan: profiled {} rows, {} columns from {} -> {}",
                 c.rows,
@@ -436,11 +432,7 @@ fn run(cmd: Command) -> Result<u8, Error> {
             let key = Key::resolve(key_file.as_deref())?;
             let st = attest::statement_for_file(&input, key.as_ref())?;
             let env = attest::sign(&st, &sk);
-            poisonscan::output::write_atomically(&output, |mut f| {
-                use std::io::Write;
-                f.write_all(env.to_json().as_bytes())
-                    .map_err(|e| e.to_string())
-            })?;
+            poisonscan::output::write_text_atomically(&output, &env.to_json())?;
             println!(
                 "poisonscan: attested {} ({}), key {} -> {}",
                 input.display(),
@@ -452,11 +444,6 @@ fn run(cmd: Command) -> Result<u8, Error> {
         }
         Command::Keygen { output, public } => {
             let public = public.unwrap_or_else(|| attest::public_key_path(&output));
-            if public == output {
-                return Err(Error::Usage(
-                    "--public must differ from -o: the private key would be replaced".into(),
-                ));
-            }
             let id = attest::write_key_pair(&output, &public)?;
             println!(
                 "poisonscan: key {id}: private {} (keep it secret), public {}",
@@ -637,26 +624,12 @@ fn verify_attestation(
     key_file: Option<&Path>,
 ) -> Result<u8, Error> {
     let pk = attest::read_public_key(public_key)?;
-    let text = std::fs::read_to_string(attestation).map_err(|e| {
-        Error::Lineage(poisonscan::error::LineageError::Attestation(format!(
-            "{}: cannot read: {e}",
-            attestation.display()
-        )))
-    })?;
+    let text = attest::read_file(attestation)?;
     let key = Key::resolve(key_file)?;
     let mut src = source(data, poisonscan::source::DEFAULT_BATCH_SIZE)?;
     let mut c = attest::verify_attestation(&text, &pk, &mut src, key.as_ref())?;
-    if require_pass && c.verified {
-        match c.verdict.as_deref() {
-            Some("pass") | Some("warn") => {}
-            Some(v) => c
-                .problems
-                .push(format!("--require-pass: the attested verdict is {v}")),
-            None => c.problems.push(
-                "--require-pass: this is a lineage attestation, it records no scan verdict".into(),
-            ),
-        }
-        c.verified = c.problems.is_empty();
+    if require_pass {
+        c.require_pass("--require-pass");
     }
     for p in &c.problems {
         eprintln!("not verified: {p}");

@@ -132,6 +132,14 @@ fn resolve(path: &Path) -> PathBuf {
     absolute
 }
 
+/// Write `text` to `path` atomically (see [`write_atomically`]).
+pub fn write_text_atomically(path: &Path, text: &str) -> Result<(), Error> {
+    write_atomically(path, |mut f| {
+        use std::io::Write;
+        f.write_all(text.as_bytes()).map_err(|e| e.to_string())
+    })
+}
+
 /// Write `path` through `write`, atomically. On any error the temporary file is removed and `path` is untouched.
 pub fn write_atomically<F>(path: &Path, write: F) -> Result<(), Error>
 where

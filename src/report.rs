@@ -176,11 +176,7 @@ impl Report {
 
     /// Write the JSON atomically.
     pub fn write(&self, path: &Path) -> Result<(), Error> {
-        let json = self.to_json();
-        crate::output::write_atomically(path, |mut f| {
-            use std::io::Write;
-            f.write_all(json.as_bytes()).map_err(|e| e.to_string())
-        })
+        crate::output::write_text_atomically(path, &self.to_json())
     }
 }
 

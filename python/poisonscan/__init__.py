@@ -527,24 +527,8 @@ def _name(data: Any) -> str:
 
 
 def _write_text(path: PathLike, text: str) -> None:
-    """Write ``text`` to ``path`` atomically (a temporary file beside it, renamed into place)."""
-    import tempfile
-
-    path = os.fspath(path)
-    folder = os.path.dirname(path) or "."
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".poisonscan-", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    """Write ``text`` to ``path`` atomically (the core's writer: a temporary file beside it, renamed into place)."""
+    _native._write_text(os.fspath(path), text)
 
 
 def generate_signing_key(path: PathLike, *, public: Optional[PathLike] = None) -> str:
@@ -552,8 +536,6 @@ def generate_signing_key(path: PathLike, *, public: Optional[PathLike] = None) -
     key (SPKI PEM) at ``public`` (default: beside it, ``.pub.pem``). Never overwrites a file. Returns the key id
     (hex sha256 of the public key's SPKI DER)."""
     pub = os.fspath(public) if public is not None else os.fspath(_native._public_key_path(os.fspath(path)))
-    if os.path.abspath(pub) == os.path.abspath(os.fspath(path)):
-        raise ConfigError("public must differ from path: the private key would be replaced")
     return _native._generate_key(os.fspath(path), pub)
 
 
@@ -621,16 +603,12 @@ def verify_attestation(
         except OSError as e:
             raise InputError(f"{path}: cannot read the attestation: {e}") from None
     pem, origin = _pem(public_key, "public_key")
-    c = json.loads(_native._verify_attestation(text, _data_arg(data, "data"), pem, origin, key=key))
-    problems = list(c["problems"])
-    if require_pass and c["verified"]:
-        if c.get("verdict") is None:
-            problems.append("require_pass: this is a lineage attestation, it records no scan verdict")
-        elif c["verdict"] not in ("pass", "warn"):
-            problems.append(f"require_pass: the attested verdict is {c['verdict']}")
+    c = json.loads(
+        _native._verify_attestation(text, _data_arg(data, "data"), pem, origin, key=key, require_pass=require_pass)
+    )
     return Attestation(
-        verified=bool(c["verified"]) and not problems,
-        problems=problems,
+        verified=bool(c["verified"]),
+        problems=list(c["problems"]),
         key_id=c["key_id"],
         predicate_type=c.get("predicate_type"),
         verdict=c.get("verdict"),

@@ -205,11 +205,7 @@ impl PyReport {
     /// Write the HTML report atomically.
     fn write_html(&self, py: Python<'_>, path: PathBuf) -> PyResult<()> {
         guarded(py, || {
-            let page = self.html();
-            poisonscan::output::write_atomically(&path, |mut f| {
-                use std::io::Write;
-                f.write_all(page.as_bytes()).map_err(|e| e.to_string())
-            })
+            poisonscan::output::write_text_atomically(&path, &self.html())
         })
     }
     /// True unless the verdict is "fail".
@@ -665,7 +661,7 @@ fn _attest_file(
 
 /// Verify an attestation (envelope JSON text) with a public key (PEM text) against data; the check as JSON.
 #[pyfunction]
-#[pyo3(signature = (text, data, public_key_pem, key_origin, *, key=None))]
+#[pyo3(signature = (text, data, public_key_pem, key_origin, *, key=None, require_pass=false))]
 fn _verify_attestation(
     py: Python<'_>,
     text: String,
@@ -673,14 +669,18 @@ fn _verify_attestation(
     public_key_pem: String,
     key_origin: String,
     key: Option<&Bound<'_, PyAny>>,
+    require_pass: bool,
 ) -> PyResult<String> {
     let pk =
         attest::public_key_from_pem(&public_key_pem, &key_origin).map_err(|e| to_py(e.into()))?;
     let mut src = to_source(data, "data", poisonscan::source::DEFAULT_BATCH_SIZE)?;
     let key = key_of(key)?;
-    let c = guarded(py, move || {
+    let mut c = guarded(py, move || {
         attest::verify_attestation(&text, &pk, &mut src, key.as_ref())
     })?;
+    if require_pass {
+        c.require_pass("require_pass");
+    }
     Ok(serde_json::to_string(&c).unwrap_or_default())
 }
 
@@ -688,6 +688,14 @@ fn _verify_attestation(
 #[pyfunction]
 fn _generate_key(py: Python<'_>, private: PathBuf, public: PathBuf) -> PyResult<String> {
     guarded(py, move || attest::write_key_pair(&private, &public))
+}
+
+/// Write text to a file atomically.
+#[pyfunction]
+fn _write_text(py: Python<'_>, path: PathBuf, text: String) -> PyResult<()> {
+    guarded(py, move || {
+        poisonscan::output::write_text_atomically(&path, &text)
+    })
 }
 
 /// The default public key path beside a private key.
@@ -728,5 +736,6 @@ fn _poisonscan(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(_verify_attestation, m)?)?;
     m.add_function(wrap_pyfunction!(_generate_key, m)?)?;
     m.add_function(wrap_pyfunction!(_public_key_path, m)?)?;
+    m.add_function(wrap_pyfunction!(_write_text, m)?)?;
     Ok(())
 }

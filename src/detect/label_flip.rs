@@ -166,10 +166,7 @@ impl BaseStats {
 /// Base rows whose leave-one-out search measures the statistics: an evenly spread subset of at most STATS_ROWS
 /// (thresholds and rates are averages).
 fn stats_rows(n: usize) -> Vec<usize> {
-    let step = (n as f64 / STATS_ROWS as f64).max(1.0);
-    (0..n.min(STATS_ROWS))
-        .map(|j| ((j as f64 * step) as usize).min(n - 1))
-        .collect()
+    super::spread_rows(n, STATS_ROWS)
 }
 
 /// Leave-one-out kNN of the base itself (blended with the linear model's out-of-fold votes when given): per-class
@@ -456,9 +453,18 @@ fn detect_on_base(ctx: &DetectContext) -> LabelFlipOutput {
     };
     let knn = index.search_all(data_rows, k, &excludes);
     // The linear model's votes for the queried rows: out-of-fold for rows of the base (a row never votes for its
-    // own label), the whole-base model for the others.
+    // own label), the fold models' average for the others (only those are predicted).
     let lin_rows = lin.as_ref().map(|l| {
-        let mut q = l.predict(data_rows);
+        let mut q = Array2::<f32>::zeros((rows.len(), nc));
+        let outside: Vec<usize> = (0..rows.len())
+            .filter(|&r| pos_in_base[rows[r]].is_none())
+            .collect();
+        if !outside.is_empty() {
+            let p = l.predict(take_rows(data_rows, &outside).view());
+            for (j, &r) in outside.iter().enumerate() {
+                q.row_mut(r).assign(&p.row(j));
+            }
+        }
         for (r, &i) in rows.iter().enumerate() {
             if let Some(b) = pos_in_base[i] {
                 q.row_mut(r).assign(&l.base.row(b as usize));
@@ -508,15 +514,15 @@ fn detect_on_base(ctx: &DetectContext) -> LabelFlipOutput {
         .map(|((r, &i), nb)| {
             let y = ctx.labels[i].unwrap_or(0) as usize;
             let nearest = nb.first().map(|&(d, id)| (d, base.ids[id as usize], base.labels[base.ids[id as usize]]));
-            let knn_p = vote(&nb, base.labels, &base.ids, nc, s2);
-            let p = match (ctx.pred_probs, &lin_rows) {
-                (Some(pp), _) if pp.ncols() == nc => pp.row(i).to_vec(),
-                (_, Some(q)) => {
-                    let mut p = knn_p.clone();
-                    blend(&mut p, q.row(r));
+            let p = match ctx.pred_probs {
+                Some(pp) if pp.ncols() == nc => pp.row(i).to_vec(),
+                _ => {
+                    let mut p = vote(&nb, base.labels, &base.ids, nc, s2);
+                    if let Some(q) = &lin_rows {
+                        blend(&mut p, q.row(r));
+                    }
                     p
                 }
-                _ => knn_p.clone(),
             };
             let (m, other) = margin(&p, y);
             let candidate = p[y] < thresholds[y];

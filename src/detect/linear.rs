@@ -44,13 +44,13 @@ type Model = MultiFittedLogisticRegression<f32, u32>;
 
 /// A multinomial logistic regression fitted on the base, with the base rows' out-of-fold probabilities.
 pub struct LinearVotes {
-    models: Vec<MultiFittedLogisticRegression<f32, u32>>,
+    models: Vec<Model>,
     /// Out-of-fold class probabilities of each base row (rows x classes).
     pub base: Array2<f32>,
     nc: usize,
 }
 
-fn fit(x: ArrayView2<f32>, y: &[u32]) -> Option<MultiFittedLogisticRegression<f32, u32>> {
+fn fit(x: ArrayView2<f32>, y: &[u32]) -> Option<Model> {
     let mut distinct: Vec<u32> = y.to_vec();
     distinct.sort_unstable();
     distinct.dedup();
@@ -65,17 +65,13 @@ fn fit(x: ArrayView2<f32>, y: &[u32]) -> Option<MultiFittedLogisticRegression<f3
         .ok()
 }
 
-/// Probabilities of `x` under `model`, one column per class index (classes the model never saw get 0).
 /// The features clipped to +-[`CLIP`] (the detector's features are robustly scaled: median 0, IQR 1).
 fn clipped(x: ArrayView2<f32>) -> Array2<f32> {
     x.mapv(|v| v.clamp(-CLIP, CLIP))
 }
 
-fn probs(
-    model: &MultiFittedLogisticRegression<f32, u32>,
-    x: ArrayView2<f32>,
-    nc: usize,
-) -> Array2<f32> {
+/// Probabilities of `x` under `model`, one column per class index (classes the model never saw get 0).
+fn probs(model: &Model, x: ArrayView2<f32>, nc: usize) -> Array2<f32> {
     let p = model.predict_probabilities(&clipped(x));
     let mut out = Array2::<f32>::zeros((x.nrows(), nc));
     for (col, &c) in model.classes().iter().enumerate() {
@@ -102,10 +98,7 @@ impl LinearVotes {
             let v = LinearVotes { models, base, nc };
             return v.informative(y).then_some(v);
         }
-        let step = y.len() as f64 / FIT_ROWS as f64;
-        let sub: Vec<usize> = (0..FIT_ROWS)
-            .map(|j| ((j as f64 * step) as usize).min(y.len() - 1))
-            .collect();
+        let sub = super::spread_rows(y.len(), FIT_ROWS);
         let xs = super::take_rows(x, &sub);
         let ys: Vec<u32> = sub.iter().map(|&i| y[i]).collect();
         let (models, oof) = Self::folds(xs.view(), &ys, nc)?;
@@ -117,7 +110,17 @@ impl LinearVotes {
         if !probe.informative(&ys) {
             return None;
         }
-        let mut base = probe.predict(x);
+        // Out-of-fold for the rows the folds were fitted on, the fold models' average for the rest.
+        let mut in_sub = vec![false; y.len()];
+        for &i in &sub {
+            in_sub[i] = true;
+        }
+        let rest: Vec<usize> = (0..y.len()).filter(|&i| !in_sub[i]).collect();
+        let predicted = probe.predict(super::take_rows(x, &rest).view());
+        let mut base = Array2::<f32>::zeros((y.len(), nc));
+        for (j, &i) in rest.iter().enumerate() {
+            base.row_mut(i).assign(&predicted.row(j));
+        }
         for (r, &i) in sub.iter().enumerate() {
             base.row_mut(i).assign(&probe.base.row(r));
         }
@@ -174,11 +177,7 @@ impl LinearVotes {
                 f
             })
             .collect();
-        type Fold = (
-            MultiFittedLogisticRegression<f32, u32>,
-            Vec<usize>,
-            Array2<f32>,
-        );
+        type Fold = (Model, Vec<usize>, Array2<f32>);
         let fits: Vec<Option<Fold>> = (0..FOLDS)
             .into_par_iter()
             .map(|f| {

@@ -174,6 +174,14 @@ fn fit_kmeans(
     Ok((model.centroids().clone(), assign))
 }
 
+/// Positions of an evenly spread subset of at most `most` of `n` rows, in order (all `n` when `n <= most`).
+pub fn spread_rows(n: usize, most: usize) -> Vec<usize> {
+    let step = (n as f64 / most.max(1) as f64).max(1.0);
+    (0..n.min(most))
+        .map(|j| ((j as f64 * step) as usize).min(n.saturating_sub(1)))
+        .collect()
+}
+
 /// Rows of `x` at `rows` as a new matrix.
 pub fn take_rows(x: ArrayView2<f32>, rows: &[usize]) -> Array2<f32> {
     x.select(ndarray::Axis(0), rows)

@@ -132,9 +132,7 @@ pub fn detect(ctx: &DetectContext) -> DetectorOutput {
     };
     // A reference larger than FIT_ROWS is thinned to an evenly spread subset.
     let fit_x = if fit_x.nrows() > FIT_ROWS {
-        let step = fit_x.nrows() as f64 / FIT_ROWS as f64;
-        let rows: Vec<usize> = (0..FIT_ROWS).map(|j| (j as f64 * step) as usize).collect();
-        take_rows(fit_x.view(), &rows)
+        take_rows(fit_x.view(), &super::spread_rows(fit_x.nrows(), FIT_ROWS))
     } else {
         fit_x
     };
