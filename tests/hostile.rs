@@ -58,6 +58,37 @@ fn a_thrift_list_size_larger_than_the_file_is_refused() {
 }
 
 #[test]
+fn thrift_lists_of_bools_that_declare_more_than_the_file_holds_are_refused_at_once() {
+    // FileMetaData { 100: list<bool> of 2^31 - 1 elements } x 2,000. parquet 59.3.2 skipped a bool list element
+    // as zero bytes, so this footer meant 2,000 x 2^31 steps reading nothing (hours); the vendored patch
+    // (vendor/parquet/POISONSCAN.md) reads a byte per element, and the next field header is no bool.
+    let field = [0x09, 0xC8, 0x01, 0xF1, 0xFF, 0xFF, 0xFF, 0xFF, 0x07];
+    let mut meta: Vec<u8> = field.iter().copied().cycle().take(field.len() * 2000).collect();
+    meta.push(0);
+    refused(
+        "bools.parquet",
+        &parquet_with_metadata(&meta, meta.len() as u32),
+        "into bool",
+    );
+}
+
+#[test]
+fn a_manifest_whose_page_header_declares_billions_of_bools_is_refused_at_once() {
+    // Found by the `manifest` fuzz target (a CI timeout): a page header whose unknown field is a list of 2^31
+    // bools took 1.5 s in a release build and 9-26 s under the fuzzer, and chaining such fields takes hours.
+    let err = verify_refuses("fuzz/manifest-bool-list.parquet");
+    assert!(
+        err.contains("invalid manifest") && err.contains("into bool"),
+        "{err}"
+    );
+    refused(
+        "bools.parquet",
+        &std::fs::read(fixture("fuzz/manifest-bool-list.parquet")).unwrap(),
+        "into bool",
+    );
+}
+
+#[test]
 fn a_parquet_footer_declaring_more_metadata_than_the_file_holds_is_refused() {
     refused(
         "footer.parquet",
