@@ -63,7 +63,12 @@ fn thrift_lists_of_bools_that_declare_more_than_the_file_holds_are_refused_at_on
     // as zero bytes, so this footer meant 2,000 x 2^31 steps reading nothing (hours); the vendored patch
     // (vendor/parquet/POISONSCAN.md) reads a byte per element, and the next field header is no bool.
     let field = [0x09, 0xC8, 0x01, 0xF1, 0xFF, 0xFF, 0xFF, 0xFF, 0x07];
-    let mut meta: Vec<u8> = field.iter().copied().cycle().take(field.len() * 2000).collect();
+    let mut meta: Vec<u8> = field
+        .iter()
+        .copied()
+        .cycle()
+        .take(field.len() * 2000)
+        .collect();
     meta.push(0);
     refused(
         "bools.parquet",
