@@ -648,18 +648,28 @@ impl<'a, R: Read> ThriftCompactInputProtocol<'a> for ThriftReadInputProtocol<R> 
         unimplemented!()
     }
 
+    // poisonscan patch: the declared length is not allocated up front (a varint can declare 2^63 bytes, and a failed
+    // allocation aborts), and fewer bytes than declared is an end of input, not a short value.
     fn read_bytes_owned(&mut self) -> ThriftProtocolResult<Vec<u8>> {
-        let len = self.read_vlq()? as usize;
-        let mut v = Vec::with_capacity(len);
-        std::io::copy(&mut self.reader.by_ref().take(len as u64), &mut v)?;
+        let len = self.read_vlq()?;
+        let mut v = Vec::new();
+        let copied = std::io::copy(&mut self.reader.by_ref().take(len), &mut v)?;
+        if copied < len {
+            return Err(ThriftProtocolError::Eof);
+        }
         Ok(v)
     }
 
+    // poisonscan patch: skipping past the end of the input is an error. It returned Ok, so a list of 2^31 doubles
+    // or strings declared at the end of a page header was skipped by 2^31 steps that read nothing.
     fn skip_bytes(&mut self, n: usize) -> ThriftProtocolResult<()> {
-        std::io::copy(
+        let copied = std::io::copy(
             &mut self.reader.by_ref().take(n as u64),
             &mut std::io::sink(),
         )?;
+        if copied < n as u64 {
+            return Err(ThriftProtocolError::Eof);
+        }
         Ok(())
     }
 
