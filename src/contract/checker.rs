@@ -259,6 +259,7 @@ fn check_column(col: &CheckedColumn, a: &ArrayRef, start: u64, out: &mut Vec<Vio
                 "null".into(),
                 share,
                 col.profiled_rows,
+                Rare::Value,
             ));
         }
     }
@@ -287,7 +288,7 @@ fn check_column(col: &CheckedColumn, a: &ArrayRef, start: u64, out: &mut Vec<Vio
             }
         }
         if !col.is_label {
-            check_numeric_range(c, col.from_data, &v, start, out);
+            check_numeric_range(c, col.from_data, col.profiled_rows, &v, start, out);
         }
     }
     if let Some((allowed, shown_set)) = &col.allowed {
@@ -310,6 +311,7 @@ fn check_column(col: &CheckedColumn, a: &ArrayRef, start: u64, out: &mut Vec<Vio
                             shown,
                             p,
                             col.profiled_rows,
+                            Rare::Value,
                         ));
                     }
                 }
@@ -363,27 +365,68 @@ fn is_rare(share: f64, rows: u64) -> bool {
     count <= (RARE_IN_DATA * rows as f64).max(RARE_COUNT_IN_DATA) + 1e-9
 }
 
-/// Without a reference nothing the data holds can be called impossible: a null or value seen `k` times in `n` rows
-/// is unusual, scored `r / (1 + r)` with `r = max(0.05% of n, 1) / k` (a value seen once is always flagged).
+/// Lowest score of a rare null, value or sign below the flag line without a reference; a value beyond the data's
+/// range that is not flagged scores below it (see [`unflagged_excess_score`]).
+const RARE_FLOOR: f32 = 0.25;
+
+/// What is rare in a [`rare_finding`].
+#[derive(Clone, Copy)]
+enum Rare {
+    /// The null or the value itself.
+    Value,
+    /// Its sign: a negative number in a column whose other values are never negative.
+    Negative,
+}
+
+/// Without a reference nothing the data holds can be called impossible: a null, a value or a negative sign seen `k`
+/// times in `n` rows is unusual, graded by `r = max(0.05% of n, 1) / k`: flagged at `r >= 1` with the score
+/// `r / (1 + r)` (a value seen once is always flagged), below that in `[RARE_FLOOR, 0.5)`. Such a finding is of a
+/// kind a reference would call impossible, so below the flag line it ranks above a value that is merely beyond the
+/// data's range, which a reference would only call unusual.
 fn rare_finding(
     c: &ColumnContract,
     row: u64,
     observed: String,
     share: f64,
     rows: u64,
+    what: Rare,
 ) -> Violation {
     let k = (share * rows as f64).round().max(1.0);
     let r = (FLAG_SHARE_IN_DATA * rows as f64).max(1.0) / k;
+    let score = crate::detect::ratio_score(r);
+    let score = if score >= 0.5 {
+        score
+    } else {
+        RARE_FLOOR + (0.5 - RARE_FLOOR) * 2.0 * score
+    };
+    let pct = 100.0 * share;
+    let expected = match what {
+        Rare::Value => format!(
+            "is rare: {k} of {rows} rows ({pct:.2}%), and no reference says it is allowed"
+        ),
+        Rare::Negative => format!(
+            "is negative, and negatives are rare in the column: {k} of {rows} rows ({pct:.2}%), and no reference \
+             says they are allowed"
+        ),
+    };
     Violation {
         row,
         column: c.name.clone(),
         kind: ViolationKind::Unusual,
         observed,
-        expected: format!(
-            "is rare: {k} of {rows} rows ({:.2}%), and no reference says it is allowed",
-            100.0 * share
-        ),
-        score: crate::detect::ratio_score(r),
+        expected,
+        score,
+    }
+}
+
+/// Score of a value `e` flag distances beyond the range: `e / (1 + e)`; without a reference, below the flag line
+/// (`e < 1`) it is halved to `[0, 0.25)`, under the rare nulls, values and signs (see [`rare_finding`]).
+fn unflagged_excess_score(e: f64, from_data: bool) -> f32 {
+    let s = grade::score(e);
+    if from_data && s < 0.5 {
+        s * (RARE_FLOOR / 0.5)
+    } else {
+        s
     }
 }
 
@@ -391,10 +434,19 @@ fn rare_finding(
 fn check_numeric_range(
     c: &ColumnContract,
     from_data: bool,
+    profiled_rows: u64,
     v: &Float64Array,
     start: u64,
     out: &mut Vec<Violation>,
 ) {
+    // Without a reference, a negative number where the bulk (the range) is never negative and negatives are rare.
+    let rare_negative = c.negative_proportion.filter(|&p| {
+        from_data
+            && p > 0.0
+            && is_rare(p, profiled_rows)
+            && c.min.is_none()
+            && c.range.is_some_and(|r| r[0] >= 0.0)
+    });
     let hard = c.min.is_some() || c.max.is_some();
     let bounds = format!(
         "[{}, {}]",
@@ -429,6 +481,16 @@ fn check_numeric_range(
             });
             continue;
         }
+        if let (Some(share), true) = (rare_negative, x < 0.0) {
+            out.push(rare_finding(
+                c,
+                row,
+                fmt_sig(x),
+                share,
+                profiled_rows,
+                Rare::Negative,
+            ));
+        }
         if let (Some(range), Some(fb)) = (c.range, c.flag_beyond) {
             let e = grade::excess(range, fb, c.log_flag_above, x);
             if e > 0.0 {
@@ -438,7 +500,7 @@ fn check_numeric_range(
                     kind: ViolationKind::Unusual,
                     observed: fmt_sig(x),
                     expected: describe_excess(x, range, fb, e, from_data),
-                    score: grade::score(e),
+                    score: unflagged_excess_score(e, from_data),
                 });
             }
         }

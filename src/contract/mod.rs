@@ -89,6 +89,10 @@ pub struct ColumnContract {
     /// Share of the profiled rows that are null (used to grade rare nulls when the contract comes from the data).
     #[serde(default)]
     pub null_proportion: Option<f64>,
+    /// Share of the profiled rows holding a negative number (a rare sign is graded by rarity when the contract comes
+    /// from the data).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub negative_proportion: Option<f64>,
     /// Smallest and largest values seen when profiling.
     #[serde(default)]
     pub observed: Option<[f64; 2]>,

@@ -406,6 +406,7 @@ impl Profiler {
             // Without a reference a null is never impossible: rare ones are graded by rarity when checked.
             nullable: trust == Trust::Data || prof.nulls > 0,
             null_proportion: Some(prof.nulls as f64 / rows),
+            negative_proportion: numeric.then_some(prof.negatives as f64 / rows),
             // NaN and inf are machine errors rather than rare values: without a reference they stay impossible in a
             // column where they are at most 1% of the values.
             allow_nan: !nonfinite_rare(prof.nans, values),
@@ -595,10 +596,11 @@ mod tests {
         let (_, found) = checker.check_batch(&b, 0);
         let rare: Vec<_> = found.iter().filter(|v| v.column == "label").collect();
         assert_eq!(rare.len(), 2, "{found:?}");
-        // Seen twice in 1,000 rows: unusual, r = max(0.05% of 1000, 1) / 2 = 0.5, score 1/3 (not flagged).
+        // Seen twice in 1,000 rows: unusual, r = max(0.05% of 1000, 1) / 2 = 0.5, r / (1 + r) = 1/3, below the flag
+        // line: 0.25 + (1/3) / 2 = 5/12 (not flagged).
         assert!(rare
             .iter()
-            .all(|v| !v.impossible() && (v.score - 1.0 / 3.0).abs() < 1e-6));
+            .all(|v| !v.impossible() && (v.score - 5.0 / 12.0).abs() < 1e-6));
         assert!(rare[0].reason().contains("is rare: 2 of 1000 rows (0.20%)"));
     }
 

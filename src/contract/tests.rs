@@ -432,3 +432,78 @@ fn types_must_match_the_contract_and_contract_files_name_real_types() {
     // The same types: accepted.
     assert!(mismatch(vec![("f0", ints.clone()), ("label", labels.clone())], false).is_none());
 }
+
+#[test]
+fn without_a_reference_rare_nulls_and_signs_outrank_unflagged_values_beyond_the_range() {
+    // 2,000 rows: an hour of the working day (uniform on 6-24 h: 0 is not its edge) with 3 mirrored negative
+    // values, a heavy-tailed amount (clean, its top values lie beyond the data's 99.5th percentile) and a complete
+    // column with 3 nulls.
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(7);
+    let pareto = Pareto::new(100.0, 1.5).unwrap();
+    let n = 2000;
+    let mut hour: Vec<Option<f64>> = (0..n)
+        .map(|_| Some(rand::Rng::gen_range(&mut rng, 6.0..24.0)))
+        .collect();
+    let amount: Vec<Option<f64>> = (0..n).map(|_| Some(pareto.sample(&mut rng))).collect();
+    let mut complete: Vec<Option<f64>> = (0..n)
+        .map(|_| Some(rand::Rng::gen_range(&mut rng, 0.0..1.0)))
+        .collect();
+    let (signs, nulls) = ([11usize, 500, 1333], [77usize, 901, 1700]);
+    for &r in &signs {
+        hour[r] = hour[r].map(|h| -h);
+    }
+    for &r in &nulls {
+        complete[r] = None;
+    }
+    let data = float_batch(vec![
+        ("hour", hour),
+        ("amount", amount),
+        ("complete", complete),
+    ]);
+    let c = profile(&data, Trust::Data);
+    assert_eq!(
+        c.columns[0].min, None,
+        "hours from 6 to 24 are not bounded at 0"
+    );
+    let (_, found) = ContractChecker::new(&c, &data.schema(), "d")
+        .unwrap()
+        .check_batch(&data, 0);
+    let mut score = vec![0.0f32; n];
+    for v in &found {
+        score[v.row as usize] = score[v.row as usize].max(v.score);
+    }
+    for &r in &signs {
+        let v = found
+            .iter()
+            .find(|v| v.row == r as u64 && v.column == "hour" && v.score >= 0.25)
+            .unwrap_or_else(|| panic!("row {r}: no rare-sign finding"));
+        assert!(
+            v.reason()
+                .contains("is negative, and negatives are rare in the column: 3 of 2000"),
+            "{}",
+            v.reason()
+        );
+    }
+    let rare: Vec<usize> = signs.iter().chain(&nulls).copied().collect();
+    let amount_only: Vec<f32> = (0..n)
+        .filter(|i| !rare.contains(i))
+        .map(|i| score[i])
+        .filter(|&s| s > 0.0 && s < 0.5)
+        .collect();
+    assert!(
+        amount_only.len() >= 5,
+        "the heavy tail's top values are unusual: {amount_only:?}"
+    );
+    let worst = amount_only.iter().copied().fold(0.0, f32::max);
+    for &r in &rare {
+        assert!(
+            score[r] > worst,
+            "row {r}: {} vs unflagged beyond-range values up to {worst}",
+            score[r]
+        );
+    }
+    // Three nulls in 2,000 rows are graded, not flagged.
+    for &r in &nulls {
+        assert!(score[r] < 0.5, "row {r}: {}", score[r]);
+    }
+}
