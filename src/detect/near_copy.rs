@@ -87,6 +87,42 @@ fn nearest(xs: &[f32], d: usize, i: usize, candidates: &[usize], t: usize) -> Op
     best
 }
 
+/// Trimmed squared distance from row `i` to its nearest candidate: the nearest of a first few candidates bounds the
+/// search through all of them, which then gives most of them up after a few coordinates (the distance is exactly
+/// the minimum; which of equally near candidates holds it is not asked).
+fn nearest_distance(xs: &[f32], d: usize, i: usize, candidates: &[usize], t: usize) -> Option<f64> {
+    let first = nearest(xs, d, i, &candidates[..candidates.len().min(PRE_PASS)], t).map(|b| b.1);
+    match first {
+        Some(b) => Some(nearest_within(xs, d, i, candidates, t, b).map_or(b, |(_, nearer)| nearer)),
+        None => nearest(xs, d, i, candidates, t).map(|b| b.1),
+    }
+}
+
+/// Candidates searched first for a bound (see [`nearest_distance`]).
+const PRE_PASS: usize = 256;
+
+/// [`nearest`], when it is nearer than `within`: the same candidate (the first of equally near ones), found with
+/// most candidates given up after a few coordinates.
+fn nearest_within(
+    xs: &[f32],
+    d: usize,
+    i: usize,
+    candidates: &[usize],
+    t: usize,
+    within: f64,
+) -> Option<(usize, f64)> {
+    let mut best: Option<(usize, f64)> = None;
+    let row = &xs[i * d..(i + 1) * d];
+    for &j in candidates.iter().filter(|&&j| j != i) {
+        let bound = best.map_or(within, |b| b.1);
+        let dist = trimmed_below(row, &xs[j * d..(j + 1) * d], t, bound);
+        if dist < bound {
+            best = Some((j, dist));
+        }
+    }
+    best
+}
+
 /// Share of `members` (input rows of class `c`) that are near copies of some other class's rows, and the class
 /// most of those copies come from.
 pub fn near_copy_share(ctx: &DetectContext, c: u32, members: &[usize]) -> (f64, Option<u32>) {
@@ -111,19 +147,14 @@ pub fn near_copy_share(ctx: &DetectContext, c: u32, members: &[usize]) -> (f64, 
         }
     };
     let used = &members[..members.len().min(MAX_MEMBERS)];
-    let found: Vec<Option<(usize, f64)>> = used
-        .par_iter()
-        .map(|&i| nearest(xs, d, i, &candidates, t))
-        .collect();
-    // Typical trimmed spacing of each class the nearest rows come from (median nearest-neighbour distance within it).
-    let mut sources: Vec<u32> = found
-        .iter()
-        .flatten()
-        .filter_map(|&(j, _)| ctx.labels[j])
-        .collect();
-    sources.sort_unstable();
-    sources.dedup();
-    let spacing: Vec<(u32, Option<f64>)> = sources
+    // Typical trimmed spacing of each other class (median nearest-neighbour distance within it), first: a member is
+    // a copy only when its nearest other-class row is nearer than a share of that row's class spacing, so the search
+    // for it can give up beyond the largest such distance. The decisions are those of an unbounded search (when the
+    // nearest row is farther, it is no copy either way).
+    let mut classes: Vec<u32> = candidates.iter().filter_map(|&j| ctx.labels[j]).collect();
+    classes.sort_unstable();
+    classes.dedup();
+    let spacing: Vec<(u32, Option<f64>)> = classes
         .par_iter()
         .map(|&o| {
             let rows: Vec<usize> = candidates
@@ -134,19 +165,31 @@ pub fn near_copy_share(ctx: &DetectContext, c: u32, members: &[usize]) -> (f64, 
             let mut d: Vec<f64> = rows
                 .iter()
                 .take(MAX_SPACING_ROWS)
-                .filter_map(|&i| nearest(xs, d, i, &rows, t).map(|(_, d)| d))
+                .filter_map(|&i| nearest_distance(xs, d, i, &rows, t))
                 .collect();
             d.sort_by(f64::total_cmp);
             (o, d.get(d.len() / 2).copied().filter(|&m| m > 0.0))
         })
         .collect();
     let spacing_of = |o: u32| spacing.iter().find(|(c, _)| *c == o).and_then(|(_, s)| *s);
+    let copy_within = |s: f64| COPY_RATIO * COPY_RATIO * s;
+    let within = spacing
+        .iter()
+        .filter_map(|&(_, s)| s.map(copy_within))
+        .fold(0.0, f64::max);
+    if within <= 0.0 {
+        return (0.0, None);
+    }
+    let found: Vec<Option<(usize, f64)>> = used
+        .par_iter()
+        .map(|&i| nearest_within(xs, d, i, &candidates, t, within))
+        .collect();
     let mut from = vec![0usize; nc];
     let mut copies = 0usize;
     for (j, d) in found.into_iter().flatten() {
         let Some(o) = ctx.labels[j] else { continue };
         if let Some(s) = spacing_of(o) {
-            if d < COPY_RATIO * COPY_RATIO * s {
+            if d < copy_within(s) {
                 copies += 1;
                 from[o as usize] += 1;
             }
@@ -187,5 +230,31 @@ mod tests {
         assert_eq!(trimmed_columns(64), 3);
         assert_eq!(trimmed_columns(4), 2);
         assert_eq!(trimmed_columns(2), 1);
+    }
+
+    #[test]
+    fn bounded_searches_find_what_the_full_search_finds() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(3);
+        let (n, d) = (700, 12);
+        // Rows on a coarse grid, so that equally near candidates (ties) occur.
+        let xs: Vec<f32> = (0..n * d).map(|_| rng.gen_range(0..4) as f32).collect();
+        let candidates: Vec<usize> = (0..n).collect();
+        for i in (0..n).step_by(7) {
+            let full = nearest(&xs, d, i, &candidates, 2).unwrap();
+            assert_eq!(
+                nearest_distance(&xs, d, i, &candidates, 2),
+                Some(full.1),
+                "row {i}"
+            );
+            for within in [0.5, full.1, full.1 + 0.5, 100.0] {
+                let bounded = nearest_within(&xs, d, i, &candidates, 2, within);
+                if full.1 < within {
+                    assert_eq!(bounded, Some(full), "row {i}, within {within}");
+                } else {
+                    assert_eq!(bounded, None, "row {i}, within {within}");
+                }
+            }
+        }
     }
 }
