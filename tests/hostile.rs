@@ -81,16 +81,7 @@ fn thrift_lists_of_bools_that_declare_more_than_the_file_holds_are_refused_at_on
 fn a_manifest_whose_page_header_declares_billions_of_bools_is_refused_at_once() {
     // Found by the `manifest` fuzz target (a CI timeout): a page header whose unknown field is a list of 2^31
     // bools took 1.5 s in a release build and 9-26 s under the fuzzer, and chaining such fields takes hours.
-    let err = verify_refuses("fuzz/manifest-bool-list.parquet");
-    assert!(
-        err.contains("invalid manifest") && err.contains("into bool"),
-        "{err}"
-    );
-    refused(
-        "bools.parquet",
-        &std::fs::read(fixture("fuzz/manifest-bool-list.parquet")).unwrap(),
-        "into bool",
-    );
+    manifest_and_data_refused("fuzz/manifest-bool-list.parquet", "into bool");
 }
 
 #[test]
@@ -99,15 +90,21 @@ fn a_page_header_that_skips_past_the_end_of_the_file_is_refused_at_once() {
     // header declares a list of millions of fixed-size values where the file ends. parquet 59.3.2's skip of bytes
     // past the end returned Ok without reading, so each element was a step that read nothing: 39 s in a release
     // build. The vendored patch makes a short skip (and a short string) an end of input.
-    let err = verify_refuses("fuzz/manifest-eof-skip.parquet");
+    manifest_and_data_refused("fuzz/manifest-eof-skip.parquet", "Unexpected EOF");
+}
+
+/// The fuzz-found manifest fixture `name`, read by `verify` as a manifest and by `scan` as data: both refuse it
+/// (exit 3, naming the file) with `expect` in the message.
+fn manifest_and_data_refused(name: &str, expect: &str) {
+    let err = verify_refuses(name);
     assert!(
-        err.contains("invalid manifest") && err.contains("Unexpected EOF"),
+        err.contains("invalid manifest") && err.contains(expect),
         "{err}"
     );
     refused(
-        "eof.parquet",
-        &std::fs::read(fixture("fuzz/manifest-eof-skip.parquet")).unwrap(),
-        "Unexpected EOF",
+        "as-data.parquet",
+        &std::fs::read(fixture(name)).unwrap(),
+        expect,
     );
 }
 
