@@ -198,12 +198,8 @@ pub fn public_key_path(private: &Path) -> std::path::PathBuf {
 /// public key (SPKI PEM) to `public`. Refuses to replace an existing file (a lost signing key cannot be recovered).
 /// Returns the key id.
 pub fn write_key_pair(private: &Path, public: &Path) -> Result<String, Error> {
-    if private == public {
-        return Err(Error::Usage(format!(
-            "{}: the public key must go to another path than the private key",
-            private.display()
-        )));
-    }
+    // Two spellings of one file (`k.pem`, `./k.pem`, a link) would write the public key over the private one.
+    crate::output::check_outputs(&[], &[("private key", private), ("public key", public)])?;
     for p in [private, public] {
         if p.exists() {
             return Err(Error::Usage(format!(

@@ -365,6 +365,15 @@ fn cli_signs_and_verifies_manifests_and_scan_verdicts() {
         .assert()
         .code(2)
         .stderr(predicate::str::contains("never overwritten"));
+    // Another spelling of the private key's path for the public key is refused before anything is written (it
+    // would have written the public key over the private one).
+    cli()
+        .current_dir(d)
+        .args(["keygen", "-o", "same.pem", "--public", "./same.pem"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("is also the private key output"));
+    assert!(!d.join("same.pem").exists());
     cli()
         .arg("lineage")
         .arg(fixture("train_clean.parquet"))

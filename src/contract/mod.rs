@@ -89,8 +89,8 @@ pub struct ColumnContract {
     /// Share of the profiled rows that are null (used to grade rare nulls when the contract comes from the data).
     #[serde(default)]
     pub null_proportion: Option<f64>,
-    /// Share of the profiled rows holding a negative number (a rare sign is graded by rarity when the contract comes
-    /// from the data).
+    /// Share of the profiled rows holding a negative number, in a contract inferred from the data (a rare sign is
+    /// graded by rarity there).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub negative_proportion: Option<f64>,
     /// Smallest and largest values seen when profiling.

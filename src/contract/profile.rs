@@ -406,7 +406,9 @@ impl Profiler {
             // Without a reference a null is never impossible: rare ones are graded by rarity when checked.
             nullable: trust == Trust::Data || prof.nulls > 0,
             null_proportion: Some(prof.nulls as f64 / rows),
-            negative_proportion: numeric.then_some(prof.negatives as f64 / rows),
+            // Read only when the contract comes from the data (a rare sign is graded then).
+            negative_proportion: (numeric && trust == Trust::Data)
+                .then_some(prof.negatives as f64 / rows),
             // NaN and inf are machine errors rather than rare values: without a reference they stay impossible in a
             // column where they are at most 1% of the values.
             allow_nan: !nonfinite_rare(prof.nans, values),

@@ -72,38 +72,10 @@ fn trimmed_below(a: &[f32], b: &[f32], t: usize, bound: f64) -> f64 {
     (sum - top[..t].iter().sum::<f64>()).max(0.0)
 }
 
-/// Nearest candidate (index, trimmed squared distance) to row `i`, skipping `i` itself.
-fn nearest(xs: &[f32], d: usize, i: usize, candidates: &[usize], t: usize) -> Option<(usize, f64)> {
-    let mut best: Option<(usize, f64)> = None;
-    let row = &xs[i * d..(i + 1) * d];
-    for &j in candidates.iter().filter(|&&j| j != i) {
-        let bound = best.map_or(f64::INFINITY, |b| b.1);
-        let dist = trimmed_below(row, &xs[j * d..(j + 1) * d], t, bound);
-        // Strictly nearer only: the first of equally near candidates is kept, as a plain minimum would.
-        if best.is_none() || dist < bound {
-            best = Some((j, dist));
-        }
-    }
-    best
-}
-
-/// Trimmed squared distance from row `i` to its nearest candidate: the nearest of a first few candidates bounds the
-/// search through all of them, which then gives most of them up after a few coordinates (the distance is exactly
-/// the minimum; which of equally near candidates holds it is not asked).
-fn nearest_distance(xs: &[f32], d: usize, i: usize, candidates: &[usize], t: usize) -> Option<f64> {
-    let first = nearest(xs, d, i, &candidates[..candidates.len().min(PRE_PASS)], t).map(|b| b.1);
-    match first {
-        Some(b) => Some(nearest_within(xs, d, i, candidates, t, b).map_or(b, |(_, nearer)| nearer)),
-        None => nearest(xs, d, i, candidates, t).map(|b| b.1),
-    }
-}
-
-/// Candidates searched first for a bound (see [`nearest_distance`]).
-const PRE_PASS: usize = 256;
-
-/// [`nearest`], when it is nearer than `within`: the same candidate (the first of equally near ones), found with
-/// most candidates given up after a few coordinates.
-fn nearest_within(
+/// Nearest candidate (index, trimmed squared distance) to row `i` nearer than `within`, skipping `i` itself: the
+/// first of equally near candidates, as a plain minimum would keep. A candidate is given up as soon as its partial
+/// distance passes the best so far (or `within`), so a tight `within` leaves most candidates after a few coordinates.
+fn nearest(
     xs: &[f32],
     d: usize,
     i: usize,
@@ -165,7 +137,7 @@ pub fn near_copy_share(ctx: &DetectContext, c: u32, members: &[usize]) -> (f64, 
             let mut d: Vec<f64> = rows
                 .iter()
                 .take(MAX_SPACING_ROWS)
-                .filter_map(|&i| nearest_distance(xs, d, i, &rows, t))
+                .filter_map(|&i| nearest(xs, d, i, &rows, t, f64::INFINITY).map(|(_, d)| d))
                 .collect();
             d.sort_by(f64::total_cmp);
             (o, d.get(d.len() / 2).copied().filter(|&m| m > 0.0))
@@ -182,7 +154,7 @@ pub fn near_copy_share(ctx: &DetectContext, c: u32, members: &[usize]) -> (f64, 
     }
     let found: Vec<Option<(usize, f64)>> = used
         .par_iter()
-        .map(|&i| nearest_within(xs, d, i, &candidates, t, within))
+        .map(|&i| nearest(xs, d, i, &candidates, t, within))
         .collect();
     let mut from = vec![0usize; nc];
     let mut copies = 0usize;
@@ -233,24 +205,33 @@ mod tests {
     }
 
     #[test]
-    fn bounded_searches_find_what_the_full_search_finds() {
+    fn bounded_searches_find_what_a_plain_minimum_finds() {
         use rand::{Rng, SeedableRng};
         let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(3);
         let (n, d) = (700, 12);
         // Rows on a coarse grid, so that equally near candidates (ties) occur.
         let xs: Vec<f32> = (0..n * d).map(|_| rng.gen_range(0..4) as f32).collect();
         let candidates: Vec<usize> = (0..n).collect();
+        let row = |i: usize| arr1(&xs[i * d..(i + 1) * d]);
         for i in (0..n).step_by(7) {
-            let full = nearest(&xs, d, i, &candidates, 2).unwrap();
+            // The first candidate at the smallest full trimmed distance.
+            let mut plain: Option<(usize, f64)> = None;
+            for j in (0..n).filter(|&j| j != i) {
+                let dist = trimmed(row(i).view(), row(j).view(), 2);
+                if plain.is_none_or(|(_, b)| dist < b) {
+                    plain = Some((j, dist));
+                }
+            }
+            let plain = plain.unwrap();
             assert_eq!(
-                nearest_distance(&xs, d, i, &candidates, 2),
-                Some(full.1),
+                nearest(&xs, d, i, &candidates, 2, f64::INFINITY),
+                Some(plain),
                 "row {i}"
             );
-            for within in [0.5, full.1, full.1 + 0.5, 100.0] {
-                let bounded = nearest_within(&xs, d, i, &candidates, 2, within);
-                if full.1 < within {
-                    assert_eq!(bounded, Some(full), "row {i}, within {within}");
+            for within in [0.5, plain.1, plain.1 + 0.5, 100.0] {
+                let bounded = nearest(&xs, d, i, &candidates, 2, within);
+                if plain.1 < within {
+                    assert_eq!(bounded, Some(plain), "row {i}, within {within}");
                 } else {
                     assert_eq!(bounded, None, "row {i}, within {within}");
                 }
