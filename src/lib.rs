@@ -10,6 +10,7 @@ pub mod features;
 pub mod fit;
 pub mod html;
 pub mod lineage;
+pub mod merge;
 pub mod output;
 pub mod policy;
 pub mod report;

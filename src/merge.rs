@@ -1,0 +1,411 @@
+//! The merge stage of a partitioned scan: the reports of scans of disjoint partitions of one dataset (each scanned
+//! with the same fitted scanner and policy, on any worker) combine into one verdict, one set of check counts and the
+//! dataset's exact fingerprint.
+//!
+//! Partitions are added in the dataset's order (the Merkle root is ordered; the LtHash is not). Each partition gives
+//! its report and its row digests; the digests are folded into a [`LineageState`] at once, so the merger holds one
+//! partial Merkle chunk, the counts, and one line per partition, whatever the data size.
+//!
+//! What is exact and what is not: row counts, the fingerprint, the contract and drift findings and every score that
+//! depends only on the row and the fit (contract, outlier, reference votes) are the same however the data is
+//! partitioned. Evidence that compares rows with each other (duplicates, sub-clusters of a class, votes of the data's
+//! own neighbours, per-class excess counts) is computed within each partition; see `docs/scale.md`.
+
+use crate::error::{Error, LineageError};
+use crate::lineage::lthash::LtHash;
+use crate::lineage::{Fingerprint, LineageState, RowDigest};
+use crate::policy::{Policy, Status, CORE_DETECTORS};
+use crate::report::{CheckResult, Run, Verdict};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// The fields of a partition's report the merge reads (a full [`crate::Report`] as JSON deserializes into it).
+#[derive(Debug, Clone, Deserialize)]
+struct PartReport {
+    rows: u64,
+    flagged: u64,
+    checks: BTreeMap<String, CheckResult>,
+    fingerprint: Fingerprint,
+    contract_hash: String,
+    policy_hash: String,
+    schema_hash: String,
+    #[serde(default)]
+    inputs: BTreeMap<String, serde_json::Value>,
+}
+
+/// One partition as the merged report lists it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PartitionSummary {
+    /// Position of the partition in the order it was added.
+    pub index: usize,
+    /// First row of the partition in the merged data.
+    pub start: u64,
+    /// Rows in the partition.
+    pub rows: u64,
+    /// Rows it flagged.
+    pub flagged: u64,
+    /// Its own verdict (under the policy, on its rows alone).
+    pub verdict: Verdict,
+}
+
+/// The merged result of a partitioned scan.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MergedReport {
+    /// Rows scanned in all partitions.
+    pub rows: u64,
+    /// Rows flagged in all partitions.
+    pub flagged: u64,
+    /// Checks with summed counts, their status under the policy on the merged counts.
+    pub checks: BTreeMap<String, CheckResult>,
+    /// The dataset's fingerprint, identical to a single scan of the same rows in the same order.
+    pub fingerprint: Fingerprint,
+    /// Worst status of any check on the merged counts (never `pass` when no row was scanned).
+    pub verdict: Verdict,
+    /// Each partition.
+    pub partitions: Vec<PartitionSummary>,
+    /// One line: rows, partitions, flagged per check, checks that did not run, verdict.
+    pub summary: String,
+}
+
+/// Combines partition reports in order (see the module documentation).
+#[derive(Debug)]
+pub struct PartitionMerger {
+    policy: Policy,
+    lineage: LineageState,
+    parts: Vec<PartitionSummary>,
+    /// Per check: summed count, rows of the partitions where it ran, and why it did not run elsewhere.
+    checks: BTreeMap<String, (u64, u64, Option<(Run, String)>)>,
+    /// contract, policy, schema hashes and keyed flag of the first partition: the others must match.
+    identity: Option<(String, String, String, serde_json::Value)>,
+}
+
+fn mismatch(message: String) -> Error {
+    Error::Lineage(LineageError::Incomplete(message))
+}
+
+impl PartitionMerger {
+    /// A merger evaluating the merged counts under `policy` (the policy the partitions were scanned with).
+    pub fn new(policy: Policy) -> Self {
+        PartitionMerger {
+            policy,
+            lineage: LineageState::default(),
+            parts: Vec::new(),
+            checks: BTreeMap::new(),
+            identity: None,
+        }
+    }
+
+    /// Add the next partition: its report (JSON, as `Report` writes it) and its row digests (32 bytes per row, in
+    /// row order). Refuses digests that do not belong to the report (count or LtHash differ), and a partition scanned
+    /// with another contract, policy, schema or key mode than the first.
+    pub fn add(&mut self, report_json: &str, digests: &[u8]) -> Result<(), Error> {
+        let index = self.parts.len();
+        let part: PartReport = serde_json::from_str(report_json)
+            .map_err(|e| mismatch(format!("partition {index}: not a scan report: {e}")))?;
+        if digests.len() % 32 != 0 || (digests.len() / 32) as u64 != part.rows {
+            return Err(mismatch(format!(
+                "partition {index}: {} digest bytes for {} rows (expected 32 per row)",
+                digests.len(),
+                part.rows
+            )));
+        }
+        let rows: Vec<RowDigest> = digests
+            .chunks_exact(32)
+            .map(|c| {
+                let mut d = [0u8; 32];
+                d.copy_from_slice(c);
+                d
+            })
+            .collect();
+        let mut own = LtHash::new();
+        own.add_all(&rows);
+        if own.checksum_hex() != part.fingerprint.lthash {
+            return Err(mismatch(format!(
+                "partition {index}: its row digests do not give its report's fingerprint"
+            )));
+        }
+        let keyed = part
+            .inputs
+            .get("keyed")
+            .cloned()
+            .unwrap_or(serde_json::Value::Null);
+        let identity = (
+            part.contract_hash.clone(),
+            part.policy_hash.clone(),
+            part.schema_hash.clone(),
+            keyed,
+        );
+        match &self.identity {
+            None => self.identity = Some(identity),
+            Some(first) if part.rows > 0 && *first != identity => {
+                let what = if first.0 != identity.0 {
+                    "contract"
+                } else if first.1 != identity.1 {
+                    "policy"
+                } else if first.2 != identity.2 {
+                    "schema"
+                } else {
+                    "lineage key"
+                };
+                return Err(mismatch(format!(
+                    "partition {index} was scanned with another {what} than partition 0"
+                )));
+            }
+            Some(_) => {}
+        }
+        if part.policy_hash != self.policy.hash() && part.rows > 0 {
+            return Err(mismatch(format!(
+                "partition {index} was scanned with another policy than the one merging it"
+            )));
+        }
+        let start = self.lineage.rows();
+        self.lineage.add(start, &rows);
+        if part.rows > 0 {
+            for (name, c) in &part.checks {
+                let e = self.checks.entry(name.clone()).or_insert((0, 0, None));
+                if c.run == Run::Ran {
+                    e.0 += c.count;
+                    e.1 += part.rows;
+                } else if e.2.is_none() || c.run == Run::Skipped {
+                    e.2 = Some((c.run, c.reason.clone().unwrap_or_default()));
+                }
+            }
+        }
+        let verdict = part
+            .checks
+            .values()
+            .map(|c| c.status)
+            .max()
+            .map(verdict_of)
+            .unwrap_or(Verdict::Fail);
+        self.parts.push(PartitionSummary {
+            index,
+            start,
+            rows: part.rows,
+            flagged: part.flagged,
+            verdict: if part.rows == 0 { Verdict::Pass } else { verdict },
+        });
+        Ok(())
+    }
+
+    /// Partitions added so far.
+    pub fn partitions(&self) -> usize {
+        self.parts.len()
+    }
+
+    /// The merged report.
+    pub fn finish(self) -> Result<MergedReport, Error> {
+        let fingerprint = self.lineage.finish()?;
+        let rows = fingerprint.rows;
+        let flagged = self.parts.iter().map(|p| p.flagged).sum();
+        let scanned = self.parts.iter().filter(|p| p.rows > 0).count();
+        let mut checks = BTreeMap::new();
+        for (name, (count, ran_rows, not_run)) in &self.checks {
+            let (run, reason) = match not_run {
+                // A check that did not run in some partition did not analyse the whole data.
+                Some((run, why)) if *ran_rows > 0 => (
+                    Run::Skipped,
+                    Some(format!(
+                        "{} in some partitions ({why}); ran on {ran_rows} of {rows} rows",
+                        run.as_str()
+                    )),
+                ),
+                Some((run, why)) => (*run, Some(why.clone())),
+                None => (Run::Ran, None),
+            };
+            let total = if name == "drift" { rows.max(1) } else { rows };
+            let (status, reason) = match run {
+                Run::Ran => (self.policy.evaluate(name, *count, total), reason),
+                _ if self.policy.requires(name) => (
+                    Status::Fail,
+                    Some(format!(
+                        "{}; the policy requires it",
+                        reason.unwrap_or_default()
+                    )),
+                ),
+                Run::Skipped if CORE_DETECTORS.contains(&name.as_str()) => (
+                    Status::Warn,
+                    Some(format!(
+                        "{}; the scan is incomplete",
+                        reason.unwrap_or_default()
+                    )),
+                ),
+                _ => (Status::Pass, reason),
+            };
+            checks.insert(
+                name.clone(),
+                CheckResult {
+                    count: *count,
+                    fraction: if *ran_rows > 0 {
+                        *count as f64 / *ran_rows as f64
+                    } else {
+                        0.0
+                    },
+                    status,
+                    run,
+                    reason,
+                },
+            );
+        }
+        let analysed = checks.values().any(|c| c.run == Run::Ran);
+        let verdict = if rows == 0 || !analysed {
+            Verdict::Fail
+        } else {
+            checks
+                .values()
+                .map(|c| c.status)
+                .max()
+                .map(verdict_of)
+                .unwrap_or(Verdict::Fail)
+        };
+        let per_check: Vec<String> = checks
+            .iter()
+            .filter(|(_, c)| c.count > 0 && c.run == Run::Ran)
+            .map(|(k, c)| match c.status {
+                Status::Fail => format!("{k} {} fail", c.count),
+                Status::Warn => format!("{k} {} warn", c.count),
+                Status::Pass => format!("{k} {}", c.count),
+            })
+            .collect();
+        let not_run: Vec<&str> = checks
+            .iter()
+            .filter(|(_, c)| c.run == Run::Skipped)
+            .map(|(k, _)| k.as_str())
+            .collect();
+        let mut summary = format!(
+            "poisonscan: {rows} rows scanned in {} partitions ({scanned} non-empty), {flagged} flagged",
+            self.parts.len()
+        );
+        if !per_check.is_empty() {
+            summary.push_str(&format!(" ({})", per_check.join(", ")));
+        }
+        if rows == 0 {
+            summary.push_str("; not run: no rows in any partition");
+        } else if !not_run.is_empty() {
+            summary.push_str(&format!("; not run everywhere: {}", not_run.join(", ")));
+        }
+        summary.push_str(&format!("; verdict {}", verdict.as_str().to_uppercase()));
+        Ok(MergedReport {
+            rows,
+            flagged,
+            checks,
+            fingerprint,
+            verdict,
+            partitions: self.parts,
+            summary,
+        })
+    }
+}
+
+fn verdict_of(s: Status) -> Verdict {
+    match s {
+        Status::Pass => Verdict::Pass,
+        Status::Warn => Verdict::Warn,
+        Status::Fail => Verdict::Fail,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Scanner, Source};
+    use arrow::array::RecordBatch;
+
+    fn batches(path: &str) -> Vec<RecordBatch> {
+        let mut src = Source::path(path).unwrap();
+        src.open().unwrap().map(|b| b.unwrap()).collect()
+    }
+
+    fn concat(b: &[RecordBatch]) -> RecordBatch {
+        arrow::compute::concat_batches(&b[0].schema(), b).unwrap()
+    }
+
+    fn scan(batch: RecordBatch) -> crate::ScanOutcome {
+        Scanner::new(Source::memory(batch.schema(), vec![batch], "part"))
+            .reference(Source::path("fixtures/train_reference.parquet").unwrap())
+            .label("label")
+            .id("id")
+            .run()
+            .unwrap()
+    }
+
+    fn digest_bytes(o: &crate::ScanOutcome) -> Vec<u8> {
+        o.digests.iter().flatten().copied().collect()
+    }
+
+    #[test]
+    fn partitions_merge_to_the_whole_scans_fingerprint_and_counts() {
+        let all = concat(&batches("fixtures/train_poisoned.parquet"));
+        let whole = scan(all.clone());
+        let n = all.num_rows();
+        for k in [1usize, 3, 7] {
+            let step = n.div_ceil(k);
+            let mut m = PartitionMerger::new(Policy::default());
+            let mut flagged = 0;
+            for s in (0..n).step_by(step) {
+                let part = scan(all.slice(s, step.min(n - s)));
+                flagged += part.report.flagged;
+                let json = serde_json::to_string(&part.report).unwrap();
+                m.add(&json, &digest_bytes(&part)).unwrap();
+            }
+            let merged = m.finish().unwrap();
+            assert_eq!(merged.fingerprint, whole.report.fingerprint, "{k} partitions");
+            assert_eq!(merged.rows, n as u64);
+            assert_eq!(merged.flagged, flagged);
+            assert_eq!(merged.partitions.len(), k);
+            assert_eq!(merged.verdict, whole.report.verdict);
+            // Row-local checks count the same rows however the data is split.
+            for check in ["contract", "outlier"] {
+                assert_eq!(
+                    merged.checks[check].count, whole.report.checks[check].count,
+                    "{check}, {k} partitions"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_clean_table_passes_merged_and_an_empty_one_fails() {
+        let all = concat(&batches("fixtures/train_clean.parquet"));
+        let n = all.num_rows();
+        let mut m = PartitionMerger::new(Policy::default());
+        for s in (0..n).step_by(n.div_ceil(3)) {
+            let part = scan(all.slice(s, n.div_ceil(3).min(n - s)));
+            m.add(
+                &serde_json::to_string(&part.report).unwrap(),
+                &digest_bytes(&part),
+            )
+            .unwrap();
+        }
+        let merged = m.finish().unwrap();
+        assert_ne!(merged.verdict, Verdict::Fail, "{}", merged.summary);
+        assert_eq!(merged.flagged, 0, "{}", merged.summary);
+        let empty = PartitionMerger::new(Policy::default()).finish().unwrap();
+        assert_eq!(empty.verdict, Verdict::Fail);
+        assert!(empty.summary.contains("no rows"), "{}", empty.summary);
+    }
+
+    #[test]
+    fn digests_that_do_not_belong_to_the_report_are_refused() {
+        let all = concat(&batches("fixtures/train_poisoned.parquet"));
+        let part = scan(all.slice(0, 100));
+        let json = serde_json::to_string(&part.report).unwrap();
+        let mut d = digest_bytes(&part);
+        let mut m = PartitionMerger::new(Policy::default());
+        assert!(m.add(&json, &d[..d.len() - 32]).is_err(), "a row missing");
+        d[5] ^= 1;
+        let err = m.add(&json, &d).unwrap_err().to_string();
+        assert!(err.contains("do not give its report's fingerprint"), "{err}");
+        assert!(m.add("{}", &[]).is_err(), "not a report");
+        let strict = Policy::from_toml(
+            "[label]\nerror_if = \"> 0\"\n",
+            std::path::Path::new("p.toml"),
+        )
+        .unwrap();
+        let err = PartitionMerger::new(strict)
+            .add(&json, &digest_bytes(&part))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("another policy"), "{err}");
+    }
+}
