@@ -16,8 +16,15 @@ fi
 py="$venv/bin/python"
 "$py" -m pip install -q --disable-pip-version-check --upgrade pip
 "$py" -m pip install -q --disable-pip-version-check maturin pytest pyarrow polars pandas duckdb jsonschema dagster prefect cryptography
-wheels="$(mktemp -d)"
-trap 'rm -rf "$wheels"' EXIT
+# POISONSCAN_WHEEL_DIR keeps the wheel (abi3: one build serves every venv, e.g. the engines' step of .ci/run).
+if [ -n "${POISONSCAN_WHEEL_DIR:-}" ]; then
+    wheels="$POISONSCAN_WHEEL_DIR"
+    mkdir -p "$wheels"
+    rm -f "$wheels"/poisonscan-*.whl
+else
+    wheels="$(mktemp -d)"
+    trap 'rm -rf "$wheels"' EXIT
+fi
 "$venv/bin/maturin" build -q -m python/Cargo.toml -o "$wheels" --interpreter "$py"
 "$py" -m pip install -q --disable-pip-version-check --force-reinstall --no-deps "$wheels"/poisonscan-*.whl
 (cd "$wheels" && "$py" -m pytest -q "$OLDPWD/python/tests")

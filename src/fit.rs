@@ -188,16 +188,41 @@ impl FittedScanner {
 
     /// Write the file atomically (Arrow IPC).
     pub fn save(&self, path: &Path) -> Result<(), Error> {
-        let batch = self.to_batch().map_err(|e| Error::Output {
+        let bytes = self.to_bytes().map_err(|e| Error::Output {
             path: path.to_path_buf(),
-            message: e.to_string(),
+            message: e,
         })?;
-        crate::output::write_atomically(path, |file| {
-            let mut w = arrow::ipc::writer::FileWriter::try_new(file, &batch.schema())
-                .map_err(|e| e.to_string())?;
-            w.write(&batch).map_err(|e| e.to_string())?;
-            w.finish().map_err(|e| e.to_string())
+        crate::output::write_atomically(path, |mut file| {
+            std::io::Write::write_all(&mut file, &bytes).map_err(|e| e.to_string())
         })
+    }
+
+    /// The file's bytes (what [`FittedScanner::save`] writes): how a fit is sent to the workers of an engine.
+    pub fn to_bytes(&self) -> Result<Vec<u8>, String> {
+        let batch = self.to_batch().map_err(|e| e.to_string())?;
+        let mut buf = Vec::new();
+        let mut w = arrow::ipc::writer::FileWriter::try_new(&mut buf, &batch.schema())
+            .map_err(|e| e.to_string())?;
+        w.write(&batch).map_err(|e| e.to_string())?;
+        w.finish().map_err(|e| e.to_string())?;
+        drop(w);
+        Ok(buf)
+    }
+
+    /// Read a fit from the bytes of a file ([`FittedScanner::to_bytes`]); `origin` names it in errors. Refuses what
+    /// [`FittedScanner::load`] refuses.
+    pub fn from_bytes(bytes: &[u8], origin: &Path) -> Result<FittedScanner, Error> {
+        match std::panic::catch_unwind(|| FittedScanner::parse(std::io::Cursor::new(bytes), origin))
+        {
+            Ok(r) => r,
+            Err(p) => Err(invalid(
+                origin,
+                format!(
+                    "the decoder panicked (malformed file): {}",
+                    crate::error::panic_message(p.as_ref()).unwrap_or("(no message)")
+                ),
+            )),
+        }
     }
 
     fn to_batch(&self) -> Result<RecordBatch, arrow::error::ArrowError> {
@@ -248,9 +273,15 @@ impl FittedScanner {
     fn load_unguarded(path: &Path) -> Result<FittedScanner, Error> {
         let file =
             std::fs::File::open(path).map_err(|e| invalid(path, format!("cannot read: {e}")))?;
-        let reader =
-            arrow::ipc::reader::FileReader::try_new(std::io::BufReader::new(file), None)
-                .map_err(|e| invalid(path, format!("not a fitted scanner (Arrow IPC): {e}")))?;
+        FittedScanner::parse(std::io::BufReader::new(file), path)
+    }
+
+    fn parse<R: std::io::Read + std::io::Seek>(
+        input: R,
+        path: &Path,
+    ) -> Result<FittedScanner, Error> {
+        let reader = arrow::ipc::reader::FileReader::try_new(input, None)
+            .map_err(|e| invalid(path, format!("not a fitted scanner (Arrow IPC): {e}")))?;
         let schema = reader.schema();
         let text = schema
             .metadata()

@@ -67,6 +67,9 @@ pub struct MergedReport {
     pub summary: String,
 }
 
+/// A check's summed count, the rows of the partitions where it ran, and how and why it did not run elsewhere.
+type CheckTally = (u64, u64, Option<(Run, String)>);
+
 /// Combines partition reports in order (see the module documentation).
 #[derive(Debug)]
 pub struct PartitionMerger {
@@ -74,7 +77,7 @@ pub struct PartitionMerger {
     lineage: LineageState,
     parts: Vec<PartitionSummary>,
     /// Per check: summed count, rows of the partitions where it ran, and why it did not run elsewhere.
-    checks: BTreeMap<String, (u64, u64, Option<(Run, String)>)>,
+    checks: BTreeMap<String, CheckTally>,
     /// contract, policy, schema hashes and keyed flag of the first partition: the others must match.
     identity: Option<(String, String, String, serde_json::Value)>,
 }
@@ -183,7 +186,11 @@ impl PartitionMerger {
             start,
             rows: part.rows,
             flagged: part.flagged,
-            verdict: if part.rows == 0 { Verdict::Pass } else { verdict },
+            verdict: if part.rows == 0 {
+                Verdict::Pass
+            } else {
+                verdict
+            },
         });
         Ok(())
     }
@@ -349,7 +356,10 @@ mod tests {
                 m.add(&json, &digest_bytes(&part)).unwrap();
             }
             let merged = m.finish().unwrap();
-            assert_eq!(merged.fingerprint, whole.report.fingerprint, "{k} partitions");
+            assert_eq!(
+                merged.fingerprint, whole.report.fingerprint,
+                "{k} partitions"
+            );
             assert_eq!(merged.rows, n as u64);
             assert_eq!(merged.flagged, flagged);
             assert_eq!(merged.partitions.len(), k);
@@ -395,7 +405,10 @@ mod tests {
         assert!(m.add(&json, &d[..d.len() - 32]).is_err(), "a row missing");
         d[5] ^= 1;
         let err = m.add(&json, &d).unwrap_err().to_string();
-        assert!(err.contains("do not give its report's fingerprint"), "{err}");
+        assert!(
+            err.contains("do not give its report's fingerprint"),
+            "{err}"
+        );
         assert!(m.add("{}", &[]).is_err(), "not a report");
         let strict = Policy::from_toml(
             "[label]\nerror_if = \"> 0\"\n",

@@ -111,3 +111,30 @@ fn a_changed_file_another_schema_or_other_options_are_refused() {
         .code(2)
         .stderr(predicate::str::contains("differs from the fitted scanner"));
 }
+
+#[test]
+fn a_fit_travels_as_bytes_and_a_changed_byte_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.psfit");
+    fit(&path);
+    let file = std::fs::read(&path).unwrap();
+    let loaded = poisonscan::fit::FittedScanner::load(&path).unwrap();
+    let bytes = loaded.to_bytes().unwrap();
+    assert_eq!(bytes, file, "to_bytes is what save wrote");
+    let back =
+        poisonscan::fit::FittedScanner::from_bytes(&bytes, std::path::Path::new("<b>")).unwrap();
+    assert_eq!(back.hash(), loaded.hash());
+    assert_eq!(back.rows(), 2000);
+    // A flipped byte in the feature values (not the IPC framing) fails the content hash; a cut file does not parse.
+    let mut changed = bytes.clone();
+    let mid = changed.len() / 2;
+    changed[mid] ^= 0x55;
+    assert!(
+        poisonscan::fit::FittedScanner::from_bytes(&changed, std::path::Path::new("<b>")).is_err()
+    );
+    let cut = &bytes[..bytes.len() - 100];
+    let err = poisonscan::fit::FittedScanner::from_bytes(cut, std::path::Path::new("<cut>"))
+        .err()
+        .unwrap();
+    assert!(err.to_string().contains("<cut>"), "{err}");
+}

@@ -303,8 +303,64 @@ impl PyReport {
             PyTable::try_new(quar, schema)?.into_pyarrow(py)?,
         ))
     }
+    /// The row digests (32 bytes per row, in row order): what a partition gives the merge stage.
+    fn _digests<'py>(&self, py: Python<'py>) -> Bound<'py, pyo3::types::PyBytes> {
+        pyo3::types::PyBytes::new(py, self.digests.as_flattened())
+    }
     fn __repr__(&self) -> String {
         format!("<poisonscan.Report {}>", self.report.summary)
+    }
+}
+
+/// Combines the reports of scans of a dataset's partitions (in dataset order) into one verdict and fingerprint.
+#[pyclass(module = "poisonscan._poisonscan", name = "PartitionMerger")]
+struct PyPartitionMerger {
+    inner: Option<poisonscan::merge::PartitionMerger>,
+}
+
+#[pymethods]
+impl PyPartitionMerger {
+    #[new]
+    #[pyo3(signature = (policy_toml=None, policy_origin=None))]
+    fn new(policy_toml: Option<String>, policy_origin: Option<String>) -> PyResult<Self> {
+        let policy = policy_of(policy_toml, policy_origin)?;
+        Ok(PyPartitionMerger {
+            inner: Some(poisonscan::merge::PartitionMerger::new(policy)),
+        })
+    }
+    /// Add the next partition's report JSON and row digests.
+    fn add(&mut self, report_json: &str, digests: &[u8]) -> PyResult<()> {
+        let m = self
+            .inner
+            .as_mut()
+            .ok_or_else(|| ConfigError::new_err("this merger has already finished"))?;
+        m.add(report_json, digests).map_err(to_py)
+    }
+    /// Partitions added so far.
+    #[getter]
+    fn partitions(&self) -> usize {
+        self.inner.as_ref().map_or(0, |m| m.partitions())
+    }
+    /// The merged report as JSON (the merger cannot be used afterwards).
+    fn finish(&mut self) -> PyResult<String> {
+        let m = self
+            .inner
+            .take()
+            .ok_or_else(|| ConfigError::new_err("this merger has already finished"))?;
+        let merged = m.finish().map_err(to_py)?;
+        serde_json::to_string(&merged)
+            .map_err(|e| InternalError::new_err(format!("merged report: {e}")))
+    }
+}
+
+fn policy_of(policy_toml: Option<String>, policy_origin: Option<String>) -> PyResult<Policy> {
+    match policy_toml {
+        Some(t) => Policy::from_toml(
+            &t,
+            Path::new(&policy_origin.unwrap_or_else(|| "<policy>".into())),
+        )
+        .map_err(|e| to_py(e.into())),
+        None => Ok(Policy::default()),
     }
 }
 
@@ -344,14 +400,7 @@ fn _scan(
         .map(|r| to_source(r, "reference", batch_size))
         .transpose()?;
     let key = key_of(key)?;
-    let policy = match policy_toml {
-        Some(t) => Policy::from_toml(
-            &t,
-            Path::new(&policy_origin.unwrap_or_else(|| "<policy>".into())),
-        )
-        .map_err(|e| to_py(e.into()))?,
-        None => Policy::default(),
-    };
+    let policy = policy_of(policy_toml, policy_origin)?;
     let contract = match contract_json {
         Some(j) => Some(
             Contract::from_json(
@@ -477,6 +526,22 @@ impl PyFittedScanner {
     fn load(py: Python<'_>, path: PathBuf) -> PyResult<PyFittedScanner> {
         let inner = guarded(py, move || poisonscan::fit::FittedScanner::load(&path))?;
         Ok(PyFittedScanner { inner })
+    }
+    /// Read a fit from the bytes of a file (`_to_bytes`), e.g. on an engine's worker.
+    #[staticmethod]
+    fn _from_bytes(py: Python<'_>, data: &[u8]) -> PyResult<PyFittedScanner> {
+        let inner = guarded(py, move || {
+            poisonscan::fit::FittedScanner::from_bytes(data, Path::new("<fitted bytes>"))
+        })?;
+        Ok(PyFittedScanner { inner })
+    }
+    /// The file's bytes.
+    fn _to_bytes<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, pyo3::types::PyBytes>> {
+        let b = self
+            .inner
+            .to_bytes()
+            .map_err(|e| InternalError::new_err(format!("fitted scanner: {e}")))?;
+        Ok(pyo3::types::PyBytes::new(py, &b))
     }
     /// Write it atomically.
     fn save(&self, py: Python<'_>, path: PathBuf) -> PyResult<()> {
@@ -726,6 +791,7 @@ fn _poisonscan(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyReport>()?;
     m.add_class::<PyManifest>()?;
     m.add_class::<PyFittedScanner>()?;
+    m.add_class::<PyPartitionMerger>()?;
     m.add_function(wrap_pyfunction!(_fit, m)?)?;
     m.add_function(wrap_pyfunction!(_scan, m)?)?;
     m.add_function(wrap_pyfunction!(_profile, m)?)?;

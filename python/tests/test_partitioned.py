@@ -1,0 +1,117 @@
+"""The partition and merge stages without an engine: slices of a fixture scored as an engine's workers would, merged
+as its driver would, against the local scan."""
+
+from __future__ import annotations
+
+import json
+
+import pyarrow as pa
+import pytest
+
+import poisonscan as ps
+from poisonscan import _partitioned as _p
+from partition_parity import assert_parity, fitted, local_scan, slices, table
+
+
+def run_partitioned(f, parts, *, policy=None, split=False, shuffle_states=False):
+    blob, h = _p.fitted_bytes(f)
+    pol = _p.policy_of(policy)
+    schema = _p.probe_schema(parts[0].slice(0, 64), f, {}, split)
+    outs = [_p.score_partition(t, blob, h, {}, pol, schema, key=f"{i:04d}") for i, t in enumerate(parts)]
+    states = [tuple(r.values()) for o in outs for r in _p.state_rows(o).to_pylist()]
+    if shuffle_states:
+        states = states[::-1]
+    merged, starts = _p.merge_states(sorted(states) if not shuffle_states else states, pol)
+    scores = pa.concat_tables([_p.score_rows(o, starts) for o in outs])
+    report = _p.PartitionedReport(merged, scores)
+    return report, outs
+
+
+@pytest.mark.parametrize("parts", [1, 3, 7])
+@pytest.mark.parametrize("name", ["train_poisoned.parquet", "train_clean.parquet"])
+def test_partitioned_scan_matches_the_local_scan(name, parts):
+    f = fitted()
+    local = local_scan(f, name)
+    report, _ = run_partitioned(f, slices(table(name), parts))
+    assert_parity(local, report, report.scores, name, parts)
+    if name == "train_clean.parquet":
+        assert report.verdict == "pass" and report.flagged_count == 0
+    else:
+        assert report.verdict == "fail" and report.flagged_count > 50
+        with pytest.raises(ps.PoisoningDetected, match="partitions"):
+            report.raise_for_status()
+
+
+def test_split_returns_the_data_rows_by_flag():
+    f = fitted()
+    data = table("train_poisoned.parquet")
+    report, outs = run_partitioned(f, slices(data, 3), split=True)
+    clean = pa.concat_tables([_p.split_rows(o, False) for o in outs])
+    quarantine = pa.concat_tables([_p.split_rows(o, True) for o in outs])
+    assert clean.num_rows + quarantine.num_rows == data.num_rows
+    assert quarantine.num_rows == report.flagged_count
+    assert clean.schema.names == data.schema.names
+    flagged_ids = set(report.scores.filter(report.scores.column("flagged")).column("id").to_pylist())
+    assert set(quarantine.column("id").to_pylist()) == flagged_ids
+    assert not (set(clean.column("id").to_pylist()) & flagged_ids)
+
+
+def test_states_out_of_order_are_refused_or_give_another_root():
+    # The Merkle root is ordered: the driver must merge in dataset order. Merged in reverse, the LtHash (a multiset
+    # hash) agrees and the root does not, so a misordered merge cannot pass for the dataset's fingerprint.
+    f = fitted()
+    name = "train_clean.parquet"
+    local = local_scan(f, name)
+    report, _ = run_partitioned(f, slices(table(name), 3), shuffle_states=True)
+    assert report.fingerprint["lthash"] == local.summary["fingerprint"]["lthash"]
+    assert report.fingerprint["merkle_root"] != local.summary["fingerprint"]["merkle_root"]
+
+
+def test_an_empty_partition_and_an_empty_scan():
+    f = fitted()
+    data = table("train_clean.parquet")
+    report, _ = run_partitioned(f, [data.slice(0, 0), data.slice(0, 500), data.slice(500)])
+    assert report.rows == data.num_rows and report.verdict == "pass"
+    assert report.partitions[0]["rows"] == 0
+    empty, _ = run_partitioned(f, [data.slice(0, 0)])
+    assert empty.rows == 0 and empty.verdict == "fail"
+    assert "no rows" in empty.summary_line
+
+
+def test_the_merger_refuses_what_does_not_belong():
+    f = fitted()
+    data = table("train_clean.parquet")
+    _, outs = run_partitioned(f, slices(data, 2))
+    (key, rj, dg) = tuple(_p.state_rows(outs[0]).to_pylist()[0].values())
+    m = ps._native.PartitionMerger()
+    with pytest.raises(ps.LineageError, match="digest"):
+        m.add(rj, dg[:-32])
+    with pytest.raises(ps.LineageError, match="not a scan report"):
+        m.add("{}", dg)
+    other = json.loads(rj)
+    other["policy_hash"] = "0" * 64
+    with pytest.raises(ps.LineageError):
+        m.add(json.dumps(other), dg)
+    m.add(rj, dg)
+    json.loads(m.finish())
+    with pytest.raises(ps.ConfigError, match="finished"):
+        m.finish()
+
+
+def test_a_fit_travels_as_bytes_and_is_checked():
+    f = fitted()
+    blob, h = _p.fitted_bytes(f)
+    assert _p.load_fitted(blob, h).hash == f.hash
+    with pytest.raises(ps.PoisonscanError):
+        ps._native.FittedScanner._from_bytes(blob[: len(blob) // 2])
+    with pytest.raises(ps.ConfigError, match="hash"):
+        _p.load_fitted(blob, "0" * 64)
+
+
+def test_options_a_partition_cannot_honour_are_refused():
+    with pytest.raises(ps.ConfigError, match="baseline"):
+        _p.scan_options({"baseline": "m.psm"})
+    with pytest.raises(ps.ConfigError, match="reference= .* or fitted="):
+        _p.resolve_fit(None, None, "label", None, None, None)
+    with pytest.raises(ps.ConfigError, match="not both"):
+        _p.resolve_fit(fitted(), "x", None, None, None, None)
