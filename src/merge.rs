@@ -12,6 +12,7 @@
 //! own neighbours, per-class excess counts) is computed within each partition; see `docs/scale.md`.
 
 use crate::error::{Error, LineageError};
+use crate::contract::drift::ColumnDrift;
 use crate::lineage::lthash::LtHash;
 use crate::lineage::{Fingerprint, LineageState, RowDigest};
 use crate::policy::{Policy, Status, CORE_DETECTORS};
@@ -31,6 +32,8 @@ struct PartReport {
     schema_hash: String,
     #[serde(default)]
     inputs: BTreeMap<String, serde_json::Value>,
+    #[serde(default)]
+    drift: Vec<ColumnDrift>,
 }
 
 /// One partition as the merged report lists it.
@@ -61,6 +64,10 @@ pub struct MergedReport {
     pub fingerprint: Fingerprint,
     /// Worst status of any check on the merged counts (never `pass` when no row was scanned).
     pub verdict: Verdict,
+    /// Drift of every compared column on all rows (bin counts summed over the partitions, then tested once, as a
+    /// local scan does); empty when the partitions' bins could not be merged.
+    #[serde(default)]
+    pub drift: Vec<ColumnDrift>,
     /// Each partition.
     pub partitions: Vec<PartitionSummary>,
     /// One line: rows, partitions, flagged per check, checks that did not run, verdict.
@@ -80,6 +87,9 @@ pub struct PartitionMerger {
     checks: BTreeMap<String, CheckTally>,
     /// contract, policy, schema hashes and keyed flag of the first partition: the others must match.
     identity: Option<(String, String, String, serde_json::Value)>,
+    /// Drift summed so far; `None` once two partitions' bins disagreed (then the summed per-partition count stands).
+    drift: Option<Vec<ColumnDrift>>,
+    drift_started: bool,
 }
 
 fn mismatch(message: String) -> Error {
@@ -95,6 +105,8 @@ impl PartitionMerger {
             parts: Vec::new(),
             checks: BTreeMap::new(),
             identity: None,
+            drift: None,
+            drift_started: false,
         }
     }
 
@@ -139,7 +151,7 @@ impl PartitionMerger {
             keyed,
         );
         match &self.identity {
-            None => self.identity = Some(identity),
+            None => {}
             Some(first) if part.rows > 0 && *first != identity => {
                 let what = if first.0 != identity.0 {
                     "contract"
@@ -161,9 +173,14 @@ impl PartitionMerger {
                 "partition {index} was scanned with another policy than the one merging it"
             )));
         }
+        // Accepted: from here on the partition is part of the merge (a refused one leaves the merger unchanged).
+        if self.identity.is_none() {
+            self.identity = Some(identity);
+        }
         let start = self.lineage.rows();
         self.lineage.add(start, &rows);
         if part.rows > 0 {
+            self.add_drift(&part.drift);
             for (name, c) in &part.checks {
                 let e = self.checks.entry(name.clone()).or_insert((0, 0, None));
                 if c.run == Run::Ran {
@@ -195,6 +212,25 @@ impl PartitionMerger {
         Ok(())
     }
 
+    fn add_drift(&mut self, drift: &[ColumnDrift]) {
+        if !self.drift_started {
+            self.drift_started = true;
+            self.drift = Some(drift.to_vec());
+            return;
+        }
+        let merged = self.drift.as_ref().and_then(|so_far| {
+            if so_far.len() != drift.len() {
+                return None;
+            }
+            so_far
+                .iter()
+                .zip(drift)
+                .map(|(a, b)| a.merged(b))
+                .collect::<Option<Vec<_>>>()
+        });
+        self.drift = merged;
+    }
+
     /// Partitions added so far.
     pub fn partitions(&self) -> usize {
         self.parts.len()
@@ -206,6 +242,15 @@ impl PartitionMerger {
         let rows = fingerprint.rows;
         let flagged = self.parts.iter().map(|p| p.flagged).sum();
         let scanned = self.parts.iter().filter(|p| p.rows > 0).count();
+        // Drift is exact when every partition gave bin counts on the same bins and drift ran in all of them.
+        let drift_everywhere = self
+            .checks
+            .get("drift")
+            .is_some_and(|(_, _, not_run)| not_run.is_none());
+        let exact_drift = self
+            .drift
+            .clone()
+            .filter(|d| drift_everywhere && d.iter().all(|c| !c.counts.is_empty()));
         let mut checks = BTreeMap::new();
         for (name, (count, ran_rows, not_run)) in &self.checks {
             let (run, reason) = match not_run {
@@ -220,9 +265,12 @@ impl PartitionMerger {
                 Some((run, why)) => (*run, Some(why.clone())),
                 None => (Run::Ran, None),
             };
-            let total = if name == "drift" { rows.max(1) } else { rows };
+            let (count, total) = match (name.as_str(), &exact_drift) {
+                ("drift", Some(d)) => (d.iter().filter(|c| c.drifted).count() as u64, d.len() as u64),
+                _ => (*count, if *ran_rows > 0 { *ran_rows } else { rows }),
+            };
             let (status, reason) = match run {
-                Run::Ran => (self.policy.evaluate(name, *count, total), reason),
+                Run::Ran => (self.policy.evaluate(name, count, total), reason),
                 _ if self.policy.requires(name) => (
                     Status::Fail,
                     Some(format!(
@@ -242,12 +290,8 @@ impl PartitionMerger {
             checks.insert(
                 name.clone(),
                 CheckResult {
-                    count: *count,
-                    fraction: if *ran_rows > 0 {
-                        *count as f64 / *ran_rows as f64
-                    } else {
-                        0.0
-                    },
+                    count,
+                    fraction: count as f64 / total.max(1) as f64,
                     status,
                     run,
                     reason,
@@ -298,6 +342,7 @@ impl PartitionMerger {
             checks,
             fingerprint,
             verdict,
+            drift: exact_drift.unwrap_or_default(),
             partitions: self.parts,
             summary,
         })
@@ -328,7 +373,12 @@ mod tests {
     }
 
     fn scan(batch: RecordBatch) -> crate::ScanOutcome {
+        scan_with(batch, Policy::default())
+    }
+
+    fn scan_with(batch: RecordBatch, policy: Policy) -> crate::ScanOutcome {
         Scanner::new(Source::memory(batch.schema(), vec![batch], "part"))
+            .policy(policy)
             .reference(Source::path("fixtures/train_reference.parquet").unwrap())
             .label("label")
             .id("id")
@@ -364,14 +414,45 @@ mod tests {
             assert_eq!(merged.flagged, flagged);
             assert_eq!(merged.partitions.len(), k);
             assert_eq!(merged.verdict, whole.report.verdict);
+            // Drift is tested once on the summed bin counts: the whole scan's counts and decisions.
+            assert!(!merged.drift.is_empty());
+            // (values read back from JSON may differ in the last bit, so statistics are compared to 1e-12)
+            assert_eq!(merged.drift.len(), whole.report.drift.len());
+            for (a, b) in merged.drift.iter().zip(&whole.report.drift) {
+                assert_eq!((&a.column, &a.counts, a.drifted), (&b.column, &b.counts, b.drifted));
+                assert!((a.psi - b.psi).abs() < 1e-12 && a.ks.zip(b.ks).is_none_or(|(x, y)| (x - y).abs() < 1e-12));
+            }
             // Row-local checks count the same rows however the data is split.
-            for check in ["contract", "outlier"] {
+            for check in ["contract", "outlier", "drift"] {
                 assert_eq!(
                     merged.checks[check].count, whole.report.checks[check].count,
                     "{check}, {k} partitions"
                 );
             }
         }
+    }
+
+    #[test]
+    fn drift_is_tested_on_all_rows_not_per_partition() {
+        // Sorted by label, each quarter of the clean table holds about one class: every partition drifts on its own,
+        // the whole table does not, and neither does the merge.
+        let all = concat(&batches("fixtures/train_clean.parquet"));
+        let label = all.column(all.schema().index_of("label").unwrap()).clone();
+        let order = arrow::compute::sort_to_indices(&label, None, None).unwrap();
+        let sorted = arrow::compute::take_record_batch(&all, &order).unwrap();
+        let whole = scan(sorted.clone());
+        assert_eq!(whole.report.checks["drift"].count, 0);
+        let n = sorted.num_rows();
+        let mut m = PartitionMerger::new(Policy::default());
+        for s in (0..n).step_by(n.div_ceil(4)) {
+            let part = scan(sorted.slice(s, n.div_ceil(4).min(n - s)));
+            assert!(part.report.checks["drift"].count > 0, "a one-class partition drifts");
+            m.add(&serde_json::to_string(&part.report).unwrap(), &digest_bytes(&part))
+                .unwrap();
+        }
+        let merged = m.finish().unwrap();
+        assert_eq!(merged.checks["drift"].count, 0, "{}", merged.summary);
+        assert_eq!(merged.fingerprint, whole.report.fingerprint);
     }
 
     #[test]
@@ -420,5 +501,25 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("another policy"), "{err}");
+        // A partition scanned with another policy is refused and leaves the merger as it was.
+        let mut strict_merger = PartitionMerger::new(Policy::default());
+        let other = scan_with(all.slice(100, 100), strict_policy());
+        assert!(strict_merger
+            .add(
+                &serde_json::to_string(&other.report).unwrap(),
+                &digest_bytes(&other)
+            )
+            .is_err());
+        assert_eq!(strict_merger.partitions(), 0);
+        strict_merger.add(&json, &digest_bytes(&part)).unwrap();
+        assert_eq!(strict_merger.finish().unwrap().rows, 100);
+    }
+
+    fn strict_policy() -> Policy {
+        Policy::from_toml(
+            "[label]\nerror_if = \"> 0\"\n",
+            std::path::Path::new("p.toml"),
+        )
+        .unwrap()
     }
 }

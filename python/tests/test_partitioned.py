@@ -70,12 +70,18 @@ def test_states_out_of_order_are_refused_or_give_another_root():
 def test_an_empty_partition_and_an_empty_scan():
     f = fitted()
     data = table("train_clean.parquet")
-    report, _ = run_partitioned(f, [data.slice(0, 0), data.slice(0, 500), data.slice(500)])
+    report, _ = run_partitioned(f, [data.slice(0, 500), data.slice(0, 0), data.slice(500)])
     assert report.rows == data.num_rows and report.verdict == "pass"
-    assert report.partitions[0]["rows"] == 0
-    empty, _ = run_partitioned(f, [data.slice(0, 0)])
-    assert empty.rows == 0 and empty.verdict == "fail"
-    assert "no rows" in empty.summary_line
+    assert len(report.partitions) == 2, "an empty partition leaves no state"
+    assert report.fingerprint == local_scan(f, "train_clean.parquet").summary["fingerprint"]
+    empty_merged, _ = _p.merge_states([], _p.policy_of(None))
+    nothing = _p.PartitionedReport(empty_merged, None)
+    assert nothing.rows == 0 and nothing.verdict == "fail" and not nothing.passed
+    assert "no rows" in nothing.summary_line
+    with pytest.raises(ps.PoisoningDetected):
+        nothing.raise_for_status()
+    with pytest.raises(ps.InputError, match="no rows"):
+        _p.probe_schema(data.slice(0, 0), f, {}, False)
 
 
 def test_the_merger_refuses_what_does_not_belong():

@@ -123,6 +123,15 @@ pub struct ColumnDrift {
     pub ks_critical: Option<f64>,
     /// PSI > 0.25 or KS above its critical value.
     pub drifted: bool,
+    /// Rows of the data per bin (or per value): counts that add up across partitions.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub counts: Vec<u64>,
+    /// The reference's share per bin.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub expected: Vec<f64>,
+    /// Rows of the reference.
+    #[serde(default)]
+    pub reference_rows: u64,
 }
 
 impl ColumnDrift {
@@ -152,7 +161,36 @@ impl ColumnDrift {
             ks,
             ks_critical: crit,
             drifted,
+            counts: counts.to_vec(),
+            expected: expected.to_vec(),
+            reference_rows,
         }
+    }
+
+    /// The drift of the rows of `self` and `other` together (partitions of one dataset, same column and bins); `None`
+    /// when their bins differ.
+    pub fn merged(&self, other: &ColumnDrift) -> Option<ColumnDrift> {
+        if self.column != other.column
+            || self.kind != other.kind
+            || self.counts.len() != other.counts.len()
+            || self.expected != other.expected
+            || self.counts.is_empty()
+        {
+            return None;
+        }
+        let counts: Vec<u64> = self
+            .counts
+            .iter()
+            .zip(&other.counts)
+            .map(|(a, b)| a + b)
+            .collect();
+        Some(ColumnDrift::compute(
+            &self.column,
+            &self.kind,
+            &self.expected,
+            &counts,
+            self.reference_rows,
+        ))
     }
 }
 
