@@ -9,8 +9,8 @@
 
 Needs ``pip install poisonscan[ray]``. The fit (a :class:`poisonscan.FittedScanner`) is sent to the workers as bytes
 and read once per worker process. Blocks are scored with ``map_batches(batch_format="pyarrow", batch_size=None)``, so
-a partition is a block; order is preserved (``DataContext.execution_options.preserve_order``) so that the merged
-Merkle root is the one a local scan of the same rows gives.
+a partition is a block; order is preserved (``execution_options.preserve_order`` of the dataset's context, during
+the scan) so that the merged Merkle root is the one a local scan of the same rows gives.
 """
 
 from __future__ import annotations
@@ -58,7 +58,9 @@ def scan(
     policy_text = _p.policy_of(policy)
     blob, fit_hash = _p.fitted_bytes(fit)
 
-    ctx = DataContext.get_current()
+    # A dataset carries the context it was made with (its transformations share it): ordered execution is set
+    # there, for this scan only.
+    ctx = getattr(dataset, "context", None) or DataContext.get_current()
     keep_order = ctx.execution_options.preserve_order
     ctx.execution_options.preserve_order = True
     try:

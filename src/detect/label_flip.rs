@@ -142,6 +142,7 @@ const LIMIT: f32 = 0.5;
 const UNCALIBRATED_LIMIT: f32 = 0.85;
 
 /// Leave-one-out statistics of the base.
+#[derive(Debug, Clone)]
 struct BaseStats {
     thresholds: Vec<f32>,
     margins: Vec<Vec<f64>>,
@@ -272,6 +273,39 @@ pub fn clean_candidate_rates(
     let index = IvfIndex::build(base.x.view(), default_nlist(base.x.nrows()), nprobe);
     let lin = linear_votes(&base, nc, linear);
     base_statistics(&index, &base, k, nc, lin.as_ref()).clean_rates()
+}
+
+/// What a scan builds on a reference base before it looks at the data.
+struct ReferenceModel {
+    index: IvfIndex,
+    lin: Option<LinearVotes>,
+    stats: BaseStats,
+}
+
+/// The last reference model built in this process.
+static REFERENCE_MODEL: super::Kept<ReferenceModel> = std::sync::Mutex::new(None);
+
+/// The reference model of `base` (built, or the one kept from an earlier scan with the same base and settings).
+fn reference_model(
+    base: &Base,
+    k: usize,
+    nc: usize,
+    nprobe: usize,
+    linear: bool,
+) -> std::sync::Arc<ReferenceModel> {
+    let mut h = super::matrix_key(
+        base.x.view(),
+        &[k as u64, nc as u64, nprobe as u64, linear as u64],
+    );
+    for &id in &base.ids {
+        h.update(&base.labels[id].map_or(u64::MAX, u64::from).to_le_bytes());
+    }
+    super::kept_or_build(&REFERENCE_MODEL, h.finalize(), || {
+        let index = IvfIndex::build(base.x.view(), default_nlist(base.x.nrows()), nprobe);
+        let lin = linear_votes(base, nc, linear);
+        let stats = base_statistics(&index, base, k, nc, lin.as_ref());
+        ReferenceModel { index, lin, stats }
+    })
 }
 
 struct Base<'a> {
@@ -425,13 +459,30 @@ fn detect_on_base(ctx: &DetectContext) -> LabelFlipOutput {
             base.x.nrows()
         ));
     }
-    let index = IvfIndex::build(
-        base.x.view(),
-        default_nlist(base.x.nrows()),
-        ctx.config.nprobe,
-    );
-    // The second voter: a linear model on the base (model probabilities given by the user replace both).
-    let lin = linear_votes(&base, nc, ctx.config.linear && ctx.pred_probs.is_none());
+    let linear_on = ctx.config.linear && ctx.pred_probs.is_none();
+    // A reference base is the same in every scan against the same fit: its index, linear voter and leave-one-out
+    // statistics are built once per process and reused (scans of many partitions or batches pay them once).
+    let model = if base.is_data {
+        None
+    } else {
+        Some(reference_model(&base, k, nc, ctx.config.nprobe, linear_on))
+    };
+    let built;
+    let (index, lin) = match &model {
+        Some(m) => (&m.index, m.lin.as_ref()),
+        None => {
+            built = (
+                IvfIndex::build(
+                    base.x.view(),
+                    default_nlist(base.x.nrows()),
+                    ctx.config.nprobe,
+                ),
+                // The second voter: a linear model on the base (model probabilities given by the user replace both).
+                linear_votes(&base, nc, linear_on),
+            );
+            (&built.0, built.1.as_ref())
+        }
+    };
     // Query every valid labelled data row.
     let mut pos_in_base = vec![None; n];
     if base.is_data {
@@ -454,7 +505,7 @@ fn detect_on_base(ctx: &DetectContext) -> LabelFlipOutput {
     let knn = index.search_all(data_rows, k, &excludes);
     // The linear model's votes for the queried rows: out-of-fold for rows of the base (a row never votes for its
     // own label), the fold models' average for the others (only those are predicted).
-    let lin_rows = lin.as_ref().map(|l| {
+    let lin_rows = lin.map(|l| {
         let mut q = Array2::<f32>::zeros((rows.len(), nc));
         let outside: Vec<usize> = (0..rows.len())
             .filter(|&r| pos_in_base[rows[r]].is_none())
@@ -485,9 +536,12 @@ fn detect_on_base(ctx: &DetectContext) -> LabelFlipOutput {
             .iter()
             .map(|&b| knn.get(at[base.ids[b]]).cloned().unwrap_or_default())
             .collect();
-        statistics_from(&base, picked, found, nc, lin.as_ref())
+        statistics_from(&base, picked, found, nc, lin)
     } else {
-        base_statistics(&index, &base, k, nc, lin.as_ref())
+        match &model {
+            Some(m) => m.stats.clone(),
+            None => base_statistics(index, &base, k, nc, lin),
+        }
     };
     let (thresholds, s2) = (stats.thresholds.clone(), stats.s2);
     // Rate at which clean rows of each class are candidates, measured on the reference's own leave-one-out search
@@ -676,5 +730,35 @@ fn detect_on_base(ctx: &DetectContext) -> LabelFlipOutput {
         base_is_data: base.is_data,
         median_nn2: quantile(&nn2, 0.5) as f32,
         data_nearest,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{Scanner, Source};
+
+    fn scores() -> Vec<Vec<f32>> {
+        let out = Scanner::new(Source::path("fixtures/train_poisoned.parquet").unwrap())
+            .reference(Source::path("fixtures/train_reference.parquet").unwrap())
+            .label("label")
+            .id("id")
+            .run()
+            .unwrap();
+        vec![
+            out.scores.checks["label"].clone(),
+            out.scores.checks["outlier"].clone(),
+        ]
+    }
+
+    #[test]
+    fn kept_reference_models_score_exactly_as_new_ones() {
+        let first = scores();
+        let kept = scores();
+        *super::REFERENCE_MODEL.lock().unwrap() = None;
+        *crate::detect::outlier::KEPT.lock().unwrap() = None;
+        let rebuilt = scores();
+        assert_eq!(first, kept);
+        assert_eq!(first, rebuilt);
+        assert!(first[0].iter().filter(|&&s| s >= crate::detect::FLAG_AT).count() > 20);
     }
 }

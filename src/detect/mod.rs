@@ -200,3 +200,41 @@ pub fn median_sigma(v: &[f64]) -> (f64, f64) {
     let dev: Vec<f64> = v.iter().map(|x| (x - m).abs()).collect();
     (m, 1.4826 * quantile(&dev, 0.5))
 }
+
+/// One model kept per detector and process, by the blake3 of everything it was built from.
+pub(crate) type Kept<T> = std::sync::Mutex<Option<(blake3::Hash, std::sync::Arc<T>)>>;
+
+/// The model for `key`: the kept one when the key matches, else `build()` (then kept). Models are built
+/// deterministically from what the key hashes, so a kept model scores exactly as a new one. A lock poisoned by a
+/// panicking scan is taken over, never trusted: the model is rebuilt.
+pub(crate) fn kept_or_build<T>(
+    slot: &Kept<T>,
+    key: blake3::Hash,
+    build: impl FnOnce() -> T,
+) -> std::sync::Arc<T> {
+    if let Ok(guard) = slot.lock() {
+        if let Some((kept, m)) = guard.as_ref() {
+            if *kept == key {
+                return m.clone();
+            }
+        }
+    }
+    let m = std::sync::Arc::new(build());
+    match slot.lock() {
+        Ok(mut guard) => *guard = Some((key, m.clone())),
+        Err(poisoned) => *poisoned.into_inner() = Some((key, m.clone())),
+    }
+    m
+}
+
+/// blake3 of a matrix and some settings (the key of a kept model).
+pub(crate) fn matrix_key(x: ArrayView2<f32>, settings: &[u64]) -> blake3::Hasher {
+    let mut h = blake3::Hasher::new();
+    for v in [x.nrows() as u64, x.ncols() as u64].iter().chain(settings) {
+        h.update(&v.to_le_bytes());
+    }
+    for v in x.iter() {
+        h.update(&v.to_le_bytes());
+    }
+    h
+}

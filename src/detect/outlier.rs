@@ -36,6 +36,9 @@ const FIT_ROWS: usize = 20_000;
 /// Rows below which the detector does not fit (too few to calibrate).
 const MIN_FIT_ROWS: usize = 50;
 
+/// The last model fitted on a reference in this process.
+pub(crate) static KEPT: super::Kept<Option<OutlierModel>> = std::sync::Mutex::new(None);
+
 /// The fitted model: kept centroids and each one's distance limit.
 #[derive(Debug, Clone)]
 pub struct OutlierModel {
@@ -136,7 +139,14 @@ pub fn detect(ctx: &DetectContext) -> DetectorOutput {
     } else {
         fit_x
     };
-    let Some(model) = fit(&fit_x, trusted, ctx.config.seed) else {
+    // A model fitted on the reference is the same in every scan against it: kept per process.
+    let model = if trusted {
+        let key = super::matrix_key(fit_x.view(), &[ctx.config.seed]).finalize();
+        (*super::kept_or_build(&KEPT, key, || fit(&fit_x, true, ctx.config.seed))).clone()
+    } else {
+        fit(&fit_x, false, ctx.config.seed)
+    };
+    let Some(model) = model else {
         return DetectorOutput::skipped(
             "outlier",
             n,
