@@ -11,8 +11,8 @@
 //! partitioned. Evidence that compares rows with each other (duplicates, sub-clusters of a class, votes of the data's
 //! own neighbours, per-class excess counts) is computed within each partition; see `docs/scale.md`.
 
-use crate::error::{Error, LineageError};
 use crate::contract::drift::ColumnDrift;
+use crate::error::{Error, LineageError};
 use crate::lineage::lthash::LtHash;
 use crate::lineage::{Fingerprint, LineageState, RowDigest};
 use crate::policy::{Policy, Status, CORE_DETECTORS};
@@ -266,7 +266,10 @@ impl PartitionMerger {
                 None => (Run::Ran, None),
             };
             let (count, total) = match (name.as_str(), &exact_drift) {
-                ("drift", Some(d)) => (d.iter().filter(|c| c.drifted).count() as u64, d.len() as u64),
+                ("drift", Some(d)) => (
+                    d.iter().filter(|c| c.drifted).count() as u64,
+                    d.len() as u64,
+                ),
                 _ => (*count, if *ran_rows > 0 { *ran_rows } else { rows }),
             };
             let (status, reason) = match run {
@@ -419,8 +422,14 @@ mod tests {
             // (values read back from JSON may differ in the last bit, so statistics are compared to 1e-12)
             assert_eq!(merged.drift.len(), whole.report.drift.len());
             for (a, b) in merged.drift.iter().zip(&whole.report.drift) {
-                assert_eq!((&a.column, &a.counts, a.drifted), (&b.column, &b.counts, b.drifted));
-                assert!((a.psi - b.psi).abs() < 1e-12 && a.ks.zip(b.ks).is_none_or(|(x, y)| (x - y).abs() < 1e-12));
+                assert_eq!(
+                    (&a.column, &a.counts, a.drifted),
+                    (&b.column, &b.counts, b.drifted)
+                );
+                assert!(
+                    (a.psi - b.psi).abs() < 1e-12
+                        && a.ks.zip(b.ks).is_none_or(|(x, y)| (x - y).abs() < 1e-12)
+                );
             }
             // Row-local checks count the same rows however the data is split.
             for check in ["contract", "outlier", "drift"] {
@@ -446,9 +455,15 @@ mod tests {
         let mut m = PartitionMerger::new(Policy::default());
         for s in (0..n).step_by(n.div_ceil(4)) {
             let part = scan(sorted.slice(s, n.div_ceil(4).min(n - s)));
-            assert!(part.report.checks["drift"].count > 0, "a one-class partition drifts");
-            m.add(&serde_json::to_string(&part.report).unwrap(), &digest_bytes(&part))
-                .unwrap();
+            assert!(
+                part.report.checks["drift"].count > 0,
+                "a one-class partition drifts"
+            );
+            m.add(
+                &serde_json::to_string(&part.report).unwrap(),
+                &digest_bytes(&part),
+            )
+            .unwrap();
         }
         let merged = m.finish().unwrap();
         assert_eq!(merged.checks["drift"].count, 0, "{}", merged.summary);

@@ -759,6 +759,12 @@ mod tests {
         let rebuilt = scores();
         assert_eq!(first, kept);
         assert_eq!(first, rebuilt);
-        assert!(first[0].iter().filter(|&&s| s >= crate::detect::FLAG_AT).count() > 20);
+        assert!(
+            first[0]
+                .iter()
+                .filter(|&&s| s >= crate::detect::FLAG_AT)
+                .count()
+                > 20
+        );
     }
 }
