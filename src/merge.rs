@@ -78,7 +78,7 @@ pub struct MergedReport {
 type CheckTally = (u64, u64, Option<(Run, String)>);
 
 /// Combines partition reports in order (see the module documentation).
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct PartitionMerger {
     policy: Policy,
     lineage: LineageState,
@@ -234,6 +234,11 @@ impl PartitionMerger {
     /// Partitions added so far.
     pub fn partitions(&self) -> usize {
         self.parts.len()
+    }
+
+    /// The merged report of the partitions added so far; more can be added afterwards (a monitor's running state).
+    pub fn snapshot(&self) -> Result<MergedReport, Error> {
+        self.clone().finish()
     }
 
     /// The merged report.
@@ -467,6 +472,26 @@ mod tests {
         }
         let merged = m.finish().unwrap();
         assert_eq!(merged.checks["drift"].count, 0, "{}", merged.summary);
+        assert_eq!(merged.fingerprint, whole.report.fingerprint);
+    }
+
+    #[test]
+    fn a_snapshot_is_the_merge_so_far_and_adding_goes_on() {
+        let all = concat(&batches("fixtures/train_poisoned.parquet"));
+        let whole = scan(all.clone());
+        let n = all.num_rows();
+        let mut m = PartitionMerger::new(Policy::default());
+        let mut rows = 0;
+        for s in (0..n).step_by(n.div_ceil(3)) {
+            let part = scan(all.slice(s, n.div_ceil(3).min(n - s)));
+            rows += part.report.rows;
+            m.add(&serde_json::to_string(&part.report).unwrap(), &digest_bytes(&part))
+                .unwrap();
+            let so_far = m.snapshot().unwrap();
+            assert_eq!(so_far.rows, rows);
+            assert_eq!(so_far.partitions.len(), m.partitions());
+        }
+        let merged = m.finish().unwrap();
         assert_eq!(merged.fingerprint, whole.report.fingerprint);
     }
 

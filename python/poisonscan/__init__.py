@@ -54,6 +54,8 @@ __all__ = [
     "PoisoningDetected",
     "ScanIncomplete",
     "InternalError",
+    "Monitor",
+    "PartitionedReport",
     "__version__",
 ]
 
@@ -614,3 +616,7 @@ def verify_attestation(
         verdict=c.get("verdict"),
         statement=c.get("statement"),
     )
+
+
+# Partitioned scans and the batch monitor build on the names above.
+from ._partitioned import Monitor, PartitionedReport  # noqa: E402

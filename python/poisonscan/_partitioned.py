@@ -284,3 +284,52 @@ def merge_states(states: Sequence[Tuple[str, str, bytes]], policy: Tuple[Optiona
 def policy_of(policy: Any) -> Tuple[Optional[str], Optional[str]]:
     return _policy_toml(policy)
 
+
+
+class Monitor:
+    """Score batches as they arrive (at ingestion, or at inference time) against one fit, and keep the merged state
+    of everything scored so far: drift, findings and the fingerprint of all rows in arrival order.
+
+        >>> monitor = poisonscan.Monitor(poisonscan.FittedScanner.load("scanner.psfit"))
+        >>> for batch in batches:
+        ...     report = monitor.score(batch)       # this batch's Report (its scores, reasons, verdict)
+        ...     print(monitor.so_far.summary_line)  # all batches so far, merged
+    """
+
+    def __init__(self, fitted: FittedScanner, *, policy: Any = None, **options: Any) -> None:
+        if not isinstance(fitted, FittedScanner):
+            raise ConfigError("Monitor: expected a poisonscan.FittedScanner (poisonscan.fit or FittedScanner.load)")
+        self._fitted = fitted
+        self._options = scan_options(options)
+        self._policy = policy_of(policy)
+        self._merger = _native.PartitionMerger(self._policy[0], self._policy[1])
+
+    def score(self, batch: Any) -> Any:
+        """Scan ``batch`` (any input :func:`poisonscan.scan` takes) with the fit, add it to the running state and
+        return its :class:`poisonscan.Report`. An empty batch raises ``InputError`` and leaves the state unchanged."""
+        from . import Report, _data_arg
+
+        native = _native._scan(
+            _data_arg(batch, "batch"),
+            reference=None,
+            policy_toml=self._policy[0],
+            policy_origin=self._policy[1],
+            fitted=self._fitted._native,
+            **self._options,
+        )
+        self._merger.add(native.to_json(), native._digests())
+        return Report(native)
+
+    @property
+    def batches(self) -> int:
+        """Batches scored so far."""
+        return self._merger.partitions
+
+    @property
+    def so_far(self) -> PartitionedReport:
+        """The merged report of every batch scored so far (a batch is a partition; scores stay with each batch's
+        report). Before any batch it has no rows and fails."""
+        return PartitionedReport(json.loads(self._merger.snapshot()), None)
+
+    def __repr__(self) -> str:
+        return f"<poisonscan.Monitor {self.batches} batches: {self.so_far.summary_line}>"

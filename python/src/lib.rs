@@ -341,6 +341,16 @@ impl PyPartitionMerger {
     fn partitions(&self) -> usize {
         self.inner.as_ref().map_or(0, |m| m.partitions())
     }
+    /// The merged report of the partitions added so far, as JSON (adding can go on).
+    fn snapshot(&self) -> PyResult<String> {
+        let m = self
+            .inner
+            .as_ref()
+            .ok_or_else(|| ConfigError::new_err("this merger has already finished"))?;
+        let merged = m.snapshot().map_err(to_py)?;
+        serde_json::to_string(&merged)
+            .map_err(|e| InternalError::new_err(format!("merged report: {e}")))
+    }
     /// The merged report as JSON (the merger cannot be used afterwards).
     fn finish(&mut self) -> PyResult<String> {
         let m = self

@@ -121,3 +121,33 @@ def test_options_a_partition_cannot_honour_are_refused():
         _p.resolve_fit(None, None, "label", None, None, None)
     with pytest.raises(ps.ConfigError, match="not both"):
         _p.resolve_fit(fitted(), "x", None, None, None, None)
+
+
+def test_a_monitor_keeps_the_merged_state_of_arriving_batches():
+    f = fitted()
+    name = "train_poisoned.parquet"
+    data = table(name)
+    monitor = ps.Monitor(f)
+    assert monitor.batches == 0 and monitor.so_far.verdict == "fail" and monitor.so_far.rows == 0
+    seen = 0
+    for batch in slices(data, 4):
+        report = monitor.score(batch)
+        seen += batch.num_rows
+        assert report.scores.num_rows == batch.num_rows
+        assert monitor.so_far.rows == seen
+    local = local_scan(f, name)
+    final = monitor.so_far
+    assert monitor.batches == 4
+    assert final.fingerprint == local.summary["fingerprint"]
+    assert final.verdict == local.verdict == "fail"
+    assert final.checks["contract"]["count"] == local.checks["contract"]["count"]
+    assert abs(final.flagged_count - local.summary["flagged"]) <= data.num_rows // 100
+    with pytest.raises(ps.InputError):
+        monitor.score(data.slice(0, 0))
+    assert monitor.batches == 4, "a refused batch leaves the state unchanged"
+    clean = ps.Monitor(f)
+    for batch in slices(table("train_clean.parquet"), 3):
+        clean.score(batch)
+    assert clean.so_far.verdict == "pass" and clean.so_far.flagged_count == 0
+    with pytest.raises(ps.ConfigError):
+        ps.Monitor("scanner.psfit")
