@@ -212,17 +212,9 @@ impl FittedScanner {
     /// Read a fit from the bytes of a file ([`FittedScanner::to_bytes`]); `origin` names it in errors. Refuses what
     /// [`FittedScanner::load`] refuses.
     pub fn from_bytes(bytes: &[u8], origin: &Path) -> Result<FittedScanner, Error> {
-        match std::panic::catch_unwind(|| FittedScanner::parse(std::io::Cursor::new(bytes), origin))
-        {
-            Ok(r) => r,
-            Err(p) => Err(invalid(
-                origin,
-                format!(
-                    "the decoder panicked (malformed file): {}",
-                    crate::error::panic_message(p.as_ref()).unwrap_or("(no message)")
-                ),
-            )),
-        }
+        decode_guarded(origin, || {
+            FittedScanner::parse(std::io::Cursor::new(bytes), origin)
+        })
     }
 
     fn to_batch(&self) -> Result<RecordBatch, arrow::error::ArrowError> {
@@ -257,17 +249,7 @@ impl FittedScanner {
 
     /// Read a file written by [`FittedScanner::save`]; refuses another layout version, a damaged or edited file.
     pub fn load(path: &Path) -> Result<FittedScanner, Error> {
-        // A decoder panic on a malformed file is an invalid-file error, never a crash.
-        match std::panic::catch_unwind(|| FittedScanner::load_unguarded(path)) {
-            Ok(r) => r,
-            Err(p) => Err(invalid(
-                path,
-                format!(
-                    "the decoder panicked (malformed file): {}",
-                    crate::error::panic_message(p.as_ref()).unwrap_or("(no message)")
-                ),
-            )),
-        }
+        decode_guarded(path, || FittedScanner::load_unguarded(path))
     }
 
     fn load_unguarded(path: &Path) -> Result<FittedScanner, Error> {
@@ -319,6 +301,23 @@ impl FittedScanner {
         }
         f.hash = f.content_hash();
         Ok(f)
+    }
+}
+
+/// Run a decoder: a panic on a malformed file is an invalid-file error naming `origin`, never a crash.
+fn decode_guarded(
+    origin: &Path,
+    decode: impl FnOnce() -> Result<FittedScanner, Error> + std::panic::UnwindSafe,
+) -> Result<FittedScanner, Error> {
+    match std::panic::catch_unwind(decode) {
+        Ok(r) => r,
+        Err(p) => Err(invalid(
+            origin,
+            format!(
+                "the decoder panicked (malformed file): {}",
+                crate::error::panic_message(p.as_ref()).unwrap_or("(no message)")
+            ),
+        )),
     }
 }
 

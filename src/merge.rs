@@ -297,13 +297,7 @@ impl PartitionMerger {
             };
             checks.insert(
                 name.clone(),
-                CheckResult {
-                    count,
-                    fraction: count as f64 / total.max(1) as f64,
-                    status,
-                    run,
-                    reason,
-                },
+                CheckResult::counted(count, total, status, run, reason),
             );
         }
         let analysed = checks.values().any(|c| c.run == Run::Ran);
@@ -485,8 +479,11 @@ mod tests {
         for s in (0..n).step_by(n.div_ceil(3)) {
             let part = scan(all.slice(s, n.div_ceil(3).min(n - s)));
             rows += part.report.rows;
-            m.add(&serde_json::to_string(&part.report).unwrap(), &digest_bytes(&part))
-                .unwrap();
+            m.add(
+                &serde_json::to_string(&part.report).unwrap(),
+                &digest_bytes(&part),
+            )
+            .unwrap();
             let so_far = m.snapshot().unwrap();
             assert_eq!(so_far.rows, rows);
             assert_eq!(so_far.partitions.len(), m.partitions());

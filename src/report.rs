@@ -83,6 +83,25 @@ pub struct CheckResult {
     pub reason: Option<String>,
 }
 
+impl CheckResult {
+    /// A check's result: `count` of `total` (the fraction of an empty total is 0).
+    pub fn counted(
+        count: u64,
+        total: u64,
+        status: Status,
+        run: Run,
+        reason: Option<String>,
+    ) -> Self {
+        CheckResult {
+            count,
+            fraction: count as f64 / total.max(1) as f64,
+            status,
+            run,
+            reason,
+        }
+    }
+}
+
 /// A flagged row in the report's sample.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SampleRow {

@@ -699,13 +699,7 @@ impl Scanner {
             let (status, reason) = gate_status(policy, name, run, why, count, total);
             checks.insert(
                 name.to_string(),
-                CheckResult {
-                    count,
-                    fraction: count as f64 / total.max(1) as f64,
-                    status,
-                    run,
-                    reason,
-                },
+                CheckResult::counted(count, total, status, run, reason),
             );
         };
         let rows_with = |m: &[bool]| m.iter().filter(|&&v| v).count() as u64;

@@ -75,6 +75,38 @@ def resolve_fit(
     return fit(reference, label=label, id=id, features=features, embedding=embedding)
 
 
+class Job:
+    """What a distributed scan sends to every partition: the fit (as bytes, with its hash), the scan options and the
+    policy (TOML text and origin)."""
+
+    def __init__(self, fitted: Optional[FittedScanner], reference: Any, label: Optional[str], id: Optional[str],
+                 features: Union[None, str, Sequence[str]], embedding: Optional[str], policy: Any,
+                 options: Mapping[str, Any]) -> None:
+        self.options = scan_options(options)
+        self.fit = resolve_fit(fitted, reference, label, id, features, embedding)
+        self.policy = policy_of(policy)
+        self.blob, self.fit_hash = fitted_bytes(self.fit)
+
+    def __getstate__(self) -> Dict[str, Any]:
+        # What travels to the workers: the fit as bytes, never the driver's native object.
+        state = dict(self.__dict__)
+        state["fit"] = None
+        return state
+
+    def __setstate__(self, state: Dict[str, Any]) -> None:
+        self.__dict__.update(state)
+
+    def schema(self, sample: pa.Table, split: bool) -> pa.Schema:
+        return probe_schema(sample, self.fit, self.options, split)
+
+    def score(self, table: pa.Table, schema: pa.Schema, key: Optional[str] = None, blob: Optional[bytes] = None) -> pa.Table:
+        return score_partition(table, self.blob if blob is None else blob, self.fit_hash, self.options, self.policy,
+                               schema, key=key)
+
+    def merge(self, states: Sequence[Tuple[str, str, bytes]]) -> Tuple[Dict[str, Any], Dict[str, int]]:
+        return merge_states(states, self.policy)
+
+
 def scan_options(options: Mapping[str, Any]) -> Dict[str, Any]:
     bad = sorted(set(options) - set(SCAN_OPTIONS))
     if bad:

@@ -53,10 +53,7 @@ def scan(
     import ray
     from ray.data import DataContext
 
-    options = _p.scan_options(options)
-    fit = _p.resolve_fit(fitted, reference, label, id, features, embedding)
-    policy_text = _p.policy_of(policy)
-    blob, fit_hash = _p.fitted_bytes(fit)
+    job = _p.Job(fitted, reference, label, id, features, embedding, policy, options)
 
     # A dataset carries the context it was made with (its transformations share it): ordered execution is set
     # there, for this scan only.
@@ -65,11 +62,12 @@ def scan(
     ctx.execution_options.preserve_order = True
     try:
         sample = _first_rows(dataset, _PROBE_ROWS)
-        schema = _p.probe_schema(sample, fit, options, split)
-        blob_ref = ray.put(blob)
+        schema = job.schema(sample, split)
+        blob_ref = ray.put(job.blob)
+        job.blob = b""  # the workers read the fit from the object store
 
         def score_block(batch: pa.Table) -> pa.Table:
-            return _p.score_partition(batch, ray.get(blob_ref), fit_hash, options, policy_text, schema)
+            return job.score(batch, schema, blob=ray.get(blob_ref))
 
         scored = dataset.map_batches(score_block, batch_format="pyarrow", batch_size=None, zero_copy_batch=True).materialize()
         states_ds = scored.map_batches(_p.state_rows, batch_format="pyarrow", batch_size=None)
@@ -78,7 +76,7 @@ def scan(
             for b in states_ds.iter_batches(batch_format="pyarrow", batch_size=None)
             for r in b.to_pylist()
         ]
-        merged, starts = _p.merge_states(states, policy_text)
+        merged, starts = job.merge(states)
     finally:
         ctx.execution_options.preserve_order = keep_order
 

@@ -57,24 +57,21 @@ def scan(
     from pyspark.sql import functions as F
     from pyspark.sql.pandas.types import from_arrow_schema
 
-    options = _p.scan_options(options)
-    fit = _p.resolve_fit(fitted, reference, label, id, features, embedding)
-    policy_text = _p.policy_of(policy)
-    blob, fit_hash = _p.fitted_bytes(fit)
+    job = _p.Job(fitted, reference, label, id, features, embedding, policy, options)
     sample = _first_rows(df, _PROBE_ROWS)
-    schema = _p.probe_schema(sample, fit, options, split)
+    schema = job.schema(sample, split)
     data_schema = sample.schema
 
     def score(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         table = pa.Table.from_batches(list(batches), schema=data_schema)
         key = f"{TaskContext.get().partitionId():010d}"
-        out = _p.score_partition(table, blob, fit_hash, options, policy_text, schema, key=key)
+        out = job.score(table, schema, key=key)
         yield from out.to_batches()
 
     scored = df.mapInArrow(score, from_arrow_schema(schema)).cache()
     rows = scored.filter(F.col(_p.REPORT).isNotNull()).select(*_p.STATE_COLUMNS).collect()
     states = sorted((r[_p.PART], r[_p.REPORT], bytes(r[_p.DIGESTS])) for r in rows)
-    merged, starts = _p.merge_states(states, policy_text)
+    merged, starts = job.merge(states)
 
     scores_schema = pa.schema([f for f in schema if f.name not in (_p.DATA, *_p.STATE_COLUMNS)])
 

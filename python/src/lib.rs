@@ -347,9 +347,7 @@ impl PyPartitionMerger {
             .inner
             .as_ref()
             .ok_or_else(|| ConfigError::new_err("this merger has already finished"))?;
-        let merged = m.snapshot().map_err(to_py)?;
-        serde_json::to_string(&merged)
-            .map_err(|e| InternalError::new_err(format!("merged report: {e}")))
+        merged_json(m.snapshot())
     }
     /// The merged report as JSON (the merger cannot be used afterwards).
     fn finish(&mut self) -> PyResult<String> {
@@ -357,10 +355,15 @@ impl PyPartitionMerger {
             .inner
             .take()
             .ok_or_else(|| ConfigError::new_err("this merger has already finished"))?;
-        let merged = m.finish().map_err(to_py)?;
-        serde_json::to_string(&merged)
-            .map_err(|e| InternalError::new_err(format!("merged report: {e}")))
+        merged_json(m.finish())
     }
+}
+
+fn merged_json(
+    merged: Result<poisonscan::merge::MergedReport, poisonscan::Error>,
+) -> PyResult<String> {
+    serde_json::to_string(&merged.map_err(to_py)?)
+        .map_err(|e| InternalError::new_err(format!("merged report: {e}")))
 }
 
 fn policy_of(policy_toml: Option<String>, policy_origin: Option<String>) -> PyResult<Policy> {
