@@ -53,6 +53,15 @@ def state_bytes(report: _p.PartitionedReport, rows: int) -> int:
     return rows * 32 + per_report * len(report.partitions)
 
 
+def line(run: str, dt: float, r: _p.PartitionedReport, local: ps.Report, rows: int) -> str:
+    same = r.fingerprint == local.summary["fingerprint"]
+    return (
+        f"{run}: {dt:.1f} s ({rows / dt / 2:,.0f} rows/s per core), {r.flagged_count} flagged "
+        f"(local {local.summary['flagged']}), fingerprint {'equal' if same else 'DIFFERENT'}, "
+        f"driver (Python) peak RSS {peak_rss_mb():.0f} MB, state {state_bytes(r, rows) / 1e6:.1f} MB"
+    )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rows", type=int, default=200_000)
@@ -87,12 +96,7 @@ def main() -> None:
             r = poisonscan.ray.scan(ds, fitted=fit)
             n = r.scores.count()
             dt = time.perf_counter() - t0
-            same = r.fingerprint == local.summary["fingerprint"]
-            print(
-                f"ray {p} blocks: {dt:.1f} s ({args.rows / dt / 2:,.0f} rows/s per core), {r.flagged_count} flagged "
-                f"(local {local.summary['flagged']}), fingerprint {'equal' if same else 'DIFFERENT'}, {n} score rows, "
-                f"driver peak RSS {peak_rss_mb():.0f} MB, state {state_bytes(r, args.rows) / 1e6:.1f} MB"
-            )
+            print(line(f"ray {p} blocks", dt, r, local, args.rows) + f", {n} score rows")
         ray.shutdown()
     if "spark" in engines:
         os.environ["PYSPARK_PYTHON"] = sys.executable
@@ -115,12 +119,7 @@ def main() -> None:
             t0 = time.perf_counter()
             r = poisonscan.spark.scan(df, fitted=fit)
             dt = time.perf_counter() - t0
-            same = r.fingerprint == local.summary["fingerprint"]
-            print(
-                f"spark {p} partitions: {dt:.1f} s ({args.rows / dt / 2:,.0f} rows/s per core), {r.flagged_count} "
-                f"flagged, fingerprint {'equal' if same else 'DIFFERENT'}, driver (Python) peak RSS "
-                f"{peak_rss_mb():.0f} MB, state {state_bytes(r, args.rows) / 1e6:.1f} MB"
-            )
+            print(line(f"spark {p} partitions", dt, r, local, args.rows))
             df.unpersist()
         spark.stop()
 
