@@ -13,7 +13,6 @@
 
 use crate::contract::drift::ColumnDrift;
 use crate::error::{Error, LineageError};
-use crate::lineage::lthash::LtHash;
 use crate::lineage::{Fingerprint, LineageState, RowDigest};
 use crate::policy::{Policy, Status, CORE_DETECTORS};
 use crate::report::{CheckResult, Run, Verdict};
@@ -87,9 +86,9 @@ pub struct PartitionMerger {
     checks: BTreeMap<String, CheckTally>,
     /// contract, policy, schema hashes and keyed flag of the first partition: the others must match.
     identity: Option<(String, String, String, serde_json::Value)>,
-    /// Drift summed so far; `None` once two partitions' bins disagreed (then the summed per-partition count stands).
+    /// Drift summed so far; `None` before the first partition with rows and once two partitions' bins disagreed
+    /// (then the summed per-partition count stands).
     drift: Option<Vec<ColumnDrift>>,
-    drift_started: bool,
 }
 
 fn mismatch(message: String) -> Error {
@@ -106,7 +105,6 @@ impl PartitionMerger {
             checks: BTreeMap::new(),
             identity: None,
             drift: None,
-            drift_started: false,
         }
     }
 
@@ -132,9 +130,11 @@ impl PartitionMerger {
                 d
             })
             .collect();
-        let mut own = LtHash::new();
-        own.add_all(&rows);
-        if own.checksum_hex() != part.fingerprint.lthash {
+        // The partition's own lineage state, at its place in the data: checked against its report, then merged.
+        let start = self.lineage.rows();
+        let mut own = LineageState::new(part.fingerprint.chunk_rows);
+        own.add(start, &rows);
+        if own.lthash_hex() != part.fingerprint.lthash {
             return Err(mismatch(format!(
                 "partition {index}: its row digests do not give its report's fingerprint"
             )));
@@ -177,10 +177,10 @@ impl PartitionMerger {
         if self.identity.is_none() {
             self.identity = Some(identity);
         }
-        let start = self.lineage.rows();
-        self.lineage.add(start, &rows);
+        let first_rows = !self.parts.iter().any(|p| p.rows > 0);
+        self.lineage.merge(own).map_err(Error::Lineage)?;
         if part.rows > 0 {
-            self.add_drift(&part.drift);
+            self.add_drift(&part.drift, first_rows);
             for (name, c) in &part.checks {
                 let e = self.checks.entry(name.clone()).or_insert((0, 0, None));
                 if c.run == Run::Ran {
@@ -212,9 +212,8 @@ impl PartitionMerger {
         Ok(())
     }
 
-    fn add_drift(&mut self, drift: &[ColumnDrift]) {
-        if !self.drift_started {
-            self.drift_started = true;
+    fn add_drift(&mut self, drift: &[ColumnDrift], first: bool) {
+        if first {
             self.drift = Some(drift.to_vec());
             return;
         }
@@ -476,17 +475,21 @@ mod tests {
         let n = all.num_rows();
         let mut m = PartitionMerger::new(Policy::default());
         let mut rows = 0;
-        for s in (0..n).step_by(n.div_ceil(3)) {
+        for (i, s) in (0..n).step_by(n.div_ceil(3)).enumerate() {
             let part = scan(all.slice(s, n.div_ceil(3).min(n - s)));
-            rows += part.report.rows;
             m.add(
                 &serde_json::to_string(&part.report).unwrap(),
                 &digest_bytes(&part),
             )
             .unwrap();
             let so_far = m.snapshot().unwrap();
+            assert_eq!(so_far.partitions.len(), i + 1);
+            assert_eq!(
+                so_far.partitions[i].start, rows,
+                "starts where the rows so far end"
+            );
+            rows += part.report.rows;
             assert_eq!(so_far.rows, rows);
-            assert_eq!(so_far.partitions.len(), m.partitions());
         }
         let merged = m.finish().unwrap();
         assert_eq!(merged.fingerprint, whole.report.fingerprint);

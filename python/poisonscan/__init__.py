@@ -66,6 +66,21 @@ class ScanIncomplete(PoisonscanError):
     """``Report.raise_for_status(complete=True)`` on a scan in which a check was skipped (``.report``, ``.not_run``)."""
 
 
+def _raise_for_status(report: Any, summary_line: str, complete: bool) -> None:
+    """:class:`PoisoningDetected` on a failing verdict; with ``complete``, :class:`ScanIncomplete` when a check was
+    skipped (both carry ``.report``). For a :class:`Report` and a ``PartitionedReport`` alike."""
+    if not report.passed:
+        err = PoisoningDetected(summary_line)
+        err.report = report  # type: ignore[attr-defined]
+        raise err
+    not_run = report.not_run
+    if complete and not_run:
+        inc = ScanIncomplete("scan incomplete: " + "; ".join(f"{k}: {why}" for k, why in not_run.items()))
+        inc.report = report  # type: ignore[attr-defined]
+        inc.not_run = not_run  # type: ignore[attr-defined]
+        raise inc
+
+
 def _data_arg(obj: Any, what: str) -> Any:
     """A path, or an object exposing ``__arrow_c_stream__`` (converting pandas < 2.2 and duckdb when needed)."""
     if isinstance(obj, (str, os.PathLike)):
@@ -267,18 +282,7 @@ class Report:
         """Raise :class:`PoisoningDetected` when the verdict is ``"fail"``; with ``complete=True`` also raise
         :class:`ScanIncomplete` when a check was skipped (a WARN verdict from a scan that did not analyse
         everything). Return self otherwise."""
-        if not self.passed:
-            err = PoisoningDetected(self._native.summary_line)
-            err.report = self  # type: ignore[attr-defined]
-            raise err
-        if complete and self.not_run:
-            inc = ScanIncomplete(
-                "scan incomplete: "
-                + "; ".join(f"{k}: {why}" for k, why in self.not_run.items())
-            )
-            inc.report = self  # type: ignore[attr-defined]
-            inc.not_run = self.not_run  # type: ignore[attr-defined]
-            raise inc
+        _raise_for_status(self, self._native.summary_line, complete)
         return self
 
     @property

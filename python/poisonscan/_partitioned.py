@@ -3,8 +3,8 @@ fitted scanner on a worker, and merge the partitions' states on the driver.
 
 A worker returns, for its partition, one Arrow table with a fixed schema: the partition's score rows (the columns of
 ``Report.scores``; ``row`` is made global after the merge) and one *state row* that carries the partition's key, its
-report (JSON) and its row digests (32 bytes per row); every row carries the partition's key. The driver collects only the state rows, folds them in dataset
-order with the native ``PartitionMerger`` (exact fingerprint and Merkle root, summed check counts, the policy
+report (JSON) and its row digests (32 bytes per row); every row carries the partition's key. The driver collects
+only the state rows, folds them in dataset order with the native ``PartitionMerger`` (exact fingerprint and Merkle root, summed check counts, the policy
 re-evaluated on the totals) and returns a :class:`PartitionedReport`; the score rows stay in the engine.
 """
 
@@ -18,7 +18,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import pyarrow as pa
 
-from . import ConfigError, FittedScanner, PoisoningDetected, ScanIncomplete, _native, _policy_toml, fit, scan
+from . import ConfigError, FittedScanner, Report, _data_arg, _native, _policy_toml, _raise_for_status, fit
 
 PART = "__ps_part"
 REPORT = "__ps_report"
@@ -36,7 +36,7 @@ _fits: Dict[str, FittedScanner] = {}
 
 def fitted_bytes(fitted: FittedScanner) -> Tuple[bytes, str]:
     """The fit as it travels to the workers: the file's bytes and its hash."""
-    return bytes(fitted._native._to_bytes()), fitted.hash
+    return fitted._native._to_bytes(), fitted.hash
 
 
 def load_fitted(blob: bytes, fit_hash: str) -> FittedScanner:
@@ -84,7 +84,7 @@ class Job:
                  options: Mapping[str, Any]) -> None:
         self.options = scan_options(options)
         self.fit = resolve_fit(fitted, reference, label, id, features, embedding)
-        self.policy = policy_of(policy)
+        self.policy = _policy_toml(policy)
         self.blob, self.fit_hash = fitted_bytes(self.fit)
 
     def __getstate__(self) -> Dict[str, Any]:
@@ -132,7 +132,7 @@ def output_schema(scores: pa.Schema, data: Optional[pa.Schema]) -> pa.Schema:
 
 def probe_schema(sample: pa.Table, fitted: FittedScanner, options: Mapping[str, Any], split: bool) -> pa.Schema:
     """The output schema, from scanning the first rows of the data on the driver (an engine needs it up front)."""
-    scores = scan(sample, fitted=fitted, **options).scores
+    scores = scan_with_fit(sample, fitted, (None, None), options).scores
     return output_schema(scores.schema, sample.schema if split else None)
 
 
@@ -151,15 +151,7 @@ def score_partition(
         # An empty partition (engines make them) adds nothing: no rows, no state. An empty dataset still fails: no
         # state is merged and the merged report of no rows never passes.
         return schema.empty_table()
-    fitted = load_fitted(blob, fit_hash)
-    native = _native._scan(
-        table,
-        reference=None,
-        policy_toml=policy[0],
-        policy_origin=policy[1],
-        fitted=fitted._native,
-        **options,
-    )
+    native = scan_with_fit(table, load_fitted(blob, fit_hash), policy, options)
     scores = native.scores
     n = scores.num_rows
     key = key if key is not None else uuid.uuid4().hex
@@ -172,13 +164,10 @@ def score_partition(
         elif f.name == DIGESTS:
             columns.append(pa.array([None] * n + [native._digests()], pa.binary()))
         elif f.name == DATA:
-            struct = pa.StructArray.from_arrays(
-                [c.combine_chunks() if n else pa.array([], c.type) for c in table.columns],
-                fields=list(f.type),
-            )
+            struct = pa.StructArray.from_arrays([c.combine_chunks() for c in table.columns], fields=list(f.type))
             columns.append(pa.concat_arrays([struct, pa.nulls(1, f.type)]))
         elif f.name in scores.column_names:
-            col = scores.column(f.name).cast(f.type).combine_chunks() if n else pa.array([], f.type)
+            col = scores.column(f.name).cast(f.type).combine_chunks()
             columns.append(pa.concat_arrays([col, pa.nulls(1, f.type)]))
         else:  # a column this partition's scan did not produce
             columns.append(pa.nulls(n + 1, f.type))
@@ -214,8 +203,6 @@ def split_rows(table: pa.Table, flagged: bool) -> pa.Table:
     rows = table.filter(pc.is_null(table.column(REPORT)))
     mask = rows.column("flagged") if flagged else pc.invert(rows.column("flagged"))
     data = rows.filter(mask).column(DATA).combine_chunks()
-    if isinstance(data, pa.ChunkedArray):
-        data = data.combine_chunks()
     return pa.Table.from_arrays(data.flatten(), schema=pa.schema(list(data.type)))
 
 
@@ -262,6 +249,11 @@ class PartitionedReport:
         return list(self.summary["partitions"])
 
     @property
+    def state_bytes(self) -> int:
+        """Bytes of partition state the driver received: the partitions' reports and row digests."""
+        return int(self.summary.get("state_bytes", 0))
+
+    @property
     def summary_line(self) -> str:
         return self.summary["summary"]
 
@@ -281,15 +273,7 @@ class PartitionedReport:
 
     def raise_for_status(self, complete: bool = False) -> "PartitionedReport":
         """As :meth:`poisonscan.Report.raise_for_status`."""
-        if not self.passed:
-            err = PoisoningDetected(self.summary_line)
-            err.report = self  # type: ignore[attr-defined]
-            raise err
-        if complete and self.not_run:
-            inc = ScanIncomplete("scan incomplete: " + "; ".join(f"{k}: {w}" for k, w in self.not_run.items()))
-            inc.report = self  # type: ignore[attr-defined]
-            inc.not_run = self.not_run  # type: ignore[attr-defined]
-            raise inc
+        _raise_for_status(self, self.summary_line, complete)
         return self
 
     def to_json(self) -> str:
@@ -304,17 +288,22 @@ class PartitionedReport:
 
 
 def merge_states(states: Sequence[Tuple[str, str, bytes]], policy: Tuple[Optional[str], Optional[str]]) -> Tuple[Dict[str, Any], Dict[str, int]]:
-    """Fold the partitions' states, in dataset order: the merged report and each partition's first row."""
+    """Fold the partitions' states, in dataset order: the merged report (with ``state_bytes``, the bytes received)
+    and each partition's first row."""
     merger = _native.PartitionMerger(policy[0], policy[1])
     for _, report_json, digests in states:
         merger.add(report_json, digests)
     merged = json.loads(merger.finish())
     starts = {key: p["start"] for (key, _, _), p in zip(states, merged["partitions"])}
+    merged["state_bytes"] = sum(len(r.encode()) + len(d) for _, r, d in states)
     return merged, starts
 
 
-def policy_of(policy: Any) -> Tuple[Optional[str], Optional[str]]:
-    return _policy_toml(policy)
+def scan_with_fit(table: Any, fitted: FittedScanner, policy: Tuple[Optional[str], Optional[str]],
+                  options: Mapping[str, Any]) -> Any:
+    """The native scan of one partition or batch against a fit (``policy``: TOML text and origin)."""
+    return _native._scan(table, reference=None, policy_toml=policy[0], policy_origin=policy[1],
+                         fitted=fitted._native, **options)
 
 
 
@@ -333,22 +322,13 @@ class Monitor:
             raise ConfigError("Monitor: expected a poisonscan.FittedScanner (poisonscan.fit or FittedScanner.load)")
         self._fitted = fitted
         self._options = scan_options(options)
-        self._policy = policy_of(policy)
+        self._policy = _policy_toml(policy)
         self._merger = _native.PartitionMerger(self._policy[0], self._policy[1])
 
     def score(self, batch: Any) -> Any:
         """Scan ``batch`` (any input :func:`poisonscan.scan` takes) with the fit, add it to the running state and
         return its :class:`poisonscan.Report`. An empty batch raises ``InputError`` and leaves the state unchanged."""
-        from . import Report, _data_arg
-
-        native = _native._scan(
-            _data_arg(batch, "batch"),
-            reference=None,
-            policy_toml=self._policy[0],
-            policy_origin=self._policy[1],
-            fitted=self._fitted._native,
-            **self._options,
-        )
+        native = scan_with_fit(_data_arg(batch, "batch"), self._fitted, self._policy, self._options)
         self._merger.add(native.to_json(), native._digests())
         return Report(native)
 

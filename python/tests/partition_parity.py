@@ -3,7 +3,7 @@ local scan of the same rows with the same fit."""
 
 from __future__ import annotations
 
-from typing import Any, Dict, List
+from typing import Any, List
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -36,7 +36,9 @@ def assert_parity(local: ps.Report, merged: Any, scores: pa.Table, data_name: st
     assert merged.rows == local.summary["rows"]
     assert merged.verdict == local.verdict, merged.summary_line
     assert len(merged.partitions) == parts
-    assert [p["start"] for p in merged.partitions] == sorted(p["start"] for p in merged.partitions)
+    starts = [p["start"] for p in merged.partitions]
+    assert starts == [sum(p["rows"] for p in merged.partitions[:i]) for i in range(parts)], starts
+    assert merged.state_bytes > 32 * merged.rows
     assert merged.checks["contract"]["count"] == local.checks["contract"]["count"]
     scores = scores.sort_by("row")
     loc = local.scores
@@ -60,6 +62,3 @@ def assert_parity(local: ps.Report, merged: Any, scores: pa.Table, data_name: st
 def local_scan(f: ps.FittedScanner, name: str, **options: Any) -> ps.Report:
     return ps.scan(FIXTURES / name, fitted=f, **options)
 
-
-def split_counts(merged: Any) -> Dict[str, int]:
-    return {"rows": merged.rows, "flagged": merged.flagged_count}

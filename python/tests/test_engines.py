@@ -11,7 +11,7 @@ import pyarrow as pa
 import pytest
 
 import poisonscan as ps
-from partition_parity import assert_parity, fitted, local_scan, table
+from partition_parity import assert_parity, fitted, local_scan, slices, table
 
 NAMES = ["train_poisoned.parquet", "train_clean.parquet"]
 
@@ -55,12 +55,7 @@ def spark():
 def ray_dataset(ray, t: pa.Table, parts: int):
     import ray.data
 
-    return ray.data.from_arrow([t.slice(a, b - a) for a, b in _bounds(t.num_rows, parts)])
-
-
-def _bounds(n: int, parts: int):
-    cuts = sorted({0, n} | {round(n * i / parts) for i in range(1, parts)})
-    return list(zip(cuts, cuts[1:]))
+    return ray.data.from_arrow(slices(t, parts))
 
 
 @pytest.mark.parametrize("parts", [1, 3, 7])
@@ -114,9 +109,8 @@ def _ordered_partitions(spark, t: pa.Table, parts: int):
     """A DataFrame whose partitions are the table's contiguous slices, in order (what an ordered read gives)."""
     from pyspark.sql.pandas.types import from_arrow_schema
 
-    rows = [tuple(r.values()) for r in t.to_pylist()]
-    bounds = _bounds(len(rows), parts)
-    rdd = spark.sparkContext.parallelize(range(parts), parts).flatMap(lambda i: rows[bounds[i][0] : bounds[i][1]])
+    pieces = [[tuple(r.values()) for r in s.to_pylist()] for s in slices(t, parts)]
+    rdd = spark.sparkContext.parallelize(range(parts), parts).flatMap(lambda i: pieces[i])
     return spark.createDataFrame(rdd, from_arrow_schema(t.schema))
 
 

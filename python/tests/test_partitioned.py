@@ -15,7 +15,7 @@ from partition_parity import assert_parity, fitted, local_scan, slices, table
 
 def run_partitioned(f, parts, *, policy=None, split=False, shuffle_states=False):
     blob, h = _p.fitted_bytes(f)
-    pol = _p.policy_of(policy)
+    pol = ps._policy_toml(policy)
     schema = _p.probe_schema(parts[0].slice(0, 64), f, {}, split)
     outs = [_p.score_partition(t, blob, h, {}, pol, schema, key=f"{i:04d}") for i, t in enumerate(parts)]
     states = [tuple(r.values()) for o in outs for r in _p.state_rows(o).to_pylist()]
@@ -74,7 +74,7 @@ def test_an_empty_partition_and_an_empty_scan():
     assert report.rows == data.num_rows and report.verdict == "pass"
     assert len(report.partitions) == 2, "an empty partition leaves no state"
     assert report.fingerprint == local_scan(f, "train_clean.parquet").summary["fingerprint"]
-    empty_merged, _ = _p.merge_states([], _p.policy_of(None))
+    empty_merged, _ = _p.merge_states([], ps._policy_toml(None))
     nothing = _p.PartitionedReport(empty_merged, None)
     assert nothing.rows == 0 and nothing.verdict == "fail" and not nothing.passed
     assert "no rows" in nothing.summary_line

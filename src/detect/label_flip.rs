@@ -270,9 +270,10 @@ pub fn clean_candidate_rates(
         labels,
         is_data: false,
     };
-    let index = IvfIndex::build(base.x.view(), default_nlist(base.x.nrows()), nprobe);
-    let lin = linear_votes(&base, nc, linear);
-    base_statistics(&index, &base, k, nc, lin.as_ref()).clean_rates()
+    // The same model a scan against this reference builds (and keeps): profiling, then scanning, builds it once.
+    reference_model(&base, k, nc, nprobe, linear)
+        .stats
+        .clean_rates()
 }
 
 /// What a scan builds on a reference base before it looks at the data.
@@ -297,9 +298,12 @@ fn reference_model(
         base.x.view(),
         &[k as u64, nc as u64, nprobe as u64, linear as u64],
     );
-    for &id in &base.ids {
-        h.update(&base.labels[id].map_or(u64::MAX, u64::from).to_le_bytes());
-    }
+    let labels: Vec<u8> = base
+        .ids
+        .iter()
+        .flat_map(|&id| base.labels[id].map_or(u64::MAX, u64::from).to_le_bytes())
+        .collect();
+    h.update(&labels);
     super::kept_or_build(&REFERENCE_MODEL, h.finalize(), || {
         let index = IvfIndex::build(base.x.view(), default_nlist(base.x.nrows()), nprobe);
         let lin = linear_votes(base, nc, linear);

@@ -233,8 +233,12 @@ pub(crate) fn matrix_key(x: ArrayView2<f32>, settings: &[u64]) -> blake3::Hasher
     for v in [x.nrows() as u64, x.ncols() as u64].iter().chain(settings) {
         h.update(&v.to_le_bytes());
     }
-    for v in x.iter() {
-        h.update(&v.to_le_bytes());
+    // One update per row, not per value (blake3 is fast on long inputs, slow on 4-byte ones).
+    let mut row = Vec::with_capacity(4 * x.ncols());
+    for r in x.rows() {
+        row.clear();
+        row.extend(r.iter().flat_map(|v| v.to_le_bytes()));
+        h.update(&row);
     }
     h
 }

@@ -102,6 +102,11 @@ impl LineageState {
         self.rows
     }
 
+    /// Checksum of the LtHash of the rows added so far (hex, as [`Fingerprint::lthash`]).
+    pub fn lthash_hex(&self) -> String {
+        self.lthash.checksum_hex()
+    }
+
     /// Add the digests of rows `start .. start + digests.len()` (global positions).
     pub fn add(&mut self, start: u64, digests: &[RowDigest]) {
         self.lthash.add_all(digests);
