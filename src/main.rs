@@ -228,6 +228,11 @@ struct ScanArgs {
     /// Rows per batch.
     #[arg(long, default_value_t = poisonscan::source::DEFAULT_BATCH_SIZE)]
     batch_size: usize,
+    /// Score the data this many rows at a time against one fit (--reference, --fitted or --contract), in memory
+    /// bounded by one chunk; scores, report and split are written as the chunks go. Duplicates, sub-clusters and
+    /// the data's own neighbours are compared within each chunk.
+    #[arg(long)]
+    chunk_rows: Option<usize>,
     /// No progress spinner.
     #[arg(long, short)]
     quiet: bool,
@@ -533,19 +538,19 @@ fn scan(a: ScanArgs) -> Result<u8, Error> {
         .key(key)
         .allow_widening(a.allow_widening)
         .progress(!a.quiet);
-    if let Some(l) = a.label {
+    if let Some(l) = a.label.clone() {
         s = s.label(l);
     }
-    if let Some(i) = a.id {
+    if let Some(i) = a.id.clone() {
         s = s.id(i);
     }
-    if let Some(f) = a.features {
+    if let Some(f) = a.features.clone() {
         s = s.features(f);
     }
-    if let Some(e) = a.embedding {
+    if let Some(e) = a.embedding.clone() {
         s = s.embedding(e);
     }
-    if let Some(p) = a.pred_probs {
+    if let Some(p) = a.pred_probs.clone() {
         s = s.pred_probs(p);
     }
     if let Some(r) = &a.reference {
@@ -560,6 +565,9 @@ fn scan(a: ScanArgs) -> Result<u8, Error> {
     }
     if let Some(b) = &a.baseline {
         s = s.baseline(Manifest::read(b)?, b.display().to_string());
+    }
+    if let Some(rows) = a.chunk_rows {
+        return scan_chunked(s, rows, &a, outputs);
     }
     let mut out = s.run()?;
     if let Some(p) = &a.scores {
@@ -614,6 +622,89 @@ fn scan(a: ScanArgs) -> Result<u8, Error> {
     }
     println!("{}", out.report.summary);
     Ok(out.report.verdict.exit_code() as u8)
+}
+
+/// `scan --chunk-rows`: scores and split rows are written chunk by chunk into the staged outputs, the merged report
+/// at the end, and all are renamed into place only when every chunk was scanned.
+fn scan_chunked(s: Scanner, rows: usize, a: &ScanArgs, outputs: OutputSet) -> Result<u8, Error> {
+    use poisonscan::output::TableWriter;
+    let whole = [
+        ("--html", a.html.is_some()),
+        ("--attest", a.attest.is_some()),
+        ("--openlineage", a.openlineage.is_some()),
+        ("--audit-log", a.audit_log.is_some()),
+        ("--baseline", a.baseline.is_some()),
+    ];
+    let refused: Vec<&str> = whole
+        .iter()
+        .filter(|(_, on)| *on)
+        .map(|(f, _)| *f)
+        .collect();
+    if !refused.is_empty() {
+        return Err(Error::Usage(format!(
+            "{} {} every row's scores at once: scan without --chunk-rows",
+            refused.join(", "),
+            if refused.len() == 1 { "needs" } else { "need" }
+        )));
+    }
+    let mut scores: Option<TableWriter> = None;
+    let (mut clean, mut quarantine): (Option<TableWriter>, Option<TableWriter>) = (None, None);
+    let report = s.run_chunked(rows, |c| {
+        if let Some(p) = &a.scores {
+            let batch = c
+                .outcome
+                .scores
+                .to_batch_at(c.start, Some(true))
+                .map_err(|e| Error::Output {
+                    path: p.clone(),
+                    message: e.to_string(),
+                })?;
+            if scores.is_none() {
+                scores = Some(TableWriter::into_file(
+                    outputs.file(p)?,
+                    p,
+                    &batch.schema(),
+                )?);
+            }
+            if let Some(w) = scores.as_mut() {
+                w.write(&batch)?;
+            }
+        }
+        if a.clean.is_some() || a.quarantine.is_some() {
+            let (kept, flagged) = c.split()?;
+            for (path, w, part) in [
+                (&a.clean, &mut clean, kept),
+                (&a.quarantine, &mut quarantine, flagged),
+            ] {
+                let Some(p) = path else { continue };
+                if w.is_none() {
+                    let schema = c.batches[0].schema();
+                    *w = Some(TableWriter::into_file(outputs.file(p)?, p, &schema)?);
+                }
+                if let Some(w) = w.as_mut() {
+                    for b in &part {
+                        w.write(b)?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    })?;
+    for w in [scores, clean, quarantine].into_iter().flatten() {
+        w.finish()?;
+    }
+    if let Some(p) = &a.report {
+        outputs.write_text(p, &report.to_json())?;
+    }
+    outputs.commit()?;
+    for note in &report.notes {
+        eprintln!("note: {note}");
+    }
+    for row in report.sample.iter().take(10) {
+        eprintln!("  row {}: {:.2} {}", row.row, row.score, row.reasons);
+    }
+    println!("{}", report.merged.summary);
+    Ok(report.merged.verdict.exit_code() as u8)
 }
 
 fn verify_attestation(

@@ -89,6 +89,8 @@ pub struct PartitionMerger {
     /// Drift summed so far; `None` before the first partition with rows and once two partitions' bins disagreed
     /// (then the summed per-partition count stands).
     drift: Option<Vec<ColumnDrift>>,
+    /// What the summary line calls a partition (`partitions`, or `chunks` for a scan in chunks).
+    unit: &'static str,
 }
 
 fn mismatch(message: String) -> Error {
@@ -105,7 +107,14 @@ impl PartitionMerger {
             checks: BTreeMap::new(),
             identity: None,
             drift: None,
+            unit: "partitions",
         }
+    }
+
+    /// Call the parts `unit` in the summary line (e.g. `chunks`).
+    pub fn unit(mut self, unit: &'static str) -> Self {
+        self.unit = unit;
+        self
     }
 
     /// Add the next partition: its report (JSON, as `Report` writes it) and its row digests (32 bytes per row, in
@@ -325,14 +334,15 @@ impl PartitionMerger {
             .map(|(k, _)| k.as_str())
             .collect();
         let mut summary = format!(
-            "poisonscan: {rows} rows scanned in {} partitions ({scanned} non-empty), {flagged} flagged",
-            self.parts.len()
+            "poisonscan: {rows} rows scanned in {} {} ({scanned} non-empty), {flagged} flagged",
+            self.parts.len(),
+            self.unit
         );
         if !per_check.is_empty() {
             summary.push_str(&format!(" ({})", per_check.join(", ")));
         }
         if rows == 0 {
-            summary.push_str("; not run: no rows in any partition");
+            summary.push_str(&format!("; not run: no rows in any of the {}", self.unit));
         } else if !not_run.is_empty() {
             summary.push_str(&format!("; not run everywhere: {}", not_run.join(", ")));
         }

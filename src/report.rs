@@ -243,10 +243,20 @@ impl RowScores {
 
     /// Schema of the scores table.
     pub fn schema(&self) -> SchemaRef {
+        self.schema_with(None)
+    }
+
+    /// Schema of the scores table; `id_nullable` fixes the id column's nullability (else: nullable when it holds a
+    /// null), so that the scores of several chunks share one schema.
+    pub fn schema_with(&self, id_nullable: Option<bool>) -> SchemaRef {
         let mut f = vec![Field::new("row", DataType::UInt64, false)];
         if let Some(c) = &self.id_column {
             f.push(match &self.id_values {
-                Some(a) => Field::new(c, a.data_type().clone(), a.null_count() > 0),
+                Some(a) => Field::new(
+                    c,
+                    a.data_type().clone(),
+                    id_nullable.unwrap_or(a.null_count() > 0),
+                ),
                 None => Field::new(c, DataType::Utf8, false),
             });
         }
@@ -264,9 +274,21 @@ impl RowScores {
 
     /// The scores as one Arrow batch (columns: row, id, score, flagged, score_<check>..., reasons).
     pub fn to_batch(&self) -> Result<RecordBatch, arrow::error::ArrowError> {
-        let n = self.len();
+        self.to_batch_at(0, None)
+    }
+
+    /// The scores as one Arrow batch whose rows are numbered from `first_row` (a chunk's place in the data), with
+    /// the schema of [`RowScores::schema_with`].
+    pub fn to_batch_at(
+        &self,
+        first_row: u64,
+        id_nullable: Option<bool>,
+    ) -> Result<RecordBatch, arrow::error::ArrowError> {
+        let n = self.len() as u64;
         let overall = self.overall();
-        let mut cols: Vec<ArrayRef> = vec![Arc::new(UInt64Array::from_iter_values(0..n as u64))];
+        let mut cols: Vec<ArrayRef> = vec![Arc::new(UInt64Array::from_iter_values(
+            first_row..first_row + n,
+        ))];
         match (&self.id_column, &self.id_values, &self.ids) {
             (Some(_), Some(a), _) => cols.push(a.clone()),
             (Some(_), None, Some(ids)) => {
@@ -285,7 +307,7 @@ impl RowScores {
             cols.push(Arc::new(StringArray::from_iter_values(b.iter())));
         }
         cols.push(Arc::new(StringArray::from_iter_values(self.reasons.iter())));
-        RecordBatch::try_new(self.schema(), cols)
+        RecordBatch::try_new(self.schema_with(id_nullable), cols)
     }
 
     /// Write the scores table (Parquet, or CSV / Arrow IPC by extension) atomically.

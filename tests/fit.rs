@@ -138,3 +138,119 @@ fn a_fit_travels_as_bytes_and_a_changed_byte_is_refused() {
         .unwrap();
     assert!(err.to_string().contains("<cut>"), "{err}");
 }
+
+#[test]
+fn a_scan_in_chunks_writes_every_rows_scores_the_merged_report_and_the_split() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let fitted = d.join("s.psfit");
+    fit(&fitted);
+    let input = fixture("train_poisoned.parquet");
+    let before = std::fs::read(&input).unwrap();
+    let (scores, report, clean, quarantine) = (
+        d.join("scores.csv"),
+        d.join("report.json"),
+        d.join("clean.parquet"),
+        d.join("q.parquet"),
+    );
+    cli()
+        .args(["scan", "-q", "--chunk-rows", "600"])
+        .arg(&input)
+        .arg("--fitted")
+        .arg(&fitted)
+        .arg("--scores")
+        .arg(&scores)
+        .arg("--report")
+        .arg(&report)
+        .arg("--clean")
+        .arg(&clean)
+        .arg("--quarantine")
+        .arg(&quarantine)
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains("2040 rows scanned in 4 chunks"));
+    assert_eq!(
+        std::fs::read(&input).unwrap(),
+        before,
+        "the input is left as it was"
+    );
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    assert_eq!(r["rows"], 2040);
+    assert_eq!(r["chunk_rows"], 600);
+    assert_eq!(r["verdict"], "fail");
+    let starts: Vec<u64> = r["partitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["start"].as_u64().unwrap())
+        .collect();
+    assert_eq!(starts, [0, 600, 1200, 1800]);
+    // Every row's scores, numbered in the data; the flagged ones are the quarantined ones.
+    let text = std::fs::read_to_string(&scores).unwrap();
+    let header: Vec<&str> = text.lines().next().unwrap().split(',').collect();
+    let flagged_col = header.iter().position(|h| *h == "flagged").unwrap();
+    let rows: Vec<Vec<&str>> = text
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').collect())
+        .collect();
+    assert_eq!(rows.len(), 2040);
+    assert!(rows.iter().enumerate().all(|(i, r)| r[0] == i.to_string()));
+    let flagged = rows.iter().filter(|r| r[flagged_col] == "true").count() as u64;
+    assert_eq!(flagged, r["flagged"].as_u64().unwrap());
+    let count = |p: &std::path::Path| {
+        parquet::file::reader::SerializedFileReader::new(std::fs::File::open(p).unwrap())
+            .map(|f| {
+                parquet::file::reader::FileReader::metadata(&f)
+                    .file_metadata()
+                    .num_rows() as u64
+            })
+            .unwrap()
+    };
+    assert_eq!(count(&quarantine), flagged);
+    assert_eq!(count(&clean) + flagged, 2040);
+    // The fingerprint is the one-piece scan's.
+    let one = d.join("one.json");
+    cli()
+        .args(["scan", "-q"])
+        .arg(&input)
+        .arg("--fitted")
+        .arg(&fitted)
+        .arg("--report")
+        .arg(&one)
+        .assert()
+        .code(1);
+    let o: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&one).unwrap()).unwrap();
+    assert_eq!(r["fingerprint"], o["fingerprint"]);
+}
+
+#[test]
+fn a_scan_in_chunks_refuses_what_needs_every_row_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let scores = d.join("scores.csv");
+    for extra in [
+        vec!["--html".to_string(), d.join("r.html").display().to_string()],
+        vec![],
+    ] {
+        let mut c = cli();
+        c.args(["scan", "-q", "--chunk-rows", "500"])
+            .arg(fixture("train_poisoned.parquet"))
+            .args(["--label", "label"])
+            .arg("--scores")
+            .arg(&scores)
+            .args(&extra);
+        if !extra.is_empty() {
+            c.arg("--reference").arg(fixture("train_reference.parquet"));
+        }
+        // With --html: needs every row; without a fit (nothing given): each chunk would infer its own contract.
+        c.assert().code(2).stderr(
+            predicate::str::contains("without --chunk-rows")
+                .or(predicate::str::contains("--fitted")),
+        );
+        assert!(!scores.exists(), "nothing is written");
+        assert!(!d.join("r.html").exists());
+    }
+}

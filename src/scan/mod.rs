@@ -19,6 +19,7 @@
 //! # Ok::<(), poisonscan::Error>(())
 //! ```
 
+pub mod chunked;
 mod columns;
 pub(crate) mod detectors;
 pub(crate) mod fit;

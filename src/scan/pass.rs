@@ -288,7 +288,7 @@ pub(super) fn data_pass(
     Ok(pass)
 }
 
-fn progress_bar(on: bool) -> Option<indicatif::ProgressBar> {
+pub(super) fn progress_bar(on: bool) -> Option<indicatif::ProgressBar> {
     use std::io::IsTerminal;
     if !on || !std::io::stderr().is_terminal() {
         return None;

@@ -154,7 +154,10 @@ pub fn split_batches(
 }
 
 /// One batch split by its rows' flags: (kept, flagged).
-fn split_batch(b: &RecordBatch, flags: &[bool]) -> Result<(RecordBatch, RecordBatch), Error> {
+pub(super) fn split_batch(
+    b: &RecordBatch,
+    flags: &[bool],
+) -> Result<(RecordBatch, RecordBatch), Error> {
     let e = |e: arrow::error::ArrowError| Error::Usage(e.to_string());
     let q = arrow::array::BooleanArray::from(flags.to_vec());
     let k = arrow::compute::not(&q).map_err(e)?;
