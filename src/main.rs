@@ -649,7 +649,8 @@ fn scan_chunked(s: Scanner, rows: usize, a: &ScanArgs, outputs: OutputSet) -> Re
     }
     let mut scores: Option<TableWriter> = None;
     let (mut clean, mut quarantine): (Option<TableWriter>, Option<TableWriter>) = (None, None);
-    let report = s.run_chunked(rows, |c| {
+    let split = a.clean.is_some() || a.quarantine.is_some();
+    let report = s.keep_chunks(split).run_chunked(rows, |c| {
         if let Some(p) = &a.scores {
             let batch = c
                 .outcome
@@ -670,7 +671,7 @@ fn scan_chunked(s: Scanner, rows: usize, a: &ScanArgs, outputs: OutputSet) -> Re
                 w.write(&batch)?;
             }
         }
-        if a.clean.is_some() || a.quarantine.is_some() {
+        if split {
             let (kept, flagged) = c.split()?;
             for (path, w, part) in [
                 (&a.clean, &mut clean, kept),

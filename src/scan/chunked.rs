@@ -15,8 +15,11 @@ use crate::merge::{MergedReport, PartitionMerger};
 use crate::report::{SampleRow, REPORT_VERSION};
 use crate::source::Source;
 use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
+use arrow::error::ArrowError;
 use serde::Serialize;
 use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 /// Rows kept in the merged report's sample of flagged rows.
@@ -28,16 +31,25 @@ pub struct Chunk<'a> {
     pub index: usize,
     /// First row of the chunk in the data.
     pub start: u64,
-    /// The chunk's rows as read.
+    /// The chunk's rows as read, when [`Scanner::keep_chunks`] asked for them (else empty).
     pub batches: &'a [RecordBatch],
     /// The chunk's scan (rows numbered from 0 within the chunk).
     pub outcome: &'a super::ScanOutcome,
 }
 
 impl Chunk<'_> {
-    /// The chunk's rows split into kept and flagged (same schema as the input), batch by batch.
+    /// The chunk's rows split into kept and flagged (same schema as the input), batch by batch; needs
+    /// [`Scanner::keep_chunks`].
     pub fn split(&self) -> Result<(Vec<RecordBatch>, Vec<RecordBatch>), Error> {
         let flagged = self.outcome.scores.flagged();
+        let held: usize = self.batches.iter().map(|b| b.num_rows()).sum();
+        if held != flagged.len() {
+            return Err(Error::Usage(format!(
+                "chunk {} holds {held} of its {} rows: ask for them with keep_chunks(true)",
+                self.index,
+                flagged.len()
+            )));
+        }
         let (mut keep, mut quarantine, mut offset) = (Vec::new(), Vec::new(), 0usize);
         for b in self.batches {
             let (k, q) = super::split::split_batch(b, &flagged[offset..offset + b.num_rows()])?;
@@ -90,6 +102,13 @@ impl ChunkedReport {
 }
 
 impl Scanner {
+    /// Keep each chunk's rows for the caller of [`Scanner::run_chunked`] (to split them): memory then holds one
+    /// chunk's rows as read besides its features.
+    pub fn keep_chunks(mut self, on: bool) -> Self {
+        self.keep_chunks = on;
+        self
+    }
+
     /// Scan in chunks of `chunk_rows` rows (see the module documentation). Needs a fit: a fitted scanner, a
     /// reference (fitted once here) or a contract file; a contract inferred from each chunk would differ between
     /// chunks, and a baseline diff needs every row at once, so both are refused. `each` sees every chunk in order,
@@ -131,69 +150,83 @@ impl Scanner {
         };
         let data_state = self.data.file_state();
         let widen = self.allow_widening || self.data.types_from_text();
-        let mut stream = self.data.open()?;
+        let stream = self.data.open()?;
         let schema = stream.schema();
         let origin = stream.origin().to_string();
+        // The split needs a chunk's rows after its scan; only then are they kept.
+        let keep = self.keep_chunks;
+        let feed = Arc::new(Mutex::new(Feed {
+            stream,
+            leftover: None,
+            error: None,
+            keep,
+            kept: Vec::new(),
+        }));
         let mut merger = PartitionMerger::new(self.policy.clone()).unit("chunks");
         let mut acc = Accumulated::default();
-        let mut pending: Vec<RecordBatch> = Vec::new();
-        let mut pending_rows = 0usize;
         let bar = super::pass::progress_bar(self.progress);
-        let mut scan_chunk =
-            |batches: Vec<RecordBatch>, acc: &mut Accumulated| -> Result<(), Error> {
-                let index = merger.partitions();
-                let start = acc.rows;
-                let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
-                let name = format!("{origin} (rows {start}..{})", start + rows as u64);
-                let s = Scanner {
-                    data: Source::memory(schema.clone(), batches.clone(), name),
-                    contract_source: fit.source(),
-                    label: self.label.clone(),
-                    id: self.id.clone(),
-                    features: self.features.clone(),
-                    embedding: self.embedding.clone(),
-                    pred_probs: self.pred_probs.clone(),
-                    policy: self.policy.clone(),
-                    detect: self.detect.clone(),
-                    key: self.key.clone(),
-                    baseline: None,
-                    progress: false,
-                    allow_widening: widen,
-                };
-                let outcome = s.run()?;
-                let digests: Vec<u8> = outcome.digests.iter().flatten().copied().collect();
-                merger.add(&outcome.report.to_json(), &digests)?;
-                acc.add(&outcome, start);
-                each(Chunk {
-                    index,
-                    start,
-                    batches: &batches,
-                    outcome: &outcome,
-                })?;
-                acc.rows += rows as u64;
-                if let Some(b) = &bar {
-                    b.set_position(acc.rows);
-                }
-                Ok(())
+        loop {
+            let more = match feed.lock() {
+                Ok(mut f) => f.fill(),
+                Err(_) => false,
             };
-        for b in &mut stream {
-            let mut b = b?;
-            while pending_rows + b.num_rows() >= chunk_rows {
-                let take = chunk_rows - pending_rows;
-                pending.push(b.slice(0, take));
-                b = b.slice(take, b.num_rows() - take);
-                scan_chunk(std::mem::take(&mut pending), &mut acc)?;
-                pending_rows = 0;
+            if let Some(e) = feed.lock().ok().and_then(|mut f| f.error.take()) {
+                return Err(e.into());
             }
-            if b.num_rows() > 0 {
-                pending_rows += b.num_rows();
-                pending.push(b);
+            if !more {
+                break;
+            }
+            let index = merger.partitions();
+            let start = acc.rows;
+            let reader = ChunkReader {
+                feed: feed.clone(),
+                remaining: chunk_rows,
+                schema: schema.clone(),
+            };
+            let s = Scanner {
+                data: Source::stream(
+                    Box::new(reader),
+                    format!("{origin} (chunk {index}, from row {start})"),
+                ),
+                contract_source: fit.source(),
+                label: self.label.clone(),
+                id: self.id.clone(),
+                features: self.features.clone(),
+                embedding: self.embedding.clone(),
+                pred_probs: self.pred_probs.clone(),
+                policy: self.policy.clone(),
+                detect: self.detect.clone(),
+                key: self.key.clone(),
+                baseline: None,
+                progress: false,
+                allow_widening: widen,
+                keep_chunks: false,
+            };
+            let outcome = s.run();
+            // A read error of the data is reported as itself, not as the chunk's stream error.
+            if let Some(e) = feed.lock().ok().and_then(|mut f| f.error.take()) {
+                return Err(e.into());
+            }
+            let outcome = outcome?;
+            let batches = match feed.lock() {
+                Ok(mut f) => std::mem::take(&mut f.kept),
+                Err(_) => Vec::new(),
+            };
+            let digests: Vec<u8> = outcome.digests.iter().flatten().copied().collect();
+            merger.add(&outcome.report.to_json(), &digests)?;
+            acc.add(&outcome, start);
+            each(Chunk {
+                index,
+                start,
+                batches: &batches,
+                outcome: &outcome,
+            })?;
+            acc.rows += outcome.report.rows;
+            if let Some(b) = &bar {
+                b.set_position(acc.rows);
             }
         }
-        if pending_rows > 0 {
-            scan_chunk(std::mem::take(&mut pending), &mut acc)?;
-        }
-        drop(stream);
+        drop(feed);
         if let Some(b) = bar {
             b.finish_and_clear();
         }
@@ -232,6 +265,81 @@ impl Scanner {
             sample: acc.sample,
             timings_ms: timings,
         })
+    }
+}
+
+/// The data's stream, shared by the chunks in turn: the rest of a batch a chunk boundary cut stays for the next.
+struct Feed {
+    stream: crate::source::BatchStream,
+    leftover: Option<RecordBatch>,
+    /// A read error of the data, kept to be returned as itself.
+    error: Option<crate::error::SourceError>,
+    keep: bool,
+    /// The rows handed to the current chunk, when kept.
+    kept: Vec<RecordBatch>,
+}
+
+impl Feed {
+    /// Make the next rows ready; false at the end of the data or on a read error (kept in `error`).
+    fn fill(&mut self) -> bool {
+        while self.leftover.is_none() {
+            match self.stream.next() {
+                None => return false,
+                Some(Ok(b)) if b.num_rows() == 0 => {}
+                Some(Ok(b)) => self.leftover = Some(b),
+                Some(Err(e)) => {
+                    self.error = Some(e);
+                    return false;
+                }
+            }
+        }
+        true
+    }
+}
+
+/// One chunk's view of the feed: up to `remaining` more rows.
+struct ChunkReader {
+    feed: Arc<Mutex<Feed>>,
+    remaining: usize,
+    schema: SchemaRef,
+}
+
+impl Iterator for ChunkReader {
+    type Item = Result<RecordBatch, ArrowError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.remaining == 0 {
+            return None;
+        }
+        let Ok(mut f) = self.feed.lock() else {
+            return Some(Err(ArrowError::ExternalError(
+                "the data's stream was lost by an earlier failure".into(),
+            )));
+        };
+        if !f.fill() {
+            return f
+                .error
+                .as_ref()
+                .map(|e| Err(ArrowError::ExternalError(e.to_string().into())));
+        }
+        let b = f.leftover.take()?;
+        let out = if b.num_rows() > self.remaining {
+            f.leftover = Some(b.slice(self.remaining, b.num_rows() - self.remaining));
+            b.slice(0, self.remaining)
+        } else {
+            b
+        };
+        self.remaining -= out.num_rows();
+        if f.keep {
+            f.kept.push(out.clone());
+        }
+        Some(Ok(out))
+    }
+}
+
+impl arrow::record_batch::RecordBatchReader for ChunkReader {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
     }
 }
 
@@ -326,6 +434,7 @@ mod tests {
         let mut per_row = Vec::new();
         let mut chunks = 0;
         let report = scanner(data)
+            .keep_chunks(true)
             .run_chunked(rows, |c| {
                 assert_eq!(c.start as usize, per_row.len(), "chunks arrive in order");
                 let s = &c.outcome.scores;

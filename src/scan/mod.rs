@@ -81,6 +81,8 @@ pub struct Scanner {
     baseline: Option<(Manifest, String)>,
     progress: bool,
     allow_widening: bool,
+    /// A scan in chunks keeps each chunk's rows for its caller ([`Scanner::keep_chunks`]).
+    keep_chunks: bool,
 }
 
 /// Result of a scan.
@@ -124,6 +126,7 @@ impl Scanner {
             baseline: None,
             progress: false,
             allow_widening: false,
+            keep_chunks: false,
         }
     }
     /// Label column.
