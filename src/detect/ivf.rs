@@ -3,7 +3,8 @@
 //! A k-means coarse quantizer (Lloyd steps from evenly spaced rows, rayon) splits the base vectors into `nlist` lists;
 //! a query scans only the `nprobe` lists whose centroids are nearest. With `nlist = 1` the search is exact brute force.
 //! Exact all-points kNN is O(n^2); with `nlist ~ sqrt(n)` and a few probes it is O(n^1.5 d). Many queries at once
-//! ([`IvfIndex::search_all`]) go list by list with matrix products, in parallel with rayon.
+//! ([`IvfIndex::search_all`]) pick their lists with matrix products and scan them query by query, in parallel with
+//! rayon.
 //! Reference: Jégou, Douze, Schmid, "Product quantization for nearest neighbor search", TPAMI 2011 (IVF part).
 
 use ndarray::{Array2, ArrayView2};
@@ -76,11 +77,18 @@ impl TopK {
     /// Keep `cand` (after `accepts` said yes).
     #[inline(always)]
     fn push(&mut self, cand: Neighbour) {
-        if self.best.len() == self.k {
-            self.best.pop();
+        if self.best.len() < self.k {
+            self.best.push(cand);
+        } else if let Some(last) = self.best.last_mut() {
+            *last = cand;
         }
-        let pos = self.best.partition_point(|b| b.0 <= cand.0);
-        self.best.insert(pos, cand);
+        // Insertion from the end: after equal distances (first seen first), no call to memmove for a few elements.
+        let mut i = self.best.len() - 1;
+        while i > 0 && self.best[i - 1].0 > cand.0 {
+            self.best[i] = self.best[i - 1];
+            i -= 1;
+        }
+        self.best[i] = cand;
         if self.best.len() == self.k {
             self.worst = self.best[self.k - 1].0;
         }
@@ -95,8 +103,6 @@ pub struct IvfIndex {
     offsets: Vec<usize>,
     ids: Vec<u32>,
     vectors: Vec<f32>,
-    /// Squared norm of each stored vector.
-    norms: Vec<f32>,
     /// Lists probed per query.
     pub nprobe: usize,
 }
@@ -159,21 +165,12 @@ impl IvfIndex {
                 vectors[p * dim..(p + 1) * dim].copy_from_slice(row);
             }
         }
-        let norms = if dim == 0 {
-            vec![0.0; n]
-        } else {
-            vectors
-                .chunks_exact(dim)
-                .map(|v| v.iter().map(|x| x * x).sum())
-                .collect()
-        };
         IvfIndex {
             dim,
             centroids,
             offsets,
             ids,
             vectors,
-            norms,
             nprobe: nprobe.clamp(1, k),
         }
     }
@@ -222,107 +219,101 @@ impl IvfIndex {
     /// kNN of every query row, in parallel. `self_ids[i]` is the base id of query `i` when the query is also a base
     /// row (leave-one-out), else `None`.
     ///
-    /// Same neighbours as one [`IvfIndex::search`] per query (up to exact ties), computed list by list as in faiss: the
-    /// queries probing a list are scored against it with one matrix product (`|q|^2 + |b|^2 - 2 q.b`, ndarray's
-    /// matrixmultiply sgemm), each query keeps its `k` best per list, and the kept candidates are merged and their
-    /// distances recomputed exactly. One (query, base row) distance at a time was bound by the distance loop.
-    /// Queries go in blocks of 65,536 so the per-list candidates stay small.
+    /// The lists each query probes are picked for all queries at once with matrix products ([`nearest_many`]); then
+    /// each query (rayon over queries) scans its lists nearest first with exact distances, one top-k carried across
+    /// them, so the k-th distance found in the nearest list rejects most rows of the others with one compare. Same
+    /// neighbours as one [`IvfIndex::search`] per query up to near-ties in the choice of lists. (A list-by-list
+    /// search with one matrix product per list, as in faiss, spent its time keeping a fresh top-k per list and
+    /// merging them: 2.5 s against 0.9 s for 250,000 queries on 100,000 rows x 32 here.)
     pub fn search_all(
         &self,
         queries: ArrayView2<f32>,
         k: usize,
         self_ids: &[Option<u32>],
     ) -> Vec<Vec<Neighbour>> {
-        const BLOCK: usize = 65_536;
-        let n = queries.nrows();
-        let mut out = Vec::with_capacity(n);
-        for start in (0..n).step_by(BLOCK) {
-            let end = (start + BLOCK).min(n);
-            let ids: Vec<Option<u32>> = (start..end)
-                .map(|i| self_ids.get(i).copied().flatten())
-                .collect();
-            out.extend(self.search_block(queries.slice(ndarray::s![start..end, ..]), k, &ids));
+        let probes = nearest_many(&self.centroids, queries, self.nprobe);
+        let avx2 = has_avx2();
+        // Queries that probe the same lists go one after another, so a list's rows are read from cache, not memory.
+        let mut order: Vec<usize> = (0..probes.len()).collect();
+        order.sort_by_key(|&i| {
+            let p = &probes[i];
+            (p.first().map(|x| x.1), p.get(1).map(|x| x.1), i)
+        });
+        let found: Vec<Vec<Neighbour>> = order
+            .par_iter()
+            .map_init(Vec::new, |dists, &i| {
+                let p = &probes[i];
+                let row = queries.row(i);
+                let owned;
+                let q = match row.as_slice() {
+                    Some(q) => q,
+                    None => {
+                        owned = row.to_vec();
+                        &owned
+                    }
+                };
+                let exclude = self_ids.get(i).copied().flatten();
+                #[cfg(target_arch = "x86_64")]
+                if avx2 {
+                    // SAFETY: the CPU supports AVX2, the only requirement of `scan_avx2`.
+                    return unsafe { self.scan_avx2(q, p, k, exclude, dists) };
+                }
+                let _ = avx2;
+                self.scan_into(q, p, k, exclude, dists)
+            })
+            .collect();
+        let mut out = vec![Vec::new(); probes.len()];
+        for (nb, &i) in found.into_iter().zip(&order) {
+            out[i] = nb;
         }
         out
     }
 
-    fn search_block(
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn scan_avx2(
         &self,
-        queries: ArrayView2<f32>,
+        q: &[f32],
+        probes: &[Neighbour],
         k: usize,
-        self_ids: &[Option<u32>],
-    ) -> Vec<Vec<Neighbour>> {
-        let nq = queries.nrows();
-        let probes = nearest_many(&self.centroids, queries, self.nprobe);
-        let mut by_list: Vec<Vec<usize>> = vec![Vec::new(); self.nlist()];
-        for (i, p) in probes.iter().enumerate() {
-            for &(_, l) in p {
-                by_list[l as usize].push(i);
-            }
-        }
-        let q_norm: Vec<f32> = queries.rows().into_iter().map(|q| q.dot(&q)).collect();
-        // Per list: (query, its k best candidates in the list as (approximate distance, storage position)).
-        let per_list: Vec<Vec<(usize, Vec<Neighbour>)>> = by_list
-            .par_iter()
-            .enumerate()
-            .map(|(l, qs)| {
-                let (from, to) = (self.offsets[l], self.offsets[l + 1]);
-                if qs.is_empty() || from == to {
-                    return Vec::new();
-                }
-                let base = match ArrayView2::from_shape(
-                    (to - from, self.dim),
-                    &self.vectors[from * self.dim..to * self.dim],
-                ) {
-                    Ok(b) => b,
-                    Err(_) => return Vec::new(),
-                };
-                let dots = queries.select(ndarray::Axis(0), qs).dot(&base.t());
-                qs.iter()
-                    .zip(dots.rows())
-                    .map(|(&qi, dq)| {
-                        let mut top = TopK::new(k);
-                        let qn = q_norm[qi];
-                        for ((p, &d), &bn) in (from..to).zip(dq.iter()).zip(&self.norms[from..to]) {
-                            let d2 = (qn + bn - 2.0 * d).max(0.0);
-                            if top.accepts(d2) && Some(self.ids[p]) != self_ids[qi] {
-                                top.push((d2, p as u32));
-                            }
-                        }
-                        (qi, top.best)
-                    })
-                    .collect()
-            })
-            .collect();
-        let mut merged: Vec<TopK> = (0..nq).map(|_| TopK::new(k)).collect();
-        for (qi, cands) in per_list.into_iter().flatten() {
-            for c in cands {
-                if merged[qi].accepts(c.0) {
-                    merged[qi].push(c);
+        exclude: Option<u32>,
+        dists: &mut Vec<f32>,
+    ) -> Vec<Neighbour> {
+        self.scan_into(q, probes, k, exclude, dists)
+    }
+
+    /// [`IvfIndex::scan`] with a reused distance buffer, the result sorted by (distance, id).
+    #[inline(always)]
+    fn scan_into(
+        &self,
+        q: &[f32],
+        probes: &[Neighbour],
+        k: usize,
+        exclude: Option<u32>,
+        dists: &mut Vec<f32>,
+    ) -> Vec<Neighbour> {
+        let mut top = TopK::new(k);
+        for &(_, list) in probes {
+            let l = list as usize;
+            let (from, to) = (self.offsets[l], self.offsets[l + 1]);
+            distances(
+                q,
+                &self.vectors[from * self.dim..to * self.dim],
+                self.dim,
+                dists,
+            );
+            for (p, &d) in (from..to).zip(dists.iter()) {
+                if top.accepts(d) {
+                    let id = self.ids[p];
+                    if Some(id) != exclude {
+                        top.push((d, id));
+                    }
                 }
             }
         }
-        // Exact distances of the kept neighbours, sorted, with base ids.
-        merged
-            .into_par_iter()
-            .map(|top| top.best)
-            .enumerate()
-            .map(|(qi, cands)| {
-                let q = queries.row(qi).to_vec();
-                let mut nb: Vec<Neighbour> = cands
-                    .into_iter()
-                    .map(|(_, p)| {
-                        let p = p as usize;
-                        (
-                            l2(&q, &self.vectors[p * self.dim..(p + 1) * self.dim]),
-                            self.ids[p],
-                        )
-                    })
-                    .collect();
-                nb.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-                nb
-            })
-            .collect()
+        let mut nb = top.best;
+        nb.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+        nb
     }
 }
 
@@ -481,7 +472,7 @@ mod tests {
         for (i, found) in all_other.iter().enumerate() {
             assert_eq!(*found, idx.search(&other.row(i).to_vec(), 10, None));
         }
-        // Candidates are ranked by |q|^2 + |b|^2 - 2 q.b, then re-measured exactly: only near-ties may differ.
+        // Lists are picked by |q|^2 + |c|^2 - 2 q.c (a matrix product), then scanned exactly: only near-ties may differ.
         assert!(differ <= 6, "{differ} of 6000 neighbour lists differ");
     }
 

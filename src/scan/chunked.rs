@@ -90,7 +90,7 @@ pub struct ChunkedReport {
     pub notes: Vec<String>,
     /// The highest-scored flagged rows over all chunks (rows numbered in the data).
     pub sample: Vec<SampleRow>,
-    /// Wall time (ms).
+    /// Wall time (ms): `total`, and each stage's time summed over the chunks (`chunks_<stage>`).
     pub timings_ms: BTreeMap<String, u64>,
 }
 
@@ -248,7 +248,11 @@ impl Scanner {
         first
             .inputs
             .insert("data".to_string(), serde_json::json!(origin));
-        let mut timings = BTreeMap::new();
+        let mut timings: BTreeMap<String, u64> = acc
+            .timings
+            .iter()
+            .map(|(k, v)| (format!("chunks_{k}"), *v))
+            .collect();
         timings.insert("total".to_string(), started.elapsed().as_millis() as u64);
         Ok(ChunkedReport {
             report_version: REPORT_VERSION,
@@ -371,6 +375,7 @@ struct Accumulated {
     first: Option<FirstChunk>,
     notes: Vec<String>,
     sample: Vec<SampleRow>,
+    timings: BTreeMap<String, u64>,
 }
 
 struct FirstChunk {
@@ -392,6 +397,9 @@ impl Accumulated {
                 policy_hash: r.policy_hash.clone(),
                 schema_hash: r.schema_hash.clone(),
             });
+        }
+        for (k, v) in &r.timings_ms {
+            *self.timings.entry(k.clone()).or_default() += v;
         }
         for n in &r.notes {
             if !self.notes.contains(n) {
