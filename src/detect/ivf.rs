@@ -231,6 +231,25 @@ impl IvfIndex {
         k: usize,
         self_ids: &[Option<u32>],
     ) -> Vec<Vec<Neighbour>> {
+        // Blocks of queries bound the probe lists and results held at once.
+        const BLOCK: usize = 65_536;
+        let n = queries.nrows();
+        let mut out = Vec::with_capacity(n);
+        for start in (0..n).step_by(BLOCK) {
+            let end = (start + BLOCK).min(n);
+            let block = queries.slice(ndarray::s![start..end, ..]);
+            let ids = self_ids.get(start..end.min(self_ids.len())).unwrap_or(&[]);
+            out.extend(self.search_block(block, k, ids));
+        }
+        out
+    }
+
+    fn search_block(
+        &self,
+        queries: ArrayView2<f32>,
+        k: usize,
+        self_ids: &[Option<u32>],
+    ) -> Vec<Vec<Neighbour>> {
         let probes = nearest_many(&self.centroids, queries, self.nprobe);
         let avx2 = has_avx2();
         // Queries that probe the same lists go one after another, so a list's rows are read from cache, not memory.

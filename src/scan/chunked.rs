@@ -201,6 +201,7 @@ impl Scanner {
                 progress: false,
                 allow_widening: widen,
                 keep_chunks: false,
+                whole_outputs: false,
             };
             let outcome = s.run();
             // A read error of the data is reported as itself, not as the chunk's stream error.

@@ -271,8 +271,12 @@ pub(super) fn detect(
         summary
     };
     timings.insert("detect_total".to_string(), t2.elapsed().as_millis() as u64);
-    let visuals =
-        crate::html::visuals::gather(&ctx, &outputs, std::mem::take(&mut pass.drift_bins));
+    let drift_bins = std::mem::take(&mut pass.drift_bins);
+    let visuals = if s.whole_outputs {
+        crate::html::visuals::gather(&ctx, &outputs, drift_bins)
+    } else {
+        Default::default()
+    };
     for o in &outputs {
         detector_summaries.insert(o.name.to_string(), o.summary.clone());
         let run = match &o.skipped {

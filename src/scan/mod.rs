@@ -83,6 +83,9 @@ pub struct Scanner {
     allow_widening: bool,
     /// A scan in chunks keeps each chunk's rows for its caller ([`Scanner::keep_chunks`]).
     keep_chunks: bool,
+    /// Gather what only a one-piece scan's outputs use (the HTML report's plots, the OpenLineage metrics); a chunk
+    /// of a scan in chunks does not.
+    whole_outputs: bool,
 }
 
 /// Result of a scan.
@@ -127,6 +130,7 @@ impl Scanner {
             progress: false,
             allow_widening: false,
             keep_chunks: false,
+            whole_outputs: true,
         }
     }
     /// Label column.

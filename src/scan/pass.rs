@@ -217,7 +217,9 @@ pub(super) fn data_pass(
     let mut metrics = crate::events::MetricsCollector::new(&schema);
     for batch in &mut stream {
         let batch = batch?;
-        metrics.add(&batch);
+        if s.whole_outputs {
+            metrics.add(&batch);
+        }
         let start = pass.rows as u64;
         let (coerced, v) = checker.check_batch(&batch, start);
         pass.violations.extend(v);
