@@ -627,7 +627,6 @@ fn scan(a: ScanArgs) -> Result<u8, Error> {
 /// `scan --chunk-rows`: scores and split rows are written chunk by chunk into the staged outputs, the merged report
 /// at the end, and all are renamed into place only when every chunk was scanned.
 fn scan_chunked(s: Scanner, rows: usize, a: &ScanArgs, outputs: OutputSet) -> Result<u8, Error> {
-    use poisonscan::output::TableWriter;
     let whole = [
         ("--html", a.html.is_some()),
         ("--attest", a.attest.is_some()),
@@ -647,53 +646,13 @@ fn scan_chunked(s: Scanner, rows: usize, a: &ScanArgs, outputs: OutputSet) -> Re
             if refused.len() == 1 { "needs" } else { "need" }
         )));
     }
-    let mut scores: Option<TableWriter> = None;
-    let (mut clean, mut quarantine): (Option<TableWriter>, Option<TableWriter>) = (None, None);
-    let split = a.clean.is_some() || a.quarantine.is_some();
-    let report = s.keep_chunks(split).run_chunked(rows, |c| {
-        if let Some(p) = &a.scores {
-            let batch = c
-                .outcome
-                .scores
-                .to_batch_at(c.start, Some(true))
-                .map_err(|e| Error::Output {
-                    path: p.clone(),
-                    message: e.to_string(),
-                })?;
-            if scores.is_none() {
-                scores = Some(TableWriter::into_file(
-                    outputs.file(p)?,
-                    p,
-                    &batch.schema(),
-                )?);
-            }
-            if let Some(w) = scores.as_mut() {
-                w.write(&batch)?;
-            }
-        }
-        if split {
-            let (kept, flagged) = c.split()?;
-            for (path, w, part) in [
-                (&a.clean, &mut clean, kept),
-                (&a.quarantine, &mut quarantine, flagged),
-            ] {
-                let Some(p) = path else { continue };
-                if w.is_none() {
-                    let schema = c.batches[0].schema();
-                    *w = Some(TableWriter::into_file(outputs.file(p)?, p, &schema)?);
-                }
-                if let Some(w) = w.as_mut() {
-                    for b in &part {
-                        w.write(b)?;
-                    }
-                }
-            }
-        }
-        Ok(())
-    })?;
-    for w in [scores, clean, quarantine].into_iter().flatten() {
-        w.finish()?;
-    }
+    let report = s.run_chunked_into(
+        rows,
+        &outputs,
+        a.scores.as_deref(),
+        a.clean.as_deref(),
+        a.quarantine.as_deref(),
+    )?;
     if let Some(p) = &a.report {
         outputs.write_text(p, &report.to_json())?;
     }

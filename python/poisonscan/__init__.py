@@ -56,6 +56,7 @@ __all__ = [
     "InternalError",
     "Monitor",
     "PartitionedReport",
+    "ChunkedReport",
     "__version__",
 ]
 
@@ -334,7 +335,12 @@ def scan(
     openlineage: Optional[str] = None,
     attest: Optional[PathLike] = None,
     signing_key: Union[None, PathLike, str, bytes] = None,
-) -> Report:
+    chunk_rows: Optional[int] = None,
+    scores: Optional[PathLike] = None,
+    clean: Optional[PathLike] = None,
+    quarantine: Optional[PathLike] = None,
+    report: Optional[PathLike] = None,
+) -> Any:
     """Scan ``data`` for poisoning and return a :class:`Report`.
 
     ``reference``: trusted data the contract and detectors are fitted on. ``contract``: a :class:`Contract` or its
@@ -348,7 +354,24 @@ def scan(
     the verdict there as a signed in-toto attestation (see :func:`attest`), with ``signing_key`` (an Ed25519 PKCS#8
     PEM file or its text). These are written after the scan; a failing verdict does not prevent them (it is what they
     report).
+
+    ``chunk_rows``: scan data larger than memory ``chunk_rows`` rows at a time against one fit (``reference``,
+    ``fitted`` or ``contract``), as ``poisonscan scan --chunk-rows`` does: the score rows go to ``scores``, the kept
+    and flagged rows to ``clean`` / ``quarantine``, the merged report to ``report`` (files; all written or none), and
+    a :class:`ChunkedReport` is returned (verdict, checks, fingerprint; ``docs/scale.md`` says what is per chunk).
+    ``html``, ``audit_log``, ``openlineage``, ``attest`` and ``baseline`` need every row at once and are refused.
     """
+    files = {"scores": scores, "clean": clean, "quarantine": quarantine, "report": report}
+    if chunk_rows is None and any(v is not None for v in files.values()):
+        given = ", ".join(k for k, v in files.items() if v is not None)
+        raise ConfigError(f"{given}: files written by a scan in chunks; give chunk_rows (or use the Report's methods)")
+    if chunk_rows is not None:
+        whole = {"html": html, "audit_log": audit_log, "openlineage": openlineage, "attest": attest, "baseline": baseline}
+        refused = [k for k, v in whole.items() if v is not None]
+        if refused:
+            raise ConfigError(f"{', '.join(refused)}: need every row at once; scan without chunk_rows")
+        if not isinstance(chunk_rows, int) or isinstance(chunk_rows, bool) or chunk_rows < 1:
+            raise ConfigError(f"chunk_rows: expected a positive number of rows, got {chunk_rows!r}")
     if (attest is None) != (signing_key is None):
         raise ConfigError("attest and signing_key go together: give both or neither")
     signing_pem = None if signing_key is None else _pem(signing_key, "signing_key")
@@ -395,17 +418,26 @@ def scan(
         batch_size=batch_size,
         allow_widening=allow_widening,
         fitted=None if fitted is None else fitted._native,
+        chunked=None
+        if chunk_rows is None
+        else {
+            "rows": chunk_rows,
+            **{k: None if v is None else os.fspath(v) for k, v in files.items()},
+            "inputs": [os.fspath(x) for x in (data, reference) if isinstance(x, (str, os.PathLike))],
+        },
     )
-    report = Report(native)
+    if chunk_rows is not None:
+        return ChunkedReport(json.loads(native), {k: v for k, v in files.items() if v is not None})
+    result = Report(native)
     if html is not None:
-        report.write_html(html)
+        result.write_html(html)
     if audit_log is not None:
-        report.append_audit_log(audit_log)
+        result.append_audit_log(audit_log)
     if openlineage is not None:
-        report.send_openlineage(openlineage)
+        result.send_openlineage(openlineage)
     if attest is not None and signing_pem is not None:
-        _write_text(attest, report._native._attestation(signing_pem[0], signing_pem[1], "report.json", _name(data)))
-    return report
+        _write_text(attest, result._native._attestation(signing_pem[0], signing_pem[1], "report.json", _name(data)))
+    return result
 
 
 class FittedScanner:
@@ -623,4 +655,4 @@ def verify_attestation(
 
 
 # Partitioned scans and the batch monitor build on the names above.
-from ._partitioned import Monitor, PartitionedReport  # noqa: E402
+from ._partitioned import ChunkedReport, Monitor, PartitionedReport  # noqa: E402

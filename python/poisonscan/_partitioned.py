@@ -287,6 +287,46 @@ class PartitionedReport:
         return f"<poisonscan.PartitionedReport {self.summary_line}>"
 
 
+class ChunkedReport(PartitionedReport):
+    """The merged result of a scan in chunks (``poisonscan.scan(..., chunk_rows=N)``): verdict, checks, fingerprint
+    and one line per chunk (``partitions``) as a :class:`PartitionedReport`, plus the notes and the highest-scored
+    flagged rows of the whole data (``sample``). The scores and the split rows were written to the files given; their
+    paths are in ``files``."""
+
+    def __init__(self, merged: Dict[str, Any], files: Dict[str, Any]) -> None:
+        super().__init__(merged, files.get("scores"), files.get("clean"), files.get("quarantine"))
+        self.files = files
+
+    @property
+    def chunk_rows(self) -> int:
+        return int(self.summary["chunk_rows"])
+
+    @property
+    def notes(self) -> List[str]:
+        return list(self.summary.get("notes", []))
+
+    @property
+    def sample(self) -> List[Dict[str, Any]]:
+        return list(self.summary.get("sample", []))
+
+    @property
+    def clean(self) -> Any:
+        """Path of the kept rows, when ``clean=`` was given."""
+        if self._clean is None:
+            raise ConfigError("scan with clean=PATH to write the kept rows")
+        return self._clean
+
+    @property
+    def quarantine(self) -> Any:
+        """Path of the flagged rows, when ``quarantine=`` was given."""
+        if self._quarantine is None:
+            raise ConfigError("scan with quarantine=PATH to write the flagged rows")
+        return self._quarantine
+
+    def __repr__(self) -> str:
+        return f"<poisonscan.ChunkedReport {self.summary_line}>"
+
+
 def merge_states(states: Sequence[Tuple[str, str, bytes]], policy: Tuple[Optional[str], Optional[str]]) -> Tuple[Dict[str, Any], Dict[str, int]]:
     """Fold the partitions' states, in dataset order: the merged report (with ``state_bytes``, the bytes received)
     and each partition's first row."""

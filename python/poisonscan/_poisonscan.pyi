@@ -1,6 +1,6 @@
 """Type stubs of the native module (the public API is in poisonscan/__init__.py)."""
 
-from typing import Any, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 __version__: str
 
@@ -67,7 +67,8 @@ def _scan(
     batch_size: int = 65536,
     allow_widening: bool = False,
     fitted: Optional["FittedScanner"] = None,
-) -> Report: ...
+    chunked: Optional[Dict[str, Any]] = None,
+) -> Union[Report, str]: ...
 class FittedScanner:
     @staticmethod
     def load(path: str) -> "FittedScanner": ...

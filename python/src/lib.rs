@@ -379,7 +379,7 @@ fn policy_of(policy_toml: Option<String>, policy_origin: Option<String>) -> PyRe
 
 /// Scan data for poisoning. See the Python wrapper `poisonscan.scan` for the documented signature.
 #[pyfunction]
-#[pyo3(signature = (data, *, label=None, id=None, reference=None, contract_json=None, contract_origin=None, policy_toml=None, policy_origin=None, baseline=None, key=None, features=None, embedding=None, pred_probs=None, k=10, outliers=true, label_flips=true, backdoors=true, batch_size=65536, allow_widening=false, fitted=None))]
+#[pyo3(signature = (data, *, label=None, id=None, reference=None, contract_json=None, contract_origin=None, policy_toml=None, policy_origin=None, baseline=None, key=None, features=None, embedding=None, pred_probs=None, k=10, outliers=true, label_flips=true, backdoors=true, batch_size=65536, allow_widening=false, fitted=None, chunked=None))]
 #[allow(clippy::too_many_arguments)]
 fn _scan(
     py: Python<'_>,
@@ -403,7 +403,8 @@ fn _scan(
     batch_size: usize,
     allow_widening: bool,
     fitted: Option<PyRef<'_, PyFittedScanner>>,
-) -> PyResult<PyReport> {
+    chunked: Option<Chunked>,
+) -> PyResult<Scanned> {
     let fitted = fitted.map(|f| f.inner.clone());
     if k == 0 {
         return Err(ConfigError::new_err("k must be at least 1"));
@@ -477,10 +478,16 @@ fn _scan(
         if let Some((m, origin)) = manifest {
             s = s.baseline(m, origin);
         }
-        let out = s.run()?;
-        Ok(out)
+        match chunked {
+            Some(c) => Ok(Err(c.run(s)?)),
+            None => Ok(Ok(s.run()?)),
+        }
     })?;
-    Ok(PyReport {
+    let out = match out {
+        Ok(out) => out,
+        Err(json) => return Ok(Scanned::Chunked(json)),
+    };
+    Ok(Scanned::Whole(PyReport {
         report: out.report,
         scores: out.scores,
         digests: out.digests,
@@ -489,7 +496,67 @@ fn _scan(
         visuals: out.visuals,
         policy: out.policy,
         metrics: out.metrics,
-    })
+    }))
+}
+
+/// What `_scan` returns: a report, or the merged report (JSON) of a scan in chunks (moved to Python at once, so
+/// the size of the larger variant does not matter).
+#[derive(IntoPyObject)]
+#[allow(clippy::large_enum_variant)]
+enum Scanned {
+    Whole(PyReport),
+    Chunked(String),
+}
+
+/// A scan in chunks (`poisonscan.scan(..., chunk_rows=N)`): rows per chunk and the files written as the chunks go.
+#[derive(FromPyObject)]
+struct Chunked {
+    #[pyo3(item)]
+    rows: usize,
+    #[pyo3(item)]
+    scores: Option<PathBuf>,
+    #[pyo3(item)]
+    clean: Option<PathBuf>,
+    #[pyo3(item)]
+    quarantine: Option<PathBuf>,
+    #[pyo3(item)]
+    report: Option<PathBuf>,
+    /// Input files (the data, the reference), which no output may replace.
+    #[pyo3(item)]
+    inputs: Vec<PathBuf>,
+}
+
+impl Chunked {
+    /// Scan in chunks into staged outputs; all are renamed into place together, or none on an error.
+    fn run(self, s: Scanner) -> Result<String, poisonscan::Error> {
+        let named = [
+            ("scores", self.scores.as_deref()),
+            ("clean", self.clean.as_deref()),
+            ("quarantine", self.quarantine.as_deref()),
+            ("report", self.report.as_deref()),
+        ];
+        let given: Vec<(&str, &Path)> = named
+            .iter()
+            .filter_map(|(w, p)| p.map(|p| (*w, p)))
+            .collect();
+        let inputs: Vec<(&str, &Path)> =
+            self.inputs.iter().map(|p| ("input", p.as_path())).collect();
+        poisonscan::output::check_outputs(&inputs, &given)?;
+        let set = poisonscan::output::OutputSet::prepare(&given)?;
+        let report = s.run_chunked_into(
+            self.rows,
+            &set,
+            self.scores.as_deref(),
+            self.clean.as_deref(),
+            self.quarantine.as_deref(),
+        )?;
+        let json = report.to_json();
+        if let Some(p) = &self.report {
+            set.write_text(p, &json)?;
+        }
+        set.commit()?;
+        Ok(json)
+    }
 }
 
 /// Infer a contract from trusted data; returns its JSON.

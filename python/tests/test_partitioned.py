@@ -151,3 +151,73 @@ def test_a_monitor_keeps_the_merged_state_of_arriving_batches():
     assert clean.so_far.verdict == "pass" and clean.so_far.flagged_count == 0
     with pytest.raises(ps.ConfigError):
         ps.Monitor("scanner.psfit")
+
+
+@pytest.mark.parametrize("chunk_rows, chunks", [(5000, 1), (700, 3), (300, 7)])
+@pytest.mark.parametrize("name", ["train_poisoned.parquet", "train_clean.parquet"])
+def test_a_scan_in_chunks_matches_the_local_scan_and_writes_every_row(tmp_path, name, chunk_rows, chunks):
+    import pyarrow.parquet as pq
+
+    from conftest import FIXTURES
+
+    f = fitted()
+    local = local_scan(f, name)
+    files = {k: tmp_path / f"{k}.parquet" for k in ("scores", "clean", "quarantine")}
+    files["report"] = tmp_path / "report.json"
+    r = ps.scan(FIXTURES / name, fitted=f, chunk_rows=chunk_rows, **files)
+    assert isinstance(r, ps.ChunkedReport)
+    assert r.chunk_rows == chunk_rows and len(r.partitions) == chunks
+    assert r.fingerprint == local.summary["fingerprint"]
+    assert r.rows == local.summary["rows"] and r.verdict == local.verdict
+    assert r.checks["contract"]["count"] == local.checks["contract"]["count"]
+    assert json.loads(files["report"].read_text())["fingerprint"] == r.fingerprint
+    scores, loc = pq.read_table(files["scores"]), local.scores
+    assert scores.column("row").to_pylist() == list(range(loc.num_rows))
+    assert scores.column("id").to_pylist() == loc.column("id").to_pylist()
+    for col in ("score_contract", "score_outlier"):
+        assert scores.column(col).to_pylist() == loc.column(col).to_pylist(), col
+    got = [i for i, v in enumerate(scores.column("flagged").to_pylist()) if v]
+    want = [i for i, v in enumerate(loc.column("flagged").to_pylist()) if v]
+    assert len(set(got) ^ set(want)) <= loc.num_rows // 100
+    if chunks == 1:
+        assert got == want
+    assert r.flagged_count == len(got)
+    assert pq.read_table(files["quarantine"]).column("id").to_pylist() == [loc.column("id")[i].as_py() for i in got]
+    assert pq.read_table(files["clean"]).num_rows + len(got) == loc.num_rows
+    if name == "train_clean.parquet":
+        assert r.passed and r.flagged_count == 0
+    else:
+        with pytest.raises(ps.PoisoningDetected):
+            r.raise_for_status()
+
+
+def test_a_scan_in_chunks_refuses_what_needs_every_row_and_writes_nothing(tmp_path):
+    from conftest import FIXTURES
+
+    data = FIXTURES / "train_poisoned.parquet"
+    scores = tmp_path / "s.parquet"
+    with pytest.raises(ps.ConfigError, match="every row"):
+        ps.scan(data, fitted=fitted(), chunk_rows=500, scores=scores, html=tmp_path / "r.html")
+    with pytest.raises(ps.ConfigError, match="chunk_rows"):
+        ps.scan(data, fitted=fitted(), scores=scores)
+    with pytest.raises(ps.ConfigError, match="chunk_rows"):
+        ps.scan(data, fitted=fitted(), chunk_rows=0)
+    # Without a fit each chunk would infer its own contract.
+    with pytest.raises(ps.ConfigError, match="fit"):
+        ps.scan(data, label="label", chunk_rows=500, scores=scores)
+    assert not scores.exists() and list(tmp_path.iterdir()) == []
+    # An output onto the input is refused and the input left as it was.
+    copy = tmp_path / "data.parquet"
+    copy.write_bytes(data.read_bytes())
+    with pytest.raises(ps.PoisonscanError):
+        ps.scan(copy, fitted=fitted(), chunk_rows=500, clean=copy)
+    assert copy.read_bytes() == data.read_bytes()
+
+
+def test_a_python_stream_scans_in_chunks(tmp_path):
+    t = table("train_poisoned.parquet")
+    f = fitted()
+    r = ps.scan(t, fitted=f, chunk_rows=512, scores=tmp_path / "s.csv")
+    assert r.fingerprint == local_scan(f, "train_poisoned.parquet").summary["fingerprint"]
+    assert len(r.partitions) == 4 and [p["start"] for p in r.partitions] == [0, 512, 1024, 1536]
+    assert len((tmp_path / "s.csv").read_text().splitlines()) == t.num_rows + 1

@@ -12,6 +12,7 @@ use super::{ContractSource, Scanner};
 use crate::error::Error;
 use crate::fit::FittedScanner;
 use crate::merge::{MergedReport, PartitionMerger};
+use crate::output::TableWriter;
 use crate::report::{SampleRow, REPORT_VERSION};
 use crate::source::Source;
 use arrow::array::RecordBatch;
@@ -19,6 +20,7 @@ use arrow::datatypes::SchemaRef;
 use arrow::error::ArrowError;
 use serde::Serialize;
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -345,6 +347,66 @@ impl Iterator for ChunkReader {
 impl arrow::record_batch::RecordBatchReader for ChunkReader {
     fn schema(&self) -> SchemaRef {
         self.schema.clone()
+    }
+}
+
+impl Scanner {
+    /// [`Scanner::run_chunked`] writing each chunk's score rows (numbered in the data) to `scores` and its rows to
+    /// `clean` / `quarantine`, as files staged by `set` (the caller writes the report and commits the set, so that
+    /// all outputs appear together or none).
+    pub fn run_chunked_into(
+        self,
+        chunk_rows: usize,
+        set: &crate::output::OutputSet,
+        scores: Option<&Path>,
+        clean: Option<&Path>,
+        quarantine: Option<&Path>,
+    ) -> Result<ChunkedReport, Error> {
+        let split = clean.is_some() || quarantine.is_some();
+        let mut score_w: Option<TableWriter> = None;
+        let (mut clean_w, mut quarantine_w): (Option<TableWriter>, Option<TableWriter>) =
+            (None, None);
+        let report = self.keep_chunks(split).run_chunked(chunk_rows, |c| {
+            if let Some(p) = scores {
+                let batch = c
+                    .outcome
+                    .scores
+                    .to_batch_at(c.start, Some(true))
+                    .map_err(|e| Error::Output {
+                        path: p.to_path_buf(),
+                        message: e.to_string(),
+                    })?;
+                if score_w.is_none() {
+                    score_w = Some(TableWriter::into_file(set.file(p)?, p, &batch.schema())?);
+                }
+                if let Some(w) = score_w.as_mut() {
+                    w.write(&batch)?;
+                }
+            }
+            if split {
+                let (kept, flagged) = c.split()?;
+                for (path, w, part) in [
+                    (clean, &mut clean_w, kept),
+                    (quarantine, &mut quarantine_w, flagged),
+                ] {
+                    let Some(p) = path else { continue };
+                    if w.is_none() {
+                        let schema = c.batches[0].schema();
+                        *w = Some(TableWriter::into_file(set.file(p)?, p, &schema)?);
+                    }
+                    if let Some(w) = w.as_mut() {
+                        for b in &part {
+                            w.write(b)?;
+                        }
+                    }
+                }
+            }
+            Ok(())
+        })?;
+        for w in [score_w, clean_w, quarantine_w].into_iter().flatten() {
+            w.finish()?;
+        }
+        Ok(report)
     }
 }
 
