@@ -183,37 +183,7 @@ impl IvfIndex {
     /// The `k` nearest base rows of `q`, skipping base id `exclude` (the query itself in leave-one-out search).
     pub fn search(&self, q: &[f32], k: usize, exclude: Option<u32>) -> Vec<Neighbour> {
         let probes = nearest(&self.centroids, q, self.nprobe);
-        self.scan(q, &probes, k, exclude)
-    }
-
-    /// Scan the probed lists for the `k` nearest base rows of `q` (one query; many queries go through
-    /// [`IvfIndex::search_all`]).
-    fn scan(
-        &self,
-        q: &[f32],
-        probes: &[Neighbour],
-        k: usize,
-        exclude: Option<u32>,
-    ) -> Vec<Neighbour> {
-        let mut top = TopK::new(k);
-        let mut dists = Vec::new();
-        for &(_, list) in probes {
-            let l = list as usize;
-            let (from, to) = (self.offsets[l], self.offsets[l + 1]);
-            distances(
-                q,
-                &self.vectors[from * self.dim..to * self.dim],
-                self.dim,
-                &mut dists,
-            );
-            for (p, &d) in (from..to).zip(&dists) {
-                let id = self.ids[p];
-                if top.accepts(d) && Some(id) != exclude {
-                    top.push((d, id));
-                }
-            }
-        }
-        top.best
+        self.scan_into(q, &probes, k, exclude, &mut Vec::new())
     }
 
     /// kNN of every query row, in parallel. `self_ids[i]` is the base id of query `i` when the query is also a base
@@ -301,7 +271,8 @@ impl IvfIndex {
         self.scan_into(q, probes, k, exclude, dists)
     }
 
-    /// [`IvfIndex::scan`] with a reused distance buffer, the result sorted by (distance, id).
+    /// Scan the probed lists (nearest first) for the `k` nearest base rows of `q`, one top-k carried across them,
+    /// with a reused distance buffer; the result sorted by (distance, id).
     #[inline(always)]
     fn scan_into(
         &self,
