@@ -239,6 +239,11 @@ impl PartitionMerger {
         self.drift = merged;
     }
 
+    /// Rows of the partitions added so far (where the next partition starts).
+    pub fn rows(&self) -> u64 {
+        self.lineage.rows()
+    }
+
     /// Partitions added so far.
     pub fn partitions(&self) -> usize {
         self.parts.len()

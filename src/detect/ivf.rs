@@ -183,7 +183,7 @@ impl IvfIndex {
     /// The `k` nearest base rows of `q`, skipping base id `exclude` (the query itself in leave-one-out search).
     pub fn search(&self, q: &[f32], k: usize, exclude: Option<u32>) -> Vec<Neighbour> {
         let probes = nearest(&self.centroids, q, self.nprobe);
-        self.scan_into(q, &probes, k, exclude, &mut Vec::new())
+        self.scan(q, &probes, k, exclude, &mut Vec::new())
     }
 
     /// kNN of every query row, in parallel. `self_ids[i]` is the base id of query `i` when the query is also a base
@@ -221,17 +221,10 @@ impl IvfIndex {
         self_ids: &[Option<u32>],
     ) -> Vec<Vec<Neighbour>> {
         let probes = nearest_many(&self.centroids, queries, self.nprobe);
-        let avx2 = has_avx2();
-        // Queries that probe the same lists go one after another, so a list's rows are read from cache, not memory.
-        let mut order: Vec<usize> = (0..probes.len()).collect();
-        order.sort_by_key(|&i| {
-            let p = &probes[i];
-            (p.first().map(|x| x.1), p.get(1).map(|x| x.1), i)
-        });
-        let found: Vec<Vec<Neighbour>> = order
+        probes
             .par_iter()
-            .map_init(Vec::new, |dists, &i| {
-                let p = &probes[i];
+            .enumerate()
+            .map_init(Vec::new, |dists, (i, p)| {
                 let row = queries.row(i);
                 let owned;
                 let q = match row.as_slice() {
@@ -241,21 +234,26 @@ impl IvfIndex {
                         &owned
                     }
                 };
-                let exclude = self_ids.get(i).copied().flatten();
-                #[cfg(target_arch = "x86_64")]
-                if avx2 {
-                    // SAFETY: the CPU supports AVX2, the only requirement of `scan_avx2`.
-                    return unsafe { self.scan_avx2(q, p, k, exclude, dists) };
-                }
-                let _ = avx2;
-                self.scan_into(q, p, k, exclude, dists)
+                self.scan(q, p, k, self_ids.get(i).copied().flatten(), dists)
             })
-            .collect();
-        let mut out = vec![Vec::new(); probes.len()];
-        for (nb, &i) in found.into_iter().zip(&order) {
-            out[i] = nb;
+            .collect()
+    }
+
+    /// [`IvfIndex::scan_into`], in its AVX2 build when the CPU has it.
+    fn scan(
+        &self,
+        q: &[f32],
+        probes: &[Neighbour],
+        k: usize,
+        exclude: Option<u32>,
+        dists: &mut Vec<f32>,
+    ) -> Vec<Neighbour> {
+        #[cfg(target_arch = "x86_64")]
+        if has_avx2() {
+            // SAFETY: the CPU supports AVX2, the only requirement of `scan_avx2`.
+            return unsafe { self.scan_avx2(q, probes, k, exclude, dists) };
         }
-        out
+        self.scan_into(q, probes, k, exclude, dists)
     }
 
     #[cfg(target_arch = "x86_64")]

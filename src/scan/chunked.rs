@@ -178,8 +178,7 @@ impl Scanner {
             if !more {
                 break;
             }
-            let index = merger.partitions();
-            let start = acc.rows;
+            let (index, start) = (merger.partitions(), merger.rows());
             let reader = ChunkReader {
                 feed: feed.clone(),
                 remaining: chunk_rows,
@@ -224,9 +223,8 @@ impl Scanner {
                 batches: &batches,
                 outcome: &outcome,
             })?;
-            acc.rows += outcome.report.rows;
             if let Some(b) = &bar {
-                b.set_position(acc.rows);
+                b.set_position(merger.rows());
             }
         }
         drop(feed);
@@ -234,9 +232,10 @@ impl Scanner {
             b.finish_and_clear();
         }
         self.data.unchanged_since(&data_state)?;
-        if acc.rows == 0 {
+        // Every chunk holds rows: no first chunk, no rows.
+        let Some(mut first) = acc.first.take() else {
             return Err(Error::ZeroRows { origin });
-        }
+        };
         let merged = merger.finish()?;
         if merged.partitions.len() > 1 {
             acc.notes.push(format!(
@@ -245,9 +244,6 @@ impl Scanner {
                 merged.partitions.len()
             ));
         }
-        let mut first = acc.first.take().ok_or(Error::ZeroRows {
-            origin: origin.clone(),
-        })?;
         first
             .inputs
             .insert("data".to_string(), serde_json::json!(origin));
@@ -434,7 +430,6 @@ impl Fit {
 /// What the chunked report keeps of each chunk beyond the merger's counts.
 #[derive(Default)]
 struct Accumulated {
-    rows: u64,
     first: Option<FirstChunk>,
     notes: Vec<String>,
     sample: Vec<SampleRow>,
@@ -500,8 +495,11 @@ mod tests {
             .reference(Source::path("fixtures/train_reference.parquet").unwrap())
     }
 
-    /// Scores per chunk, stitched into rows of the data: (contract, outlier, flagged) per row.
-    fn chunked(data: &str, rows: usize) -> (ChunkedReport, Vec<(f32, f32, bool)>, usize) {
+    /// A row's scores as its chunk gave them: contract, outlier, flagged, overall.
+    type Row = (f32, f32, bool, f32);
+
+    /// Scores per chunk, stitched into rows of the data.
+    fn chunked(data: &str, rows: usize) -> (ChunkedReport, Vec<Row>, usize) {
         let mut per_row = Vec::new();
         let mut chunks = 0;
         let report = scanner(data)
@@ -511,8 +509,9 @@ mod tests {
                 let s = &c.outcome.scores;
                 let flagged = s.flagged();
                 let (contract, outlier) = (&s.checks["contract"], &s.checks["outlier"]);
+                let overall = s.overall();
                 for (i, f) in flagged.iter().enumerate() {
-                    per_row.push((contract[i], outlier[i], *f));
+                    per_row.push((contract[i], outlier[i], *f, overall[i]));
                 }
                 let (kept, quarantined) = c.split()?;
                 let n = |b: &[RecordBatch]| b.iter().map(|b| b.num_rows()).sum::<usize>();
@@ -548,7 +547,7 @@ mod tests {
                 whole.report.checks["contract"].count
             );
             // Scores that depend only on the row and the fit are the whole scan's.
-            for (i, (c, o, _)) in per_row.iter().enumerate() {
+            for (i, (c, o, _, _)) in per_row.iter().enumerate() {
                 assert_eq!(*c, whole.scores.checks["contract"][i], "row {i}");
                 assert_eq!(*o, whole.scores.checks["outlier"][i], "row {i}");
             }
@@ -568,10 +567,29 @@ mod tests {
             }
             // The sample is the highest-scored flagged rows, numbered in the data.
             assert!(!r.sample.is_empty());
+            let lowest = r
+                .sample
+                .iter()
+                .map(|s| s.score)
+                .fold(f32::INFINITY, f32::min);
             for s in &r.sample {
-                assert!(flagged[s.row as usize], "sample row {} is flagged", s.row);
+                let row = &per_row[s.row as usize];
+                assert!(
+                    row.2 && row.3 == s.score,
+                    "sample row {} is that row of the data",
+                    s.row
+                );
             }
-            assert!(r.sample.windows(2).all(|w| w[0].score >= w[1].score));
+            let in_sample: std::collections::HashSet<u64> =
+                r.sample.iter().map(|s| s.row).collect();
+            let above = (0..n as u64)
+                .filter(|i| !in_sample.contains(i) && per_row[*i as usize].2)
+                .filter(|&i| per_row[i as usize].3 > lowest)
+                .count();
+            assert_eq!(
+                above, 0,
+                "no flagged row outside the sample scores above it"
+            );
         }
     }
 
