@@ -56,11 +56,14 @@ unsafe fn l2_eight_avx2(q: &[f32], rows: &[f32], dim: usize) -> [f32; 8] {
     use std::arch::x86_64::*;
     let full = dim / 8;
     let mut acc = [_mm256_setzero_ps(); 8];
+    // Checked once here, so the loads below need no bounds checks.
+    assert!(q.len() >= dim && rows.len() >= 8 * dim);
+    let (qp, rp) = (q.as_ptr(), rows.as_ptr());
     for c in 0..full {
-        let qv = _mm256_loadu_ps(q[8 * c..8 * c + 8].as_ptr());
+        // SAFETY: 8 * c + 8 <= dim <= q.len(), and j * dim + 8 * c + 8 <= 8 * dim <= rows.len() (asserted above).
+        let qv = _mm256_loadu_ps(qp.add(8 * c));
         for (j, a) in acc.iter_mut().enumerate() {
-            let at = j * dim + 8 * c;
-            let d = _mm256_sub_ps(qv, _mm256_loadu_ps(rows[at..at + 8].as_ptr()));
+            let d = _mm256_sub_ps(qv, _mm256_loadu_ps(rp.add(j * dim + 8 * c)));
             *a = _mm256_add_ps(*a, _mm256_mul_ps(d, d));
         }
     }
@@ -377,7 +380,8 @@ impl IvfIndex {
         for block in blocks.by_ref() {
             // SAFETY: AVX2 is enabled here; the block holds eight rows of `dim` values.
             let d = unsafe { l2_eight_avx2(q, block, dim) };
-            if d.iter().any(|&x| top.accepts(x)) {
+            // Whether any of the eight enters, as an OR of eight compares (which vectorizes; a min does not).
+            if d.iter().fold(false, |any, &x| any | top.accepts(x)) {
                 for (j, &x) in d.iter().enumerate() {
                     if top.accepts(x) {
                         let id = self.ids[p + j];
@@ -501,31 +505,76 @@ pub fn nearest_many(
             let mut found = Vec::with_capacity(rows.nrows());
             for (q, dq) in rows.rows().into_iter().zip(dots.rows()) {
                 let qn = q.dot(&q);
-                // All distances first (a loop the compiler vectorizes), then the few that enter the top-m.
-                match dq.as_slice() {
-                    Some(dq) => {
-                        for ((o, &d), &cn) in d2.iter_mut().zip(dq).zip(&c_norm) {
-                            *o = (qn + cn - 2.0 * d).max(0.0);
-                        }
-                    }
+                let owned;
+                let dq = match dq.as_slice() {
+                    Some(dq) => dq,
                     None => {
-                        for ((o, &d), &cn) in d2.iter_mut().zip(dq.iter()).zip(&c_norm) {
-                            *o = (qn + cn - 2.0 * d).max(0.0);
-                        }
+                        owned = dq.to_vec();
+                        &owned
                     }
-                }
-                let mut top = TopK::new(m);
-                for (j, &d) in d2.iter().enumerate() {
-                    if top.accepts(d) {
-                        top.push((d, j as u32));
-                    }
-                }
-                found.push(top.best);
+                };
+                found.push(nearest_of_dots(dq, qn, &c_norm, m, &mut d2));
             }
             found
         })
         .collect();
     blocks.into_iter().flatten().collect()
+}
+
+/// The `m` nearest centroids of a query from its dot products `dq` with them (`qn` its squared norm, `c_norm` theirs),
+/// in the AVX2 build when the CPU has it; `d2` is a reused buffer.
+fn nearest_of_dots(
+    dq: &[f32],
+    qn: f32,
+    c_norm: &[f32],
+    m: usize,
+    d2: &mut [f32],
+) -> Vec<Neighbour> {
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2() {
+        // SAFETY: the CPU supports AVX2, the only requirement of `nearest_of_dots_avx2`.
+        return unsafe { nearest_of_dots_avx2(dq, qn, c_norm, m, d2) };
+    }
+    nearest_of_dots_generic(dq, qn, c_norm, m, d2)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn nearest_of_dots_avx2(
+    dq: &[f32],
+    qn: f32,
+    c_norm: &[f32],
+    m: usize,
+    d2: &mut [f32],
+) -> Vec<Neighbour> {
+    nearest_of_dots_generic(dq, qn, c_norm, m, d2)
+}
+
+#[inline(always)]
+fn nearest_of_dots_generic(
+    dq: &[f32],
+    qn: f32,
+    c_norm: &[f32],
+    m: usize,
+    d2: &mut [f32],
+) -> Vec<Neighbour> {
+    // All distances first (a loop the compiler vectorizes), then the few that enter the top-m.
+    for ((o, &d), &cn) in d2.iter_mut().zip(dq).zip(c_norm) {
+        *o = (qn + cn - 2.0 * d).max(0.0);
+    }
+    let mut top = TopK::new(m);
+    for (c, chunk) in d2.chunks(8).enumerate() {
+        // One vectorized test per eight centroids.
+        if !chunk.iter().fold(false, |any, &d| any | top.accepts(d)) {
+            continue;
+        }
+        for (j, &d) in chunk.iter().enumerate() {
+            if top.accepts(d) {
+                top.push((d, (8 * c + j) as u32));
+            }
+        }
+    }
+    top.best
 }
 
 /// The `m` nearest centroids of `q`: (squared distance, centroid index), ascending.
