@@ -362,22 +362,22 @@ fn nearest_sharing_neighbours(
         .collect();
     by_base.sort_unstable();
     let mut best: Vec<Option<(f32, usize)>> = vec![None; knn.len()];
-    let row = |r: usize| x.row(r).to_vec();
+    // Rows as slices of one standard-layout matrix (no copy when the queries already are one).
+    let x = x.as_standard_layout();
+    let (flat, d) = (x.as_slice().unwrap_or(&[]), x.ncols());
+    let row = |r: usize| flat.get(r * d..(r + 1) * d).unwrap_or(&[]);
     for group in by_base.chunk_by(|a, b| a.0 == b.0) {
         if group.len() < 2 {
             continue;
         }
-        let members: Vec<(usize, Vec<f32>)> = group
-            .iter()
-            .map(|&(_, r)| (r as usize, row(r as usize)))
-            .collect();
-        for (a, (ra, va)) in members.iter().enumerate() {
-            for (rb, vb) in members.iter().skip(a + 1) {
+        for (a, &(_, ra)) in group.iter().enumerate() {
+            for &(_, rb) in group.iter().skip(a + 1) {
                 if ra == rb {
                     continue;
                 }
-                let d2 = super::ivf::l2(va, vb);
-                for (p, q) in [(*ra, *rb), (*rb, *ra)] {
+                let (ra, rb) = (ra as usize, rb as usize);
+                let d2 = super::ivf::l2(row(ra), row(rb));
+                for (p, q) in [(ra, rb), (rb, ra)] {
                     if best[p].is_none_or(|(d, _)| d2 < d) {
                         best[p] = Some((d2, q));
                     }
