@@ -212,6 +212,10 @@ struct ScanArgs {
     /// Neighbours for the label-flip detector.
     #[arg(long, default_value_t = 10)]
     k: usize,
+    /// IVF lists each label-flip neighbour search probes (references of 4,000 rows or more have about 2 sqrt(n)
+    /// lists; smaller ones are searched exactly). More probes: closer to exact neighbours, slower.
+    #[arg(long, default_value_t = DetectConfig::default().nprobe)]
+    ivf_probes: usize,
     /// Skip the outlier detector.
     #[arg(long)]
     no_outliers: bool,
@@ -525,11 +529,15 @@ fn scan(a: ScanArgs) -> Result<u8, Error> {
     if a.k == 0 {
         return Err(Error::Usage("--k must be at least 1".into()));
     }
+    if a.ivf_probes == 0 {
+        return Err(Error::Usage("--ivf-probes must be at least 1".into()));
+    }
     let detect = DetectConfig {
         outliers: !a.no_outliers,
         label_flips: !a.no_label_flips,
         backdoors: !a.no_backdoors,
         k: a.k,
+        nprobe: a.ivf_probes,
         ..DetectConfig::default()
     };
     let mut s = Scanner::new(source(&a.data, a.batch_size)?)

@@ -308,6 +308,28 @@ fn usage_and_configuration_errors_exit_2_before_scoring() {
         .args(["--k", "0"])
         .assert()
         .code(2);
+    cli()
+        .args(["scan"])
+        .arg(fixture("clean.parquet"))
+        .args(["--ivf-probes", "0"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("--ivf-probes must be at least 1"));
+    // The probes asked for are the ones the label-flip search used (the report's detector summary says).
+    let probed = dir.path().join("probes.json");
+    cli()
+        .args(["scan", "-q", "--label", "label", "--id", "id"])
+        .arg(fixture("train_poisoned.parquet"))
+        .arg("--reference")
+        .arg(fixture("train_reference.parquet"))
+        .args(["--ivf-probes", "7", "--report"])
+        .arg(&probed)
+        .assert()
+        .code(1);
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&probed).unwrap()).unwrap();
+    let found = report.to_string();
+    assert!(found.contains("\"ivf_probes\":7"), "{found}");
     let bad_contract = dir.path().join("c.json");
     std::fs::write(&bad_contract, "{not json").unwrap();
     cli()
