@@ -315,21 +315,54 @@ fn usage_and_configuration_errors_exit_2_before_scoring() {
         .assert()
         .code(2)
         .stderr(predicate::str::contains("--ivf-probes must be at least 1"));
-    // The probes asked for are the ones the label-flip search used (the report's detector summary says).
-    let probed = dir.path().join("probes.json");
-    cli()
-        .args(["scan", "-q", "--label", "label", "--id", "id"])
-        .arg(fixture("train_poisoned.parquet"))
-        .arg("--reference")
-        .arg(fixture("train_reference.parquet"))
-        .args(["--ivf-probes", "7", "--report"])
-        .arg(&probed)
-        .assert()
-        .code(1);
-    let report: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&probed).unwrap()).unwrap();
-    let found = report.to_string();
-    assert!(found.contains("\"ivf_probes\":7"), "{found}");
+    // The probes asked for are the ones the label-flip search used (the report's detector summary says), on a
+    // reference large enough to be split into lists (smaller ones are searched exactly, with one list).
+    let spec = poisonscan::synth::SynthSpec {
+        rows: 5000,
+        dim: 8,
+        classes: 3,
+        separation: 8.0,
+        world_seed: 21,
+    };
+    let write = |path: &std::path::Path, d: &poisonscan::synth::SynthData| {
+        let b = d.to_batch();
+        let mut w = parquet::arrow::ArrowWriter::try_new(
+            std::fs::File::create(path).unwrap(),
+            b.schema(),
+            None,
+        )
+        .unwrap();
+        w.write(&b).unwrap();
+        w.close().unwrap();
+    };
+    let (reference, data) = (
+        dir.path().join("ref5000.parquet"),
+        dir.path().join("data300.parquet"),
+    );
+    write(&reference, &spec.clean(1));
+    write(
+        &data,
+        &poisonscan::synth::SynthSpec { rows: 300, ..spec }.clean(2),
+    );
+    for (probes, want) in [(Some("7"), 7), (None, 4)] {
+        let report = dir.path().join("probes.json");
+        let mut cmd = cli();
+        cmd.args(["scan", "-q", "--label", "label", "--id", "id"])
+            .arg(&data)
+            .arg("--reference")
+            .arg(&reference)
+            .arg("--report")
+            .arg(&report);
+        if let Some(p) = probes {
+            cmd.args(["--ivf-probes", p]);
+        }
+        cmd.assert().code(predicate::in_iter([0, 1]));
+        let r: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+        let label = find_key(&r, "ivf_probes").expect("a label-flip summary with ivf_probes");
+        assert!(label["ivf_lists"].as_u64().unwrap() > 7, "{label}");
+        assert_eq!(label["ivf_probes"].as_u64(), Some(want), "{label}");
+    }
     let bad_contract = dir.path().join("c.json");
     std::fs::write(&bad_contract, "{not json").unwrap();
     cli()
@@ -784,4 +817,14 @@ fn drift_against_the_reference_warns() {
         .unwrap();
     assert_eq!(label["drifted"], true);
     assert!(label["psi"].as_f64().unwrap() > 0.25);
+}
+
+/// The first object under `v` that has the key `key`.
+fn find_key<'a>(v: &'a serde_json::Value, key: &str) -> Option<&'a serde_json::Value> {
+    match v {
+        serde_json::Value::Object(m) if m.contains_key(key) => Some(v),
+        serde_json::Value::Object(m) => m.values().find_map(|x| find_key(x, key)),
+        serde_json::Value::Array(a) => a.iter().find_map(|x| find_key(x, key)),
+        _ => None,
+    }
 }
