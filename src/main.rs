@@ -212,8 +212,8 @@ struct ScanArgs {
     /// Neighbours for the label-flip detector.
     #[arg(long, default_value_t = 10)]
     k: usize,
-    /// IVF lists each label-flip neighbour search probes (references of 4,000 rows or more have about 2 sqrt(n)
-    /// lists; smaller ones are searched exactly). More probes: closer to exact neighbours, slower.
+    /// IVF lists each label-flip neighbour search probes (a base of 4,000 rows or more, the reference or else the
+    /// data, has about 2 sqrt(n) lists; a smaller one is searched exactly). More probes: closer to exact, slower.
     #[arg(long, default_value_t = DetectConfig::default().nprobe)]
     ivf_probes: usize,
     /// Skip the outlier detector.

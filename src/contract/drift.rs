@@ -60,11 +60,16 @@ pub fn quantile_sorted(sorted: &[f64], q: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
     }
-    let pos = q.clamp(0.0, 1.0) * (sorted.len() - 1) as f64;
-    let lo = pos.floor() as usize;
-    let hi = pos.ceil() as usize;
-    let w = pos - lo as f64;
+    let (lo, hi, w) = quantile_position(sorted.len(), q);
     sorted[lo] * (1.0 - w) + sorted[hi] * w
+}
+
+/// Where quantile `q` of `len > 0` sorted values lies: the two order statistics around it and the weight of the
+/// upper one (linear interpolation).
+pub(crate) fn quantile_position(len: usize, q: f64) -> (usize, usize, f64) {
+    let pos = q.clamp(0.0, 1.0) * (len - 1) as f64;
+    let lo = pos.floor() as usize;
+    (lo, pos.ceil() as usize, pos - lo as f64)
 }
 
 /// Population stability index of observed counts against expected shares.

@@ -187,7 +187,7 @@ pub fn take_rows(x: ArrayView2<f32>, rows: &[usize]) -> Array2<f32> {
     x.select(ndarray::Axis(0), rows)
 }
 
-/// Quantile of an unsorted slice (sorts a copy).
+/// Quantile of an unsorted slice (linear interpolation, as `quantile_sorted` of a sorted copy).
 pub fn quantile(v: &[f64], q: f64) -> f64 {
     if v.is_empty() {
         return f64::NAN;
@@ -195,9 +195,7 @@ pub fn quantile(v: &[f64], q: f64) -> f64 {
     // The two order statistics the interpolation needs, by selection (O(n)) instead of a full sort: the same values
     // as `quantile_sorted` of the sorted copy, since values equal under `total_cmp` are the same bits.
     let mut s = v.to_vec();
-    let pos = q.clamp(0.0, 1.0) * (s.len() - 1) as f64;
-    let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
-    let w = pos - lo as f64;
+    let (lo, hi, w) = crate::contract::drift::quantile_position(s.len(), q);
     let (_, &mut at_lo, right) = s.select_nth_unstable_by(lo, f64::total_cmp);
     let at_hi = if hi > lo {
         right
