@@ -43,8 +43,9 @@ struct CheckedColumn {
     profiled_rows: u64,
     /// The contract's categories as a set, and as the text findings show (built once, not per batch or row).
     allowed: Option<(HashSet<String>, String)>,
-    /// Without a reference: the rare categories and their shares, when rare values are not much of the column.
-    rare: HashMap<String, f64>,
+    /// Without a reference: the rare categories, their shares and whether their form is new to the column (see
+    /// [`form`]), when rare values are not much of the column.
+    rare: HashMap<String, (f64, bool)>,
 }
 
 /// Enforces a [`Contract`] on the batches of one data schema.
@@ -149,16 +150,26 @@ impl ContractChecker {
                 let set = cats.iter().map(|x| x.value.clone()).collect();
                 (set, fmt_set(cats))
             });
-            let mut rare: HashMap<String, f64> = HashMap::new();
+            let mut rare: HashMap<String, (f64, bool)> = HashMap::new();
             if let (true, Some(cats)) = (from_data, &c.categories) {
+                // The forms of the column's common values: a rare value of another form ('??corrupt??' among
+                // 'married' and 'single', 'N/A' among numbers-as-text) is not just a rare member of the set.
+                let common: HashSet<String> = cats
+                    .iter()
+                    .filter(|x| !is_rare(x.proportion, contract.rows))
+                    .map(|x| form(&x.value))
+                    .collect();
                 rare = cats
                     .iter()
                     .filter(|x| is_rare(x.proportion, contract.rows))
-                    .map(|x| (x.value.clone(), x.proportion))
+                    .map(|x| {
+                        let new_form = !common.is_empty() && !common.contains(&form(&x.value));
+                        (x.value.clone(), (x.proportion, new_form))
+                    })
                     .collect();
                 // When rare values make up much of the column (labels that are ids, codes seen once each), a rare
                 // value is the ordinary case, not a finding (the Good-Turing argument of the profile's open sets).
-                if rare.values().sum::<f64>() > RARE_MASS_LIMIT {
+                if rare.values().map(|v| v.0).sum::<f64>() > RARE_MASS_LIMIT {
                     rare.clear();
                 }
             }
@@ -303,7 +314,7 @@ fn check_column(col: &CheckedColumn, a: &ArrayRef, start: u64, out: &mut Vec<Vio
             }
             if !col.rare.is_empty() {
                 for (i, v) in s.iter().enumerate() {
-                    if let Some(&p) = v.and_then(|v| col.rare.get(v)) {
+                    if let Some(&(p, new_form)) = v.and_then(|v| col.rare.get(v)) {
                         let shown = format!("'{}'", s.value(i));
                         out.push(rare_finding(
                             c,
@@ -311,7 +322,11 @@ fn check_column(col: &CheckedColumn, a: &ArrayRef, start: u64, out: &mut Vec<Vio
                             shown,
                             p,
                             col.profiled_rows,
-                            Rare::Value,
+                            if new_form {
+                                Rare::Form(form(s.value(i)))
+                            } else {
+                                Rare::Value
+                            },
                         ));
                     }
                 }
@@ -370,12 +385,37 @@ fn is_rare(share: f64, rows: u64) -> bool {
 const RARE_FLOOR: f32 = 0.25;
 
 /// What is rare in a [`rare_finding`].
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 enum Rare {
     /// The null or the value itself.
     Value,
+    /// A rare category value whose form (given) no common value of the column has: graded as if seen once.
+    Form(String),
     /// Its sign: a negative number in a column whose other values are never negative.
     Negative,
+}
+
+/// A text value's form: each uppercase letter `A`, lowercase `a`, digit `9`, whitespace a space, any other character
+/// itself, with runs collapsed (`'Married'` -> `Aa`, `'??corrupt??'` -> `?a?`, `'12-b'` -> `9-a`).
+pub(crate) fn form(v: &str) -> String {
+    let mut out = String::new();
+    for ch in v.chars() {
+        let c = if ch.is_uppercase() {
+            'A'
+        } else if ch.is_lowercase() {
+            'a'
+        } else if ch.is_numeric() {
+            '9'
+        } else if ch.is_whitespace() {
+            ' '
+        } else {
+            ch
+        };
+        if !out.ends_with(c) {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// Without a reference nothing the data holds can be called impossible: a null, a value or a negative sign seen `k`
@@ -392,7 +432,13 @@ fn rare_finding(
     what: Rare,
 ) -> Violation {
     let k = (share * rows as f64).round().max(1.0);
-    let r = (FLAG_SHARE_IN_DATA * rows as f64).max(1.0) / k;
+    // A value of a form new to the column is graded as if seen once: its few copies are one malformation repeated.
+    let graded_k = if matches!(what, Rare::Form(_)) {
+        1.0
+    } else {
+        k
+    };
+    let r = (FLAG_SHARE_IN_DATA * rows as f64).max(1.0) / graded_k;
     let score = crate::detect::ratio_score(r);
     let score = if score >= 0.5 {
         score
@@ -403,6 +449,10 @@ fn rare_finding(
     let expected = match what {
         Rare::Value => format!(
             "is rare: {k} of {rows} rows ({pct:.2}%), and no reference says it is allowed"
+        ),
+        Rare::Form(f) => format!(
+            "is rare: {k} of {rows} rows ({pct:.2}%), of a form ('{f}') that no common value of the column has, and \
+             no reference says it is allowed"
         ),
         Rare::Negative => format!(
             "is negative, and negatives are rare in the column: {k} of {rows} rows ({pct:.2}%), and no reference \

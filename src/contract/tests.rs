@@ -507,3 +507,58 @@ fn without_a_reference_rare_nulls_and_signs_outrank_unflagged_values_beyond_the_
         assert!(score[r] < 0.5, "row {r}: {}", score[r]);
     }
 }
+
+#[test]
+fn without_a_reference_a_rare_category_of_a_new_form_is_flagged_and_a_rare_one_of_a_common_form_is_not(
+) {
+    // 2,000 rows of a marital status: three common words, a rare legitimate word seen 4 times ('widow') and a
+    // corrupted marker seen 4 times ('??corrupt??'). Both are rare; only the marker has a form ('?a?') that none of
+    // the common values ('a') has.
+    let n = 2000;
+    let mut status: Vec<&str> = (0..n)
+        .map(|i| ["married", "single", "divorced"][i % 3])
+        .collect();
+    let (widow, corrupt) = ([5usize, 600, 1200, 1800], [17usize, 700, 1300, 1901]);
+    for &r in &widow {
+        status[r] = "widow";
+    }
+    for &r in &corrupt {
+        status[r] = "??corrupt??";
+    }
+    let schema = Arc::new(Schema::new(vec![Field::new(
+        "status",
+        DataType::Utf8,
+        false,
+    )]));
+    let data = RecordBatch::try_new(
+        schema,
+        vec![Arc::new(StringArray::from(status)) as ArrayRef],
+    )
+    .unwrap();
+    let c = profile(&data, Trust::Data);
+    let (_, found) = ContractChecker::new(&c, &data.schema(), "d")
+        .unwrap()
+        .check_batch(&data, 0);
+    let score = |r: usize| {
+        found
+            .iter()
+            .filter(|v| v.row == r as u64)
+            .map(|v| v.score)
+            .fold(0.0f32, f32::max)
+    };
+    for &r in &corrupt {
+        assert!(score(r) >= 0.5, "row {r}: {}", score(r));
+        let v = found.iter().find(|v| v.row == r as u64).unwrap();
+        assert!(
+            v.reason()
+                .contains("of a form ('?a?') that no common value of the column has"),
+            "{}",
+            v.reason()
+        );
+    }
+    for &r in &widow {
+        assert!(score(r) > 0.0 && score(r) < 0.5, "row {r}: {}", score(r));
+    }
+    assert_eq!(super::checker::form("Married 2x"), "Aa 9a");
+    assert_eq!(super::checker::form("12-b"), "9-a");
+}
