@@ -10,7 +10,8 @@
 //! of injected rows must not become its own "normal" cluster). Each row's statistic is its Euclidean distance to the
 //! nearest kept centroid; each cluster's limit is calibrated on the fit rows assigned to it:
 //! `median + t * sigma` of their distances (sigma = 1.4826 MAD), with `t` the larger of 7 and how far the fit rows
-//! themselves reach in those units (`1.5 * q99.9` of the normalized distances on a reference, `2 * q95` on data). Score = r / (1 + r) with r = distance / limit, so the limit maps to 0.5.
+//! themselves reach in those units (`1.5 * q99.9` of the normalized distances on a reference, `2 * q95` on data). Score = r / (1 + r) with r = distance / limit, so the limit maps to 0.5;
+//! below the limit the score is halved into `[0, 0.25)`, under the other detectors' sub-threshold evidence.
 //!
 //! ## When it is wrong
 //! Heavy-tailed clean features (log-normal amounts, counts) have legitimate rows far from centres: with a reference
@@ -35,6 +36,8 @@ use serde_json::json;
 const FIT_ROWS: usize = 20_000;
 /// Rows below which the detector does not fit (too few to calibrate).
 const MIN_FIT_ROWS: usize = 50;
+/// Weight of a score below the flag line (docs/detectors/outlier.md: measured on the real benchmark).
+const UNFLAGGED_WEIGHT: f32 = 0.5;
 
 /// The last model fitted on a reference in this process.
 pub(crate) static KEPT: super::Kept<Option<OutlierModel>> = std::sync::Mutex::new(None);
@@ -166,7 +169,11 @@ pub fn detect(ctx: &DetectContext) -> DetectorOutput {
             let (d2, c) = nearest(&model.centroids, &row, 1)[0];
             let d = (d2 as f64).sqrt();
             let lim = model.limits[c as usize];
+            // Below the limit the ratio is a distance, not evidence: halved into [0, 0.25), it ranks under the
+            // other detectors' evidence below their flag lines (label-flip candidates, rare values), as the
+            // contract's unflagged values beyond the range do.
             let s = ratio_score(d / lim);
+            let s = if s >= FLAG_AT { s } else { UNFLAGGED_WEIGHT * s };
             let reason = (s >= FLAG_AT).then(|| {
                 format!(
                     "{:.1}x farther from the nearest cluster centre (cluster {c}) than the calibrated limit ({d:.2} vs {lim:.2})",
