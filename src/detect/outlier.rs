@@ -10,7 +10,7 @@
 //! of injected rows must not become its own "normal" cluster). Each row's statistic is its Euclidean distance to the
 //! nearest kept centroid; each cluster's limit is calibrated on the fit rows assigned to it:
 //! `median + t * sigma` of their distances (sigma = 1.4826 MAD), with `t` the larger of 7 and how far the fit rows
-//! themselves reach in those units (`1.5 * q99.9` of the normalized distances on a reference, `2 * q95` on data). Score = r / (1 + r) with r = distance / limit, so the limit maps to 0.5;
+//! themselves reach in those units (`1.5 * q99.9` of the normalized distances on a reference, `3 * q95` on data). Score = r / (1 + r) with r = distance / limit, so the limit maps to 0.5;
 //! below the limit the score is halved into `[0, 0.25)`, under the other detectors' sub-threshold evidence.
 //!
 //! ## When it is wrong
@@ -99,7 +99,7 @@ pub fn fit(fit: &Array2<f32>, trusted: bool, seed: u64) -> Option<OutlierModel> 
     let reach = if trusted {
         1.5 * quantile(&u, 0.999)
     } else {
-        2.0 * quantile(&u, 0.95)
+        3.0 * quantile(&u, 0.95)
     };
     let sigmas = reach.max(7.0);
     let limits = stats.iter().map(|&(m, s)| m + sigmas * s).collect();
