@@ -39,6 +39,19 @@ fn flagged_by(out: &poisonscan::ScanOutcome, check: &str) -> Vec<bool> {
     out.scores.checks[check].iter().map(|&s| s >= 0.5).collect()
 }
 
+/// One check's own scores and flags against the data's ground truth.
+fn check_quality(
+    out: &poisonscan::ScanOutcome,
+    check: &str,
+    d: &SynthData,
+) -> poisonscan::synth::Quality {
+    quality(
+        &out.scores.checks[check],
+        &flagged_by(out, check),
+        &truth(d),
+    )
+}
+
 #[test]
 fn clean_twins_flag_nothing_with_a_reference_and_almost_nothing_without() {
     for (dim, classes) in [(10, 2), (32, 5)] {
@@ -81,8 +94,8 @@ fn overlapping_classes_without_a_reference_stay_under_one_percent_on_the_clean_t
         "{}",
         out.report.summary
     );
-    // Its poisoned side: 5% random flips (200 rows) give 112 near-unanimous candidates, 52 more than the 60 (1.5%)
-    // taken as natural: those are flagged, nearly all of them flips, and the flips rank on top.
+    // Its poisoned side: 5% random flips (200 rows) give more near-unanimous candidates than the 60 (1.5% of the
+    // rows) taken as natural: the excess is flagged, nearly all of it flips, and the flips rank on top.
     let poisoned = w.clean(6).random_flips(0.05, 9);
     let out = scan(&poisoned, None);
     let q = quality(
@@ -115,22 +128,33 @@ fn without_a_reference_flips_within_the_natural_share_are_ranked_not_flagged() {
     };
     let few = w.clean(6).random_flips(0.01, 9);
     let out = scan(&few, None);
-    let q = quality(
-        &out.scores.checks["label"],
-        &flagged_by(&out, "label"),
-        &truth(&few),
-    );
+    let q = check_quality(&out, "label", &few);
     assert_eq!(q.recall, 0.0, "{q:?}");
     assert!(q.precision_at_k >= 0.9, "{q:?}");
     let many = w.clean(6).random_flips(0.05, 9);
     let out = scan(&many, None);
-    let q = quality(
-        &out.scores.checks["label"],
-        &flagged_by(&out, "label"),
-        &truth(&many),
-    );
+    let q = check_quality(&out, "label", &many);
     assert!(q.precision >= 0.98 && q.recall >= 0.4, "{q:?}");
     assert!(!out.passed());
+    // The data's own linear model, fitted on the flips, expects nearly as many candidates as there are (so its test
+    // alone flags none of these evenly spread flips); the natural share is what flags them.
+    let report: serde_json::Value = serde_json::from_str(&out.report.to_json()).unwrap();
+    let label = &report["detectors"]["label"];
+    let sum = |k: &str| -> f64 {
+        label[k]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|v| v.as_f64())
+            .sum()
+    };
+    let (found, expected) = (sum("candidates_per_class"), sum("expected_per_class"));
+    assert!(
+        expected >= 0.9 * found,
+        "{found} candidates, {expected} expected"
+    );
+    assert_eq!(label["expected_from"], "data's linear model");
+    assert_eq!(label["natural_share_exceeded"], true);
 }
 
 #[test]
@@ -139,11 +163,7 @@ fn random_flips_are_found_with_high_precision() {
     let reference = w.clean(1);
     let poisoned = w.clean(3).random_flips(0.05, 9);
     let out = scan(&poisoned, Some(&reference));
-    let q = quality(
-        &out.scores.checks["label"],
-        &flagged_by(&out, "label"),
-        &truth(&poisoned),
-    );
+    let q = check_quality(&out, "label", &poisoned);
     assert!(
         q.precision_at_k >= 0.9 && q.recall >= 0.9 && q.precision >= 0.9,
         "{q:?}"
@@ -275,11 +295,7 @@ fn embedding_column_features_find_flips() {
             .unwrap()
     };
     let out = run(&poisoned);
-    let q = quality(
-        &out.scores.checks["label"],
-        &flagged_by(&out, "label"),
-        &truth(&poisoned),
-    );
+    let q = check_quality(&out, "label", &poisoned);
     assert!(q.precision_at_k >= 0.9, "{q:?}");
     assert_eq!(run(&w.clean(2)).report.flagged, 0);
 }

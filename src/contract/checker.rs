@@ -43,9 +43,9 @@ struct CheckedColumn {
     profiled_rows: u64,
     /// The contract's categories as a set, and as the text findings show (built once, not per batch or row).
     allowed: Option<(HashSet<String>, String)>,
-    /// Without a reference: the rare categories, their shares and whether their form is new to the column (see
-    /// [`form`]), when rare values are not much of the column.
-    rare: HashMap<String, (f64, bool)>,
+    /// Without a reference: the rare categories, their shares and their form when no common value of the column
+    /// has it (see [`form`]), when rare values are not much of the column.
+    rare: HashMap<String, (f64, Option<String>)>,
 }
 
 /// Enforces a [`Contract`] on the batches of one data schema.
@@ -150,7 +150,7 @@ impl ContractChecker {
                 let set = cats.iter().map(|x| x.value.clone()).collect();
                 (set, fmt_set(cats))
             });
-            let mut rare: HashMap<String, (f64, bool)> = HashMap::new();
+            let mut rare: HashMap<String, (f64, Option<String>)> = HashMap::new();
             if let (true, Some(cats)) = (from_data, &c.categories) {
                 // The forms of the column's common values: a rare value of another form ('??corrupt??' among
                 // 'married' and 'single', 'N/A' among numbers-as-text) is not just a rare member of the set.
@@ -163,7 +163,8 @@ impl ContractChecker {
                     .iter()
                     .filter(|x| is_rare(x.proportion, contract.rows))
                     .map(|x| {
-                        let new_form = !common.is_empty() && !common.contains(&form(&x.value));
+                        let f = form(&x.value);
+                        let new_form = (!common.is_empty() && !common.contains(&f)).then_some(f);
                         (x.value.clone(), (x.proportion, new_form))
                     })
                     .collect();
@@ -314,18 +315,17 @@ fn check_column(col: &CheckedColumn, a: &ArrayRef, start: u64, out: &mut Vec<Vio
             }
             if !col.rare.is_empty() {
                 for (i, v) in s.iter().enumerate() {
-                    if let Some(&(p, new_form)) = v.and_then(|v| col.rare.get(v)) {
+                    if let Some((p, new_form)) = v.and_then(|v| col.rare.get(v)) {
                         let shown = format!("'{}'", s.value(i));
                         out.push(rare_finding(
                             c,
                             start + i as u64,
                             shown,
-                            p,
+                            *p,
                             col.profiled_rows,
-                            if new_form {
-                                Rare::Form(form(s.value(i)))
-                            } else {
-                                Rare::Value
+                            match new_form {
+                                Some(f) => Rare::Form(f),
+                                None => Rare::Value,
                             },
                         ));
                     }
@@ -385,12 +385,12 @@ fn is_rare(share: f64, rows: u64) -> bool {
 const RARE_FLOOR: f32 = 0.25;
 
 /// What is rare in a [`rare_finding`].
-#[derive(Clone)]
-enum Rare {
+#[derive(Clone, Copy)]
+enum Rare<'a> {
     /// The null or the value itself.
     Value,
     /// A rare category value whose form (given) no common value of the column has: graded as if seen once.
-    Form(String),
+    Form(&'a str),
     /// Its sign: a negative number in a column whose other values are never negative.
     Negative,
 }
@@ -429,7 +429,7 @@ fn rare_finding(
     observed: String,
     share: f64,
     rows: u64,
-    what: Rare,
+    what: Rare<'_>,
 ) -> Violation {
     let k = (share * rows as f64).round().max(1.0);
     // A value of a form new to the column is graded as if seen once: its few copies are one malformation repeated.

@@ -151,6 +151,14 @@ fn x_total(cand: &[usize]) -> f64 {
     cand.iter().sum::<usize>() as f64
 }
 
+/// Of `x` candidates scoring `s` where clean data holds about `e`, the score of the `ceil(x - e)`-th clearest (at
+/// least the first): the cut at or above which they are flagged. None without candidates.
+fn excess_cut(mut s: Vec<f32>, x: f64, e: f64) -> Option<f32> {
+    s.sort_by(|a, b| b.total_cmp(a));
+    let keep = ((x - e).ceil().max(1.0) as usize).min(s.len());
+    keep.checked_sub(1).map(|k| s[k])
+}
+
 /// Leave-one-out statistics of the base.
 #[derive(Debug, Clone)]
 struct BaseStats {
@@ -566,6 +574,13 @@ fn detect_on_base(ctx: &DetectContext) -> LabelFlipOutput {
     // rows that would be candidates were they labelled y, each weighted by the model's probability of y there, give
     // the count of class-y candidates that labels drawn from the model would hold (see `self_expected`).
     let self_calibrated = uncalibrated && lin_rows.is_some() && ctx.pred_probs.is_none();
+    let expected_from = if self_calibrated {
+        "data's linear model"
+    } else if uncalibrated {
+        "none"
+    } else {
+        "reference"
+    };
     let limit = if uncalibrated {
         UNCALIBRATED_LIMIT
     } else {
@@ -597,13 +612,14 @@ fn detect_on_base(ctx: &DetectContext) -> LabelFlipOutput {
                 }
             };
             let (m, other) = margin(&p, y);
-            let candidate = p[y] < thresholds[y];
             let s = to_score(m, limit);
+            // Whether the row would be a candidate were it labelled c (its votes do not include its own label).
+            let candidate_as = |c: usize, score: f32| p[c] < thresholds[c] && score >= FLAG_AT;
             let would = match (&lin_rows, self_calibrated) {
                 (Some(q), true) => (0..nc)
                     .map(|c| {
-                        let hit = p[c] < thresholds[c] && to_score(margin(&p, c).0, limit) >= FLAG_AT;
-                        if hit {
+                        let sc = if c == y { s } else { to_score(margin(&p, c).0, limit) };
+                        if candidate_as(c, sc) {
                             f64::from(q[[r, c]])
                         } else {
                             0.0
@@ -612,7 +628,7 @@ fn detect_on_base(ctx: &DetectContext) -> LabelFlipOutput {
                     .collect(),
                 _ => Vec::new(),
             };
-            let reason = (candidate && s >= FLAG_AT).then(|| {
+            let reason = candidate_as(y, s).then(|| {
                 let agree = nb
                     .iter()
                     .filter(|&&(_, id)| base.labels[base.ids[id as usize]] == Some(other as u32))
@@ -695,16 +711,12 @@ fn detect_on_base(ctx: &DetectContext) -> LabelFlipOutput {
     // the clearest excess ones (by margin, over all classes) are flagged.
     let natural = uncalibrated.then_some(NATURAL_SHARE * rows.len() as f64);
     let natural_cut = natural.filter(|&e| exceeds(x_total(&cand), e)).map(|e| {
-        let mut s: Vec<f32> = results
+        let s: Vec<f32> = results
             .iter()
             .filter(|(_, _, r, _)| r.is_some())
             .map(|(_, sc, _, _)| *sc)
             .collect();
-        s.sort_by(|a, b| b.total_cmp(a));
-        let keep = ((x_total(&cand) - e).ceil().max(1.0) as usize).min(s.len());
-        s.get(keep.saturating_sub(1))
-            .copied()
-            .unwrap_or(f32::INFINITY)
+        excess_cut(s, x_total(&cand), e).unwrap_or(f32::INFINITY)
     });
     // In a class that exceeds, about E_y of its candidates are what clean data holds anyway: only the clearest
     // X_y - E_y (by margin, ties at the cut kept) are flagged; the others keep their rank just below the line.
@@ -716,13 +728,9 @@ fn detect_on_base(ctx: &DetectContext) -> LabelFlipOutput {
             by_class[y as usize].push(*sc);
         }
     }
-    for (y, mut s) in by_class.into_iter().enumerate() {
+    for (y, s) in by_class.into_iter().enumerate() {
         if let (true, Some(e)) = (excess[y], expected[y]) {
-            s.sort_by(|a, b| b.total_cmp(a));
-            let keep = ((cand[y] as f64 - e).ceil().max(1.0) as usize).min(s.len());
-            if keep > 0 {
-                cut[y] = s[keep - 1];
-            }
+            cut[y] = excess_cut(s, cand[y] as f64, e).unwrap_or(f32::NEG_INFINITY);
         }
     }
     let mut results = results;
@@ -744,15 +752,8 @@ fn detect_on_base(ctx: &DetectContext) -> LabelFlipOutput {
                     ));
                 } else if let (Some(e), Some(text)) = (expected[y], r.as_mut()) {
                     text.push_str(&format!(
-                        " [class {}: {} such rows, {:.1} expected from the {}]",
-                        ctx.classes[y],
-                        cand[y],
-                        e,
-                        if self_calibrated {
-                            "data's linear model"
-                        } else {
-                            "reference"
-                        }
+                        " [class {}: {} such rows, {:.1} expected from the {expected_from}]",
+                        ctx.classes[y], cand[y], e,
                     ));
                 }
             }
@@ -784,7 +785,7 @@ fn detect_on_base(ctx: &DetectContext) -> LabelFlipOutput {
             "margin_limit": limit,
             "natural_candidates": natural,
             "natural_share_exceeded": natural_cut.is_some(),
-            "expected_from": if self_calibrated { "data's linear model" } else if uncalibrated { "none" } else { "reference" },
+            "expected_from": expected_from,
             "clean_candidate_rate": clean_rate,
             "candidates_per_class": cand,
             "expected_per_class": expected,
