@@ -46,6 +46,35 @@ struct CheckedColumn {
     /// Without a reference: the rare categories, their shares and their form when no common value of the column
     /// has it (see [`form`]), when rare values are not much of the column.
     rare: HashMap<String, (f64, Option<String>)>,
+    /// Without a reference: whether nulls are part of the data's make-up (see [`TableNulls`]).
+    table_nulls: TableNulls,
+}
+
+/// Without a reference, what a rare null of a column is judged against: the nulls of the whole table.
+#[derive(Debug, Clone, PartialEq)]
+enum TableNulls {
+    /// No column has nulls in more than a rare few rows: the data is complete, and a null is as foreign to it as a
+    /// NaN (to pandas the two are one), so a rare one is impossible, as a rare NaN is.
+    Foreign,
+    /// Some column (named, with its share of null rows, the largest) has nulls in more than a rare few rows: missing
+    /// values are part of the data, and a rare null elsewhere is one more of them: unusual, graded, not flagged.
+    Common(String, f64),
+}
+
+impl TableNulls {
+    /// From the contract's null shares (its label, always non-null, aside).
+    fn of(contract: &Contract) -> TableNulls {
+        contract
+            .columns
+            .iter()
+            .filter(|c| Some(&c.name) != contract.label.as_ref())
+            .filter_map(|c| c.null_proportion.map(|p| (c, p)))
+            .filter(|&(_, p)| p > 0.0 && !is_rare(p, contract.rows))
+            .max_by(|a, b| a.1.total_cmp(&b.1))
+            .map_or(TableNulls::Foreign, |(c, p)| {
+                TableNulls::Common(c.name.clone(), p)
+            })
+    }
 }
 
 /// Enforces a [`Contract`] on the batches of one data schema.
@@ -103,6 +132,7 @@ impl ContractChecker {
             }
         }
         let mut columns = Vec::new();
+        let table_nulls = TableNulls::of(contract);
         for c in &contract.columns {
             let is_label = Some(&c.name) == contract.label.as_ref();
             let index = schema
@@ -183,6 +213,7 @@ impl ContractChecker {
                 profiled_rows: contract.rows,
                 allowed,
                 rare,
+                table_nulls: table_nulls.clone(),
             });
         }
         Ok(ContractChecker {
@@ -265,14 +296,28 @@ fn check_column(col: &CheckedColumn, a: &ArrayRef, start: u64, out: &mut Vec<Vio
         .filter(|&p| col.from_data && is_rare(p, col.profiled_rows))
     {
         for i in checks::null_rows(a.as_ref()) {
-            out.push(rare_finding(
-                c,
-                start + i as u64,
-                "null".into(),
-                share,
-                col.profiled_rows,
-                Rare::Value,
-            ));
+            match &col.table_nulls {
+                TableNulls::Foreign => push(
+                    out,
+                    i,
+                    ViolationKind::Null,
+                    "null".into(),
+                    format!(
+                        "almost never null in the data: {} of {} rows, and no column of the data has more than a \
+                         rare few nulls, and no reference",
+                        (share * col.profiled_rows as f64).round(),
+                        col.profiled_rows
+                    ),
+                ),
+                TableNulls::Common(other, p) => out.push(rare_finding(
+                    c,
+                    start + i as u64,
+                    "null".into(),
+                    share,
+                    col.profiled_rows,
+                    Rare::CommonNull(other, *p),
+                )),
+            }
         }
     }
     if let Some(v) = checks::as_f64(a) {
@@ -393,6 +438,9 @@ enum Rare<'a> {
     Form(&'a str),
     /// Its sign: a negative number in a column whose other values are never negative.
     Negative,
+    /// A null, in data where another column (given, with its share of null rows) has nulls in more than a rare few
+    /// rows: graded by rarity but never flagged (see [`TableNulls`]).
+    CommonNull(&'a str, f64),
 }
 
 /// A text value's form: each uppercase letter `A`, lowercase `a`, digit `9`, whitespace a space, any other character
@@ -418,11 +466,12 @@ pub(crate) fn form(v: &str) -> String {
     out
 }
 
-/// Without a reference nothing the data holds can be called impossible: a null, a value or a negative sign seen `k`
-/// times in `n` rows is unusual, graded by `r = max(0.05% of n, 1) / k`: flagged at `r >= 1` with the score
-/// `r / (1 + r)` (a value seen once is always flagged), below that in `[RARE_FLOOR, 0.5)`. Such a finding is of a
-/// kind a reference would call impossible, so below the flag line it ranks above a value that is merely beyond the
-/// data's range, which a reference would only call unusual.
+/// Without a reference a rare value or negative sign is not impossible: seen `k` times in `n` rows it is unusual,
+/// graded by `r = max(0.05% of n, 1) / k`: flagged at `r >= 1` with the score `r / (1 + r)` (a value seen once is
+/// always flagged), below that in `[RARE_FLOOR, 0.5)`. Such a finding is of a kind a reference would call impossible,
+/// so below the flag line it ranks above a value that is merely beyond the data's range, which a reference would only
+/// call unusual. A rare null is graded so only where nulls are common in another column ([`Rare::CommonNull`]), and
+/// then never flagged; in data without common nulls it is impossible ([`TableNulls::Foreign`]).
 fn rare_finding(
     c: &ColumnContract,
     row: u64,
@@ -440,7 +489,10 @@ fn rare_finding(
     };
     let r = (FLAG_SHARE_IN_DATA * rows as f64).max(1.0) / graded_k;
     let score = crate::detect::ratio_score(r);
-    let score = if score >= 0.5 {
+    let score = if matches!(what, Rare::CommonNull(..)) {
+        // Rarer still ranks higher, in [RARE_FLOOR, 0.5): one more missing value is not a flag.
+        RARE_FLOOR + (0.5 - RARE_FLOOR) * score
+    } else if score >= 0.5 {
         score
     } else {
         RARE_FLOOR + (0.5 - RARE_FLOOR) * 2.0 * score
@@ -457,6 +509,11 @@ fn rare_finding(
         Rare::Negative => format!(
             "is negative, and negatives are rare in the column: {k} of {rows} rows ({pct:.2}%), and no reference \
              says they are allowed"
+        ),
+        Rare::CommonNull(other, p) => format!(
+            "is rare: {k} of {rows} rows ({pct:.2}%), but nulls are part of the data ({other} is null in {:.2}% of \
+             the rows), and no reference says it is allowed",
+            100.0 * p
         ),
     };
     Violation {

@@ -25,9 +25,13 @@
 //! never negative and stays dense down to 0 has 0 as its domain's edge ([`data_zero_edge`]): a negative value there
 //! is impossible, as below a reference that reaches 0.
 //!
-//! A never-negative column whose extremes are spaced wider than its interquartile range has a heavy tail: above its
-//! range, a value must also be that far out on the `ln(1 + x)` scale (the same estimate on the logarithms), since
-//! Pareto-like extremes spread out multiplicatively.
+//! A column whose extremes are spaced wider than its interquartile range has a heavy tail: above its range, a value
+//! must also be that far out on the `ln(1 + x - origin)` scale (the same estimate on the logarithms), since
+//! Pareto-like extremes spread out multiplicatively. The origin is 0, or the range's lower end where the range reaches
+//! below 0 (a skewness or a kurtosis: heavy above, negative at times). Without a reference the logarithmic scale is
+//! the smaller of the band's and the one the values beyond the range give (their median excess over `ln 2`, robust
+//! to fewer than half of them poisoned): in a column that is mostly 0 or small, `ln(1 + x)` is nearly linear at the
+//! band's inner end and the band alone overstates how far the tail spreads.
 //!
 //! The excess `e = distance beyond the range / flag distance` maps to a score `e / (1 + e)`: 0.5 at the flag
 //! distance, 0.001 for a value 0.1% of the flag distance out, 0.999 for a value a thousand flag distances out.
@@ -56,8 +60,8 @@ pub struct Tails {
     pub range: [f64; 2],
     /// Distance below `range[0]` and above `range[1]` at which a value scores 0.5.
     pub flag_beyond: [f64; 2],
-    /// For a never-negative column with a heavy upper tail (extremes spaced wider than its interquartile range):
-    /// the same distance above the range measured on `ln(1 + x)`. A value must be far out on both scales, so a
+    /// For a column with a heavy upper tail (extremes spaced wider than its interquartile range): the same distance
+    /// above the range measured on `ln(1 + x - origin)` (origin 0, or the range's lower end below 0). A value must be far out on both scales, so a
     /// Pareto-like tail, whose extremes are spread out multiplicatively, is not flagged for an ordinary large value.
     pub log_flag_above: Option<f64>,
 }
@@ -125,10 +129,14 @@ pub fn from_reference(sorted: &[f64], integer: bool) -> Option<Tails> {
     };
     let iqr =
         super::drift::quantile_sorted(sorted, 0.75) - super::drift::quantile_sorted(sorted, 0.25);
-    let log_flag_above = (lo >= 0.0 && scale_hi > iqr.max(0.0) && scale_hi > 0.0).then(|| {
-        let logs: Vec<f64> = sorted[n - 1 - m..].iter().map(|x| x.ln_1p()).collect();
+    let o = log_origin(lo);
+    let log_flag_above = (scale_hi > iqr.max(0.0) && scale_hi > 0.0).then(|| {
+        let logs: Vec<f64> = sorted[n - 1 - m..]
+            .iter()
+            .map(|x| (x - o).ln_1p())
+            .collect();
         let scale = mean_excess(logs[0], &logs[1..]);
-        let floor = ((hi + floor).ln_1p() - hi.ln_1p()).max(f64::MIN_POSITIVE);
+        let floor = ((hi - o + floor).ln_1p() - (hi - o).ln_1p()).max(f64::MIN_POSITIVE);
         c * scale.max(floor)
     });
     Some(Tails {
@@ -150,6 +158,16 @@ fn data_tail_shares(n: f64) -> (f64, f64) {
     (tail, (10.0 * tail).min(0.25))
 }
 
+/// Exponential scale of the values beyond a range end, from the median of their distances to it (`median / ln 2`):
+/// robust to poisoned extremes among them as long as they are fewer than half. `None` with fewer than 3.
+fn median_excess_scale(mut d: Vec<f64>) -> Option<f64> {
+    if d.len() < 3 {
+        return None;
+    }
+    d.sort_by(f64::total_cmp);
+    Some(super::drift::quantile_sorted(&d, 0.5) / std::f64::consts::LN_2)
+}
+
 /// Tails from the scanned data's own sorted finite values (robust to a few poisoned extremes).
 pub fn from_data(sorted: &[f64], integer: bool) -> Option<Tails> {
     if sorted.is_empty() {
@@ -165,15 +183,25 @@ pub fn from_data(sorted: &[f64], integer: bool) -> Option<Tails> {
     let folds = (inner / tail).ln();
     let scale_hi = (q(1.0 - tail) - q(1.0 - inner)) / folds;
     let scale_lo = (q(inner) - q(tail)) / folds;
-    let hi = q(1.0 - tail);
+    let (lo, hi) = (q(tail), q(1.0 - tail));
     let heavy = scale_hi > 0.0 && scale_hi > q(0.75) - q(0.25);
-    let log_flag_above = (sorted[0] >= 0.0 && heavy).then(|| {
-        let scale = (hi.ln_1p() - q(1.0 - inner).ln_1p()) / folds;
-        let floor = ((hi + floor).ln_1p() - hi.ln_1p()).max(f64::MIN_POSITIVE);
+    let o = log_origin(lo);
+    let log_flag_above = heavy.then(|| {
+        // On the logarithms the band can overstate the tail: where the bulk is small or mostly 0, ln(1 + x) is
+        // nearly linear at the band's inner end. The values beyond the range say how far the tail itself spreads
+        // (their median, robust to fewer than half of them poisoned); the smaller scale is taken.
+        let band = ((hi - o).ln_1p() - (q(1.0 - inner) - o).ln_1p()) / folds;
+        let above = &sorted[sorted.partition_point(|&x| x <= hi)..];
+        let beyond = above
+            .iter()
+            .map(|x| (x - o).ln_1p() - (hi - o).ln_1p())
+            .collect();
+        let scale = median_excess_scale(beyond).map_or(band, |t| band.min(t));
+        let floor = ((hi - o + floor).ln_1p() - (hi - o).ln_1p()).max(f64::MIN_POSITIVE);
         DATA_FLAG_SCALES * scale.max(floor)
     });
     Some(Tails {
-        range: [q(tail), hi],
+        range: [lo, hi],
         flag_beyond: [
             DATA_FLAG_SCALES * scale_lo.max(floor),
             DATA_FLAG_SCALES * scale_hi.max(floor),
@@ -204,14 +232,24 @@ pub fn data_zero_edge(sorted: &[f64], integer: bool) -> bool {
     q(tail) >= 0.0 && q(inner) <= ZERO_EDGE_SPREAD * iqr + step && q(1.0) > 0.0
 }
 
-/// How far `x` lies beyond the range, in flag distances (0 inside the range); above a never-negative column's
-/// range, the smaller of the linear and the `ln(1 + x)` excess.
+/// Where the logarithmic scale of a heavy upper tail starts: 0, or the range's lower end when the range reaches below 0
+/// (a skewness or a kurtosis, heavy-tailed above yet negative at times), so that `ln(1 + x - origin)` is defined over
+/// the whole range. A never-negative column keeps `ln(1 + x)`.
+fn log_origin(range_lo: f64) -> f64 {
+    range_lo.min(0.0)
+}
+
+/// How far `x` lies beyond the range, in flag distances (0 inside the range); above a heavy-tailed column's range,
+/// the smaller of the linear and the `ln(1 + x - origin)` excess ([`log_origin`]).
 pub fn excess(range: [f64; 2], flag_beyond: [f64; 2], log_flag_above: Option<f64>, x: f64) -> f64 {
     let unit = |d: f64| if d > 0.0 { d } else { f64::MIN_POSITIVE };
     if x > range[1] {
         let linear = (x - range[1]) / unit(flag_beyond[1]);
+        let o = log_origin(range[0]);
         match log_flag_above {
-            Some(d) if range[1] >= 0.0 => linear.min((x.ln_1p() - range[1].ln_1p()) / unit(d)),
+            Some(d) if range[1] >= o => {
+                linear.min(((x - o).ln_1p() - (range[1] - o).ln_1p()) / unit(d))
+            }
             _ => linear,
         }
     } else if x < range[0] {
@@ -358,6 +396,40 @@ mod tests {
             .filter(|&&x| excess(t.range, t.flag_beyond, t.log_flag_above, x) >= 1.0)
             .count();
         assert_eq!(flagged, 0);
+    }
+
+    #[test]
+    fn a_mostly_zero_heavy_column_is_graded_by_its_own_extremes() {
+        // Pending jobs: 90% zero, the rest log-uniform up to 5,000 (as in hpc_data). On ln(1 + x) the band from the
+        // 95% to the 99.5% quantile spans 70 to 3,300, an e-fold per 1.7 of the band's e-folds, so ten scales would
+        // be a factor of 10^7; the values beyond the range themselves spread over less than half an e-fold.
+        let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(13);
+        let mut v: Vec<f64> = (0..3500)
+            .map(|i| {
+                if i % 10 == 0 {
+                    (rng.gen_range(0.0..5000f64.ln())).exp().round()
+                } else {
+                    0.0
+                }
+            })
+            .collect();
+        v.sort_by(f64::total_cmp);
+        let max = v[v.len() - 1];
+        let t = from_data(&v, true).unwrap();
+        assert!(t.log_flag_above.is_some());
+        let e = |x: f64| excess(t.range, t.flag_beyond, t.log_flag_above, x);
+        assert!(e(max) < 0.5, "the clean maximum: {}", e(max));
+        assert!(
+            e(1000.0 * max) >= 1.0,
+            "a thousand times it: {}",
+            e(1000.0 * max)
+        );
+        // Poisons among the values beyond the range (fewer than half of them) do not widen it.
+        let mut p = v.clone();
+        p.extend([1000.0 * max, 2000.0 * max, 1e9]);
+        p.sort_by(f64::total_cmp);
+        let t = from_data(&p, true).unwrap();
+        assert!(excess(t.range, t.flag_beyond, t.log_flag_above, 1000.0 * max) >= 1.0);
     }
 
     #[test]

@@ -83,7 +83,8 @@ pub struct ColumnContract {
     /// reference's tails (see `contract::grade`).
     #[serde(default)]
     pub flag_beyond: Option<[f64; 2]>,
-    /// For a never-negative column, the flag distance above `range` on the `ln(1 + x)` scale (heavy tails).
+    /// For a heavy upper tail, the flag distance above `range` on the `ln(1 + x - origin)` scale (origin 0, or the
+    /// range's lower end when it is below 0).
     #[serde(default)]
     pub log_flag_above: Option<f64>,
     /// Share of the profiled rows that are null (used to grade rare nulls when the contract comes from the data).

@@ -433,11 +433,10 @@ fn types_must_match_the_contract_and_contract_files_name_real_types() {
     assert!(mismatch(vec![("f0", ints.clone()), ("label", labels.clone())], false).is_none());
 }
 
-#[test]
-fn without_a_reference_rare_nulls_and_signs_outrank_unflagged_values_beyond_the_range() {
-    // 2,000 rows: an hour of the working day (uniform on 6-24 h: 0 is not its edge) with 3 mirrored negative
-    // values, a heavy-tailed amount (clean, its top values lie beyond the data's 99.5th percentile) and a complete
-    // column with 3 nulls.
+/// 2,000 rows: an hour of the working day (uniform on 6-24 h: 0 is not its edge) with 3 mirrored negative values
+/// (rows 11, 500, 1333), a heavy-tailed amount (clean, its top values lie beyond the data's 99.5th percentile), a
+/// complete column with 3 nulls (rows 77, 901, 1700) and, if `optional` is set, a column null in 5% of the rows.
+fn rare_nulls_and_signs(optional: bool) -> (Contract, RecordBatch) {
     let mut rng = Xoshiro256PlusPlus::seed_from_u64(7);
     let pareto = Pareto::new(100.0, 1.5).unwrap();
     let n = 2000;
@@ -455,12 +454,21 @@ fn without_a_reference_rare_nulls_and_signs_outrank_unflagged_values_beyond_the_
     for &r in &nulls {
         complete[r] = None;
     }
-    let data = float_batch(vec![
-        ("hour", hour),
-        ("amount", amount),
-        ("complete", complete),
-    ]);
+    let mut cols = vec![("hour", hour), ("amount", amount), ("complete", complete)];
+    if optional {
+        let opt = (0..n).map(|i| (i % 20 != 3).then_some(i as f64)).collect();
+        cols.push(("optional", opt));
+    }
+    let data = float_batch(cols);
     let c = profile(&data, Trust::Data);
+    (c, data)
+}
+
+#[test]
+fn without_a_reference_rare_nulls_and_signs_outrank_unflagged_values_beyond_the_range() {
+    // Nulls are common in another column, so the 3 of the complete column are graded by rarity, not flagged.
+    let (c, data) = rare_nulls_and_signs(true);
+    let (n, signs, nulls) = (2000, [11usize, 500, 1333], [77usize, 901, 1700]);
     assert_eq!(
         c.columns[0].min, None,
         "hours from 6 to 24 are not bounded at 0"
@@ -502,9 +510,82 @@ fn without_a_reference_rare_nulls_and_signs_outrank_unflagged_values_beyond_the_
             score[r]
         );
     }
-    // Three nulls in 2,000 rows are graded, not flagged.
+    // Three nulls in 2,000 rows are graded, not flagged: missing values are part of this data.
     for &r in &nulls {
         assert!(score[r] < 0.5, "row {r}: {}", score[r]);
+        let v = found
+            .iter()
+            .find(|v| v.row == r as u64 && v.column == "complete")
+            .unwrap();
+        assert!(
+            v.reason()
+                .contains("but nulls are part of the data (optional is null in 5.00% of the rows)"),
+            "{}",
+            v.reason()
+        );
+    }
+}
+
+#[test]
+fn without_a_reference_rare_nulls_in_data_without_common_nulls_are_impossible() {
+    // The same data without the optional column: no column has more than 3 nulls, so a null is as foreign to the
+    // data as a NaN.
+    let (c, data) = rare_nulls_and_signs(false);
+    let (_, found) = ContractChecker::new(&c, &data.schema(), "d")
+        .unwrap()
+        .check_batch(&data, 0);
+    let nulls: Vec<&Violation> = found
+        .iter()
+        .filter(|v| v.kind == ViolationKind::Null)
+        .collect();
+    let rows: Vec<u64> = nulls.iter().map(|v| v.row).collect();
+    assert_eq!(rows, vec![77, 901, 1700]);
+    for v in nulls {
+        assert!(v.impossible() && v.score == 1.0);
+        assert!(
+            v.reason().contains(
+                "almost never null in the data: 3 of 2000 rows, and no column of the data has more than a rare \
+                 few nulls"
+            ),
+            "{}",
+            v.reason()
+        );
+    }
+}
+
+#[test]
+fn a_heavy_tail_that_reaches_below_zero_is_graded_on_its_logarithm() {
+    // A kurtosis-like column: heavy above, negative at times (Pareto shifted by -1.5). Its clean top values are
+    // not flagged, with or without a reference; a thousand times its largest clean value is.
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(11);
+    let pareto = Pareto::new(1.0, 2.0).unwrap();
+    let draw = |rng: &mut Xoshiro256PlusPlus, n: usize| -> Vec<Option<f64>> {
+        (0..n).map(|_| Some(pareto.sample(rng) - 1.5)).collect()
+    };
+    for trust in [Trust::Reference, Trust::Data] {
+        let (mut flagged, mut total) = (0usize, 0usize);
+        for _ in 0..20 {
+            let reference = float_batch(vec![("k", draw(&mut rng, 1600))]);
+            let c = profile(&reference, trust);
+            assert!(c.columns[0].log_flag_above.is_some(), "{trust:?}");
+            let fresh = float_batch(vec![("k", draw(&mut rng, 1600))]);
+            let (_, found) = ContractChecker::new(&c, &fresh.schema(), "d")
+                .unwrap()
+                .check_batch(&fresh, 0);
+            flagged += found.iter().filter(|v| v.flags()).count();
+            total += 1600;
+            let max = c.columns[0].observed.map_or(0.0, |o| o[1]);
+            let poisoned = float_batch(vec![("k", vec![Some(1000.0 * max)])]);
+            let (_, found) = ContractChecker::new(&c, &poisoned.schema(), "d")
+                .unwrap()
+                .check_batch(&poisoned, 0);
+            assert!(found.iter().any(|v| v.flags()), "{trust:?}: {found:?}");
+        }
+        // Far under the 0.5% of rows the contract may flag on clean data.
+        assert!(
+            (flagged as f64) < 0.001 * total as f64,
+            "{trust:?}: {flagged} of {total}"
+        );
     }
 }
 
