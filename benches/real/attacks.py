@@ -9,7 +9,7 @@ The clean twin of every case is the unattacked training part (`clean`).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 import pandas as pd
@@ -24,6 +24,8 @@ class Case:
     data: pd.DataFrame
     truth: np.ndarray  # bool per row of data
     note: str = ""
+    # corrupted cells only: row of data -> the column whose value was corrupted
+    cells: Optional[Dict[int, str]] = None
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -53,10 +55,15 @@ def _other_label(rng: np.random.Generator, classes: List[str], current: str) -> 
     return others[int(rng.integers(len(others)))]
 
 
-def _finish(t: Table, attack: str, data: pd.DataFrame, truth: np.ndarray, seed: int, note: str = "") -> Case:
+def _finish(t: Table, attack: str, data: pd.DataFrame, truth: np.ndarray, seed: int, note: str = "",
+            cells: Optional[Dict[int, str]] = None) -> Case:
     order = np.random.default_rng(seed + 7).permutation(len(data))
     data = data.iloc[order].reset_index(drop=True)
-    return Case(t.name, attack, data, truth[order], note)
+    if cells is not None:
+        position = np.empty(len(order), dtype=int)
+        position[order] = np.arange(len(order))
+        cells = {int(position[r]): c for r, c in cells.items()}
+    return Case(t.name, attack, data, truth[order], note, cells)
 
 
 def _count(n: int, frac: float, minimum: int = 3) -> int:
@@ -267,6 +274,7 @@ def corrupted_cells(t: Table, seed: int, frac: float = 0.01):
         kinds += ["unknown category"]
     rows = rng.choice(n, size=_count(n, frac, minimum=len(kinds)), replace=False)
     notes = {}
+    cells = {}
     for i, r in enumerate(rows):
         kind = kinds[i % len(kinds)]
         if kind in ("nan", "+inf", "-inf"):
@@ -286,9 +294,10 @@ def corrupted_cells(t: Table, seed: int, frac: float = 0.01):
             c = t.categorical[int(rng.integers(len(t.categorical)))]
             data.at[r, c] = "??corrupt??"
         notes[kind] = notes.get(kind, 0) + 1
+        cells[int(r)] = c
     truth = np.zeros(n, dtype=bool)
     truth[rows] = True
-    return data, truth, ", ".join(f"{v} {k}" for k, v in notes.items())
+    return data, truth, ", ".join(f"{v} {k}" for k, v in notes.items()), cells
 
 
 def conflicting_duplicates(t: Table, seed: int, near: bool, frac: float = 0.01):
@@ -344,8 +353,8 @@ ATTACKS: Dict[str, Callable] = {
 
 
 def make(t: Table, attack: str, seed: int) -> Case:
-    data, truth, note = ATTACKS[attack](t, seed)
-    return _finish(t, attack, data, truth, seed, note)
+    data, truth, note, *cells = ATTACKS[attack](t, seed)
+    return _finish(t, attack, data, truth, seed, note, cells[0] if cells else None)
 
 
 def clean_twin(t: Table) -> Case:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Dict
+from typing import Dict, List
 
 import numpy as np
 
@@ -21,6 +21,13 @@ def precision_at_k(scores: np.ndarray, truth: np.ndarray) -> float:
     taken = k - int(above.sum())
     expected = truth[above].sum() + truth[tied].sum() * taken / tied.sum()
     return float(expected / k)
+
+
+def cells_named(reasons: List[str], cells: Dict[int, str]) -> float:
+    """Share of the corrupted cells whose row's reasons name the corrupted column (as `column = ...` or
+    `column is ...`, the way poisonscan's findings begin)."""
+    named = sum(1 for r, c in cells.items() if f"{c} = " in reasons[r] or f"{c} is " in reasons[r])
+    return named / len(cells) if cells else float("nan")
 
 
 def roc_auc(scores: np.ndarray, truth: np.ndarray) -> float:

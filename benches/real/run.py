@@ -61,6 +61,8 @@ def run_case(case: attacks.Case, table: realdata.Table, name: str) -> Dict:
         r["detectors_precision_at_k"] = {
             d: metrics.precision_at_k(s, case.truth) for d, s in res.extra.items() if len(s) == len(case.data)
         }
+    if case.cells and res.reasons is not None:
+        r["cells_named"] = metrics.cells_named(res.reasons, case.cells)
     return r
 
 
@@ -210,6 +212,14 @@ def markdown(results: Dict) -> str:
     for c in clean:
         lines.append(f"| {c['table']} | {c['rows']} | " + " | ".join(_cell(c["tools"][n], "flagged_fraction", True) for n in names) + " |")
     lines.append("")
+    named = [c for c in attacked if any("cells_named" in c["tools"][n] for n in ours)]
+    if named:
+        lines += ["### Corrupted cells whose column the row's reasons name", "",
+                  "| table | cells | " + " | ".join(ours) + " |", "|" + "---|" * (len(ours) + 2)]
+        for c in named:
+            lines.append(f"| {c['table']} | {c['poisons']} | "
+                         + " | ".join(_cell(c["tools"][n], "cells_named", True) for n in ours) + " |")
+        lines.append("")
     det = sorted({d for c in attacked for n in ours for d in c["tools"][n].get("detectors_precision_at_k", {})})
 
     def per_detector(title: str, cases: List[Dict], key: str, pct: bool, with_attack: bool) -> List[str]:

@@ -82,3 +82,22 @@ def test_knn_anchor_finds_iris_flips(iris):
     case = attacks.make(iris, "flip random 20%", seed=2)
     res = tools.knn_disagreement(case.data, iris, tools.anchor_matrix(case.data, iris))
     assert metrics.roc_auc(res.scores, case.truth) > 0.85
+
+
+def test_corrupted_cells_name_each_poisoned_row_and_its_changed_column(iris):
+    case = attacks.make(iris, "corrupted cells 1%", seed=4)
+    assert sorted(case.cells) == sorted(np.flatnonzero(case.truth).tolist())
+    # Each poisoned row differs from every clean training row exactly in the recorded column.
+    clean = iris.train.reset_index(drop=True)
+    for r, col in case.cells.items():
+        row = case.data.iloc[r]
+        others = [c for c in iris.train.columns if c != col]
+        same = (clean[others] == row[others]).all(axis=1)
+        assert same.any(), (r, col)
+        v = row[col]
+        assert pd.isna(v) or not (clean.loc[same, col] == v).any(), (r, col, v)
+
+
+def test_cells_named_counts_reasons_that_name_the_column():
+    reasons = ["a = 5 is far above", "b is null (no reference)", "c = 1 is far above", ""]
+    assert metrics.cells_named(reasons, {0: "a", 1: "b", 2: "a", 3: "d"}) == 0.5

@@ -24,6 +24,8 @@ class Result:
     scores: np.ndarray
     flagged: np.ndarray
     extra: Dict[str, np.ndarray] = field(default_factory=dict)
+    # per row, the tool's reasons (poisonscan only)
+    reasons: Optional[List[str]] = None
 
 
 def anchor_matrix(df: pd.DataFrame, t: Table) -> np.ndarray:
@@ -128,7 +130,8 @@ def poisonscan_tool(with_reference: bool) -> Callable:
         report = poisonscan.scan(_arrow(df), label=t.label, id="row_id", reference=ref)
         sc = report.scores.to_pandas()
         extra = {c[len("score_"):]: sc[c].to_numpy(dtype="float64") for c in sc.columns if c.startswith("score_")}
-        return Result(sc["score"].to_numpy(dtype="float64"), sc["flagged"].to_numpy(dtype=bool), extra)
+        reasons = [str(r) if r is not None else "" for r in sc["reasons"]]
+        return Result(sc["score"].to_numpy(dtype="float64"), sc["flagged"].to_numpy(dtype=bool), extra, reasons)
 
     return run
 
