@@ -179,6 +179,8 @@ pub fn detect(ctx: &DetectContext) -> DetectorOutput {
     }
     // Classes are independent: analyse them in parallel, each scoring its own rows (indexed within the class), and
     // write the results back in class order.
+    // Class spacings for the near-copy test, measured once and shared by the classes' searches.
+    let spacings = super::near_copy::Spacings::new(nc);
     let per_class: Vec<ClassResult> = (0..nc)
         .into_par_iter()
         .filter_map(|c| {
@@ -191,7 +193,7 @@ pub fn detect(ctx: &DetectContext) -> DetectorOutput {
             }
             let mut sc = vec![0f32; rows.len()];
             let mut rs = vec![None; rows.len()];
-            let split = analyse_class(ctx, c, &rows, &means, &counts, &mut sc, &mut rs);
+            let split = analyse_class(ctx, c, &rows, &means, &counts, &spacings, &mut sc, &mut rs);
             Some((rows, split, sc, rs))
         })
         .collect();
@@ -237,6 +239,7 @@ fn analyse_class(
     rows: &[usize],
     means: &Array2<f64>,
     counts: &[usize],
+    spacings: &super::near_copy::Spacings,
     scores: &mut [f32],
     reasons: &mut [Option<String>],
 ) -> Option<ClassSplit> {
@@ -314,7 +317,7 @@ fn analyse_class(
     // (apart from a few trigger columns): natural modes of a class resemble other classes without copying them.
     let copies = (structural && reference_share.is_none()).then(|| {
         let global: Vec<usize> = members.iter().map(|&k| rows[k]).collect();
-        super::near_copy::near_copy_share(ctx, c as u32, &global)
+        super::near_copy::near_copy_share(ctx, c as u32, &global, spacings, MIN_COPY_SHARE)
     });
     let suspicious = structural
         && match (reference_share, copies) {

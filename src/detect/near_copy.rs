@@ -11,8 +11,10 @@
 //! ## How
 //! `near_copy_share` returns the share of the cluster's rows (at most 256, in order) whose trimmed distance to some
 //! other-class row is below a quarter of that class's median trimmed nearest-neighbour distance (measured on at most
-//! 128 of its rows). Copies sit at distance ~0 from their source; natural modes sit at about the class's own typical
-//! spacing. A class whose own rows are exact duplicates of each other (median spacing 0) gives no evidence.
+//! 128 of its rows, once per scan for all sub-clusters). Copies sit at distance ~0 from their source; natural modes
+//! sit at about the class's own typical spacing. A class whose own rows are exact duplicates of each other (median
+//! spacing 0) gives no evidence. The members are searched 32 at a time, and the search stops once the share can no
+//! longer reach the share asked for (a half, for the backdoor detector).
 //!
 //! ## When it is wrong
 //! Copies with noise on every column, or data whose classes share many exact duplicates, blur the line. With more
@@ -26,6 +28,7 @@
 use super::DetectContext;
 use crate::features::sample_by_digest;
 use rayon::prelude::*;
+use std::sync::OnceLock;
 
 const MAX_MEMBERS: usize = 256;
 const MAX_SPACING_ROWS: usize = 128;
@@ -95,9 +98,64 @@ fn nearest(
     best
 }
 
+/// Each class's typical trimmed spacing (median nearest-neighbour distance within it), measured once per scan and
+/// shared by the searches of every suspicious sub-cluster: on the class's rows among a digest sample of all labelled
+/// rows (at most [`MAX_CANDIDATES`]), the first [`MAX_SPACING_ROWS`] of them against the rest. With at most that many
+/// rows outside the searched class this is the class's rows among the search's own candidates.
+pub struct Spacings {
+    pool: OnceLock<Vec<usize>>,
+    of: Vec<OnceLock<Option<f64>>>,
+}
+
+impl Spacings {
+    /// An empty cache for `classes` classes.
+    pub fn new(classes: usize) -> Spacings {
+        Spacings {
+            pool: OnceLock::new(),
+            of: (0..classes).map(|_| OnceLock::new()).collect(),
+        }
+    }
+
+    /// Spacing of class `o` (`None` when its rows are exact duplicates of each other or it has fewer than two).
+    fn get(&self, ctx: &DetectContext, xs: &[f32], t: usize, o: u32) -> Option<f64> {
+        let d = ctx.x.ncols();
+        *self.of.get(o as usize)?.get_or_init(|| {
+            let pool = self.pool.get_or_init(|| {
+                let labelled: Vec<bool> = (0..ctx.x.nrows())
+                    .map(|i| ctx.valid[i] && ctx.labels[i].is_some())
+                    .collect();
+                sample_by_digest(ctx.digests, &labelled, MAX_CANDIDATES)
+            });
+            let rows: Vec<usize> = pool
+                .iter()
+                .copied()
+                .filter(|&j| ctx.labels[j] == Some(o))
+                .collect();
+            let mut near: Vec<f64> = rows
+                .iter()
+                .take(MAX_SPACING_ROWS)
+                .filter_map(|&i| nearest(xs, d, i, &rows, t, f64::INFINITY).map(|(_, d)| d))
+                .collect();
+            near.sort_by(f64::total_cmp);
+            near.get(near.len() / 2).copied().filter(|&m| m > 0.0)
+        })
+    }
+}
+
+/// Members searched at a time: after each such batch the search stops once the share can no longer reach `need`.
+const MEMBER_BATCH: usize = 32;
+
 /// Share of `members` (input rows of class `c`) that are near copies of some other class's rows, and the class
-/// most of those copies come from.
-pub fn near_copy_share(ctx: &DetectContext, c: u32, members: &[usize]) -> (f64, Option<u32>) {
+/// most of those copies come from; class spacings come from (and go into) `spacings`. The search stops as soon as
+/// the share cannot reach `need`; the share returned is then the most it could have been (below `need`), so a
+/// comparison with `need` decides as a full search would.
+pub fn near_copy_share(
+    ctx: &DetectContext,
+    c: u32,
+    members: &[usize],
+    spacings: &Spacings,
+    need: f64,
+) -> (f64, Option<u32>) {
     let n = ctx.x.nrows();
     let t = trimmed_columns(ctx.x.ncols());
     let others: Vec<bool> = (0..n)
@@ -128,20 +186,7 @@ pub fn near_copy_share(ctx: &DetectContext, c: u32, members: &[usize]) -> (f64, 
     classes.dedup();
     let spacing: Vec<(u32, Option<f64>)> = classes
         .par_iter()
-        .map(|&o| {
-            let rows: Vec<usize> = candidates
-                .iter()
-                .copied()
-                .filter(|&j| ctx.labels[j] == Some(o))
-                .collect();
-            let mut d: Vec<f64> = rows
-                .iter()
-                .take(MAX_SPACING_ROWS)
-                .filter_map(|&i| nearest(xs, d, i, &rows, t, f64::INFINITY).map(|(_, d)| d))
-                .collect();
-            d.sort_by(f64::total_cmp);
-            (o, d.get(d.len() / 2).copied().filter(|&m| m > 0.0))
-        })
+        .map(|&o| (o, spacings.get(ctx, xs, t, o)))
         .collect();
     let spacing_of = |o: u32| spacing.iter().find(|(c, _)| *c == o).and_then(|(_, s)| *s);
     let copy_within = |s: f64| COPY_RATIO * COPY_RATIO * s;
@@ -152,18 +197,26 @@ pub fn near_copy_share(ctx: &DetectContext, c: u32, members: &[usize]) -> (f64, 
     if within <= 0.0 {
         return (0.0, None);
     }
-    let found: Vec<Option<(usize, f64)>> = used
-        .par_iter()
-        .map(|&i| nearest(xs, d, i, &candidates, t, within))
-        .collect();
+    // Copies needed for the share to reach `need`.
+    let needed = (need * used.len() as f64 - 1e-9).ceil().max(0.0) as usize;
     let mut from = vec![0usize; nc];
-    let mut copies = 0usize;
-    for (j, d) in found.into_iter().flatten() {
-        let Some(o) = ctx.labels[j] else { continue };
-        if let Some(s) = spacing_of(o) {
-            if d < copy_within(s) {
-                copies += 1;
-                from[o as usize] += 1;
+    let (mut copies, mut searched) = (0usize, 0usize);
+    for batch in used.chunks(MEMBER_BATCH) {
+        if copies + (used.len() - searched) < needed {
+            break;
+        }
+        let found: Vec<Option<(usize, f64)>> = batch
+            .par_iter()
+            .map(|&i| nearest(xs, d, i, &candidates, t, within))
+            .collect();
+        searched += batch.len();
+        for (j, d) in found.into_iter().flatten() {
+            let Some(o) = ctx.labels[j] else { continue };
+            if let Some(s) = spacing_of(o) {
+                if d < copy_within(s) {
+                    copies += 1;
+                    from[o as usize] += 1;
+                }
             }
         }
     }
@@ -171,7 +224,8 @@ pub fn near_copy_share(ctx: &DetectContext, c: u32, members: &[usize]) -> (f64, 
         .max_by_key(|&o| from[o])
         .filter(|&o| from[o] > 0)
         .map(|o| o as u32);
-    (copies as f64 / used.len() as f64, source)
+    let at_most = copies + (used.len() - searched);
+    (at_most as f64 / used.len() as f64, source)
 }
 
 #[cfg(test)]
@@ -202,6 +256,71 @@ mod tests {
         assert_eq!(trimmed_columns(64), 3);
         assert_eq!(trimmed_columns(4), 2);
         assert_eq!(trimmed_columns(2), 1);
+    }
+
+    #[test]
+    fn stopping_once_the_share_cannot_reach_the_need_decides_as_a_full_search() {
+        use rand::SeedableRng;
+        use rand_distr::{Distribution, Normal};
+        let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(5);
+        let normal = Normal::new(0.0f32, 1.0).unwrap();
+        let d = 6;
+        // Classes 0 and 1: 300 rows each around 0 and 4; class 2: 100 rows, the first `copied` of them copies of class
+        // 0 rows with a trigger on column 0, the rest drawn around 8.
+        for copied in [0usize, 30, 49, 50, 51, 70, 100] {
+            let mut rows: Vec<Vec<f32>> = Vec::new();
+            let mut labels = Vec::new();
+            for (c, centre) in [(0u32, 0.0f32), (1, 4.0)] {
+                for _ in 0..300 {
+                    rows.push((0..d).map(|_| centre + normal.sample(&mut rng)).collect());
+                    labels.push(Some(c));
+                }
+            }
+            for k in 0..100 {
+                let row = if k < copied {
+                    let mut r = rows[k * 3].clone();
+                    r[0] = 20.0;
+                    r
+                } else {
+                    (0..d).map(|_| 8.0 + normal.sample(&mut rng)).collect()
+                };
+                rows.push(row);
+                labels.push(Some(2));
+            }
+            let n = rows.len();
+            let x = ndarray::Array2::from_shape_vec((n, d), rows.concat()).unwrap();
+            let digests: Vec<[u8; 32]> = (0..n as u64)
+                .map(|i| *blake3::hash(&i.to_le_bytes()).as_bytes())
+                .collect();
+            let valid = vec![true; n];
+            let classes: Vec<String> = ["a", "b", "c"].iter().map(|s| s.to_string()).collect();
+            let config = crate::detect::DetectConfig::default();
+            let ctx = DetectContext {
+                x: &x,
+                valid: &valid,
+                labels: &labels,
+                classes: &classes,
+                digests: &digests,
+                reference: None,
+                config: &config,
+                pred_probs: None,
+                label_clean_rate: None,
+            };
+            let members: Vec<usize> = (600..700).collect();
+            let full = near_copy_share(&ctx, 2, &members, &Spacings::new(3), 0.0);
+            let cut = near_copy_share(&ctx, 2, &members, &Spacings::new(3), 0.5);
+            assert!(
+                (full.0 - copied as f64 / 100.0).abs() < 1e-9,
+                "{copied}: full share {}",
+                full.0
+            );
+            assert_eq!(full.0 >= 0.5, cut.0 >= 0.5, "{copied}: {full:?} {cut:?}");
+            if full.0 >= 0.5 {
+                assert_eq!(full, cut);
+            } else {
+                assert!(cut.0 >= full.0 && cut.0 < 0.5, "{copied}: {full:?} {cut:?}");
+            }
+        }
     }
 
     #[test]
