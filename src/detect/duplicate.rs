@@ -11,7 +11,11 @@
 //! rows on a large machine). In a group with several labels the majority label (rows in the trusted baseline first,
 //! then the most rows, then the label the rows' neighbourhoods agree with, i.e. the least label-flip evidence, then
 //! the earliest row) is kept and the other rows are flagged: the minority or new copies, never the whole group.
-//! Same-label exact duplicates are counted but not flagged.
+//! Same-label exact duplicates are counted and score 0.2, not flagged, except *mass copies*: where some feature
+//! column is continuous (at least half of its values distinct, so that clean rows almost never coincide on all
+//! columns), a group of `g` identical rows under one label scores `r / (1 + r)` with `r = g / 10` for each of its
+//! rows: 10 or more identical rows are flagged (a backdoor whose trigger overwrites every numeric column, one row
+//! pasted many times), a pair or a triple of double entries is not.
 //! Near: of a conflicting pair inside the data, the row with the stronger label-flip evidence is flagged (the later
 //! row on a tie); a data row nearly identical to a reference row with another label is always flagged. With a
 //! reference, pairs inside the data come from data rows sharing one of their two nearest reference rows
@@ -43,7 +47,13 @@ pub struct DuplicateSummary {
     pub conflicting_groups: usize,
     /// Near-duplicate pairs with different labels.
     pub near_conflicts: usize,
+    /// Same-label exact groups of at least [`MASS_COPIES`] rows in data with a continuous feature column.
+    #[serde(default)]
+    pub mass_copy_groups: usize,
 }
+
+/// Rows of one same-label exact group at which, in data with a continuous feature column, the group is flagged.
+pub const MASS_COPIES: f64 = 10.0;
 
 /// Detect duplicates with conflicting labels.
 pub fn detect(
@@ -53,6 +63,7 @@ pub fn detect(
     baseline: Option<&[RowStatus]>,
     near: Option<&LabelFlipOutput>,
     label_scores: Option<&[f32]>,
+    continuous: Option<&str>,
 ) -> (DetectorOutput, DuplicateSummary) {
     let n = feature_keys.len();
     let mut scores = vec![0f32; n];
@@ -82,8 +93,29 @@ pub fn detect(
             e.2 += evidence;
         }
         if tally.len() < 2 {
-            for &r in &rows[1..] {
-                scores[r as usize] = scores[r as usize].max(0.2);
+            let g = rows.len();
+            let mass = continuous.map(|c| (c, super::ratio_score(g as f64 / MASS_COPIES)));
+            match mass {
+                Some((column, score)) if score > 0.2 => {
+                    if score >= FLAG_AT {
+                        summary.mass_copy_groups += 1;
+                    }
+                    for &r in rows {
+                        scores[r as usize] = scores[r as usize].max(score);
+                        if score >= FLAG_AT {
+                            reasons[r as usize] = Some(format!(
+                                "one of {g} rows with identical features, all labelled {}, in data where {column} is \
+                                 continuous (its values rarely repeat): mass copies",
+                                name(labels[r as usize])
+                            ));
+                        }
+                    }
+                }
+                _ => {
+                    for &r in &rows[1..] {
+                        scores[r as usize] = scores[r as usize].max(0.2);
+                    }
+                }
             }
             continue;
         }
@@ -210,7 +242,7 @@ mod tests {
         let labels = [Some(0), Some(0), Some(1), Some(1), Some(0)];
         let classes = ["a".to_string(), "b".to_string()];
         let evidence = [0.45f32, 0.0, 0.0, 0.05, 0.0];
-        let (out, summary) = detect(&keys, &labels, &classes, None, None, Some(&evidence));
+        let (out, summary) = detect(&keys, &labels, &classes, None, None, Some(&evidence), None);
         assert_eq!(summary.conflicting_groups, 1);
         assert_eq!(
             out.scores[0], 1.0,
@@ -225,7 +257,43 @@ mod tests {
             .unwrap()
             .contains("same features as row 3 (label b)"));
         // Without evidence the earliest row is kept, as before.
-        let (out, _) = detect(&keys, &labels, &classes, None, None, None);
+        let (out, _) = detect(&keys, &labels, &classes, None, None, None, None);
         assert_eq!((out.scores[0], out.scores[3]), (0.0, 1.0));
+    }
+
+    #[test]
+    fn mass_copies_are_flagged_only_where_a_column_is_continuous_and_double_entries_never() {
+        // 200 distinct rows, a same-label pair (rows 0, 1), and 12 identical rows under one label (rows 2..14).
+        let mut keys: Vec<u128> = (0..200u128).map(|k| 1000 + k).collect();
+        keys[1] = keys[0];
+        for k in keys.iter_mut().take(14).skip(2) {
+            *k = 42;
+        }
+        let labels: Vec<Option<u32>> = (0..200).map(|i| Some((i % 2) as u32)).collect();
+        let mut labels = labels;
+        labels[1] = labels[0];
+        for l in labels.iter_mut().take(14).skip(2) {
+            *l = Some(1);
+        }
+        let classes = ["a".to_string(), "b".to_string()];
+        let (out, summary) = detect(&keys, &labels, &classes, None, None, None, Some("f0"));
+        assert_eq!(summary.mass_copy_groups, 1);
+        for r in 2..14 {
+            assert!(out.scores[r] >= FLAG_AT, "row {r}: {}", out.scores[r]);
+            assert!(out.reasons[r]
+                .as_deref()
+                .unwrap()
+                .contains("one of 12 rows with identical features, all labelled b, in data where f0 is continuous"));
+        }
+        assert_eq!(
+            (out.scores[0], out.scores[1]),
+            (0.0, 0.2),
+            "a double entry is not flagged"
+        );
+        assert!(out.scores[14..].iter().all(|&s| s == 0.0));
+        // Discrete data (no continuous column): identical rows are how such data looks, and nothing is flagged.
+        let (out, summary) = detect(&keys, &labels, &classes, None, None, None, None);
+        assert_eq!(summary.mass_copy_groups, 0);
+        assert!(out.scores.iter().all(|&s| s < FLAG_AT));
     }
 }

@@ -523,8 +523,10 @@ fn lineage(r: &Report) -> String {
         s,
         "<table><tr><th>exact duplicate groups</th><td class=\"num\">{}</td></tr><tr><th>exact copies</th>\
          <td class=\"num\">{}</td></tr><tr><th>groups with conflicting labels</th><td class=\"num\">{}</td></tr>\
-         <tr><th>near duplicates with conflicting labels</th><td class=\"num\">{}</td></tr></table>",
-        d.exact_groups, d.exact_copies, d.conflicting_groups, d.near_conflicts
+         <tr><th>near duplicates with conflicting labels</th><td class=\"num\">{}</td></tr>\
+         <tr><th>mass copies (groups of 10 or more identical rows under one label)</th><td class=\"num\">{}</td>\
+         </tr></table>",
+        d.exact_groups, d.exact_copies, d.conflicting_groups, d.near_conflicts, d.mass_copy_groups
     );
     match &r.baseline {
         Some(b) => {
