@@ -19,8 +19,9 @@
 //! `m = max_{j != y} p_j - p_y`; rows with `m >= 0.5` (another class holds clearly more neighbour weight) are
 //! candidates. Calibration, with a reference: the reference's own leave-one-out search gives the rate at which clean
 //! rows of each class are candidates (classes that overlap have a higher rate). A class's candidates in the data are
-//! flagged only when they clearly exceed what clean data would hold (`X_y > E_y + 3 sqrt(E_y) + 1`, with
-//! `E_y = N_y (c_y + 0.5) / n_y`): so clean data flags nothing, and in a poisoned class the few clean candidates
+//! flagged only when they clearly exceed what clean data would hold (`X_y > E_y + 3 sqrt(E_y + V_y) + 1`, with
+//! `E_y = N_y (c_y + 0.5) / n_y` and `V_y` the variance of that estimate from `n_y` reference rows): so clean data
+//! flags nothing, and in a poisoned class the few clean candidates
 //! flagged with the flips are about `E_y`. Without a reference (nothing clean to measure) a candidate's margin must
 //! reach `UNCALIBRATED_LIMIT` (0.85, a near-unanimous neighbourhood), and candidates are flagged only beyond what
 //! labels drawn from the data's own linear model would give (`E_y` = the model's probability of y summed over the
@@ -145,6 +146,22 @@ const UNCALIBRATED_LIMIT: f32 = 0.85;
 /// Without a reference: the share of a clean table's rows taken as natural candidates at `UNCALIBRATED_LIMIT` (the
 /// most seen on the real benchmark's clean tables was 1.5%, mlc_churn; docs/detectors/label_flip.md).
 const NATURAL_SHARE: f64 = 0.015;
+
+/// Whether `x` candidates clearly exceed the `e` that clean data holds: by more than three standard deviations of
+/// the count (Poisson, `e`) and of the expectation itself (`v`, from the rate's measurement), plus one.
+fn exceeds(x: f64, e: f64, v: f64) -> bool {
+    x > e + 3.0 * (e + v).sqrt() + 1.0
+}
+
+/// Variance of `E = rows * r` when the clean candidate rate `r` was measured on `measured_on` reference rows
+/// (binomial: `rows^2 r (1 - r) / measured_on`); 0 when nothing was measured.
+fn rate_variance(rows: usize, r: f64, measured_on: usize) -> f64 {
+    if measured_on == 0 {
+        return 0.0;
+    }
+    let rows = rows as f64;
+    rows * rows * r * (1.0 - r) / measured_on as f64
+}
 
 /// Candidates over all classes.
 fn x_total(cand: &[usize]) -> f64 {
@@ -594,6 +611,12 @@ fn detect_on_base(ctx: &DetectContext) -> LabelFlipOutput {
     } else {
         stats.clean_rates()
     };
+    // How many reference rows each measured rate comes from (unknown for rates carried in a contract).
+    let rate_rows: Vec<Option<usize>> = if base.is_data {
+        vec![None; nc]
+    } else {
+        stats.margins.iter().map(|m| Some(m.len())).collect()
+    };
     let results: Vec<(RowResult, Vec<f64>)> = rows
         .par_iter()
         .enumerate()
@@ -688,18 +711,29 @@ fn detect_on_base(ctx: &DetectContext) -> LabelFlipOutput {
     // Pooled over classes as well: when the data as a whole holds clearly more candidates than clean data would,
     // candidates of classes whose clean rate is tiny (under one row expected) are flagged too, so flips spread
     // thinly over many classes are not lost to the per-class test.
-    let exceeds = |x: f64, e: f64| x > e + 3.0 * e.sqrt() + 1.0;
-    let (mut x_all, mut e_all) = (0f64, 0f64);
+    // A rate measured on n_y reference rows is itself uncertain: E_y = N_y r_y carries a variance
+    // N_y^2 r_y (1 - r_y) / n_y beside the candidates' own (Poisson, E_y). Both enter the test, so a small reference
+    // that happened to hold few candidates of a class does not make clean data of that class look poisoned.
+    let rate_var: Vec<f64> = (0..nc)
+        .map(
+            |y| match (clean_rate[y], rate_rows[y], self_expected.is_empty()) {
+                (Some(r), Some(m), true) => rate_variance(rows_of[y], r, m),
+                _ => 0.0,
+            },
+        )
+        .collect();
+    let (mut x_all, mut e_all, mut v_all) = (0f64, 0f64, 0f64);
     for y in 0..nc {
         if let Some(e) = expected[y] {
             x_all += cand[y] as f64;
             e_all += e;
+            v_all += rate_var[y];
         }
     }
-    let pooled = exceeds(x_all, e_all);
+    let pooled = exceeds(x_all, e_all, v_all);
     let excess: Vec<bool> = (0..nc)
         .map(|y| match expected[y] {
-            Some(e) => exceeds(cand[y] as f64, e) || (pooled && e < 1.0),
+            Some(e) => exceeds(cand[y] as f64, e, rate_var[y]) || (pooled && e < 1.0),
             // A class too small for a clean rate is flagged as it stands; without a reference the natural share
             // below decides.
             None => !uncalibrated,
@@ -710,14 +744,16 @@ fn detect_on_base(ctx: &DetectContext) -> LabelFlipOutput {
     // NATURAL_SHARE of their rows as such near-unanimous disagreements; when the candidates clearly exceed that,
     // the clearest excess ones (by margin, over all classes) are flagged.
     let natural = uncalibrated.then_some(NATURAL_SHARE * rows.len() as f64);
-    let natural_cut = natural.filter(|&e| exceeds(x_total(&cand), e)).map(|e| {
-        let s: Vec<f32> = results
-            .iter()
-            .filter(|(_, _, r, _)| r.is_some())
-            .map(|(_, sc, _, _)| *sc)
-            .collect();
-        excess_cut(s, x_total(&cand), e).unwrap_or(f32::INFINITY)
-    });
+    let natural_cut = natural
+        .filter(|&e| exceeds(x_total(&cand), e, 0.0))
+        .map(|e| {
+            let s: Vec<f32> = results
+                .iter()
+                .filter(|(_, _, r, _)| r.is_some())
+                .map(|(_, sc, _, _)| *sc)
+                .collect();
+            excess_cut(s, x_total(&cand), e).unwrap_or(f32::INFINITY)
+        });
     // In a class that exceeds, about E_y of its candidates are what clean data holds anyway: only the clearest
     // X_y - E_y (by margin, ties at the cut kept) are flagged; the others keep their rank just below the line.
     let mut cut = vec![f32::NEG_INFINITY; nc];
@@ -832,6 +868,22 @@ mod tests {
             out.scores.checks["label"].clone(),
             out.scores.checks["outlier"].clone(),
         ]
+    }
+
+    #[test]
+    fn a_rate_measured_on_few_reference_rows_widens_the_excess_test() {
+        // hpc_data's clean twin (real benchmark): one class holds 67 candidates in 411 rows where its rate, measured
+        // on 206 reference rows, expects 41.9. The count alone looks like an excess; the rate's own uncertainty
+        // (sd ~8.7 rows) says it is not.
+        let (rows, rate, measured_on, x) = (411, 0.102, 206, 67.0);
+        let e = rows as f64 * rate;
+        assert!(super::exceeds(x, e, 0.0));
+        let v = super::rate_variance(rows, rate, measured_on);
+        assert!((v.sqrt() - 8.7).abs() < 0.1, "{v}");
+        assert!(!super::exceeds(x, e, v));
+        // Twice the expected count is still an excess, and a rate measured on nothing adds no variance.
+        assert!(super::exceeds(2.0 * e + 10.0, e, v));
+        assert_eq!(super::rate_variance(rows, rate, 0), 0.0);
     }
 
     #[test]
