@@ -611,12 +611,6 @@ fn detect_on_base(ctx: &DetectContext) -> LabelFlipOutput {
     } else {
         stats.clean_rates()
     };
-    // How many reference rows each measured rate comes from (unknown for rates carried in a contract).
-    let rate_rows: Vec<Option<usize>> = if base.is_data {
-        vec![None; nc]
-    } else {
-        stats.margins.iter().map(|m| Some(m.len())).collect()
-    };
     let results: Vec<(RowResult, Vec<f64>)> = rows
         .par_iter()
         .enumerate()
@@ -714,13 +708,12 @@ fn detect_on_base(ctx: &DetectContext) -> LabelFlipOutput {
     // A rate measured on n_y reference rows is itself uncertain: E_y = N_y r_y carries a variance
     // N_y^2 r_y (1 - r_y) / n_y beside the candidates' own (Poisson, E_y). Both enter the test, so a small reference
     // that happened to hold few candidates of a class does not make clean data of that class look poisoned.
+    // (Rates carried in a contract do not say how many rows measured them: their variance is left out.)
     let rate_var: Vec<f64> = (0..nc)
-        .map(
-            |y| match (clean_rate[y], rate_rows[y], self_expected.is_empty()) {
-                (Some(r), Some(m), true) => rate_variance(rows_of[y], r, m),
-                _ => 0.0,
-            },
-        )
+        .map(|y| match (clean_rate[y], base.is_data) {
+            (Some(r), false) => rate_variance(rows_of[y], r, stats.margins[y].len()),
+            _ => 0.0,
+        })
         .collect();
     let (mut x_all, mut e_all, mut v_all) = (0f64, 0f64, 0f64);
     for y in 0..nc {
