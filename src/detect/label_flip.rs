@@ -8,7 +8,9 @@
 //! ## How
 //! Leave-one-out kNN label probabilities (k = 10, the row's own vote removed), as in cleanlab's `features=` path:
 //! neighbours come from an IVF index (k-means coarse quantizer, a few probed lists, rayon over queries) built on the
-//! trusted reference when given, else on a digest-chosen sample of the data. Votes are weighted by
+//! trusted reference when given, else on a digest-chosen sample of the data, with distances taken on the features
+//! scaled by their class separation (`separation_weights`: columns that say little about the label count less).
+//! Votes are weighted by
 //! `1 / (1 + d^2 / s^2)` (s^2: median squared distance to the k-th neighbour) so scores are continuous. A second
 //! voter, a multinomial logistic regression on the same base (`detect::linear`: out-of-fold for base rows, a fold
 //! model of the same size for the others), is averaged in with equal weight. With model probabilities
@@ -42,7 +44,7 @@ use super::ivf::{default_nlist, IvfIndex, Neighbour};
 use super::linear::LinearVotes;
 use super::{quantile, take_rows, DetectContext, DetectorOutput, FLAG_AT};
 use crate::features::sample_by_digest;
-use ndarray::{Array2, ArrayView2};
+use ndarray::{Array1, Array2, ArrayView2};
 use rayon::prelude::*;
 use serde_json::json;
 
@@ -214,8 +216,8 @@ fn base_statistics(
     nc: usize,
     lin: Option<&LinearVotes>,
 ) -> BaseStats {
-    let picked = stats_rows(base.x.nrows());
-    let queries = take_rows(base.x.view(), &picked);
+    let picked = stats_rows(base.xw.nrows());
+    let queries = take_rows(base.xw.view(), &picked);
     let base_self: Vec<Option<u32>> = picked.iter().map(|&i| Some(i as u32)).collect();
     let knn = index.search_all(queries.view(), k, &base_self);
     statistics_from(base, picked, knn, nc, lin)
@@ -299,12 +301,14 @@ pub fn clean_candidate_rates(
     if ids.len() <= k + 1 || nc < 2 {
         return vec![None; nc];
     }
-    let base = Base {
-        x: take_rows(x.view(), &ids),
-        ids,
+    // The weights a scan against this reference computes (`detect`).
+    let weights = Array1::from(separation_weights(
+        x.view(),
         labels,
-        is_data: false,
-    };
+        &vec![true; x.nrows()],
+        nc,
+    ));
+    let base = Base::new(take_rows(x.view(), &ids), &weights, ids, labels, false);
     // The same model a scan against this reference builds (and keeps): profiling, then scanning, builds it once.
     reference_model(&base, k, nc, nprobe, linear)
         .stats
@@ -330,7 +334,7 @@ fn reference_model(
     linear: bool,
 ) -> std::sync::Arc<ReferenceModel> {
     let mut h = super::matrix_key(
-        base.x.view(),
+        base.xw.view(),
         &[k as u64, nc as u64, nprobe as u64, linear as u64],
     );
     let labels: Vec<u8> = base
@@ -340,7 +344,7 @@ fn reference_model(
         .collect();
     h.update(&labels);
     super::kept_or_build(&REFERENCE_MODEL, h.finalize(), || {
-        let index = IvfIndex::build(base.x.view(), default_nlist(base.x.nrows()), nprobe);
+        let index = IvfIndex::build(base.xw.view(), default_nlist(base.xw.nrows()), nprobe);
         let lin = linear_votes(base, nc, linear);
         let stats = base_statistics(&index, base, k, nc, lin.as_ref());
         ReferenceModel { index, lin, stats }
@@ -348,37 +352,55 @@ fn reference_model(
 }
 
 struct Base<'a> {
+    /// Features (the linear voter's input).
     x: Array2<f32>,
+    /// The same scaled by the class-separation weights (every distance is taken on these).
+    xw: Array2<f32>,
     /// Maps base position -> id in `labels`.
     ids: Vec<usize>,
     labels: &'a [Option<u32>],
     is_data: bool,
 }
 
-fn build_base<'a>(ctx: &'a DetectContext) -> Base<'a> {
+impl<'a> Base<'a> {
+    fn new(
+        x: Array2<f32>,
+        weights: &Array1<f32>,
+        ids: Vec<usize>,
+        labels: &'a [Option<u32>],
+        is_data: bool,
+    ) -> Self {
+        let xw = &x * weights;
+        Base {
+            x,
+            xw,
+            ids,
+            labels,
+            is_data,
+        }
+    }
+}
+
+fn build_base<'a>(ctx: &'a DetectContext, weights: &Array1<f32>) -> Base<'a> {
     match ctx.reference {
         Some(r) => {
             let ids: Vec<usize> = (0..r.x.nrows())
                 .filter(|&i| r.labels[i].is_some())
                 .collect();
-            Base {
-                x: take_rows(r.x.view(), &ids),
-                ids,
-                labels: &r.labels,
-                is_data: false,
-            }
+            Base::new(take_rows(r.x.view(), &ids), weights, ids, &r.labels, false)
         }
         None => {
             let usable: Vec<bool> = (0..ctx.x.nrows())
                 .map(|i| ctx.valid[i] && ctx.labels[i].is_some())
                 .collect();
             let ids = sample_by_digest(ctx.digests, &usable, ctx.config.max_fit_rows);
-            Base {
-                x: take_rows(ctx.x.view(), &ids),
+            Base::new(
+                take_rows(ctx.x.view(), &ids),
+                weights,
                 ids,
-                labels: ctx.labels,
-                is_data: true,
-            }
+                ctx.labels,
+                true,
+            )
         }
     }
 }
@@ -423,9 +445,65 @@ fn nearest_sharing_neighbours(
     best
 }
 
-/// Run the detector.
+/// Floor of a column's squared class-separation weight: a column that separates no class still counts a tenth as
+/// much in a squared distance as one whose variance is all between classes (docs/detectors/label_flip.md).
+const SEPARATION_FLOOR: f64 = 0.1;
+
+/// Per feature column: `sqrt(max(eta^2, SEPARATION_FLOOR))`, with `eta^2` the share of the column's sum of squares
+/// that lies between the class means of the valid labelled rows of `x` (one-way ANOVA's R^2). A constant column, or
+/// one whose sums are not finite, gets the floor.
+fn separation_weights(
+    x: ArrayView2<f32>,
+    labels: &[Option<u32>],
+    valid: &[bool],
+    nc: usize,
+) -> Vec<f32> {
+    let d = x.ncols();
+    let mut sum = vec![vec![0f64; d]; nc];
+    let mut cnt = vec![0f64; nc];
+    let (mut tot, mut tot2) = (vec![0f64; d], vec![0f64; d]);
+    for (i, row) in x.outer_iter().enumerate() {
+        let Some(c) = labels[i].filter(|_| valid[i]).map(|c| c as usize) else {
+            continue;
+        };
+        cnt[c] += 1.0;
+        for (j, &v) in row.iter().enumerate() {
+            let v = f64::from(v);
+            sum[c][j] += v;
+            tot[j] += v;
+            tot2[j] += v * v;
+        }
+    }
+    let n: f64 = cnt.iter().sum();
+    (0..d)
+        .map(|j| {
+            let mu = tot[j] / n.max(1.0);
+            let total = tot2[j] - n * mu * mu;
+            let between: f64 = (0..nc)
+                .filter(|&c| cnt[c] > 0.0)
+                .map(|c| cnt[c] * (sum[c][j] / cnt[c] - mu).powi(2))
+                .sum();
+            let eta2 = between / total;
+            let eta2 = if total > 1e-12 && eta2.is_finite() {
+                eta2.clamp(0.0, 1.0)
+            } else {
+                0.0
+            };
+            eta2.max(SEPARATION_FLOOR).sqrt() as f32
+        })
+        .collect()
+}
+
+/// Run the detector. Neighbours are searched on the features scaled by their class separation
+/// (`separation_weights`), so that columns that carry no label information dilute the neighbourhoods less.
 pub fn detect(ctx: &DetectContext) -> LabelFlipOutput {
-    let mut out = detect_on_base(ctx);
+    // Weights from the trusted rows when given (part of the fit: the same for every batch), else from the data.
+    let nc = ctx.classes.len();
+    let weights = Array1::from(match ctx.reference {
+        Some(r) => separation_weights(r.x.view(), &r.labels, &vec![true; r.x.nrows()], nc),
+        None => separation_weights(ctx.x.view(), ctx.labels, ctx.valid, nc),
+    });
+    let mut out = detect_on_base(ctx, &weights);
     // A small reference gives coarse neighbourhoods (a few dozen rows per class): rank the rows it does not flag by
     // the data's own leave-one-out evidence too. Flags stay the reference-calibrated ones.
     let small_reference = ctx
@@ -437,7 +515,7 @@ pub fn detect(ctx: &DetectContext) -> LabelFlipOutput {
             label_clean_rate: None,
             ..*ctx
         };
-        let data = detect_on_base(&own);
+        let data = detect_on_base(&own, &weights);
         for (i, s) in out.output.scores.iter_mut().enumerate() {
             if out.output.reasons[i].is_none() {
                 *s = s.max(below_flag(data.output.scores[i]));
@@ -457,7 +535,7 @@ const MIN_CLASS_ROWS: usize = 5;
 const DATA_VOTES_BELOW_REFERENCE_ROWS: usize = 5_000;
 
 /// The detector on one base: the reference when given, else the data itself.
-fn detect_on_base(ctx: &DetectContext) -> LabelFlipOutput {
+fn detect_on_base(ctx: &DetectContext, weights: &Array1<f32>) -> LabelFlipOutput {
     let n = ctx.x.nrows();
     let nc = ctx.classes.len();
     let empty = |why: String| LabelFlipOutput {
@@ -488,7 +566,7 @@ fn detect_on_base(ctx: &DetectContext) -> LabelFlipOutput {
              class to compare neighbourhoods (is the label column an id?)"
         ));
     }
-    let base = build_base(ctx);
+    let base = build_base(ctx, weights);
     let k = ctx.config.k;
     if base.x.nrows() <= k + 1 {
         return empty(format!(
@@ -512,8 +590,8 @@ fn detect_on_base(ctx: &DetectContext) -> LabelFlipOutput {
         None => {
             built = (
                 IvfIndex::build(
-                    base.x.view(),
-                    default_nlist(base.x.nrows()),
+                    base.xw.view(),
+                    default_nlist(base.xw.nrows()),
                     ctx.config.nprobe,
                 ),
                 // The second voter: a linear model on the base (model probabilities given by the user replace both).
@@ -541,7 +619,9 @@ fn detect_on_base(ctx: &DetectContext) -> LabelFlipOutput {
         copied = take_rows(ctx.x.view(), &rows);
         copied.view()
     };
-    let knn = index.search_all(data_rows, k, &excludes);
+    // The queried rows scaled as the base is, for the search (the linear voter takes them as they are).
+    let data_w = &data_rows * weights;
+    let knn = index.search_all(data_w.view(), k, &excludes);
     // The linear model's votes for the queried rows: out-of-fold for rows of the base (a row never votes for its
     // own label), the fold models' average for the others (only those are predicted).
     let lin_rows = lin.map(|l| {
@@ -563,7 +643,7 @@ fn detect_on_base(ctx: &DetectContext) -> LabelFlipOutput {
         q
     });
     // With a reference, near duplicates inside the data are invisible to the reference-side neighbours.
-    let data_pairs = (!base.is_data).then(|| nearest_sharing_neighbours(data_rows, &knn));
+    let data_pairs = (!base.is_data).then(|| nearest_sharing_neighbours(data_w.view(), &knn));
     let stats = if base.is_data {
         // Base rows are data rows whose leave-one-out neighbours were just found: reuse them.
         let mut at = vec![usize::MAX; n];
@@ -822,6 +902,7 @@ fn detect_on_base(ctx: &DetectContext) -> LabelFlipOutput {
             "class_thresholds": thresholds,
             "pred_probs": ctx.pred_probs.is_some(),
             "linear_votes": lin.is_some(),
+            "feature_weights": weights.to_vec(),
         }),
         skipped: None,
     };
@@ -861,6 +942,29 @@ mod tests {
             out.scores.checks["label"].clone(),
             out.scores.checks["outlier"].clone(),
         ]
+    }
+
+    #[test]
+    fn separation_weights_keep_separating_columns_and_floor_the_rest() {
+        // Column 0 separates the two classes, column 1 is noise independent of the class, column 2 is constant;
+        // row 4 is invalid (its huge value would make column 1 look separating if it counted).
+        let x = ndarray::array![
+            [-1.0f32, 0.5, 3.0],
+            [-1.1, -0.5, 3.0],
+            [1.0, 0.5, 3.0],
+            [1.1, -0.5, 3.0],
+            [0.0, 100.0, 3.0],
+        ];
+        let labels = [Some(0), Some(0), Some(1), Some(1), Some(1)];
+        let valid = [true, true, true, true, false];
+        let w = super::separation_weights(x.view(), &labels, &valid, 2);
+        let floor = super::SEPARATION_FLOOR.sqrt() as f32;
+        assert!(w[0] > 0.99, "{w:?}");
+        assert!((w[1] - floor).abs() < 1e-6, "{w:?}");
+        assert!((w[2] - floor).abs() < 1e-6, "{w:?}");
+        // Counting the invalid row would have lifted the noise column above the floor.
+        let all = super::separation_weights(x.view(), &labels, &[true; 5], 2);
+        assert!(all[1] > floor + 0.01, "{all:?}");
     }
 
     #[test]
