@@ -410,8 +410,10 @@ fn build_base<'a>(ctx: &'a DetectContext, weights: &Array1<f32>) -> Base<'a> {
 /// near duplicates among the queries in O(n) from a kNN search already done, instead of a second index.
 fn nearest_sharing_neighbours(
     x: ArrayView2<f32>,
+    weights: &Array1<f32>,
     knn: &[Vec<Neighbour>],
 ) -> Vec<Option<(f32, usize)>> {
+    let w2: Vec<f32> = weights.iter().map(|w| w * w).collect();
     let mut by_base: Vec<(u32, u32)> = knn
         .iter()
         .enumerate()
@@ -433,7 +435,7 @@ fn nearest_sharing_neighbours(
                     continue;
                 }
                 let (ra, rb) = (ra as usize, rb as usize);
-                let d2 = super::ivf::l2(row(ra), row(rb));
+                let d2 = weighted_l2(row(ra), row(rb), &w2);
                 for (p, q) in [(ra, rb), (rb, ra)] {
                     if best[p].is_none_or(|(d, _)| d2 < d) {
                         best[p] = Some((d2, q));
@@ -492,6 +494,35 @@ fn separation_weights(
             eta2.max(SEPARATION_FLOOR).sqrt() as f32
         })
         .collect()
+}
+
+/// Squared distance between `a` and `b` with column `j` counted `w2[j]` times.
+fn weighted_l2(a: &[f32], b: &[f32], w2: &[f32]) -> f32 {
+    a.iter()
+        .zip(b)
+        .zip(w2)
+        .map(|((x, y), w)| w * (x - y) * (x - y))
+        .sum()
+}
+
+/// The `k` nearest base rows of every query row, the queries scaled by `weights` as the base is, a block at a time
+/// (so no weighted copy of all queries is held).
+fn search_weighted(
+    index: &IvfIndex,
+    queries: ArrayView2<f32>,
+    weights: &Array1<f32>,
+    k: usize,
+    self_ids: &[Option<u32>],
+) -> Vec<Vec<Neighbour>> {
+    const BLOCK: usize = 65_536;
+    let n = queries.nrows();
+    let mut out = Vec::with_capacity(n);
+    for start in (0..n).step_by(BLOCK) {
+        let end = (start + BLOCK).min(n);
+        let block = &queries.slice(ndarray::s![start..end, ..]) * weights;
+        out.extend(index.search_all(block.view(), k, &self_ids[start..end]));
+    }
+    out
 }
 
 /// Run the detector. Neighbours are searched on the features scaled by their class separation
@@ -619,9 +650,7 @@ fn detect_on_base(ctx: &DetectContext, weights: &Array1<f32>) -> LabelFlipOutput
         copied = take_rows(ctx.x.view(), &rows);
         copied.view()
     };
-    // The queried rows scaled as the base is, for the search (the linear voter takes them as they are).
-    let data_w = &data_rows * weights;
-    let knn = index.search_all(data_w.view(), k, &excludes);
+    let knn = search_weighted(index, data_rows, weights, k, &excludes);
     // The linear model's votes for the queried rows: out-of-fold for rows of the base (a row never votes for its
     // own label), the fold models' average for the others (only those are predicted).
     let lin_rows = lin.map(|l| {
@@ -643,7 +672,7 @@ fn detect_on_base(ctx: &DetectContext, weights: &Array1<f32>) -> LabelFlipOutput
         q
     });
     // With a reference, near duplicates inside the data are invisible to the reference-side neighbours.
-    let data_pairs = (!base.is_data).then(|| nearest_sharing_neighbours(data_w.view(), &knn));
+    let data_pairs = (!base.is_data).then(|| nearest_sharing_neighbours(data_rows, weights, &knn));
     let stats = if base.is_data {
         // Base rows are data rows whose leave-one-out neighbours were just found: reuse them.
         let mut at = vec![usize::MAX; n];
