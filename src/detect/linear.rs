@@ -16,7 +16,8 @@
 //! cost 1.3 s for 1M rows x 32 features x 10 classes on one core; rows are predicted in parallel chunks.
 //!
 //! The model is L2-regularized (`alpha` = 1 on the summed loss, as scikit-learn's `C = 1`), fitted with L-BFGS (at
-//! most 100 iterations), on the detector's scaled features clipped to 5 IQRs from the median. Folds are fitted in
+//! most 100 iterations) in f64, on the detector's scaled features clipped to 5 IQRs
+//! from the median; its coefficients are kept in f32, and rows are predicted in f32 from them. Folds are fitted in
 //! parallel (rayon).
 
 use linfa::prelude::*;
@@ -27,7 +28,7 @@ use rayon::prelude::*;
 /// Folds of the out-of-fold probabilities.
 pub const FOLDS: usize = 5;
 /// L2 penalty on the summed log-loss.
-const ALPHA: f32 = 1.0;
+const ALPHA: f64 = 1.0;
 /// Features are clipped to this many IQRs from the median before the model sees them. On heavy-tailed integer
 /// columns (hpc_data's counts reach 5,500 IQRs) the unclipped fit is no better than the class frequencies
 /// (scikit-learn's, cross-validated: mean probability of the own label 0.49, linfa's below the frequencies' 0.38),
@@ -42,7 +43,24 @@ const MAX_ITERATIONS: u64 = 100;
 /// then the other 90,000 rows predicted) took 2.2-2.9 s, measured while a CI run shared the two cores.
 pub const FIT_ROWS: usize = 10_000;
 
-type Model = MultiFittedLogisticRegression<f32, u32>;
+/// A fitted model's coefficients in f32 (the fit itself runs in f64, see [`fit`]).
+struct Model {
+    /// Class index of each coefficient column.
+    classes: Vec<u32>,
+    /// Features x classes.
+    params: Array2<f32>,
+    intercept: Array1<f32>,
+}
+
+impl Model {
+    fn from_fit(m: &MultiFittedLogisticRegression<f64, u32>) -> Model {
+        Model {
+            classes: m.classes().to_vec(),
+            params: m.params().mapv(|v| v as f32),
+            intercept: m.intercept().mapv(|v| v as f32),
+        }
+    }
+}
 
 /// A multinomial logistic regression fitted on the base, with the base rows' out-of-fold probabilities.
 pub struct LinearVotes {
@@ -52,7 +70,10 @@ pub struct LinearVotes {
     nc: usize,
 }
 
-/// Fit on clipped features (see [`clipped`]).
+/// Fit on clipped features (see [`clipped`]), in f64: argmin's More-Thuente line search (under linfa-logistic's
+/// L-BFGS) runs without an iteration limit and stops on an interval narrower than 1e-10 of the step, which f32 steps
+/// cannot reach; an f32 fit that could not meet the Wolfe conditions spun for minutes on a CLI test's data
+/// (docs/detectors/label_flip.md).
 fn fit(x: ArrayView2<f32>, y: &[u32]) -> Option<Model> {
     let mut distinct: Vec<u32> = y.to_vec();
     distinct.sort_unstable();
@@ -60,12 +81,13 @@ fn fit(x: ArrayView2<f32>, y: &[u32]) -> Option<Model> {
     if distinct.len() < 2 || x.nrows() < 2 {
         return None;
     }
-    let data = Dataset::new(x.to_owned(), Array1::from(y.to_vec()));
+    let data = Dataset::new(x.mapv(f64::from), Array1::from(y.to_vec()));
     MultiLogisticRegression::default()
         .alpha(ALPHA)
         .max_iterations(MAX_ITERATIONS)
         .fit(&data)
         .ok()
+        .map(|m| Model::from_fit(&m))
 }
 
 /// The features clipped to +-[`CLIP`] (the detector's features are robustly scaled: median 0, IQR 1).
@@ -76,9 +98,16 @@ fn clipped(x: ArrayView2<f32>) -> Array2<f32> {
 /// Probabilities of clipped features `x` under `model`, one column per class index (classes the model never saw get
 /// 0).
 fn probs(model: &Model, x: ArrayView2<f32>, nc: usize) -> Array2<f32> {
-    let p = model.predict_probabilities(&x);
+    // Softmax of x W + b, row by row (as linfa-logistic's `predict_probabilities`).
+    let mut p = x.dot(&model.params) + &model.intercept;
+    for mut row in p.rows_mut() {
+        let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        row.mapv_inplace(|v| (v - max).exp());
+        let sum = row.sum();
+        row.mapv_inplace(|v| v / sum);
+    }
     let mut out = Array2::<f32>::zeros((x.nrows(), nc));
-    for (col, &c) in model.classes().iter().enumerate() {
+    for (col, &c) in model.classes.iter().enumerate() {
         if (c as usize) < nc {
             out.column_mut(c as usize).assign(&p.column(col));
         }
@@ -238,6 +267,41 @@ impl LinearVotes {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn f32_probabilities_from_the_f64_fit_match_linfa_s_own() {
+        // Three classes in 3 features; the f32 softmax over the kept coefficients must give what linfa-logistic's
+        // predict gives in f64, with each class in its own column (class 2 is index 2 even though the model saw 0..3).
+        let n = 90;
+        let x = Array2::from_shape_fn((n, 3), |(i, j)| {
+            let c = (i % 3) as f32;
+            c * (j as f32 + 1.0) * 0.7 + ((i * 7 + j * 13) % 11) as f32 / 11.0
+        });
+        let y: Vec<u32> = (0..n).map(|i| (i % 3) as u32).collect();
+        let data = Dataset::new(x.mapv(f64::from), Array1::from(y.clone()));
+        let fitted = MultiLogisticRegression::default()
+            .alpha(ALPHA)
+            .max_iterations(MAX_ITERATIONS)
+            .fit(&data)
+            .unwrap();
+        let expected = fitted.predict_probabilities(&x.mapv(f64::from));
+        let got = probs(&Model::from_fit(&fitted), x.view(), 4);
+        assert_eq!(got.ncols(), 4);
+        for (r, row) in expected.rows().into_iter().enumerate() {
+            for (col, &c) in fitted.classes().iter().enumerate() {
+                assert!(
+                    (f64::from(got[[r, c as usize]]) - row[col]).abs() < 1e-4,
+                    "row {r} class {c}"
+                );
+            }
+            assert_eq!(got[[r, 3]], 0.0);
+        }
+        // And the model separates them: each row's own class is its most probable.
+        let own = (0..n)
+            .filter(|&i| (0..4).all(|c| got[[i, y[i] as usize]] >= got[[i, c]]))
+            .count();
+        assert!(own as f64 >= 0.9 * n as f64, "{own} of {n}");
+    }
 
     #[test]
     fn separable_classes_get_their_own_label_out_of_fold() {
