@@ -282,6 +282,18 @@ impl IvfIndex {
         k: usize,
         self_ids: &[Option<u32>],
     ) -> Vec<Vec<Neighbour>> {
+        self.search_all_scaled(queries, None, k, self_ids)
+    }
+
+    /// [`IvfIndex::search_all`] with every query column multiplied by `scale` first (when given; the base is
+    /// expected in that scale already), a block at a time, so no scaled copy of all queries is held.
+    pub fn search_all_scaled(
+        &self,
+        queries: ArrayView2<f32>,
+        scale: Option<&ndarray::Array1<f32>>,
+        k: usize,
+        self_ids: &[Option<u32>],
+    ) -> Vec<Vec<Neighbour>> {
         // Blocks of queries bound the probe lists and results held at once.
         const BLOCK: usize = 65_536;
         let n = queries.nrows();
@@ -290,7 +302,10 @@ impl IvfIndex {
             let end = (start + BLOCK).min(n);
             let block = queries.slice(ndarray::s![start..end, ..]);
             let ids = self_ids.get(start..end.min(self_ids.len())).unwrap_or(&[]);
-            out.extend(self.search_block(block, k, ids));
+            match scale {
+                Some(w) => out.extend(self.search_block((&block * w).view(), k, ids)),
+                None => out.extend(self.search_block(block, k, ids)),
+            }
         }
         out
     }

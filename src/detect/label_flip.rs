@@ -505,26 +505,6 @@ fn weighted_l2(a: &[f32], b: &[f32], w2: &[f32]) -> f32 {
         .sum()
 }
 
-/// The `k` nearest base rows of every query row, the queries scaled by `weights` as the base is, a block at a time
-/// (so no weighted copy of all queries is held).
-fn search_weighted(
-    index: &IvfIndex,
-    queries: ArrayView2<f32>,
-    weights: &Array1<f32>,
-    k: usize,
-    self_ids: &[Option<u32>],
-) -> Vec<Vec<Neighbour>> {
-    const BLOCK: usize = 65_536;
-    let n = queries.nrows();
-    let mut out = Vec::with_capacity(n);
-    for start in (0..n).step_by(BLOCK) {
-        let end = (start + BLOCK).min(n);
-        let block = &queries.slice(ndarray::s![start..end, ..]) * weights;
-        out.extend(index.search_all(block.view(), k, &self_ids[start..end]));
-    }
-    out
-}
-
 /// Run the detector. Neighbours are searched on the features scaled by their class separation
 /// (`separation_weights`), so that columns that carry no label information dilute the neighbourhoods less.
 pub fn detect(ctx: &DetectContext) -> LabelFlipOutput {
@@ -650,7 +630,7 @@ fn detect_on_base(ctx: &DetectContext, weights: &Array1<f32>) -> LabelFlipOutput
         copied = take_rows(ctx.x.view(), &rows);
         copied.view()
     };
-    let knn = search_weighted(index, data_rows, weights, k, &excludes);
+    let knn = index.search_all_scaled(data_rows, Some(weights), k, &excludes);
     // The linear model's votes for the queried rows: out-of-fold for rows of the base (a row never votes for its
     // own label), the fold models' average for the others (only those are predicted).
     let lin_rows = lin.map(|l| {
