@@ -302,12 +302,7 @@ pub fn clean_candidate_rates(
         return vec![None; nc];
     }
     // The weights a scan against this reference computes (`detect`).
-    let weights = Array1::from(separation_weights(
-        x.view(),
-        labels,
-        &vec![true; x.nrows()],
-        nc,
-    ));
+    let weights = reference_weights(x, labels, nc);
     let base = Base::new(take_rows(x.view(), &ids), &weights, ids, labels, false);
     // The same model a scan against this reference builds (and keeps): profiling, then scanning, builds it once.
     reference_model(&base, k, nc, nprobe, linear)
@@ -496,6 +491,17 @@ fn separation_weights(
         .collect()
 }
 
+/// The separation weights of trusted rows (every labelled row counts): what a scan against them and the calibration
+/// stored by `profile` both use.
+fn reference_weights(x: &Array2<f32>, labels: &[Option<u32>], nc: usize) -> Array1<f32> {
+    Array1::from(separation_weights(
+        x.view(),
+        labels,
+        &vec![true; x.nrows()],
+        nc,
+    ))
+}
+
 /// Squared distance between `a` and `b` with column `j` counted `w2[j]` times.
 fn weighted_l2(a: &[f32], b: &[f32], w2: &[f32]) -> f32 {
     a.iter()
@@ -510,10 +516,10 @@ fn weighted_l2(a: &[f32], b: &[f32], w2: &[f32]) -> f32 {
 pub fn detect(ctx: &DetectContext) -> LabelFlipOutput {
     // Weights from the trusted rows when given (part of the fit: the same for every batch), else from the data.
     let nc = ctx.classes.len();
-    let weights = Array1::from(match ctx.reference {
-        Some(r) => separation_weights(r.x.view(), &r.labels, &vec![true; r.x.nrows()], nc),
-        None => separation_weights(ctx.x.view(), ctx.labels, ctx.valid, nc),
-    });
+    let weights = match ctx.reference {
+        Some(r) => reference_weights(&r.x, &r.labels, nc),
+        None => Array1::from(separation_weights(ctx.x.view(), ctx.labels, ctx.valid, nc)),
+    };
     let mut out = detect_on_base(ctx, &weights);
     // A small reference gives coarse neighbourhoods (a few dozen rows per class): rank the rows it does not flag by
     // the data's own leave-one-out evidence too. Flags stay the reference-calibrated ones.
