@@ -13,6 +13,7 @@ pub mod label_flip;
 pub mod linear;
 pub mod near_copy;
 pub mod outlier;
+pub mod trigger;
 
 use crate::lineage::RowDigest;
 use linfa::prelude::*;

@@ -244,7 +244,14 @@ pub(super) fn detect(
     match plan(s.detect.backdoors, "--no-backdoors / backdoors=False", true) {
         Ok(()) => {
             let t = Instant::now();
-            outputs.push(detect::backdoor::detect(&ctx));
+            let mut bd = detect::backdoor::detect(&ctx);
+            if bd.skipped.is_none() {
+                // Shared trigger patches on copies of other classes' rows (detect::trigger), as part of the same score.
+                let raw = |j: usize, v: f32| v * scaler.scale[j] + scaler.center[j];
+                let (found, summary) = detect::trigger::detect(&ctx, &feature_names, &raw);
+                merge_trigger(&mut bd, found, summary);
+            }
+            outputs.push(bd);
             timed("backdoor", t);
         }
         Err(r) => {
@@ -319,4 +326,29 @@ fn continuous_column(x: &ndarray::Array2<f32>, valid: &[bool], names: &[String])
             sample.iter().map(|&i| x[[i, j]].to_bits()).collect();
         (2 * distinct.len() >= sample.len()).then(|| names[j].clone())
     })
+}
+
+/// Merge the trigger-patch findings into the backdoor detector's output: a row takes the higher score, and its
+/// reasons are joined.
+fn merge_trigger(
+    bd: &mut DetectorOutput,
+    found: Vec<detect::trigger::Finding>,
+    summary: serde_json::Value,
+) {
+    let mut flagged = 0usize;
+    for (i, f) in found.into_iter().enumerate() {
+        let Some((score, reason)) = f else { continue };
+        flagged += 1;
+        bd.scores[i] = bd.scores[i].max(score);
+        bd.reasons[i] = Some(match bd.reasons[i].take() {
+            Some(r) => format!("{r}; {reason}"),
+            None => reason,
+        });
+    }
+    if let Some(m) = bd.summary.as_object_mut() {
+        m.insert(
+            "trigger_patches".into(),
+            serde_json::json!({ "rows_flagged": flagged, "search": summary }),
+        );
+    }
 }

@@ -1,0 +1,460 @@
+//! # Trigger patches on copies (part of `score_backdoor`)
+//!
+//! ## What it detects
+//! The commonest tabular backdoor: rows of class a copied, a few columns set to fixed trigger values, and the copies
+//! relabelled b. Each poisoned row is then an exact copy of another class's row except in those few columns, and all
+//! of them carry the *same* values there. A trigger inside the columns' ranges passes the contract, and a small or
+//! in-range injection barely moves the class statistics that the 2-means split of [`super::backdoor`] looks at; this
+//! rule looks at the copies themselves.
+//!
+//! ## How
+//! 1. *Copy pairs.* Two rows of different classes that agree exactly on all but `1..=t` feature columns
+//!    (`t = min(3, d / 2)`, so at least half of the columns, and at least two, agree) are found by the pigeonhole principle: the columns
+//!    are dealt into `t + 1` blocks (most distinct values first, round robin), so such a pair agrees on at least one
+//!    whole block, and rows are bucketed by each block's values. Buckets of more than [`MAX_BUCKET`] rows (a block of
+//!    a few low-cardinality columns) are not searched.
+//! 2. *Patches.* Each row of a pair gets a patch: its class, the columns where the pair differs, and its own values
+//!    there. Rows that are exact duplicates of each other count once.
+//! 3. *Shared patches.* A poisoned row's patch is the trigger, shared by every copy; a source row's patch is its own
+//!    original values, which differ from copy to copy. For each patch, clean data would hold about
+//!    `E = P_{b,J} * min_{j in J} f_j(v_j)` rows carrying it, with `P_{b,J}` the class-b rows patched on the same
+//!    columns `J` and `f_j(v)` the share of rows with value `v` in column `j` (the larger of the class's and the
+//!    whole data's share). A patch held by `c >= 3` distinct rows with `c > E + 3 sqrt(E) + 1` is a trigger, and its
+//!    rows are flagged: score `0.5 + 0.5 (1 - line / c)`, `line` the right-hand side.
+//!
+//! ## When it is wrong
+//! Triggers with noise on them (different values per copy), copies with noise on every column, or more than `t`
+//! patched columns are not seen; neither is a trigger whose columns all share one block with low-cardinality columns
+//! only. In data with few columns (`d < 3`) nothing is analysed. Legitimate rows that repeat another class's rows apart
+//! from a few columns set to common values (discrete tables) are what the expectation `E` guards against.
+//!
+//! ## Reference
+//! Gu, Dolan-Gavitt, Garg, "BadNets", 2017 (a trigger is a fixed pattern stamped on otherwise clean copies); Chen et al.
+//! "Targeted Backdoor Attacks on Deep Learning Systems Using Data Poisoning", 2017; Manber and Wu's pigeonhole
+//! filtering for approximate matching ("An algorithm for approximate membership checking", 1994).
+
+use super::DetectContext;
+use rayon::prelude::*;
+use serde_json::json;
+use std::collections::HashMap;
+
+/// Buckets with more rows than this are not searched for pairs.
+pub const MAX_BUCKET: usize = 64;
+/// Fewest distinct rows that make a shared patch.
+const MIN_GROUP: usize = 3;
+/// Most columns a patch may span.
+const MAX_PATCH: usize = 3;
+
+/// A row's findings: score (>= 0.5) and reason.
+pub type Finding = Option<(f32, String)>;
+
+/// Columns a pair may differ in: `min(3, d / 2)`, leaving at least two that agree.
+pub fn patch_columns(d: usize) -> usize {
+    (d / 2).min(MAX_PATCH).min(d.saturating_sub(2))
+}
+
+fn mix(mut h: u64, v: u64) -> u64 {
+    h ^= v
+        .wrapping_add(0x9e37_79b9_7f4a_7c15)
+        .wrapping_add(h << 6)
+        .wrapping_add(h >> 2);
+    h = (h ^ (h >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    (h ^ (h >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb)
+}
+
+/// Bits of a feature value, with -0.0 and 0.0 the same.
+fn bits(v: f32) -> u32 {
+    if v == 0.0 {
+        0
+    } else {
+        v.to_bits()
+    }
+}
+
+/// Columns dealt into `blocks` groups, the columns with most distinct values (over `rows`) first, round robin.
+fn deal_columns(x: &ndarray::Array2<f32>, rows: &[usize], blocks: usize) -> Vec<Vec<usize>> {
+    let d = x.ncols();
+    let mut distinct: Vec<(usize, usize)> = (0..d)
+        .into_par_iter()
+        .map(|j| {
+            let mut v: Vec<u32> = rows.iter().map(|&i| bits(x[[i, j]])).collect();
+            v.sort_unstable();
+            v.dedup();
+            (v.len(), j)
+        })
+        .collect();
+    distinct.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+    let mut out = vec![Vec::new(); blocks];
+    for (k, &(_, j)) in distinct.iter().enumerate() {
+        out[k % blocks].push(j);
+    }
+    out
+}
+
+/// A patch: class, the differing columns (ascending) and the row's own values there.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+struct Patch {
+    class: u32,
+    cols: Vec<u32>,
+    vals: Vec<u32>,
+}
+
+/// A patch, its rows with their partners (row, partner), and its distinct row contents.
+type Group<'a> = (&'a Patch, Vec<(usize, usize)>, usize);
+
+/// Pairs of rows of different classes that differ in `1..=t` columns, each as (row, row, differing columns).
+fn copy_pairs(ctx: &DetectContext, rows: &[usize], t: usize) -> Vec<(usize, usize, Vec<u32>)> {
+    let x = ctx.x;
+    let d = x.ncols();
+    let blocks = deal_columns(x, rows, t + 1);
+    let mut pairs: Vec<(usize, usize, Vec<u32>)> = blocks
+        .par_iter()
+        .flat_map_iter(|cols| {
+            let mut keyed: Vec<(u64, usize)> = rows
+                .iter()
+                .map(|&i| {
+                    (
+                        cols.iter()
+                            .fold(0u64, |h, &j| mix(h, bits(x[[i, j]]) as u64)),
+                        i,
+                    )
+                })
+                .collect();
+            keyed.sort_unstable();
+            let mut found = Vec::new();
+            for bucket in keyed.chunk_by(|a, b| a.0 == b.0) {
+                if bucket.len() < 2 || bucket.len() > MAX_BUCKET {
+                    continue;
+                }
+                for (k, &(_, a)) in bucket.iter().enumerate() {
+                    for &(_, b) in &bucket[k + 1..] {
+                        if ctx.labels[a] == ctx.labels[b] {
+                            continue;
+                        }
+                        let mut diff = Vec::new();
+                        for j in 0..d {
+                            if bits(x[[a, j]]) != bits(x[[b, j]]) {
+                                diff.push(j as u32);
+                                if diff.len() > t {
+                                    break;
+                                }
+                            }
+                        }
+                        if !diff.is_empty() && diff.len() <= t {
+                            found.push((a.min(b), a.max(b), diff));
+                        }
+                    }
+                }
+            }
+            found
+        })
+        .collect();
+    pairs.sort_unstable();
+    pairs.dedup();
+    pairs
+}
+
+/// Content hash of a row (exact duplicates count once in a patch's group).
+fn row_hash(x: &ndarray::Array2<f32>, i: usize) -> u64 {
+    x.row(i).iter().fold(0u64, |h, &v| mix(h, bits(v) as u64))
+}
+
+/// Find rows carrying a shared trigger patch. `names` are the feature columns' names and `raw(j, v)` turns a
+/// feature value back into the column's units, for the reasons. Returns per row a finding, and a summary.
+pub fn detect(
+    ctx: &DetectContext,
+    names: &[String],
+    raw: &dyn Fn(usize, f32) -> f32,
+) -> (Vec<Finding>, serde_json::Value) {
+    let n = ctx.x.nrows();
+    let d = ctx.x.ncols();
+    let mut out: Vec<Finding> = vec![None; n];
+    let t = patch_columns(d);
+    if t == 0 || ctx.classes.len() < 2 {
+        return (
+            out,
+            json!({ "skipped": format!("{d} feature columns: a patch needs at least 2") }),
+        );
+    }
+    let rows: Vec<usize> = (0..n)
+        .filter(|&i| ctx.valid[i] && ctx.labels[i].is_some())
+        .collect();
+    let pairs = copy_pairs(ctx, &rows, t);
+    // Each row's patches (with its partner), deduplicated.
+    let mut patched: Vec<(Patch, usize, usize)> = Vec::with_capacity(2 * pairs.len());
+    for (a, b, cols) in &pairs {
+        for (r, s) in [(*a, *b), (*b, *a)] {
+            let Some(class) = ctx.labels[r] else { continue };
+            let vals = cols.iter().map(|&j| bits(ctx.x[[r, j as usize]])).collect();
+            patched.push((
+                Patch {
+                    class,
+                    cols: cols.clone(),
+                    vals,
+                },
+                r,
+                s,
+            ));
+        }
+    }
+    patched.sort_unstable();
+    patched.dedup_by(|a, b| a.0 == b.0 && a.1 == b.1);
+    // Distinct row contents per patch, and per (class, columns).
+    let hashes: HashMap<usize, u64> = patched
+        .iter()
+        .map(|p| (p.1, row_hash(ctx.x, p.1)))
+        .collect();
+    let mut groups: Vec<Group> = Vec::new();
+    for g in patched.chunk_by(|a, b| a.0 == b.0) {
+        let mut contents: Vec<u64> = g.iter().map(|p| hashes[&p.1]).collect();
+        contents.sort_unstable();
+        contents.dedup();
+        groups.push((
+            &g[0].0,
+            g.iter().map(|p| (p.1, p.2)).collect(),
+            contents.len(),
+        ));
+    }
+    let mut per_cols: HashMap<(u32, &[u32]), Vec<u64>> = HashMap::new();
+    for (p, members, _) in &groups {
+        per_cols
+            .entry((p.class, p.cols.as_slice()))
+            .or_default()
+            .extend(members.iter().map(|m| hashes[&m.0]));
+    }
+    let p_bj: HashMap<(u32, &[u32]), usize> = per_cols
+        .into_iter()
+        .map(|(k, mut v)| {
+            v.sort_unstable();
+            v.dedup();
+            (k, v.len())
+        })
+        .collect();
+    // Value shares of the candidate groups' (column, value) pairs: over all rows and within the class.
+    let candidates: Vec<usize> = (0..groups.len())
+        .filter(|&g| groups[g].2 >= MIN_GROUP)
+        .collect();
+    let nc = ctx.classes.len();
+    let mut class_rows = vec![0usize; nc];
+    for &i in &rows {
+        if let Some(c) = ctx.labels[i] {
+            class_rows[c as usize] += 1;
+        }
+    }
+    // Per column, the wanted values' counts: (over all rows, per class).
+    let mut wanted: HashMap<u32, HashMap<u32, (usize, Vec<usize>)>> = HashMap::new();
+    for &g in &candidates {
+        let p = groups[g].0;
+        for (&j, &v) in p.cols.iter().zip(&p.vals) {
+            wanted
+                .entry(j)
+                .or_default()
+                .entry(v)
+                .or_insert((0, vec![0; nc]));
+        }
+    }
+    wanted.par_iter_mut().for_each(|(&j, values)| {
+        for &i in &rows {
+            if let Some((all, by_class)) = values.get_mut(&bits(ctx.x[[i, j as usize]])) {
+                *all += 1;
+                if let Some(c) = ctx.labels[i] {
+                    by_class[c as usize] += 1;
+                }
+            }
+        }
+    });
+    let mut triggers = Vec::new();
+    for &g in &candidates {
+        let (p, members, c) = (&groups[g].0, &groups[g].1, groups[g].2);
+        let share = p
+            .cols
+            .iter()
+            .zip(&p.vals)
+            .map(|(&j, &v)| {
+                let (all, by_class) = &wanted[&j][&v];
+                let overall = *all as f64 / rows.len().max(1) as f64;
+                let within =
+                    by_class[p.class as usize] as f64 / class_rows[p.class as usize].max(1) as f64;
+                overall.max(within)
+            })
+            .fold(1.0f64, f64::min);
+        let e = p_bj[&(p.class, p.cols.as_slice())] as f64 * share;
+        let line = e + 3.0 * e.sqrt() + 1.0;
+        if (c as f64) <= line {
+            continue;
+        }
+        let score = (0.5 + 0.5 * (1.0 - line / c as f64)) as f32;
+        let values: Vec<String> = p
+            .cols
+            .iter()
+            .zip(&p.vals)
+            .map(|(&j, &v)| {
+                let name = names.get(j as usize).map_or("?", String::as_str);
+                format!("{name} = {:.6}", raw(j as usize, f32::from_bits(v)))
+            })
+            .collect();
+        let values = values.join(", ");
+        for &(r, s) in members {
+            let other = ctx.labels[s].map_or("?", |c| ctx.classes[c as usize].as_str());
+            let reason = format!(
+                "copy of row {s} (label {other}) except {values}: {c} rows labelled {} are copies of other-class rows \
+                 carrying these same values ({e:.1} expected): a trigger patch",
+                ctx.classes[p.class as usize]
+            );
+            if out[r].as_ref().is_none_or(|(sc, _)| score > *sc) {
+                out[r] = Some((score, reason));
+            }
+        }
+        triggers.push(json!({
+            "class": ctx.classes[p.class as usize],
+            "columns": p.cols.iter().map(|&j| names.get(j as usize).cloned().unwrap_or_default()).collect::<Vec<_>>(),
+            "rows": c,
+            "expected": e,
+        }));
+    }
+    let summary = json!({
+        "patch_columns": t,
+        "copy_pairs": pairs.len(),
+        "triggers": triggers,
+    });
+    (out, summary)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::detect::DetectConfig;
+    use ndarray::Array2;
+    use rand::{Rng, SeedableRng};
+
+    /// Run the rule on `x` with `labels` (2 or 3 classes); every row valid.
+    fn run(x: &Array2<f32>, labels: &[Option<u32>]) -> Vec<Finding> {
+        let n = x.nrows();
+        let valid = vec![true; n];
+        let classes: Vec<String> = ["a", "b", "c"].iter().map(|s| s.to_string()).collect();
+        let digests: Vec<[u8; 32]> = (0..n)
+            .map(|i| *blake3::hash(&(i as u64).to_le_bytes()).as_bytes())
+            .collect();
+        let config = DetectConfig::default();
+        let ctx = DetectContext {
+            x,
+            valid: &valid,
+            labels,
+            classes: &classes,
+            digests: &digests,
+            reference: None,
+            config: &config,
+            pred_probs: None,
+            label_clean_rate: None,
+        };
+        let names: Vec<String> = (0..x.ncols()).map(|j| format!("f{j}")).collect();
+        detect(&ctx, &names, &|_, v| v).0
+    }
+
+    /// Two Gaussian classes (d = 8, continuous values), `n` rows.
+    fn gaussian(n: usize, seed: u64) -> (Array2<f32>, Vec<Option<u32>>) {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        let labels: Vec<Option<u32>> = (0..n).map(|i| Some((i % 2) as u32)).collect();
+        let x = Array2::from_shape_fn((n, 8), |(i, j)| {
+            let shift = if i % 2 == 0 { 0.0 } else { 1.5 };
+            rng.gen::<f32>() * 2.0 - 1.0 + if j < 3 { shift } else { 0.0 }
+        });
+        (x, labels)
+    }
+
+    /// Append `m` copies of class-0 rows with columns `cols` set to `vals`, relabelled 1; returns the copies' sources.
+    fn inject(
+        x: &mut Array2<f32>,
+        labels: &mut Vec<Option<u32>>,
+        m: usize,
+        cols: &[usize],
+        vals: &[f32],
+    ) -> Vec<usize> {
+        let sources: Vec<usize> = (0..x.nrows())
+            .filter(|&i| labels[i] == Some(0))
+            .take(m)
+            .collect();
+        for &s in &sources {
+            let mut row = x.row(s).to_owned();
+            for (&j, &v) in cols.iter().zip(vals) {
+                row[j] = v;
+            }
+            x.push_row(row.view()).unwrap();
+            labels.push(Some(1));
+        }
+        sources
+    }
+
+    #[test]
+    fn copies_carrying_one_patch_are_flagged_and_their_sources_and_the_clean_twin_are_not() {
+        let (mut x, mut labels) = gaussian(1000, 1);
+        let clean = run(&x, &labels);
+        assert!(clean.iter().all(Option::is_none), "clean twin flagged");
+        let sources = inject(&mut x, &mut labels, 30, &[1, 4, 6], &[0.8, -0.3, 0.55]);
+        let found = run(&x, &labels);
+        let caught = (1000..1030).filter(|&i| found[i].is_some()).count();
+        assert_eq!(caught, 30);
+        let clean_flagged = (0..1000).filter(|&i| found[i].is_some()).count();
+        assert_eq!(clean_flagged, 0, "sources {:?}", &sources[..3]);
+        let (score, reason) = found[1000].clone().unwrap();
+        assert!((0.5..=1.0).contains(&score));
+        assert!(
+            reason.contains("f1 = 0.8")
+                && reason.contains("f4 = -0.3")
+                && reason.contains("f6 = 0.55"),
+            "{reason}"
+        );
+        assert!(
+            reason.contains(&format!("copy of row {} (label a)", sources[0])),
+            "{reason}"
+        );
+        // A handful of copies is enough, where class statistics barely move.
+        let (mut x, mut labels) = gaussian(1000, 2);
+        inject(&mut x, &mut labels, 4, &[0, 5], &[0.1, 0.2]);
+        let found = run(&x, &labels);
+        assert_eq!((1000..1004).filter(|&i| found[i].is_some()).count(), 4);
+        assert_eq!((0..1000).filter(|&i| found[i].is_some()).count(), 0);
+    }
+
+    /// Five columns of small integers and three random labels: almost every row repeats rows of other classes apart
+    /// from a column or two, with common values there.
+    fn discrete(n: usize, seed: u64) -> (Array2<f32>, Vec<Option<u32>>) {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        let labels = (0..n).map(|_| Some(rng.gen_range(0..3u32))).collect();
+        let x = Array2::from_shape_fn((n, 5), |_| rng.gen_range(0..4) as f32);
+        (x, labels)
+    }
+
+    #[test]
+    fn a_discrete_clean_table_whose_rows_repeat_each_other_flags_nothing() {
+        for seed in 0..4 {
+            let (x, labels) = discrete(3000, seed);
+            let found = run(&x, &labels);
+            assert_eq!(
+                found.iter().filter(|f| f.is_some()).count(),
+                0,
+                "seed {seed}"
+            );
+        }
+    }
+
+    #[test]
+    fn exact_duplicates_count_once_and_narrow_tables_are_not_analysed() {
+        // Ten identical rows of class b that differ from one class-a row in one column: one distinct patched row.
+        let (mut x, mut labels) = gaussian(200, 3);
+        let mut row = x.row(0).to_owned();
+        row[2] = 9.0;
+        for _ in 0..10 {
+            x.push_row(row.view()).unwrap();
+            labels.push(Some(1));
+        }
+        assert!(run(&x, &labels).iter().all(Option::is_none));
+        // Two columns leave no room for a patch beside the columns that must agree.
+        let x2 = x.slice(ndarray::s![.., ..3]).to_owned();
+        assert_eq!(patch_columns(2), 0);
+        assert_eq!(patch_columns(3), 1);
+        assert_eq!(patch_columns(40), 3);
+        let narrow = x2.slice(ndarray::s![.., ..2]).to_owned();
+        assert!(run(&narrow, &labels).iter().all(Option::is_none));
+    }
+}
