@@ -19,6 +19,9 @@
 //!      (`detect::near_copy`: trimmed nearest-neighbour distance under a quarter of that class's own spacing).
 //!      Natural sub-populations resemble another class without copying its rows, and are not flagged.
 //!
+//! A second rule shares this score: rows that copy another class's row except for a few columns holding values shared
+//! by the group, a trigger patch (`detect::trigger`, merged in by the scan).
+//!
 //! ART's defaults (always flag the smaller cluster; remove 1.5 epsilon of every class) flag clean data; these rules
 //! make a clean Gaussian class (2-means splits it about evenly) and a legitimate sub-population (present in the
 //! reference too) flag nothing. Rows of a suspicious cluster score `0.5 + 0.5 s_i` (s_i their own silhouette, > 0);

@@ -21,6 +21,8 @@
 //!    columns `J` and `f_j(v)` the share of rows with value `v` in column `j` (the larger of the class's and the
 //!    whole data's share). A patch held by `c >= 3` distinct rows with `c > E + 3 sqrt(E) + 1` is a trigger, and its
 //!    rows are flagged: score `0.5 + 0.5 (1 - line / c)`, `line` the right-hand side.
+//! 4. *Partial patches.* A copy whose source already held some of the trigger's values differs in fewer columns: a
+//!    patch of the same class on some of a trigger's columns, with the trigger's values there, is flagged with it.
 //!
 //! ## When it is wrong
 //! Triggers with noise on them (different values per copy), copies with noise on every column, or more than `t`
@@ -263,7 +265,23 @@ pub fn detect(
             }
         }
     });
+    let describe = |p: &Patch| -> String {
+        p.cols
+            .iter()
+            .zip(&p.vals)
+            .map(|(&j, &v)| {
+                let name = names.get(j as usize).map_or("?", String::as_str);
+                format!("{name} = {}", raw(j as usize, f32::from_bits(v)))
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     let mut triggers = Vec::new();
+    let mut flag = |r: usize, score: f32, reason: String| {
+        if out[r].as_ref().is_none_or(|(sc, _)| score > *sc) {
+            out[r] = Some((score, reason));
+        }
+    };
     for &g in &candidates {
         let (p, members, c) = (&groups[g].0, &groups[g].1, groups[g].2);
         let share = p
@@ -284,31 +302,54 @@ pub fn detect(
             continue;
         }
         let score = (0.5 + 0.5 * (1.0 - line / c as f64)) as f32;
-        let values: Vec<String> = p
-            .cols
-            .iter()
-            .zip(&p.vals)
-            .map(|(&j, &v)| {
-                let name = names.get(j as usize).map_or("?", String::as_str);
-                format!("{name} = {:.6}", raw(j as usize, f32::from_bits(v)))
-            })
-            .collect();
-        let values = values.join(", ");
+        let values = describe(p);
+        let class = ctx.classes[p.class as usize].as_str();
+        let label_of = |s: usize| ctx.labels[s].map_or("?", |c| ctx.classes[c as usize].as_str());
         for &(r, s) in members {
-            let other = ctx.labels[s].map_or("?", |c| ctx.classes[c as usize].as_str());
-            let reason = format!(
-                "copy of row {s} (label {other}) except {values}: {c} rows labelled {} are copies of other-class rows \
-                 carrying these same values ({e:.1} expected): a trigger patch",
-                ctx.classes[p.class as usize]
+            flag(
+                r,
+                score,
+                format!(
+                    "copy of row {s} (label {}) except {values}: {c} rows labelled {class} are copies of other-class \
+                     rows carrying these same values ({e:.1} expected): a trigger patch",
+                    label_of(s)
+                ),
             );
-            if out[r].as_ref().is_none_or(|(sc, _)| score > *sc) {
-                out[r] = Some((score, reason));
+        }
+        // Copies whose source already held part of the trigger differ in fewer columns: a patch of the same class
+        // on some of the trigger's columns, with the trigger's values there, is part of it.
+        let mut partial = 0usize;
+        for (q, qm, _) in &groups {
+            let inside = q.class == p.class
+                && q.cols.len() < p.cols.len()
+                && q.cols.iter().zip(&q.vals).all(|(j, v)| {
+                    p.cols
+                        .iter()
+                        .position(|pj| pj == j)
+                        .is_some_and(|k| p.vals[k] == *v)
+                });
+            if !inside {
+                continue;
+            }
+            let part = describe(q);
+            for &(r, s) in qm {
+                partial += 1;
+                flag(
+                    r,
+                    score,
+                    format!(
+                        "copy of row {s} (label {}) except {part}, part of a trigger patch ({values}) that {c} \
+                         rows labelled {class} carry on copies of other-class rows ({e:.1} expected)",
+                        label_of(s)
+                    ),
+                );
             }
         }
         triggers.push(json!({
-            "class": ctx.classes[p.class as usize],
+            "class": class,
             "columns": p.cols.iter().map(|&j| names.get(j as usize).cloned().unwrap_or_default()).collect::<Vec<_>>(),
             "rows": c,
+            "rows_with_part_of_it": partial,
             "expected": e,
         }));
     }
@@ -408,6 +449,18 @@ mod tests {
             reason.contains(&format!("copy of row {} (label a)", sources[0])),
             "{reason}"
         );
+        // A copy whose source already held one of the trigger's values differs in two columns only: part of it.
+        let (mut x, mut labels) = gaussian(1000, 4);
+        x[[0, 4]] = -0.3;
+        inject(&mut x, &mut labels, 30, &[1, 4, 6], &[0.8, -0.3, 0.55]);
+        let found = run(&x, &labels);
+        assert_eq!((1000..1030).filter(|&i| found[i].is_some()).count(), 30);
+        let (_, reason) = found[1000].clone().unwrap();
+        assert!(
+            reason.contains("except f1 = 0.8, f6 = 0.55, part of a trigger patch"),
+            "{reason}"
+        );
+        assert_eq!((0..1000).filter(|&i| found[i].is_some()).count(), 0);
         // A handful of copies is enough, where class statistics barely move.
         let (mut x, mut labels) = gaussian(1000, 2);
         inject(&mut x, &mut labels, 4, &[0, 5], &[0.1, 0.2]);
