@@ -12,7 +12,8 @@
 //!    (`t = min(3, d / 2)`, so at least half of the columns, and at least two, agree) are found by the pigeonhole principle: the columns
 //!    are dealt into `t + 1` blocks (most distinct values first, round robin), so such a pair agrees on at least one
 //!    whole block, and rows are bucketed by each block's values. Buckets of more than [`MAX_BUCKET`] rows (a block of
-//!    a few low-cardinality columns) are not searched.
+//!    a few low-cardinality columns) are not searched, and the search stops after about one pair per row (each block
+//!    gets its share; reported as `search_stopped_early`), so memory stays proportional to the rows.
 //! 2. *Patches.* Each row of a pair gets a patch: its class, the columns where the pair differs, and its own values
 //!    there. Rows that are exact duplicates of each other count once.
 //! 3. *Shared patches.* A poisoned row's patch is the trigger, shared by every copy; a source row's patch is its own
@@ -42,6 +43,8 @@ use std::collections::HashMap;
 
 /// Buckets with more rows than this are not searched for pairs.
 pub const MAX_BUCKET: usize = 64;
+/// The search stops after this many pairs per row over all blocks (discrete data with many near-repeats).
+const PAIRS_PER_ROW: usize = 1;
 /// Fewest distinct rows that make a shared patch.
 const MIN_GROUP: usize = 3;
 /// Most columns a patch may span.
@@ -97,19 +100,36 @@ fn deal_columns(x: &ndarray::Array2<f32>, rows: &[usize], blocks: usize) -> Vec<
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 struct Patch {
     class: u32,
-    cols: Vec<u32>,
-    vals: Vec<u32>,
+    len: u8,
+    col: [u32; MAX_PATCH],
+    val: [u32; MAX_PATCH],
 }
+
+impl Patch {
+    fn cols(&self) -> &[u32] {
+        &self.col[..self.len as usize]
+    }
+    fn vals(&self) -> &[u32] {
+        &self.val[..self.len as usize]
+    }
+}
+
+/// The columns two rows differ in (at most [`MAX_PATCH`]): (columns, how many).
+type Diff = ([u32; MAX_PATCH], u8);
 
 /// A patch, its rows with their partners (row, partner), and its distinct row contents.
 type Group<'a> = (&'a Patch, Vec<(usize, usize)>, usize);
 
-/// Pairs of rows of different classes that differ in `1..=t` columns, each as (row, row, differing columns).
-fn copy_pairs(ctx: &DetectContext, rows: &[usize], t: usize) -> Vec<(usize, usize, Vec<u32>)> {
+/// Pairs of rows of different classes that differ in `1..=t` columns, each as (row, row, differing columns), and
+/// whether a block's search stopped at its share of [`PAIRS_PER_ROW`] pairs per row (memory stays proportional to the
+/// rows).
+fn copy_pairs(ctx: &DetectContext, rows: &[usize], t: usize) -> (Vec<(usize, usize, Diff)>, bool) {
     let x = ctx.x;
     let d = x.ncols();
     let blocks = deal_columns(x, rows, t + 1);
-    let mut pairs: Vec<(usize, usize, Vec<u32>)> = blocks
+    let most = PAIRS_PER_ROW * rows.len() / blocks.len().max(1) + MAX_BUCKET * MAX_BUCKET;
+    let stopped = std::sync::atomic::AtomicBool::new(false);
+    let mut pairs: Vec<(usize, usize, Diff)> = blocks
         .par_iter()
         .flat_map_iter(|cols| {
             let mut keyed: Vec<(u64, usize)> = rows
@@ -128,22 +148,29 @@ fn copy_pairs(ctx: &DetectContext, rows: &[usize], t: usize) -> Vec<(usize, usiz
                 if bucket.len() < 2 || bucket.len() > MAX_BUCKET {
                     continue;
                 }
+                if found.len() >= most {
+                    stopped.store(true, std::sync::atomic::Ordering::Relaxed);
+                    break;
+                }
                 for (k, &(_, a)) in bucket.iter().enumerate() {
                     for &(_, b) in &bucket[k + 1..] {
                         if ctx.labels[a] == ctx.labels[b] {
                             continue;
                         }
-                        let mut diff = Vec::new();
+                        let mut diff = [u32::MAX; MAX_PATCH];
+                        let mut len = 0usize;
                         for j in 0..d {
                             if bits(x[[a, j]]) != bits(x[[b, j]]) {
-                                diff.push(j as u32);
-                                if diff.len() > t {
+                                if len == t {
+                                    len = t + 1;
                                     break;
                                 }
+                                diff[len] = j as u32;
+                                len += 1;
                             }
                         }
-                        if !diff.is_empty() && diff.len() <= t {
-                            found.push((a.min(b), a.max(b), diff));
+                        if (1..=t).contains(&len) {
+                            found.push((a.min(b), a.max(b), (diff, len as u8)));
                         }
                     }
                 }
@@ -153,7 +180,7 @@ fn copy_pairs(ctx: &DetectContext, rows: &[usize], t: usize) -> Vec<(usize, usiz
         .collect();
     pairs.sort_unstable();
     pairs.dedup();
-    pairs
+    (pairs, stopped.into_inner())
 }
 
 /// Content hash of a row (exact duplicates count once in a patch's group).
@@ -181,18 +208,22 @@ pub fn detect(
     let rows: Vec<usize> = (0..n)
         .filter(|&i| ctx.valid[i] && ctx.labels[i].is_some())
         .collect();
-    let pairs = copy_pairs(ctx, &rows, t);
+    let (pairs, stopped) = copy_pairs(ctx, &rows, t);
     // Each row's patches (with its partner), deduplicated.
     let mut patched: Vec<(Patch, usize, usize)> = Vec::with_capacity(2 * pairs.len());
-    for (a, b, cols) in &pairs {
+    for (a, b, (cols, len)) in &pairs {
         for (r, s) in [(*a, *b), (*b, *a)] {
             let Some(class) = ctx.labels[r] else { continue };
-            let vals = cols.iter().map(|&j| bits(ctx.x[[r, j as usize]])).collect();
+            let mut val = [u32::MAX; MAX_PATCH];
+            for (k, &j) in cols[..*len as usize].iter().enumerate() {
+                val[k] = bits(ctx.x[[r, j as usize]]);
+            }
             patched.push((
                 Patch {
                     class,
-                    cols: cols.clone(),
-                    vals,
+                    len: *len,
+                    col: *cols,
+                    val,
                 },
                 r,
                 s,
@@ -220,7 +251,7 @@ pub fn detect(
     let mut per_cols: HashMap<(u32, &[u32]), Vec<u64>> = HashMap::new();
     for (p, members, _) in &groups {
         per_cols
-            .entry((p.class, p.cols.as_slice()))
+            .entry((p.class, p.cols()))
             .or_default()
             .extend(members.iter().map(|m| hashes[&m.0]));
     }
@@ -247,7 +278,7 @@ pub fn detect(
     let mut wanted: HashMap<u32, HashMap<u32, (usize, Vec<usize>)>> = HashMap::new();
     for &g in &candidates {
         let p = groups[g].0;
-        for (&j, &v) in p.cols.iter().zip(&p.vals) {
+        for (&j, &v) in p.cols().iter().zip(p.vals()) {
             wanted
                 .entry(j)
                 .or_default()
@@ -266,9 +297,9 @@ pub fn detect(
         }
     });
     let describe = |p: &Patch| -> String {
-        p.cols
+        p.cols()
             .iter()
-            .zip(&p.vals)
+            .zip(p.vals())
             .map(|(&j, &v)| {
                 let name = names.get(j as usize).map_or("?", String::as_str);
                 format!("{name} = {}", raw(j as usize, f32::from_bits(v)))
@@ -285,9 +316,9 @@ pub fn detect(
     for &g in &candidates {
         let (p, members, c) = (&groups[g].0, &groups[g].1, groups[g].2);
         let share = p
-            .cols
+            .cols()
             .iter()
-            .zip(&p.vals)
+            .zip(p.vals())
             .map(|(&j, &v)| {
                 let (all, by_class) = &wanted[&j][&v];
                 let overall = *all as f64 / rows.len().max(1) as f64;
@@ -296,7 +327,7 @@ pub fn detect(
                 overall.max(within)
             })
             .fold(1.0f64, f64::min);
-        let e = p_bj[&(p.class, p.cols.as_slice())] as f64 * share;
+        let e = p_bj[&(p.class, p.cols())] as f64 * share;
         let line = e + 3.0 * e.sqrt() + 1.0;
         if (c as f64) <= line {
             continue;
@@ -321,12 +352,12 @@ pub fn detect(
         let mut partial = 0usize;
         for (q, qm, _) in &groups {
             let inside = q.class == p.class
-                && q.cols.len() < p.cols.len()
-                && q.cols.iter().zip(&q.vals).all(|(j, v)| {
-                    p.cols
+                && q.cols().len() < p.cols().len()
+                && q.cols().iter().zip(q.vals()).all(|(j, v)| {
+                    p.cols()
                         .iter()
                         .position(|pj| pj == j)
-                        .is_some_and(|k| p.vals[k] == *v)
+                        .is_some_and(|k| p.vals()[k] == *v)
                 });
             if !inside {
                 continue;
@@ -347,7 +378,7 @@ pub fn detect(
         }
         triggers.push(json!({
             "class": class,
-            "columns": p.cols.iter().map(|&j| names.get(j as usize).cloned().unwrap_or_default()).collect::<Vec<_>>(),
+            "columns": p.cols().iter().map(|&j| names.get(j as usize).cloned().unwrap_or_default()).collect::<Vec<_>>(),
             "rows": c,
             "rows_with_part_of_it": partial,
             "expected": e,
@@ -356,6 +387,7 @@ pub fn detect(
     let summary = json!({
         "patch_columns": t,
         "copy_pairs": pairs.len(),
+        "search_stopped_early": stopped,
         "triggers": triggers,
     });
     (out, summary)
@@ -370,6 +402,13 @@ mod tests {
 
     /// Run the rule on `x` with `labels` (2 or 3 classes); every row valid.
     fn run(x: &Array2<f32>, labels: &[Option<u32>]) -> Vec<Finding> {
+        run_with_summary(x, labels).0
+    }
+
+    fn run_with_summary(
+        x: &Array2<f32>,
+        labels: &[Option<u32>],
+    ) -> (Vec<Finding>, serde_json::Value) {
         let n = x.nrows();
         let valid = vec![true; n];
         let classes: Vec<String> = ["a", "b", "c"].iter().map(|s| s.to_string()).collect();
@@ -389,7 +428,7 @@ mod tests {
             label_clean_rate: None,
         };
         let names: Vec<String> = (0..x.ncols()).map(|j| format!("f{j}")).collect();
-        detect(&ctx, &names, &|_, v| v).0
+        detect(&ctx, &names, &|_, v| v)
     }
 
     /// Two Gaussian classes (d = 8, continuous values), `n` rows.
@@ -509,5 +548,23 @@ mod tests {
         assert_eq!(patch_columns(40), 3);
         let narrow = x2.slice(ndarray::s![.., ..2]).to_owned();
         assert!(run(&narrow, &labels).iter().all(Option::is_none));
+    }
+
+    #[test]
+    fn the_pair_search_stops_at_about_one_pair_per_row() {
+        // Rows that agree on everything but two continuous columns, in 50 buckets of 60: every pair of classes in a
+        // bucket differs in two columns (about 45,000 pairs for 3,000 rows).
+        let mut rng = rand::rngs::StdRng::seed_from_u64(9);
+        let labels: Vec<Option<u32>> = (0..3000).map(|_| Some(rng.gen_range(0..2u32))).collect();
+        let x = Array2::from_shape_fn((3000, 6), |(i, j)| match j {
+            0 | 1 => rng.gen::<f32>(),
+            2 => (i % 50) as f32,
+            _ => 0.0,
+        });
+        let (found, summary) = run_with_summary(&x, &labels);
+        assert_eq!(summary["search_stopped_early"], true, "{summary}");
+        let pairs = summary["copy_pairs"].as_u64().unwrap() as usize;
+        assert!(pairs <= 3000 + 4 * MAX_BUCKET * MAX_BUCKET, "{pairs}");
+        assert!(found.iter().all(Option::is_none));
     }
 }
