@@ -22,7 +22,10 @@
 //!    columns `J` and `f_j(v)` the share of rows with value `v` in column `j` (the larger of the class's and the
 //!    whole data's share). A patch held by `c >= 3` distinct rows with `c > E + 3 sqrt(E) + 1` is a trigger, and its
 //!    rows are flagged: score `0.5 + 0.5 (1 - line / c)`, `line` the right-hand side.
-//! 4. *Partial patches.* A copy whose source already held some of the trigger's values differs in fewer columns: a
+//! 4. *With a reference*, a trigger is excused when the trusted rows of its class hold its values on its columns at
+//!    least a third as often as the data's rows of that class do (and at least once): rows of one class derived from
+//!    another's with a few fields set is then how the data is made.
+//! 5. *Partial patches.* A copy whose source already held some of the trigger's values differs in fewer columns: a
 //!    patch of the same class on some of a trigger's columns, with the trigger's values there, is flagged with it.
 //!
 //! ## When it is wrong
@@ -183,6 +186,27 @@ fn copy_pairs(ctx: &DetectContext, rows: &[usize], t: usize) -> (Vec<(usize, usi
     (pairs, stopped.into_inner())
 }
 
+/// Whether `row` holds the patch's values on its columns.
+fn carries(row: ndarray::ArrayView1<f32>, p: &Patch) -> bool {
+    p.cols()
+        .iter()
+        .zip(p.vals())
+        .all(|(&j, &v)| row.get(j as usize).is_some_and(|&x| bits(x) == v))
+}
+
+/// With a reference: how many of its rows of the patch's class hold the patch's values, and how many rows of that
+/// class it has (None without a reference or without rows of the class).
+fn holds(reference: Option<&super::LabelledMatrix>, p: &Patch) -> Option<(usize, usize)> {
+    let r = reference?;
+    let of: Vec<usize> = (0..r.x.nrows())
+        .filter(|&i| r.labels[i] == Some(p.class))
+        .collect();
+    (!of.is_empty()).then(|| {
+        let held = of.iter().filter(|&&i| carries(r.x.row(i), p)).count();
+        (held, of.len())
+    })
+}
+
 /// Content hash of a row (exact duplicates count once in a patch's group).
 fn row_hash(x: &ndarray::Array2<f32>, i: usize) -> u64 {
     x.row(i).iter().fold(0u64, |h, &v| mix(h, bits(v) as u64))
@@ -308,6 +332,7 @@ pub fn detect(
             .join(", ")
     };
     let mut triggers = Vec::new();
+    let mut excused = Vec::new();
     let mut flag = |r: usize, score: f32, reason: String| {
         if out[r].as_ref().is_none_or(|(sc, _)| score > *sc) {
             out[r] = Some((score, reason));
@@ -331,6 +356,26 @@ pub fn detect(
         let line = e + 3.0 * e.sqrt() + 1.0;
         if (c as f64) <= line {
             continue;
+        }
+        // A pattern the trusted rows hold too, at a comparable rate, is how the data is made (rows of one class derived
+        // from another's with a few fields set), not a trigger.
+        if let Some((held, of)) = holds(ctx.reference, p) {
+            let in_data = rows
+                .iter()
+                .filter(|&&i| ctx.labels[i] == Some(p.class) && carries(ctx.x.row(i), p))
+                .count();
+            if held > 0
+                && 3.0 * held as f64 / of as f64
+                    >= in_data as f64 / class_rows[p.class as usize].max(1) as f64
+            {
+                excused.push(json!({
+                    "class": ctx.classes[p.class as usize],
+                    "columns": p.cols().iter().map(|&j| names.get(j as usize).cloned().unwrap_or_default()).collect::<Vec<_>>(),
+                    "rows": c,
+                    "reference_rows": held,
+                }));
+                continue;
+            }
         }
         let score = (0.5 + 0.5 * (1.0 - line / c as f64)) as f32;
         let values = describe(p);
@@ -389,6 +434,7 @@ pub fn detect(
         "copy_pairs": pairs.len(),
         "search_stopped_early": stopped,
         "triggers": triggers,
+        "excused_by_reference": excused,
     });
     (out, summary)
 }
@@ -402,12 +448,13 @@ mod tests {
 
     /// Run the rule on `x` with `labels` (2 or 3 classes); every row valid.
     fn run(x: &Array2<f32>, labels: &[Option<u32>]) -> Vec<Finding> {
-        run_with_summary(x, labels).0
+        run_with_summary(x, labels, None).0
     }
 
     fn run_with_summary(
         x: &Array2<f32>,
         labels: &[Option<u32>],
+        reference: Option<&crate::detect::LabelledMatrix>,
     ) -> (Vec<Finding>, serde_json::Value) {
         let n = x.nrows();
         let valid = vec![true; n];
@@ -422,7 +469,7 @@ mod tests {
             labels,
             classes: &classes,
             digests: &digests,
-            reference: None,
+            reference,
             config: &config,
             pred_probs: None,
             label_clean_rate: None,
@@ -561,10 +608,40 @@ mod tests {
             2 => (i % 50) as f32,
             _ => 0.0,
         });
-        let (found, summary) = run_with_summary(&x, &labels);
+        let (found, summary) = run_with_summary(&x, &labels, None);
         assert_eq!(summary["search_stopped_early"], true, "{summary}");
         let pairs = summary["copy_pairs"].as_u64().unwrap() as usize;
         assert!(pairs <= 3000 + 4 * MAX_BUCKET * MAX_BUCKET, "{pairs}");
         assert!(found.iter().all(Option::is_none));
+    }
+
+    #[test]
+    fn a_pattern_the_reference_holds_as_often_is_excused_and_a_new_one_is_not() {
+        // Rows of class b derived from class-a rows with three fields set: in the data and in the trusted rows alike.
+        let (mut x, mut labels) = gaussian(1000, 5);
+        inject(&mut x, &mut labels, 30, &[1, 4, 6], &[0.8, -0.3, 0.55]);
+        let (mut rx, mut rl) = gaussian(400, 6);
+        inject(&mut rx, &mut rl, 10, &[1, 4, 6], &[0.8, -0.3, 0.55]);
+        let derived = crate::detect::LabelledMatrix { x: rx, labels: rl };
+        let (found, summary) = run_with_summary(&x, &labels, Some(&derived));
+        assert!(found.iter().all(Option::is_none), "{summary}");
+        assert_eq!(
+            summary["excused_by_reference"][0]["reference_rows"], 10,
+            "{summary}"
+        );
+        // A clean reference, or one holding the pattern far more rarely, excuses nothing.
+        let (rx, rl) = gaussian(400, 6);
+        let clean = crate::detect::LabelledMatrix { x: rx, labels: rl };
+        let (found, _) = run_with_summary(&x, &labels, Some(&clean));
+        assert_eq!((1000..1030).filter(|&i| found[i].is_some()).count(), 30);
+        let (mut rx, mut rl) = gaussian(4000, 7);
+        inject(&mut rx, &mut rl, 1, &[1, 4, 6], &[0.8, -0.3, 0.55]);
+        let rare = crate::detect::LabelledMatrix { x: rx, labels: rl };
+        let (found, summary) = run_with_summary(&x, &labels, Some(&rare));
+        assert_eq!(
+            (1000..1030).filter(|&i| found[i].is_some()).count(),
+            30,
+            "{summary}"
+        );
     }
 }
