@@ -9,11 +9,12 @@
 //!
 //! ## How
 //! 1. *Copy pairs.* Two rows of different classes that agree exactly on all but `1..=t` feature columns
-//!    (`t = min(3, d / 2)`, so at least half of the columns, and at least two, agree) are found by the pigeonhole principle: the columns
-//!    are dealt into `t + 1` blocks (most distinct values first, round robin), so such a pair agrees on at least one
-//!    whole block, and rows are bucketed by each block's values. Buckets of more than [`MAX_BUCKET`] rows (a block of
-//!    a few low-cardinality columns) are not searched, and the search stops after about one pair per row (each block
-//!    gets its share; reported as `search_stopped_early`), so memory stays proportional to the rows.
+//!    (`t = min(3, d / 2)`, so at least half of the columns, and at least two, agree) are found by the pigeonhole
+//!    principle: the columns are dealt into `t + 2` blocks (most distinct values first, round robin), so such a pair
+//!    agrees on at least two whole blocks, and rows are bucketed by the values of every two blocks' columns. Buckets
+//!    of more than [`MAX_BUCKET`] rows (low-cardinality columns) are not searched, and the search stops after about
+//!    one pair per row (each key gets its share; reported as `search_stopped_early`), so memory stays proportional
+//!    to the rows.
 //! 2. *Patches.* Each row of a pair gets a patch: its class, the columns where the pair differs, and its own values
 //!    there. Rows that are exact duplicates of each other count once.
 //! 3. *Shared patches.* A poisoned row's patch is the trigger, shared by every copy; a source row's patch is its own
@@ -124,15 +125,21 @@ type Diff = ([u32; MAX_PATCH], u8);
 type Group<'a> = (&'a Patch, Vec<(usize, usize)>, usize);
 
 /// Pairs of rows of different classes that differ in `1..=t` columns, each as (row, row, differing columns), and
-/// whether a block's search stopped at its share of [`PAIRS_PER_ROW`] pairs per row (memory stays proportional to the
+/// whether a key's search stopped at its share of [`PAIRS_PER_ROW`] pairs per row (memory stays proportional to the
 /// rows).
 fn copy_pairs(ctx: &DetectContext, rows: &[usize], t: usize) -> (Vec<(usize, usize, Diff)>, bool) {
     let x = ctx.x;
     let d = x.ncols();
-    let blocks = deal_columns(x, rows, t + 1);
-    let most = PAIRS_PER_ROW * rows.len() / blocks.len().max(1) + MAX_BUCKET * MAX_BUCKET;
+    // t + 2 blocks: a pair that differs in at most t columns agrees on at least two whole blocks, so it shares a
+    // bucket keyed on some two blocks' columns (more columns per key than one block: smaller buckets).
+    let blocks = deal_columns(x, rows, t + 2);
+    let keys: Vec<Vec<usize>> = (0..blocks.len())
+        .flat_map(|a| (a + 1..blocks.len()).map(move |b| (a, b)))
+        .map(|(a, b)| blocks[a].iter().chain(&blocks[b]).copied().collect())
+        .collect();
+    let most = PAIRS_PER_ROW * rows.len() / keys.len().max(1) + MAX_BUCKET * MAX_BUCKET;
     let stopped = std::sync::atomic::AtomicBool::new(false);
-    let mut pairs: Vec<(usize, usize, Diff)> = blocks
+    let mut pairs: Vec<(usize, usize, Diff)> = keys
         .par_iter()
         .flat_map_iter(|cols| {
             let mut keyed: Vec<(u64, usize)> = rows
@@ -611,7 +618,8 @@ mod tests {
         let (found, summary) = run_with_summary(&x, &labels, None);
         assert_eq!(summary["search_stopped_early"], true, "{summary}");
         let pairs = summary["copy_pairs"].as_u64().unwrap() as usize;
-        assert!(pairs <= 3000 + 4 * MAX_BUCKET * MAX_BUCKET, "{pairs}");
+        // d = 6: t = 3, five blocks, ten keys of two blocks, each stopping at its share plus one bucket.
+        assert!(pairs <= 3000 + 10 * MAX_BUCKET * MAX_BUCKET, "{pairs}");
         assert!(found.iter().all(Option::is_none));
     }
 
