@@ -207,6 +207,37 @@ fn in_range_backdoor_forms_a_flagged_sub_cluster() {
 }
 
 #[test]
+fn a_handful_of_triggered_copies_is_found_by_the_patch_they_share() {
+    // Six copies in a class of 1,200 rows: too few for a sub-cluster of their own, but each is an exact copy of a
+    // class-0 row apart from the trigger's three columns, and all six carry the same values there.
+    let w = world(10, 2);
+    let poisoned = w.clean(4).backdoor(0, 1, 6, true, 7);
+    let t = truth(&poisoned);
+    for reference in [None, Some(w.clean(1))] {
+        let out = scan(&poisoned, reference.as_ref());
+        let patch: Vec<usize> = (0..t.len())
+            .filter(|&i| out.scores.reasons[i].contains("a trigger patch"))
+            .collect();
+        assert_eq!(patch.len(), 6, "{patch:?}");
+        assert!(patch.iter().all(|&i| t[i]));
+        let bd = flagged_by(&out, "backdoor");
+        assert!(patch.iter().all(|&i| bd[i]));
+        assert!(
+            out.scores.reasons[patch[0]].contains("copy of row"),
+            "{}",
+            out.scores.reasons[patch[0]]
+        );
+        let summary = &out.report.detectors["backdoor"]["trigger_patches"];
+        assert_eq!(summary["rows_flagged"], 6, "{summary}");
+        // The clean twin holds no copies under another label.
+        let twin = scan(&w.clean(4), reference.as_ref());
+        let summary = &twin.report.detectors["backdoor"]["trigger_patches"];
+        assert_eq!(summary["rows_flagged"], 0, "{summary}");
+        assert!(flagged_by(&twin, "backdoor").iter().all(|&f| !f));
+    }
+}
+
+#[test]
 fn out_of_range_trigger_is_a_contract_violation() {
     let w = world(10, 2);
     let poisoned = w.clean(4).backdoor(0, 1, 30, false, 6);

@@ -652,4 +652,36 @@ mod tests {
             "{summary}"
         );
     }
+
+    #[test]
+    fn two_triggers_into_one_class_are_two_patches_and_both_are_flagged() {
+        let (mut x, mut labels) = gaussian(1000, 8);
+        inject(&mut x, &mut labels, 12, &[0, 3], &[0.25, 0.75]);
+        // The second trigger's copies come from other class-0 rows (after the first twelve).
+        let first: Vec<usize> = (0..1000)
+            .filter(|&i| labels[i] == Some(0))
+            .skip(12)
+            .take(12)
+            .collect();
+        for &s in &first {
+            let mut row = x.row(s).to_owned();
+            row[5] = -0.6;
+            row[7] = 0.4;
+            row[2] = 0.1;
+            x.push_row(row.view()).unwrap();
+            labels.push(Some(1));
+        }
+        let (found, summary) = run_with_summary(&x, &labels, None);
+        assert_eq!(
+            (1000..1024).filter(|&i| found[i].is_some()).count(),
+            24,
+            "{summary}"
+        );
+        assert_eq!((0..1000).filter(|&i| found[i].is_some()).count(), 0);
+        assert_eq!(
+            summary["triggers"].as_array().map(Vec::len),
+            Some(2),
+            "{summary}"
+        );
+    }
 }
