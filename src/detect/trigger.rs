@@ -233,7 +233,7 @@ pub fn detect(
     if t == 0 || ctx.classes.len() < 2 {
         return (
             out,
-            json!({ "skipped": format!("{d} feature columns: a patch needs at least 2") }),
+            json!({ "skipped": format!("{d} feature columns: a copy needs at least 3 (two that agree, one that differs)") }),
         );
     }
     let rows: Vec<usize> = (0..n)
