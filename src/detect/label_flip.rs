@@ -30,6 +30,10 @@
 //! rows that would be class-y candidates), or beyond `NATURAL_SHARE` of the rows over all classes (what clean real
 //! tables hold); docs/detectors/label_flip.md gives how both were chosen.
 //!
+//! Without a reference (the neighbours are data rows, which a relabelled region outvotes), a row left unflagged ranks
+//! with half of the linear voter's margin beyond the kNN vote's added (`combined_margin`), when the linear voter fits
+//! the labels about as well as the kNN vote (`LINEAR_BRIER_GAP`); flags are unchanged.
+//!
 //! ## When it is wrong
 //! Classes that overlap heavily in feature space (the Bayes error is high) make honest rows look flipped; without a
 //! reference, flips no more numerous than such rows are ranked, not flagged. Flips that are many and clustered (a whole region relabelled) outvote their own
