@@ -30,10 +30,6 @@
 //! rows that would be class-y candidates), or beyond `NATURAL_SHARE` of the rows over all classes (what clean real
 //! tables hold); docs/detectors/label_flip.md gives how both were chosen.
 //!
-//! Without a reference (the neighbours are data rows, which a relabelled region outvotes), a row left unflagged ranks
-//! with half of the linear voter's margin beyond the kNN vote's added (`combined_margin`), when the linear voter fits
-//! the labels about as well as the kNN vote (`LINEAR_BRIER_GAP`); flags are unchanged.
-//!
 //! ## When it is wrong
 //! Classes that overlap heavily in feature space (the Bayes error is high) make honest rows look flipped; without a
 //! reference, flips no more numerous than such rows are ranked, not flagged. Flips that are many and clustered (a whole region relabelled) outvote their own
@@ -114,31 +110,6 @@ fn margin(p: &[f32], y: usize) -> (f32, usize) {
     (best.0 - p[y], best.1)
 }
 
-/// How much worse (mean Brier score over the base's labels) the linear voter may fit than the kNN vote for its dissent
-/// to count in the ranking. The labels scored are the base's own, flips included, and a group of flips fits the kNN
-/// vote that it outvotes: on the real benchmark the linear voter's score was 0.06 worse at most where a region was
-/// relabelled (0.14 on iris's 120 rows), on a 100k-row `make_classification` table whose classes are two clusters
-/// each (which a linear model cannot separate) 0.36 worse (docs/detectors/label_flip.md).
-const LINEAR_BRIER_GAP: f64 = 0.1;
-
-/// Share of the linear voter's margin beyond the kNN vote's that is added to the blend's margin.
-const LINEAR_EXCESS: f32 = 0.5;
-
-/// The blend's margin for label `y`, plus [`LINEAR_EXCESS`] of what the linear voter's own margin exceeds the kNN
-/// vote's by (never less than the blend's). A group of flips that vote for each other (a region relabelled) holds its
-/// kNN vote, and the average halves the linear voter's dissent; the linear model pools every row of the base, so a
-/// tight group cannot outvote it. When the kNN vote is the more doubtful one, the blend stands as it is.
-fn combined_margin(p: &[f32], knn: &[f32], lin: Option<&[f32]>, y: usize) -> (f32, usize) {
-    let (m, other) = margin(p, y);
-    match lin {
-        Some(q) => {
-            let excess = (margin(q, y).0 - margin(knn, y).0).max(0.0);
-            ((m + LINEAR_EXCESS * excess).min(1.0), other)
-        }
-        None => (m, other),
-    }
-}
-
 fn to_score(m: f32, limit: f32) -> f32 {
     if m >= limit {
         0.5 + 0.5 * (m - limit) / (1.0 - limit).max(1e-6)
@@ -213,12 +184,6 @@ struct BaseStats {
     thresholds: Vec<f32>,
     margins: Vec<Vec<f64>>,
     s2: f32,
-    /// Whether the linear voter's out-of-fold probabilities score the base's labels about as well as the kNN vote
-    /// does (mean Brier score at most [`LINEAR_BRIER_GAP`] worse): then its dissent beyond the kNN vote counts in the
-    /// ranking (`combined_margin`).
-    linear_fits: bool,
-    /// Mean Brier scores of the base's labels under the kNN vote and the linear voter (when it votes).
-    brier: Option<(f64, f64)>,
 }
 
 impl BaseStats {
@@ -295,14 +260,10 @@ fn statistics_from(
     let mut t_sum = vec![0f64; nc];
     let mut t_cnt = vec![0usize; nc];
     let mut margins: Vec<Vec<f64>> = vec![Vec::new(); nc];
-    let (mut brier_knn, mut brier_lin, mut scored) = (0f64, 0f64, 0usize);
     for (b, nb) in base_knn.iter().map(|(b, nb)| (*b, nb)) {
         if let Some(y) = base.labels[base.ids[b]] {
             let mut p = vote(nb, base.labels, &base.ids, nc, s2);
             if let Some(l) = lin {
-                brier_knn += brier(&p, y as usize);
-                brier_lin += brier(&l.base.row(b).to_vec(), y as usize);
-                scored += 1;
                 blend(&mut p, l.base.row(b));
             }
             t_sum[y as usize] += p[y as usize] as f64;
@@ -323,20 +284,7 @@ fn statistics_from(
         thresholds,
         margins,
         s2,
-        linear_fits: lin.is_some()
-            && scored > 0
-            && (brier_lin - brier_knn) / scored as f64 <= LINEAR_BRIER_GAP,
-        brier: (lin.is_some() && scored > 0)
-            .then(|| (brier_knn / scored as f64, brier_lin / scored as f64)),
     }
-}
-
-/// Brier score of probabilities `p` for label `y`.
-fn brier(p: &[f32], y: usize) -> f64 {
-    p.iter()
-        .enumerate()
-        .map(|(c, &v)| (f64::from(v) - if c == y { 1.0 } else { 0.0 }).powi(2))
-        .sum()
 }
 
 /// Calibration from trusted rows (standardized features and class labels): the per-class rate at which clean rows
@@ -758,35 +706,25 @@ fn detect_on_base(ctx: &DetectContext, weights: &Array1<f32>) -> LabelFlipOutput
     } else {
         stats.clean_rates()
     };
-    let results: Vec<(RowResult, Vec<f64>, f32)> = rows
+    let results: Vec<(RowResult, Vec<f64>)> = rows
         .par_iter()
         .enumerate()
         .zip(knn)
         .map(|((r, &i), nb)| {
             let y = ctx.labels[i].unwrap_or(0) as usize;
             let nearest = nb.first().map(|&(d, id)| (d, base.ids[id as usize], base.labels[base.ids[id as usize]]));
-            // The blend, the kNN vote alone and the linear voter's row (the last two when both vote).
-            let (p, knn, q) = match ctx.pred_probs {
-                Some(pp) if pp.ncols() == nc => (pp.row(i).to_vec(), None, None),
+            let p = match ctx.pred_probs {
+                Some(pp) if pp.ncols() == nc => pp.row(i).to_vec(),
                 _ => {
-                    let knn = vote(&nb, base.labels, &base.ids, nc, s2);
-                    let mut p = knn.clone();
-                    let q = lin_rows.as_ref().map(|q| q.row(r).to_vec());
-                    if let Some(q) = &q {
-                        blend(&mut p, ndarray::ArrayView1::from(q.as_slice()));
+                    let mut p = vote(&nb, base.labels, &base.ids, nc, s2);
+                    if let Some(q) = &lin_rows {
+                        blend(&mut p, q.row(r));
                     }
-                    (p, Some(knn), q)
+                    p
                 }
             };
             let (m, other) = margin(&p, y);
             let s = to_score(m, limit);
-            // The rank of a row left unflagged: when the neighbours are data rows (which a group of flips can
-            // outvote) and the linear voter fits the base's labels at least as well as the kNN vote, with the linear
-            // voter's dissent beyond the kNN vote counted (`combined_margin`).
-            let rank = match (&knn, base.is_data && stats.linear_fits) {
-                (Some(k), true) => to_score(combined_margin(&p, k, q.as_deref(), y).0, limit),
-                _ => s,
-            };
             // Whether the row would be a candidate were it labelled c (its votes do not include its own label).
             let candidate_as = |c: usize, score: f32| p[c] < thresholds[c] && score >= FLAG_AT;
             let would = match (&lin_rows, self_calibrated) {
@@ -829,18 +767,16 @@ fn detect_on_base(ctx: &DetectContext, weights: &Array1<f32>) -> LabelFlipOutput
                     linear.unwrap_or_default()
                 )
             });
-            ((i, s, reason, nearest), would, rank)
+            ((i, s, reason, nearest), would)
         })
         .collect();
     let mut self_expected = vec![0f64; if self_calibrated { nc } else { 0 }];
-    let mut rank = vec![0f32; n];
     let results: Vec<RowResult> = results
         .into_iter()
-        .map(|(row, would, r)| {
+        .map(|(row, would)| {
             for (e, w) in self_expected.iter_mut().zip(would) {
                 *e += w;
             }
-            rank[row.0] = r;
             row
         })
         .collect();
@@ -953,7 +889,7 @@ fn detect_on_base(ctx: &DetectContext, weights: &Array1<f32>) -> LabelFlipOutput
     let mut nn2 = Vec::with_capacity(results.len());
     for (i, s, r, near) in results {
         // Unflagged rows keep their order (by margin) below the flag line instead of tying at one value.
-        scores[i] = if r.is_some() { s } else { below_flag(rank[i]) };
+        scores[i] = if r.is_some() { s } else { below_flag(s) };
         reasons[i] = r;
         if let Some(nr) = near {
             nn2.push(nr.0 as f64);
@@ -971,8 +907,6 @@ fn detect_on_base(ctx: &DetectContext, weights: &Array1<f32>) -> LabelFlipOutput
             "ivf_lists": index.nlist(),
             "ivf_probes": index.nprobe,
             "margin_limit": limit,
-            "linear_dissent_ranks": base.is_data && stats.linear_fits && lin_rows.is_some(),
-            "brier_knn_linear": stats.brier,
             "natural_candidates": natural,
             "natural_share_exceeded": natural_cut.is_some(),
             "expected_from": expected_from,
@@ -1062,98 +996,6 @@ mod tests {
         // Twice the expected count is still an excess, and a rate measured on nothing adds no variance.
         assert!(super::exceeds(2.0 * e + 10.0, e, v));
         assert_eq!(super::rate_variance(rows, rate, 0), 0.0);
-    }
-
-    #[test]
-    fn the_linear_voters_dissent_beyond_the_knn_vote_is_added_to_the_blends_margin() {
-        // The neighbours back the label (a relabelled region votes for itself), the linear model does not.
-        let (knn, lin) = ([0.9f32, 0.1], [0.1f32, 0.9]);
-        let p = [0.5f32, 0.5];
-        let (m, other) = super::combined_margin(&p, &knn, Some(&lin), 0);
-        assert_eq!(other, 1);
-        assert!((m - 0.8).abs() < 1e-6, "{m}");
-        // When the neighbours are the more doubtful voter, or there is no linear voter, the blend stands.
-        assert_eq!(super::combined_margin(&p, &lin, Some(&knn), 0).0, 0.0);
-        assert_eq!(super::combined_margin(&p, &knn, None, 0).0, 0.0);
-        // Never beyond 1.
-        let (m, _) = super::combined_margin(&[0.05, 0.95], &[0.9, 0.1], Some(&[0.0, 1.0]), 0);
-        assert_eq!(m, 1.0);
-    }
-
-    /// Label-flip scores and summary of `x` with `labels`, without a reference.
-    fn detect_plain(
-        x: &ndarray::Array2<f32>,
-        labels: &[Option<u32>],
-    ) -> (Vec<f32>, serde_json::Value) {
-        let n = x.nrows();
-        let valid = vec![true; n];
-        let classes = vec!["a".to_string(), "b".to_string()];
-        let digests: Vec<[u8; 32]> = (0..n)
-            .map(|i| *blake3::hash(&(i as u64).to_le_bytes()).as_bytes())
-            .collect();
-        let config = crate::detect::DetectConfig::default();
-        let ctx = crate::detect::DetectContext {
-            x,
-            valid: &valid,
-            labels,
-            classes: &classes,
-            digests: &digests,
-            reference: None,
-            config: &config,
-            pred_probs: None,
-            label_clean_rate: None,
-        };
-        let out = super::detect(&ctx).output;
-        (out.scores, out.summary)
-    }
-
-    #[test]
-    fn a_relabelled_region_ranks_first_where_a_linear_model_fits_the_labels_and_the_rule_is_off_where_none_can(
-    ) {
-        use rand::{Rng, SeedableRng};
-        let mut rng = rand::rngs::StdRng::seed_from_u64(3);
-        let mut normal = || -> f32 {
-            // Sum of uniforms: close enough to a Gaussian for a test world.
-            (0..12).map(|_| rng.gen::<f32>()).sum::<f32>() - 6.0
-        };
-        // Two classes 4 sd apart along column 0; the 30 class-a rows nearest to a point of class a are relabelled b.
-        let n = 1200;
-        let x = ndarray::Array2::from_shape_fn((n, 4), |(i, j)| {
-            normal()
-                + if j == 0 {
-                    if i % 2 == 0 {
-                        -2.0
-                    } else {
-                        2.0
-                    }
-                } else {
-                    0.0
-                }
-        });
-        let mut labels: Vec<Option<u32>> = (0..n).map(|i| Some((i % 2) as u32)).collect();
-        let centre = [-3.0f32, 0.0, 0.0, 0.0];
-        let mut near: Vec<(f32, usize)> = (0..n)
-            .filter(|i| i % 2 == 0)
-            .map(|i| ((0..4).map(|j| (x[[i, j]] - centre[j]).powi(2)).sum(), i))
-            .collect();
-        near.sort_by(|a, b| a.0.total_cmp(&b.0));
-        let flipped: Vec<usize> = near.iter().take(30).map(|&(_, i)| i).collect();
-        for &i in &flipped {
-            labels[i] = Some(1);
-        }
-        let (scores, summary) = detect_plain(&x, &labels);
-        assert_eq!(summary["linear_dissent_ranks"], true, "{summary}");
-        let mut order: Vec<usize> = (0..n).collect();
-        order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
-        let top: std::collections::HashSet<usize> = order[..30].iter().copied().collect();
-        let found = flipped.iter().filter(|i| top.contains(i)).count();
-        assert!(found >= 24, "{found} of 30 relabelled rows in the top 30");
-        // Classes no linear model separates (the sign of x0 * x1): its dissent is noise and does not count.
-        let y: Vec<Option<u32>> = (0..n)
-            .map(|i| Some(u32::from(x[[i, 0]] * x[[i, 1]] > 0.0)))
-            .collect();
-        let (_, summary) = detect_plain(&x, &y);
-        assert_eq!(summary["linear_dissent_ranks"], false, "{summary}");
     }
 
     #[test]
