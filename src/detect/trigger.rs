@@ -31,8 +31,8 @@
 //!
 //! ## When it is wrong
 //! Triggers with noise on them (different values per copy), copies with noise on every column, or more than `t`
-//! patched columns are not seen; neither is a trigger whose columns all share one block with low-cardinality columns
-//! only. In data with few columns (`d < 3`) nothing is analysed. Legitimate rows that repeat another class's rows apart
+//! patched columns are not seen; neither is a copy whose untouched columns hold so few distinct values that every
+//! two-block key of theirs puts it in a bucket of more than [`MAX_BUCKET`] rows. In data with few columns (`d < 3`) nothing is analysed. Legitimate rows that repeat another class's rows apart
 //! from a few columns set to common values (discrete tables) are what the expectation `E` guards against.
 //!
 //! ## Reference
@@ -230,11 +230,17 @@ pub fn detect(
     let d = ctx.x.ncols();
     let mut out: Vec<Finding> = vec![None; n];
     let t = patch_columns(d);
-    if t == 0 || ctx.classes.len() < 2 {
-        return (
-            out,
-            json!({ "skipped": format!("{d} feature columns: a copy needs at least 3 (two that agree, one that differs)") }),
-        );
+    let skipped = if t == 0 {
+        Some(format!(
+            "{d} feature columns: a copy needs at least 3 (two that agree, one that differs)"
+        ))
+    } else if ctx.classes.len() < 2 {
+        Some("one class: a copy under another label needs two".to_string())
+    } else {
+        None
+    };
+    if let Some(why) = skipped {
+        return (out, json!({ "skipped": why }));
     }
     let rows: Vec<usize> = (0..n)
         .filter(|&i| ctx.valid[i] && ctx.labels[i].is_some())
