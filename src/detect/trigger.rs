@@ -270,10 +270,10 @@ pub fn detect(
     patched.sort_unstable();
     patched.dedup_by(|a, b| a.0 == b.0 && a.1 == b.1);
     // Distinct row contents per patch, and per (class, columns).
-    let hashes: HashMap<usize, u64> = patched
-        .iter()
-        .map(|p| (p.1, row_hash(ctx.x, p.1)))
-        .collect();
+    let mut hashes: HashMap<usize, u64> = HashMap::new();
+    for p in &patched {
+        hashes.entry(p.1).or_insert_with(|| row_hash(ctx.x, p.1));
+    }
     let mut groups: Vec<Group> = Vec::new();
     for g in patched.chunk_by(|a, b| a.0 == b.0) {
         let mut contents: Vec<u64> = g.iter().map(|p| hashes[&p.1]).collect();
@@ -333,14 +333,13 @@ pub fn detect(
             }
         }
     });
+    let name = |j: u32| names.get(j as usize).map_or("?", String::as_str);
+    let column_names = |p: &Patch| p.cols().iter().map(|&j| name(j)).collect::<Vec<_>>();
     let describe = |p: &Patch| -> String {
         p.cols()
             .iter()
             .zip(p.vals())
-            .map(|(&j, &v)| {
-                let name = names.get(j as usize).map_or("?", String::as_str);
-                format!("{name} = {}", raw(j as usize, f32::from_bits(v)))
-            })
+            .map(|(&j, &v)| format!("{} = {}", name(j), raw(j as usize, f32::from_bits(v))))
             .collect::<Vec<_>>()
             .join(", ")
     };
@@ -383,7 +382,7 @@ pub fn detect(
             {
                 excused.push(json!({
                     "class": ctx.classes[p.class as usize],
-                    "columns": p.cols().iter().map(|&j| names.get(j as usize).cloned().unwrap_or_default()).collect::<Vec<_>>(),
+                    "columns": column_names(p),
                     "rows": c,
                     "reference_rows": held,
                 }));
@@ -436,7 +435,7 @@ pub fn detect(
         }
         triggers.push(json!({
             "class": class,
-            "columns": p.cols().iter().map(|&j| names.get(j as usize).cloned().unwrap_or_default()).collect::<Vec<_>>(),
+            "columns": column_names(p),
             "rows": c,
             "rows_with_part_of_it": partial,
             "expected": e,
@@ -602,11 +601,10 @@ mod tests {
         }
         assert!(run(&x, &labels).iter().all(Option::is_none));
         // Two columns leave no room for a patch beside the columns that must agree.
-        let x2 = x.slice(ndarray::s![.., ..3]).to_owned();
         assert_eq!(patch_columns(2), 0);
         assert_eq!(patch_columns(3), 1);
         assert_eq!(patch_columns(40), 3);
-        let narrow = x2.slice(ndarray::s![.., ..2]).to_owned();
+        let narrow = x.slice(ndarray::s![.., ..2]).to_owned();
         assert!(run(&narrow, &labels).iter().all(Option::is_none));
     }
 
