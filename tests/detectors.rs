@@ -290,6 +290,73 @@ fn near_duplicates_with_conflicting_labels_flag_the_new_copy_only() {
     );
 }
 
+/// `d` with `count` near copies of random rows appended under another label: every feature moved by `noise` sd.
+fn with_near_copies(mut d: SynthData, count: usize, noise: f64, seed: u64) -> SynthData {
+    use rand::{Rng, SeedableRng};
+    let mut r = rand::rngs::StdRng::seed_from_u64(seed);
+    let (n, k) = (d.len(), d.means.len() as i64);
+    for _ in 0..count {
+        let s = r.gen_range(0..n);
+        let row = d.x[s]
+            .iter()
+            .map(|v| v + noise * (r.gen::<f64>() * 2.0 - 1.0) * 3f64.sqrt())
+            .collect();
+        d.x.push(row);
+        d.labels.push((d.labels[s] + r.gen_range(1..k)) % k);
+        d.poison.push(Some("near_duplicate_conflict"));
+    }
+    d
+}
+
+#[test]
+fn near_copies_beyond_the_fixed_line_are_found_by_how_tight_they_are() {
+    // Copies moved by 0.03 sd on each of 10 columns sit ~0.1 sd from their source: past the fixed near-duplicate
+    // line (1/1000 of the median squared nearest-neighbour distance), but under a tenth of the distance to their
+    // fifth nearest row, which clean rows of this world almost never are with a row of another label.
+    let w = world(10, 2);
+    let reference = w.clean(1);
+    for with_reference in [false, true] {
+        let r = with_reference.then_some(&reference);
+        let poisoned = with_near_copies(w.clean(5), 30, 0.03, 7);
+        let out = scan(&poisoned, r);
+        let t = truth(&poisoned);
+        let d = flagged_by(&out, "duplicate");
+        let caught = (0..t.len()).filter(|&i| t[i] && d[i]).count();
+        let originals = (0..t.len()).filter(|&i| !t[i] && d[i]).count();
+        assert!(
+            caught >= 25,
+            "reference {with_reference}: caught {caught} of 30"
+        );
+        assert!(
+            originals <= 1,
+            "reference {with_reference}: {originals} originals flagged"
+        );
+        let report: serde_json::Value = serde_json::from_str(&out.report.to_json()).unwrap();
+        let dup = &report["duplicates"];
+        assert!(dup["tight_flagged"].as_u64().unwrap() >= 25, "{dup}");
+        assert!(
+            dup["tight_conflicts"].as_u64().unwrap() as f64
+                > dup["tight_expected"].as_f64().unwrap() + 20.0
+        );
+        assert!(out
+            .scores
+            .reasons
+            .iter()
+            .any(|r| r.contains("expected where nearest rows disagree")));
+        // The clean twin: its tight conflicting rows stay within what its other rows give, and nothing is flagged.
+        let twin = scan(&w.clean(2), r);
+        let report: serde_json::Value = serde_json::from_str(&twin.report.to_json()).unwrap();
+        assert_eq!(
+            report["duplicates"]["tight_flagged"], 0,
+            "reference {with_reference}"
+        );
+        assert!(
+            !flagged_by(&twin, "duplicate").contains(&true),
+            "reference {with_reference}: clean twin"
+        );
+    }
+}
+
 #[test]
 fn embedding_column_features_find_flips() {
     let w = world(16, 3);

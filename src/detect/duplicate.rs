@@ -4,7 +4,9 @@
 //! The same features under different labels: direct evidence of a label flip or of a poisoned copy. Exact
 //! duplicates share a feature digest (blake3 of every column except label and id, in the canonical row encoding);
 //! near duplicates are rows whose nearest neighbour (from the label-flip kNN search) is closer than 1/1000 of the
-//! median squared nearest-neighbour distance and carries another label.
+//! median squared nearest-neighbour distance and carries another label, or, when the table holds more of them than
+//! its own nearest rows explain, rows with a row of another label within a tenth of the distance to their fifth
+//! nearest row ([`TightConflicts`]).
 //!
 //! ## How
 //! Exact: group rows by the first 16 bytes of their feature digest (a hash map: about 64 bytes per row, fine to 100M
@@ -23,14 +25,15 @@
 //!
 //! ## When it is wrong
 //! Legitimately ambiguous inputs (the same measurement with two valid labels) are flagged; features that are too
-//! coarse (few discrete columns) make distinct examples collide. Near-duplicate detection depends on the kNN index
+//! coarse (few discrete columns) make distinct examples collide (and hide a few injected near copies among their
+//! own tight conflicts). Near-duplicate detection depends on the kNN index
 //! finding the true nearest neighbour (IVF probes are approximate on large inputs).
 //!
 //! ## Reference
 //! Northcutt et al., JAIR 2021 (duplicates as label-issue evidence); Lee et al., "Deduplicating Training Data Makes
 //! Language Models Better", ACL 2022.
 
-use super::label_flip::LabelFlipOutput;
+use super::label_flip::{LabelFlipOutput, CLOSE_K};
 use super::{DetectorOutput, FLAG_AT};
 use crate::lineage::RowStatus;
 use serde_json::json;
@@ -50,6 +53,78 @@ pub struct DuplicateSummary {
     /// Same-label exact groups of at least [`MASS_COPIES`] rows in data with a continuous feature column.
     #[serde(default)]
     pub mass_copy_groups: usize,
+    /// Rows whose nearest rows hold a row of another label within a tenth of the distance to the fifth nearest
+    /// ([`TightConflicts`]).
+    #[serde(default)]
+    pub tight_conflicts: usize,
+    /// How many such rows clean data would hold: the rows whose nearest row is that close, times the share of the
+    /// other rows whose nearest row has another label.
+    #[serde(default)]
+    pub tight_expected: f64,
+    /// Rows flagged by that test (beyond the expectation, the clearest first, one row of each pair).
+    #[serde(default)]
+    pub tight_flagged: usize,
+}
+
+/// A row is *tight* with a neighbour closer than `1 - TIGHT` of the distance to its [`CLOSE_K`]-th nearest row.
+pub const TIGHT: f32 = 0.9;
+
+/// Near copies under another label, measured against the data's own nearest rows.
+///
+/// A near copy sits much closer to its source than the rows around them sit to each other: the distance to the
+/// nearest row of another label is under a tenth of the distance to the fifth nearest row. Clean data holds such rows
+/// too (discrete columns, repeated measurements); how many is estimated from the rows that are not that close to
+/// anything: the share of them whose nearest row has another label, times the rows that are tight with some row.
+#[derive(Debug, Clone, Default)]
+pub struct TightConflicts {
+    /// (row, its nearest row of another label among its close rows, `1 - d / d_K`), for rows where that is at least
+    /// [`TIGHT`].
+    pub conflicts: Vec<(usize, usize, f32)>,
+    /// Rows whose nearest row is within `1 - TIGHT` of `d_K`.
+    pub tight: usize,
+    /// Rows with [`CLOSE_K`] close rows that are not tight.
+    pub loose: usize,
+    /// Of the loose rows, those whose nearest row has another label.
+    pub loose_disagree: usize,
+}
+
+impl TightConflicts {
+    /// Add row `i`, whose nearest other rows (squared distance, row; nearest first) are `close`.
+    pub fn observe(&mut self, i: usize, close: &[(f32, usize)], labels: &[Option<u32>]) {
+        let (Some(li), Some(&(d2k, _)), Some(&(d21, j1))) =
+            (labels[i], close.get(CLOSE_K - 1), close.first())
+        else {
+            return;
+        };
+        if !(d2k > 0.0 && d2k.is_finite()) {
+            return; // five or more exact copies: no scale to compare with (the exact path sees them)
+        }
+        let dk = d2k.sqrt();
+        let near = |d2: f32| 1.0 - d2.max(0.0).sqrt() / dk;
+        if near(d21) < TIGHT {
+            self.loose += 1;
+            self.loose_disagree += (labels[j1].is_some_and(|l| l != li)) as usize;
+            return;
+        }
+        self.tight += 1;
+        if let Some(&(d2, j)) = close
+            .iter()
+            .find(|&&(_, j)| labels[j].is_some_and(|l| l != li))
+        {
+            let s = near(d2);
+            if s >= TIGHT {
+                self.conflicts.push((i, j, s));
+            }
+        }
+    }
+
+    /// Conflicting tight rows that clean data would hold.
+    pub fn expected(&self) -> f64 {
+        if self.loose == 0 {
+            return 0.0;
+        }
+        self.tight as f64 * self.loose_disagree as f64 / self.loose as f64
+    }
 }
 
 /// Rows of one same-label exact group at which, in data with a continuous feature column, the group is flagged.
@@ -160,6 +235,9 @@ pub fn detect(
         if let Some((dn, median)) = &nr.data_nearest {
             ctx.flag(dn, *median, true);
         }
+        if let Some(tc) = &nr.tight {
+            ctx.flag_tight(tc, feature_keys);
+        }
     }
     let out = DetectorOutput {
         name: "duplicate",
@@ -231,6 +309,57 @@ impl NearPairs<'_> {
     }
 }
 
+impl NearPairs<'_> {
+    /// Near copies under another label beyond what the data's own nearest rows give clean data
+    /// ([`TightConflicts`]): when the conflicting tight rows clearly exceed their expectation `E`
+    /// (`X > E + 3 sqrt(E) + 1`), the clearest `ceil(X - E)` are flagged, of each pair the row with the stronger
+    /// label-flip evidence (the later row on a tie).
+    fn flag_tight(&mut self, tc: &TightConflicts, keys: &[u128]) {
+        let x = tc.conflicts.len();
+        let e = tc.expected();
+        self.summary.tight_conflicts = x;
+        self.summary.tight_expected = (e * 10.0).round() / 10.0;
+        if (x as f64) <= e + 3.0 * e.sqrt() + 1.0 {
+            return;
+        }
+        let evidence = |r: usize| self.label_scores.map_or(0.0, |s| s[r]);
+        let mut odd: Vec<&(usize, usize, f32)> = tc
+            .conflicts
+            .iter()
+            .filter(|&&(i, j, _)| {
+                let (si, sj) = (evidence(i), evidence(j));
+                si > sj || (si == sj && i > j)
+            })
+            .filter(|&&(i, j, _)| {
+                // An exact copy kept against its flagged twin is the exact path's decision.
+                !(self.scores[j] >= FLAG_AT && keys.get(i) == keys.get(j))
+            })
+            .collect();
+        odd.sort_by(|a, b| b.2.total_cmp(&a.2).then(a.0.cmp(&b.0)));
+        let budget = (x as f64 - e).ceil() as usize;
+        let name = |c: Option<u32>| {
+            c.map(|c| self.classes[c as usize].clone())
+                .unwrap_or_else(|| "?".into())
+        };
+        for &&(i, j, s) in odd.iter().take(budget) {
+            if self.scores[i] >= FLAG_AT {
+                continue;
+            }
+            self.summary.tight_flagged += 1;
+            self.summary.near_conflicts += 1;
+            self.scores[i] = 0.9;
+            self.reasons[i] = Some(format!(
+                "nearly identical to row {j} (label {}) but label {}: {:.0}% of the distance to its {CLOSE_K}th \
+                 nearest row [{x} rows have such a near copy under another label, {e:.1} expected where nearest \
+                 rows disagree as elsewhere in the data]: near duplicate with conflicting label",
+                name(self.labels[j]),
+                name(self.labels[i]),
+                100.0 * (1.0 - s)
+            ));
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -259,6 +388,48 @@ mod tests {
         // Without evidence the earliest row is kept, as before.
         let (out, _) = detect(&keys, &labels, &classes, None, None, None, None);
         assert_eq!((out.scores[0], out.scores[3]), (0.0, 1.0));
+    }
+
+    #[test]
+    fn tight_rows_are_counted_against_what_the_loose_rows_disagree() {
+        let labels: Vec<Option<u32>> = [0, 1, 0, 0, 0, 0, 0, 1, 0, 0, 0]
+            .iter()
+            .map(|&l| Some(l))
+            .collect();
+        let far = |rows: [usize; 4]| rows.map(|r| (1.0f32, r));
+        let mut t = TightConflicts::default();
+        // Row 0: row 1 (another label) at a hundredth of the distance to its 5th row: a tight conflict.
+        let mut close = vec![(1e-4f32, 1usize)];
+        close.extend(far([2, 3, 4, 5]));
+        t.observe(0, &close, &labels);
+        // Row 2: tight with a row of its own label (3), its nearest other-label row (1) far: tight, no conflict.
+        let mut close = vec![(1e-4f32, 3usize)];
+        close.extend(far([1, 4, 5, 6]));
+        t.observe(2, &close, &labels);
+        // Rows 6 and 8: loose; the nearest row of 6 has another label, that of 8 its own.
+        let loose = |first: usize| {
+            let mut c = vec![(0.5f32, first)];
+            c.extend(far([2, 3, 4, 5]));
+            c
+        };
+        t.observe(6, &loose(7), &labels);
+        t.observe(8, &loose(9), &labels);
+        // Fewer than five close rows, or five exact copies: no scale, not counted.
+        t.observe(9, &[(1e-4, 1), (1.0, 2)], &labels);
+        t.observe(
+            10,
+            &[(0.0, 2), (0.0, 3), (0.0, 4), (0.0, 5), (0.0, 1)],
+            &labels,
+        );
+        assert_eq!((t.tight, t.loose, t.loose_disagree), (2, 2, 1));
+        assert_eq!(t.conflicts.len(), 1);
+        let (i, j, s) = t.conflicts[0];
+        assert_eq!((i, j), (0, 1));
+        assert!((s - 0.99).abs() < 1e-4, "{s}");
+        assert!(
+            (t.expected() - 1.0).abs() < 1e-9,
+            "2 tight rows x 1/2 of the loose rows"
+        );
     }
 
     #[test]

@@ -40,6 +40,7 @@
 //! Northcutt, Jiang, Chuang, "Confident Learning: Estimating Uncertainty in Dataset Labels", JAIR 70, 2021;
 //! cleanlab `find_label_issues` / `features=` kNN path. Jégou et al. 2011 (IVF search).
 
+use super::duplicate::TightConflicts;
 use super::ivf::{default_nlist, IvfIndex, Neighbour};
 use super::linear::LinearVotes;
 use super::{quantile, take_rows, DetectContext, DetectorOutput, FLAG_AT};
@@ -75,6 +76,19 @@ pub struct LabelFlipOutput {
     /// (squared distance, data row, its label), and the median of those distances. Near duplicates inside the data
     /// are found from this, since the reference-side neighbours cannot see them.
     pub data_nearest: Option<(Vec<NearestRow>, f32)>,
+    /// Near copies under another label among the data rows' nearest data rows, with what the data's own nearest
+    /// rows give clean data (the duplicate detector tests and flags them).
+    pub tight: Option<TightConflicts>,
+}
+
+/// Copy up to `buf.len()` items into `buf`; the number copied.
+fn fill(buf: &mut [(f32, usize)], items: impl Iterator<Item = (f32, usize)>) -> usize {
+    let mut m = 0;
+    for (slot, item) in buf.iter_mut().zip(items) {
+        *slot = item;
+        m += 1;
+    }
+    m
 }
 
 fn vote(
@@ -400,14 +414,14 @@ fn build_base<'a>(ctx: &'a DetectContext, weights: &Array1<f32>) -> Base<'a> {
     }
 }
 
-/// For each query row, its nearest other query row among those that share one of its two nearest base rows:
-/// `(squared distance, query row)`. Two nearly identical rows have nearly the same nearest base rows, so this finds
-/// near duplicates among the queries in O(n) from a kNN search already done, instead of a second index.
+/// For each query row, its [`CLOSE_K`] nearest other query rows among those that share one of its two nearest base
+/// rows. Two nearly identical rows have nearly the same nearest base rows, so this finds near duplicates among the
+/// queries in O(n) from a kNN search already done, instead of a second index.
 fn nearest_sharing_neighbours(
     x: ArrayView2<f32>,
     weights: &Array1<f32>,
     knn: &[Vec<Neighbour>],
-) -> Vec<Option<(f32, usize)>> {
+) -> Vec<Close> {
     let w2: Vec<f32> = weights.iter().map(|w| w * w).collect();
     let mut by_base: Vec<(u32, u32)> = knn
         .iter()
@@ -415,7 +429,7 @@ fn nearest_sharing_neighbours(
         .flat_map(|(r, nb)| nb.iter().take(2).map(move |&(_, b)| (b, r as u32)))
         .collect();
     by_base.sort_unstable();
-    let mut best: Vec<Option<(f32, usize)>> = vec![None; knn.len()];
+    let mut best = vec![Close::default(); knn.len()];
     // Rows as slices of one standard-layout matrix (no copy when the queries already are one).
     let x = x.as_standard_layout();
     let (flat, d) = (x.as_slice().unwrap_or(&[]), x.ncols());
@@ -429,18 +443,54 @@ fn nearest_sharing_neighbours(
                 if ra == rb {
                     continue;
                 }
-                let (ra, rb) = (ra as usize, rb as usize);
-                let d2 = weighted_l2(row(ra), row(rb), &w2);
-                for (p, q) in [(ra, rb), (rb, ra)] {
-                    if best[p].is_none_or(|(d, _)| d2 < d) {
-                        best[p] = Some((d2, q));
-                    }
-                }
+                let d2 = weighted_l2(row(ra as usize), row(rb as usize), &w2);
+                best[ra as usize].insert(d2, rb);
+                best[rb as usize].insert(d2, ra);
             }
         }
     }
     best
 }
+
+/// A row's nearest [`CLOSE_K`] other rows, nearest first (44 bytes a row: a million rows' lists fit in 44 MB).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Close {
+    d2: [f32; CLOSE_K],
+    row: [u32; CLOSE_K],
+    len: u8,
+}
+
+impl Close {
+    /// Keep `(d2, row)` if it is among the nearest (each row once).
+    fn insert(&mut self, d2: f32, row: u32) {
+        let len = self.len as usize;
+        if self.row[..len].contains(&row) || (len == CLOSE_K && self.d2[CLOSE_K - 1] <= d2) {
+            return;
+        }
+        let at = self.d2[..len].partition_point(|&d| d <= d2);
+        let end = (len + 1).min(CLOSE_K);
+        for k in (at + 1..end).rev() {
+            self.d2[k] = self.d2[k - 1];
+            self.row[k] = self.row[k - 1];
+        }
+        self.d2[at] = d2;
+        self.row[at] = row;
+        self.len = end as u8;
+    }
+
+    /// (squared distance, row), nearest first.
+    fn iter(&self) -> impl Iterator<Item = (f32, usize)> + '_ {
+        let len = self.len as usize;
+        self.d2[..len]
+            .iter()
+            .zip(&self.row[..len])
+            .map(|(&d, &r)| (d, r as usize))
+    }
+}
+
+/// Rows a data row's tightness is measured against: its nearest [`CLOSE_K`] other data rows (the duplicate
+/// detector's tight-conflict test, `duplicate::TightConflicts`).
+pub const CLOSE_K: usize = 5;
 
 /// Floor of a column's squared class-separation weight: a column that separates no class still counts a tenth as
 /// much in a squared distance as one whose variance is all between classes (docs/detectors/label_flip.md).
@@ -561,6 +611,7 @@ fn detect_on_base(ctx: &DetectContext, weights: &Array1<f32>) -> LabelFlipOutput
         base_is_data: true,
         median_nn2: 0.0,
         data_nearest: None,
+        tight: None,
     };
     if nc < 2 {
         return empty(format!(
@@ -659,6 +710,20 @@ fn detect_on_base(ctx: &DetectContext, weights: &Array1<f32>) -> LabelFlipOutput
     });
     // With a reference, near duplicates inside the data are invisible to the reference-side neighbours.
     let data_pairs = (!base.is_data).then(|| nearest_sharing_neighbours(data_rows, weights, &knn));
+    // Each data row's nearest other data rows (its own leave-one-out neighbours when the base is the data), for the
+    // duplicate detector's test of near copies under another label.
+    let mut tight = TightConflicts::default();
+    let mut buf = [(0f32, 0usize); CLOSE_K];
+    for r in 0..rows.len() {
+        let m = match &data_pairs {
+            Some(pairs) => fill(&mut buf, pairs[r].iter().map(|(d, q)| (d, rows[q]))),
+            None => fill(
+                &mut buf,
+                knn[r].iter().map(|&(d, id)| (d, base.ids[id as usize])),
+            ),
+        };
+        tight.observe(rows[r], &buf[..m], ctx.labels);
+    }
     let stats = if base.is_data {
         // Base rows are data rows whose leave-one-out neighbours were just found: reuse them.
         let mut at = vec![usize::MAX; n];
@@ -925,7 +990,7 @@ fn detect_on_base(ctx: &DetectContext, weights: &Array1<f32>) -> LabelFlipOutput
         let mut dn = vec![None; n];
         let mut d2s = Vec::with_capacity(pairs.len());
         for (r, nb) in pairs.into_iter().enumerate() {
-            if let Some((d2, j)) = nb {
+            if let Some((d2, j)) = nb.iter().next() {
                 let j = rows[j];
                 dn[rows[r]] = Some((d2, j, ctx.labels[j]));
                 d2s.push(d2 as f64);
@@ -939,6 +1004,7 @@ fn detect_on_base(ctx: &DetectContext, weights: &Array1<f32>) -> LabelFlipOutput
         base_is_data: base.is_data,
         median_nn2: quantile(&nn2, 0.5) as f32,
         data_nearest,
+        tight: Some(tight),
     }
 }
 
@@ -957,6 +1023,30 @@ mod tests {
             out.scores.checks["label"].clone(),
             out.scores.checks["outlier"].clone(),
         ]
+    }
+
+    #[test]
+    fn close_rows_keep_the_nearest_five_in_order_each_once() {
+        let mut c = super::Close::default();
+        for (d2, r) in [
+            (5.0, 1),
+            (1.0, 2),
+            (3.0, 3),
+            (1.0, 2),
+            (9.0, 4),
+            (0.5, 5),
+            (2.0, 6),
+            (8.0, 7),
+        ] {
+            c.insert(d2, r);
+        }
+        let got: Vec<(f32, usize)> = c.iter().collect();
+        assert_eq!(got, vec![(0.5, 5), (1.0, 2), (2.0, 6), (3.0, 3), (5.0, 1)]);
+        c.insert(0.1, 8);
+        assert_eq!(
+            c.iter().map(|(_, r)| r).collect::<Vec<_>>(),
+            vec![8, 5, 2, 6, 3]
+        );
     }
 
     #[test]

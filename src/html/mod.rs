@@ -525,8 +525,16 @@ fn lineage(r: &Report) -> String {
          <td class=\"num\">{}</td></tr><tr><th>groups with conflicting labels</th><td class=\"num\">{}</td></tr>\
          <tr><th>near duplicates with conflicting labels</th><td class=\"num\">{}</td></tr>\
          <tr><th>mass copies (groups of 10 or more identical rows under one label)</th><td class=\"num\">{}</td>\
-         </tr></table>",
-        d.exact_groups, d.exact_copies, d.conflicting_groups, d.near_conflicts, d.mass_copy_groups
+         </tr><tr><th>tight conflicts (a row of another label within a tenth of the 5th nearest row's distance)\
+         </th><td class=\"num\">{} ({:.1} expected, {} flagged)</td></tr></table>",
+        d.exact_groups,
+        d.exact_copies,
+        d.conflicting_groups,
+        d.near_conflicts,
+        d.mass_copy_groups,
+        d.tight_conflicts,
+        d.tight_expected,
+        d.tight_flagged
     );
     match &r.baseline {
         Some(b) => {
