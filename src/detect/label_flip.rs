@@ -215,10 +215,16 @@ impl BaseStats {
     }
 }
 
-/// Base rows whose leave-one-out search measures the statistics: an evenly spread subset of at most STATS_ROWS
-/// (thresholds and rates are averages).
-fn stats_rows(n: usize) -> Vec<usize> {
-    super::spread_rows(n, STATS_ROWS)
+/// Base rows whose leave-one-out search measures the statistics: all of them, or the STATS_ROWS chosen by their
+/// values (thresholds and rates are averages; a choice by position would change with the order of the rows).
+fn stats_rows(x: ArrayView2<f32>) -> Vec<usize> {
+    if x.nrows() <= STATS_ROWS {
+        return (0..x.nrows()).collect();
+    }
+    let mut rows = super::key_order(&super::row_keys(x));
+    rows.truncate(STATS_ROWS);
+    rows.sort_unstable();
+    rows
 }
 
 /// Leave-one-out kNN of the base itself (blended with the linear model's out-of-fold votes when given): per-class
@@ -230,7 +236,7 @@ fn base_statistics(
     nc: usize,
     lin: Option<&LinearVotes>,
 ) -> BaseStats {
-    let picked = stats_rows(base.xw.nrows());
+    let picked = stats_rows(base.xw.view());
     let queries = take_rows(base.xw.view(), &picked);
     let base_self: Vec<Option<u32>> = picked.iter().map(|&i| Some(i as u32)).collect();
     let knn = index.search_all(queries.view(), k, &base_self);
@@ -730,7 +736,7 @@ fn detect_on_base(ctx: &DetectContext, weights: &Array1<f32>) -> LabelFlipOutput
         for (r, &i) in rows.iter().enumerate() {
             at[i] = r;
         }
-        let picked = stats_rows(base.x.nrows());
+        let picked = stats_rows(base.x.view());
         let found = picked
             .iter()
             .map(|&b| knn.get(at[base.ids[b]]).cloned().unwrap_or_default())

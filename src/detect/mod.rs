@@ -143,6 +143,38 @@ pub fn kmeans(
     fit_kmeans(x, k, seed, None, max_iter)
 }
 
+/// A key per row of `x` from its values alone (the first 16 bytes of a blake3 of the row's bits): equal rows get
+/// equal keys, and an order or a sample set by the keys does not depend on how the input rows were ordered.
+pub fn row_keys(x: ArrayView2<f32>) -> Vec<[u8; 16]> {
+    use rayon::prelude::*;
+    (0..x.nrows())
+        .into_par_iter()
+        .map(|i| {
+            let bytes: Vec<u8> = x
+                .row(i)
+                .iter()
+                .flat_map(|v| v.to_bits().to_le_bytes())
+                .collect();
+            let mut key = [0u8; 16];
+            key.copy_from_slice(&blake3::hash(&bytes).as_bytes()[..16]);
+            key
+        })
+        .collect()
+}
+
+/// Positions `0..keys.len()` ordered by `keys` (ties, which are equal rows, by position).
+pub fn key_order(keys: &[[u8; 16]]) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..keys.len()).collect();
+    order.sort_unstable_by(|&a, &b| keys[a].cmp(&keys[b]).then(a.cmp(&b)));
+    order
+}
+
+/// The rows of `x` in an order fixed by their values alone (equal rows are interchangeable), so that a fit that
+/// draws rows by position, as k-means++ does, gives the same model however the input rows are ordered.
+pub fn content_order(x: &Array2<f32>) -> Array2<f32> {
+    take_rows(x.view(), &key_order(&row_keys(x.view())))
+}
+
 /// k-means (linfa) started from given centroids: the final centroids and the row assignments.
 pub fn kmeans_from(
     x: &Array2<f32>,
@@ -152,6 +184,31 @@ pub fn kmeans_from(
     fit_kmeans(x, init.nrows(), 0, Some(init), max_iter)
 }
 
+/// k-means (linfa, k-means++) from `runs` seeds (`seed`, `seed + 1`, ...) in parallel, keeping the run with the
+/// lowest inertia (the first of equals): a fit less at the mercy of one draw of starting centres.
+pub fn kmeans_best_of(
+    x: &Array2<f32>,
+    k: usize,
+    seed: u64,
+    max_iter: u64,
+    runs: u64,
+) -> Result<(Array2<f32>, Array1<usize>), String> {
+    use rayon::prelude::*;
+    let fits: Vec<Result<KMeansFit, String>> = (0..runs.max(1))
+        .into_par_iter()
+        .map(|r| fit_kmeans_inertia(x, k, seed.wrapping_add(r), None, max_iter))
+        .collect();
+    let mut best: Option<KMeansFit> = None;
+    for fit in fits {
+        let fit = fit?;
+        if best.as_ref().is_none_or(|b| fit.2 < b.2) {
+            best = Some(fit);
+        }
+    }
+    best.map(|(c, a, _)| (c, a))
+        .ok_or_else(|| "no k-means run".to_string())
+}
+
 fn fit_kmeans(
     x: &Array2<f32>,
     k: usize,
@@ -159,6 +216,19 @@ fn fit_kmeans(
     init: Option<Array2<f32>>,
     max_iter: u64,
 ) -> Result<(Array2<f32>, Array1<usize>), String> {
+    fit_kmeans_inertia(x, k, seed, init, max_iter).map(|(c, a, _)| (c, a))
+}
+
+/// Centroids, row assignments and inertia of one k-means fit.
+type KMeansFit = (Array2<f32>, Array1<usize>, f32);
+
+fn fit_kmeans_inertia(
+    x: &Array2<f32>,
+    k: usize,
+    seed: u64,
+    init: Option<Array2<f32>>,
+    max_iter: u64,
+) -> Result<KMeansFit, String> {
     if x.nrows() < k || k == 0 {
         return Err(format!("{} rows are too few for {} clusters", x.nrows(), k));
     }
@@ -172,7 +242,7 @@ fn fit_kmeans(
     }
     let model = params.fit(&ds).map_err(|e| e.to_string())?;
     let assign = model.predict(x);
-    Ok((model.centroids().clone(), assign))
+    Ok((model.centroids().clone(), assign, model.inertia()))
 }
 
 /// Positions of an evenly spread subset of at most `most` of `n` rows, in order (all `n` when `n <= most`).
