@@ -131,10 +131,7 @@ impl LinearVotes {
             let v = LinearVotes { models, base, nc };
             return v.informative(y).then_some(v);
         }
-        // A sample set by the rows' values (the FIT_ROWS smallest keys), not by their positions.
-        let mut sub = super::key_order(&super::row_keys(x));
-        sub.truncate(FIT_ROWS);
-        sub.sort_unstable();
+        let sub = super::spread_rows(y.len(), FIT_ROWS);
         let xs = super::take_rows(x, &sub);
         let ys: Vec<u32> = sub.iter().map(|&i| y[i]).collect();
         let (models, oof) = Self::folds(xs.view(), &ys, nc)?;
@@ -194,9 +191,6 @@ impl LinearVotes {
 
     /// The fold models and the out-of-fold probabilities of `x`.
     fn folds(x: ArrayView2<f32>, y: &[u32], nc: usize) -> Option<(Vec<Model>, Array2<f32>)> {
-        // Rows dealt to folds, and fitted, in an order set by their values: the same rows in another order give
-        // the same folds and the same models.
-        let order = super::key_order(&super::row_keys(x));
         let x = clipped(x);
         let x = x.view();
         let mut per_class = vec![0usize; nc];
@@ -208,19 +202,21 @@ impl LinearVotes {
         {
             return None;
         }
-        // Stratified folds: the j-th row of each class (in that order) goes to fold j mod FOLDS.
+        // Stratified folds: the j-th row of each class goes to fold j mod FOLDS.
         let mut seen = vec![0usize; nc];
-        let mut fold = vec![0usize; y.len()];
-        for &i in &order {
-            let c = y[i] as usize;
-            fold[i] = seen[c] % FOLDS;
-            seen[c] += 1;
-        }
+        let fold: Vec<usize> = y
+            .iter()
+            .map(|&c| {
+                let f = seen[c as usize] % FOLDS;
+                seen[c as usize] += 1;
+                f
+            })
+            .collect();
         type Fold = (Model, Vec<usize>, Array2<f32>);
         let fits: Vec<Option<Fold>> = (0..FOLDS)
             .into_par_iter()
             .map(|f| {
-                let train: Vec<usize> = order.iter().copied().filter(|&i| fold[i] != f).collect();
+                let train: Vec<usize> = (0..y.len()).filter(|&i| fold[i] != f).collect();
                 let test: Vec<usize> = (0..y.len()).filter(|&i| fold[i] == f).collect();
                 let xt = super::take_rows(x, &train);
                 let yt: Vec<u32> = train.iter().map(|&i| y[i]).collect();
