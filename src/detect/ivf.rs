@@ -205,13 +205,11 @@ impl IvfIndex {
         let centroids = if nlist == 1 {
             Array2::zeros((1, dim))
         } else {
-            // Train the quantizer on about 8 points per list: every stride-th row in the order of the rows' values
-            // (every engine picks the same rows, and so does the same base in another row order).
+            // Train the quantizer on about 8 points per list (every engine picks the same, strided rows).
             let stride = (n / (8 * nlist)).max(1);
-            let order = super::key_order(&super::row_keys(base));
             let train = base.select(
                 ndarray::Axis(0),
-                &order.into_iter().step_by(stride).collect::<Vec<_>>(),
+                &(0..n).step_by(stride).collect::<Vec<_>>(),
             );
             // k-means from evenly spaced training rows: k-means++ (linfa) costs O(n k^2 d) for the hundreds of lists an
             // IVF index uses, and linfa's Lloyd steps were the slowest part of a 100k-row scan; a spread start and a
