@@ -140,7 +140,7 @@ pub fn kmeans(
     seed: u64,
     max_iter: u64,
 ) -> Result<(Array2<f32>, Array1<usize>), String> {
-    fit_kmeans(x, k, seed, None, max_iter)
+    fit_kmeans_inertia(x, k, seed, None, max_iter).map(|(c, a, _)| (c, a))
 }
 
 /// A key per row of `x` from its values alone (the first 16 bytes of a blake3 of the row's bits): equal rows get
@@ -181,7 +181,7 @@ pub fn kmeans_from(
     init: Array2<f32>,
     max_iter: u64,
 ) -> Result<(Array2<f32>, Array1<usize>), String> {
-    fit_kmeans(x, init.nrows(), 0, Some(init), max_iter)
+    fit_kmeans_inertia(x, init.nrows(), 0, Some(init), max_iter).map(|(c, a, _)| (c, a))
 }
 
 /// k-means (linfa, k-means++) from `runs` seeds (`seed`, `seed + 1`, ...) in parallel, keeping the run with the
@@ -207,16 +207,6 @@ pub fn kmeans_best_of(
     }
     best.map(|(c, a, _)| (c, a))
         .ok_or_else(|| "no k-means run".to_string())
-}
-
-fn fit_kmeans(
-    x: &Array2<f32>,
-    k: usize,
-    seed: u64,
-    init: Option<Array2<f32>>,
-    max_iter: u64,
-) -> Result<(Array2<f32>, Array1<usize>), String> {
-    fit_kmeans_inertia(x, k, seed, init, max_iter).map(|(c, a, _)| (c, a))
 }
 
 /// Centroids, row assignments and inertia of one k-means fit.
