@@ -39,6 +39,13 @@ fn flagged_by(out: &poisonscan::ScanOutcome, check: &str) -> Vec<bool> {
     out.scores.checks[check].iter().map(|&s| s >= 0.5).collect()
 }
 
+/// Rows the duplicate check flags: (injected rows, clean rows).
+fn duplicate_flags(out: &poisonscan::ScanOutcome, d: &SynthData) -> (usize, usize) {
+    let (t, f) = (truth(d), flagged_by(out, "duplicate"));
+    let caught = (0..t.len()).filter(|&i| t[i] && f[i]).count();
+    (caught, (0..t.len()).filter(|&i| !t[i] && f[i]).count())
+}
+
 /// One check's own scores and flags against the data's ground truth.
 fn check_quality(
     out: &poisonscan::ScanOutcome,
@@ -252,10 +259,7 @@ fn near_duplicates_with_conflicting_labels_flag_the_new_copy_only() {
     let w = world(10, 2);
     let poisoned = w.clean(5).conflicting_duplicates(30, false, 7);
     let out = scan(&poisoned, None);
-    let t = truth(&poisoned);
-    let d = flagged_by(&out, "duplicate");
-    let caught = (0..t.len()).filter(|&i| t[i] && d[i]).count();
-    let originals = (0..t.len()).filter(|&i| !t[i] && d[i]).count();
+    let (caught, originals) = duplicate_flags(&out, &poisoned);
     assert!(caught >= 27, "caught {caught} of 30");
     assert!(originals <= 1, "{originals} originals flagged");
     // With a reference the label-flip neighbours are reference rows; the data-side pairing must still find the
@@ -265,10 +269,7 @@ fn near_duplicates_with_conflicting_labels_flag_the_new_copy_only() {
         let reference = w.clean(1);
         let poisoned = w.clean(5).conflicting_duplicates(30, false, 7);
         let out = scan(&poisoned, Some(&reference));
-        let t = truth(&poisoned);
-        let d = flagged_by(&out, "duplicate");
-        let caught = (0..t.len()).filter(|&i| t[i] && d[i]).count();
-        let originals = (0..t.len()).filter(|&i| !t[i] && d[i]).count();
+        let (caught, originals) = duplicate_flags(&out, &poisoned);
         assert!(
             caught >= 27,
             "d={dim}: caught {caught} of 30 with a reference"
@@ -319,10 +320,7 @@ fn near_copies_beyond_the_fixed_line_are_found_by_how_tight_they_are() {
         let r = with_reference.then_some(&reference);
         let poisoned = with_near_copies(w.clean(5), 30, 0.03, 7);
         let out = scan(&poisoned, r);
-        let t = truth(&poisoned);
-        let d = flagged_by(&out, "duplicate");
-        let caught = (0..t.len()).filter(|&i| t[i] && d[i]).count();
-        let originals = (0..t.len()).filter(|&i| !t[i] && d[i]).count();
+        let (caught, originals) = duplicate_flags(&out, &poisoned);
         assert!(
             caught >= 25,
             "reference {with_reference}: caught {caught} of 30"
