@@ -221,8 +221,7 @@ fn stats_rows(x: ArrayView2<f32>) -> Vec<usize> {
     if x.nrows() <= STATS_ROWS {
         return (0..x.nrows()).collect();
     }
-    let mut rows = super::key_order(&super::row_keys(x));
-    rows.truncate(STATS_ROWS);
+    let mut rows = super::by_value(x, STATS_ROWS);
     rows.sort_unstable();
     rows
 }

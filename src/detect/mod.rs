@@ -144,35 +144,30 @@ pub fn kmeans(
 }
 
 /// A key per row of `x` from its values alone (the first 16 bytes of a blake3 of the row's bits): equal rows get
-/// equal keys, and an order or a sample set by the keys does not depend on how the input rows were ordered.
-pub fn row_keys(x: ArrayView2<f32>) -> Vec<[u8; 16]> {
+/// equal keys.
+fn row_keys(x: ArrayView2<f32>) -> Vec<[u8; 16]> {
     use rayon::prelude::*;
     (0..x.nrows())
         .into_par_iter()
-        .map(|i| {
-            let bytes: Vec<u8> = x
-                .row(i)
-                .iter()
-                .flat_map(|v| v.to_bits().to_le_bytes())
-                .collect();
+        .map_init(Vec::new, |bytes, i| {
+            bytes.clear();
+            bytes.extend(x.row(i).iter().flat_map(|v| v.to_bits().to_le_bytes()));
             let mut key = [0u8; 16];
-            key.copy_from_slice(&blake3::hash(&bytes).as_bytes()[..16]);
+            key.copy_from_slice(&blake3::hash(bytes).as_bytes()[..16]);
             key
         })
         .collect()
 }
 
-/// Positions `0..keys.len()` ordered by `keys` (ties, which are equal rows, by position).
-pub fn key_order(keys: &[[u8; 16]]) -> Vec<usize> {
+/// Positions of at most `most` rows of `x`, chosen and ordered by their values ([`row_keys`], smallest first; equal
+/// rows by position, where they are interchangeable): a sample and an order that do not depend on how the input
+/// rows were ordered (a fit that draws rows by position, as k-means++ does, then gives the same model).
+pub fn by_value(x: ArrayView2<f32>, most: usize) -> Vec<usize> {
+    let keys = row_keys(x);
     let mut order: Vec<usize> = (0..keys.len()).collect();
     order.sort_unstable_by(|&a, &b| keys[a].cmp(&keys[b]).then(a.cmp(&b)));
+    order.truncate(most);
     order
-}
-
-/// The rows of `x` in an order fixed by their values alone (equal rows are interchangeable), so that a fit that
-/// draws rows by position, as k-means++ does, gives the same model however the input rows are ordered.
-pub fn content_order(x: &Array2<f32>) -> Array2<f32> {
-    take_rows(x.view(), &key_order(&row_keys(x.view())))
 }
 
 /// k-means (linfa) started from given centroids: the final centroids and the row assignments.

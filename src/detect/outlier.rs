@@ -25,8 +25,8 @@
 
 use super::ivf::nearest;
 use super::{
-    content_order, kmeans_best_of, median_sigma, quantile, ratio_score, take_rows, DetectContext,
-    DetectorOutput, FLAG_AT,
+    kmeans_best_of, median_sigma, quantile, ratio_score, take_rows, DetectContext, DetectorOutput,
+    FLAG_AT,
 };
 use crate::features::sample_by_digest;
 use ndarray::Array2;
@@ -54,17 +54,16 @@ pub struct OutlierModel {
     pub limits: Vec<f64>,
 }
 
-/// Fit on `fit` rows; `trusted` says whether they are a clean reference.
+/// Fit on `fit` rows (in the order of their values, as `detect` gives them); `trusted` says whether they are a clean
+/// reference.
 pub fn fit(fit: &Array2<f32>, trusted: bool, seed: u64) -> Option<OutlierModel> {
     let n = fit.nrows();
     if n < MIN_FIT_ROWS {
         return None;
     }
     let k = (((n as f64) / 50.0).sqrt().round() as usize).clamp(2, 16);
-    // The fit rows in an order set by their values: k-means++ draws rows by position, and without this the same
-    // data shuffled gave a clean table 0 to 33 flagged rows. The best of a few runs: one draw of starting centres
-    // moves the clusters' limits enough to flag a clean row (docs/detectors/outlier.md).
-    let fit = &content_order(fit);
+    // The best of a few runs: one draw of starting centres moves the clusters' limits enough to flag a clean row
+    // (docs/detectors/outlier.md).
     let (centroids, assign) = kmeans_best_of(fit, k, seed, 30, KMEANS_RUNS).ok()?;
     let min_size = (n / 100).max(10);
     let mut sizes = vec![0usize; centroids.nrows()];
@@ -128,7 +127,7 @@ fn assign_all(centroids: &Array2<f32>, x: &Array2<f32>) -> (Vec<usize>, Vec<f64>
 /// Score every valid row.
 pub fn detect(ctx: &DetectContext) -> DetectorOutput {
     let n = ctx.x.nrows();
-    let (fit_x, trusted) = match ctx.reference {
+    let (pool, trusted) = match ctx.reference {
         // The reference matrix is already a digest-chosen sample of at most max_fit_rows rows.
         Some(r) if r.x.nrows() >= MIN_FIT_ROWS => (r.x.clone(), true),
         _ => (
@@ -143,14 +142,10 @@ pub fn detect(ctx: &DetectContext) -> DetectorOutput {
             false,
         ),
     };
-    // A reference larger than FIT_ROWS is thinned to the FIT_ROWS rows chosen by their values (not their positions).
-    let fit_x = if fit_x.nrows() > FIT_ROWS {
-        let mut rows = super::key_order(&super::row_keys(fit_x.view()));
-        rows.truncate(FIT_ROWS);
-        take_rows(fit_x.view(), &rows)
-    } else {
-        fit_x
-    };
+    // The fit rows in an order set by their values, and a reference larger than FIT_ROWS thinned to the FIT_ROWS
+    // chosen by them: k-means++ draws rows by position, and by position the same data shuffled gave a clean table
+    // 0 to 33 flagged rows.
+    let fit_x = take_rows(pool.view(), &super::by_value(pool.view(), FIT_ROWS));
     // A model fitted on the reference is the same in every scan against it: kept per process.
     let model = if trusted {
         let key = super::matrix_key(fit_x.view(), &[ctx.config.seed]).finalize();
