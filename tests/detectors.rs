@@ -401,6 +401,10 @@ fn sibling_clones_do_not_vote_for_each_other_without_a_reference() {
     let out = scan(&poisoned, None);
     let q = check_quality(&out, "label", &poisoned);
     assert!(q.precision_at_k >= 0.25, "precision@k {}", q.precision_at_k);
+    // The report counts the rows whose vote left such rows out: at least the 36 clones.
+    let report: serde_json::Value = serde_json::from_str(&out.report.to_json()).unwrap();
+    let left_out = &report["detectors"]["label"]["votes_without_near_rows"];
+    assert!(left_out.as_u64().unwrap() >= 36, "{left_out}");
     // The clean twin: nothing flagged by the label check.
     let twin = scan(&w.clean(2), None);
     assert!(!flagged_by(&twin, "label").contains(&true));

@@ -624,6 +624,10 @@ pub fn detect(ctx: &DetectContext) -> LabelFlipOutput {
         }
         if let Some(m) = out.output.summary.as_object_mut() {
             m.insert("ranked_with_data_votes".into(), json!(true));
+            m.insert(
+                "data_votes_without_near_rows".into(),
+                data.output.summary["votes_without_near_rows"].clone(),
+            );
         }
     }
     out
@@ -805,6 +809,12 @@ fn detect_on_base(ctx: &DetectContext, weights: &Array1<f32>) -> LabelFlipOutput
     } else {
         stats.clean_rates()
     };
+    // Rows whose vote left out much nearer data rows (possible copies of them).
+    let near_left_out = base.is_data.then(|| {
+        knn.iter()
+            .filter(|nb| voters(nb, true).len() < nb.len())
+            .count()
+    });
     let results: Vec<(RowResult, Vec<f64>)> = rows
         .par_iter()
         .enumerate()
@@ -1023,6 +1033,7 @@ fn detect_on_base(ctx: &DetectContext, weights: &Array1<f32>) -> LabelFlipOutput
             "class_thresholds": thresholds,
             "pred_probs": ctx.pred_probs.is_some(),
             "linear_votes": lin.is_some(),
+            "votes_without_near_rows": near_left_out,
             "feature_weights": weights.to_vec(),
         }),
         skipped: None,
