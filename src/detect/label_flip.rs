@@ -1062,7 +1062,7 @@ fn detect_on_base(ctx: &DetectContext, weights: &Array1<f32>) -> LabelFlipOutput
 
 #[cfg(test)]
 mod tests {
-    use super::{voters, Neighbour};
+    use super::{voters, Neighbour, LEAVE_OUT_NEAR, MIN_VOTES};
     use crate::{Scanner, Source};
 
     fn scores() -> Vec<Vec<f32>> {
@@ -1076,6 +1076,26 @@ mod tests {
             out.scores.checks["label"].clone(),
             out.scores.checks["outlier"].clone(),
         ]
+    }
+
+    proptest::proptest! {
+        /// Data voters are the nearest-first list without a prefix of rows nearer than LEAVE_OUT_NEAR of the k-th
+        /// distance; at least MIN_VOTES remain unless the whole list votes; reference voters are the whole list.
+        #[test]
+        fn voters_drop_only_a_near_prefix(mut d2 in proptest::collection::vec(0.0f32..10.0, 0..16)) {
+            d2.sort_by(f32::total_cmp);
+            let nb: Vec<Neighbour> = d2.iter().enumerate().map(|(i, &d)| (d, i as u32)).collect();
+            proptest::prop_assert_eq!(voters(&nb, false), &nb[..]);
+            let v = voters(&nb, true);
+            let dropped = nb.len() - v.len();
+            proptest::prop_assert_eq!(v, &nb[dropped..]);
+            if dropped > 0 {
+                let cut = nb[nb.len() - 1].0 * LEAVE_OUT_NEAR * LEAVE_OUT_NEAR;
+                proptest::prop_assert!(v.len() >= MIN_VOTES);
+                proptest::prop_assert!(nb[..dropped].iter().all(|&(d, _)| d < cut));
+                proptest::prop_assert!(v.iter().all(|&(d, _)| d >= cut));
+            }
+        }
     }
 
     #[test]
