@@ -822,10 +822,12 @@ fn detect_on_base(ctx: &DetectContext, weights: &Array1<f32>) -> LabelFlipOutput
         .map(|((r, &i), nb)| {
             let y = ctx.labels[i].unwrap_or(0) as usize;
             let nearest = nb.first().map(|&(d, id)| (d, base.ids[id as usize], base.labels[base.ids[id as usize]]));
+            // The neighbours that vote (without a data row's much nearer rows), for the vote and its reason.
+            let voting = voters(&nb, base.is_data);
             let p = match ctx.pred_probs {
                 Some(pp) if pp.ncols() == nc => pp.row(i).to_vec(),
                 _ => {
-                    let mut p = vote(voters(&nb, base.is_data), base.labels, &base.ids, nc, s2);
+                    let mut p = vote(voting, base.labels, &base.ids, nc, s2);
                     if let Some(q) = &lin_rows {
                         blend(&mut p, q.row(r));
                     }
@@ -850,7 +852,6 @@ fn detect_on_base(ctx: &DetectContext, weights: &Array1<f32>) -> LabelFlipOutput
                 _ => Vec::new(),
             };
             let reason = candidate_as(y, s).then(|| {
-                let voting = voters(&nb, base.is_data);
                 let agree = voting
                     .iter()
                     .filter(|&&(_, id)| base.labels[base.ids[id as usize]] == Some(other as u32))
