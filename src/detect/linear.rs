@@ -70,11 +70,81 @@ pub struct LinearVotes {
     nc: usize,
 }
 
+/// A fit counts as converged when no coordinate of the mean log-loss's gradient (the summed objective's divided by
+/// the rows) exceeds this: scikit-learn's `tol` for its L-BFGS fit. On the real benchmark's fits the converged ones
+/// end at 1e-6 or below, and the ones linfa-logistic left where its line search gave up at 1e-4 to 3e-3.
+const CONVERGED: f64 = 1e-4;
+/// A pilot model, fitted on every `PILOT_EVERY`-th row, starts the solver near the optimum.
+const PILOT_EVERY: usize = 8;
+/// Fits on this many rows or more start from a pilot model first (its 250 rows or more estimate the coefficients
+/// well enough to start from); smaller fits start from zero first.
+const PILOT_FIRST_ROWS: usize = 800;
+/// Fewest rows of a pilot model: smaller fits have no pilot (which also ends the pilots' recursion).
+const PILOT_MIN_ROWS: usize = 16;
+
+/// One fitted model with the objective it reached.
+struct Fitted {
+    model: Model,
+    /// Coefficients in f64 (features, then the intercept row), the start of a warm fit.
+    w: Array2<f64>,
+    /// L2-penalized summed log-loss.
+    objective: f64,
+    /// Largest absolute coordinate of the mean log-loss's gradient (see [`CONVERGED`]).
+    gradient: f64,
+}
+
 /// Fit on clipped features (see [`clipped`]), in f64: argmin's More-Thuente line search (under linfa-logistic's
 /// L-BFGS) runs without an iteration limit and stops on an interval narrower than 1e-10 of the step, which f32 steps
 /// cannot reach; an f32 fit that could not meet the Wolfe conditions spun for minutes on a CLI test's data
 /// (docs/detectors/label_flip.md).
+///
+/// linfa-logistic minimizes the *summed* loss and its L-BFGS starts with a unit step along the whole gradient, which
+/// grows with the rows: its line search can then give up and leave the fit far from the optimum (at 1.2-5 times the
+/// optimal objective on the scale script's 8,000-row folds, and in every fold of the real benchmark's cells table,
+/// most of hpc_data's and some of credit_data's). So a fit starts from a pilot model of every [`PILOT_EVERY`]-th row
+/// (fitted with the penalty scaled to its rows, so that it estimates the same coefficients) when it has
+/// [`PILOT_FIRST_ROWS`] rows or more, from zero otherwise; when that fit is not converged ([`CONVERGED`]) it is fitted
+/// again from the other start, and the fit with the lower objective is kept.
 fn fit(x: ArrayView2<f32>, y: &[u32]) -> Option<Model> {
+    fit_checked(x, y, ALPHA).map(|f| f.model)
+}
+
+/// [`fit`] with penalty `alpha`: the first start, checked, then the other one when needed.
+fn fit_checked(x: ArrayView2<f32>, y: &[u32], alpha: f64) -> Option<Fitted> {
+    let pilot_first = y.len() >= PILOT_FIRST_ROWS;
+    let start = |pilot: bool| {
+        if pilot {
+            fit_from_pilot(x, y, alpha)
+        } else {
+            fit_from(x, y, alpha, None)
+        }
+    };
+    let first = start(pilot_first);
+    if first.as_ref().is_some_and(|f| f.gradient <= CONVERGED) {
+        return first;
+    }
+    let second = start(!pilot_first);
+    [first, second]
+        .into_iter()
+        .flatten()
+        .min_by(|a, b| a.objective.total_cmp(&b.objective))
+}
+
+/// A fit started from a pilot model of every [`PILOT_EVERY`]-th row (itself fitted by [`fit_checked`], with the
+/// penalty scaled to its rows).
+fn fit_from_pilot(x: ArrayView2<f32>, y: &[u32], alpha: f64) -> Option<Fitted> {
+    if y.len() < PILOT_EVERY * PILOT_MIN_ROWS {
+        return None;
+    }
+    let rows: Vec<usize> = (0..y.len()).step_by(PILOT_EVERY).collect();
+    let yp: Vec<u32> = rows.iter().map(|&i| y[i]).collect();
+    let pilot_alpha = alpha * rows.len() as f64 / y.len() as f64;
+    let pilot = fit_checked(super::take_rows(x, &rows).view(), &yp, pilot_alpha);
+    fit_from(x, y, alpha, pilot.as_ref())
+}
+
+/// One L-BFGS fit with penalty `alpha`, from zero or from `start`'s coefficients (when it saw the same classes).
+fn fit_from(x: ArrayView2<f32>, y: &[u32], alpha: f64, start: Option<&Fitted>) -> Option<Fitted> {
     let mut distinct: Vec<u32> = y.to_vec();
     distinct.sort_unstable();
     distinct.dedup();
@@ -82,12 +152,65 @@ fn fit(x: ArrayView2<f32>, y: &[u32]) -> Option<Model> {
         return None;
     }
     let data = Dataset::new(x.mapv(f64::from), Array1::from(y.to_vec()));
-    MultiLogisticRegression::default()
-        .alpha(ALPHA)
-        .max_iterations(MAX_ITERATIONS)
-        .fit(&data)
-        .ok()
-        .map(|m| Model::from_fit(&m))
+    let mut solver = MultiLogisticRegression::default()
+        .alpha(alpha)
+        .max_iterations(MAX_ITERATIONS);
+    if let Some(s) = start.filter(|s| s.model.classes == distinct) {
+        solver = solver.initial_params(s.w.clone());
+    }
+    let m = solver.fit(&data).ok()?;
+    let (objective, gradient) = objective_and_gradient(data.records().view(), y, &m, alpha);
+    let params = m.params();
+    let mut w = Array2::<f64>::zeros((params.nrows() + 1, params.ncols()));
+    w.slice_mut(ndarray::s![..params.nrows(), ..])
+        .assign(params);
+    w.row_mut(params.nrows()).assign(m.intercept());
+    Some(Fitted {
+        model: Model::from_fit(&m),
+        w,
+        objective,
+        gradient,
+    })
+}
+
+/// The objective linfa-logistic minimizes (summed log-loss plus `alpha / 2` times the squared coefficients, the
+/// intercept unpenalized) at the fitted model, and the largest absolute coordinate of its gradient divided by the
+/// rows. A non-finite value (a diverged fit) is infinite, so such a fit is never taken as converged or as the best.
+fn objective_and_gradient(
+    x: ArrayView2<f64>,
+    y: &[u32],
+    m: &MultiFittedLogisticRegression<f64, u32>,
+    alpha: f64,
+) -> (f64, f64) {
+    let (w, b) = (m.params(), m.intercept());
+    // Softmax probabilities, then (probabilities - one-hot labels): the gradient's residuals.
+    let mut r = x.dot(w) + b;
+    let mut loss = 0f64;
+    for (mut row, &label) in r.rows_mut().into_iter().zip(y) {
+        let max = row.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        row.mapv_inplace(|v| (v - max).exp());
+        let sum = row.sum();
+        row.mapv_inplace(|v| v / sum);
+        if let Ok(col) = m.classes().binary_search(&label) {
+            loss -= row[col].max(f64::MIN_POSITIVE).ln();
+            row[col] -= 1.0;
+        }
+    }
+    let objective = loss + 0.5 * alpha * w.iter().map(|v| v * v).sum::<f64>();
+    let grad_w = x.t().dot(&r) + &(w * alpha);
+    let grad_b = r.sum_axis(ndarray::Axis(0));
+    let n = y.len().max(1) as f64;
+    let mut gradient = 0f64;
+    let mut finite = objective.is_finite();
+    for v in grad_w.iter().chain(grad_b.iter()) {
+        finite &= v.is_finite();
+        gradient = gradient.max(v.abs() / n);
+    }
+    if finite {
+        (objective, gradient)
+    } else {
+        (f64::INFINITY, f64::INFINITY)
+    }
 }
 
 /// The features clipped to +-[`CLIP`] (the detector's features are robustly scaled: median 0, IQR 1).
@@ -301,6 +424,90 @@ mod tests {
             .filter(|&i| (0..4).all(|c| got[[i, y[i] as usize]] >= got[[i, c]]))
             .count();
         assert!(own as f64 >= 0.9 * n as f64, "{own} of {n}");
+    }
+
+    /// The scale script's world (10 well-separated classes in 32 features) on 8,000 rows, the size of a fold fitted
+    /// on a large base, scaled as the detector scales its features.
+    fn separated_world(rows: usize) -> (Array2<f32>, Vec<u32>) {
+        let d = crate::synth::SynthSpec {
+            rows,
+            dim: 32,
+            classes: 10,
+            separation: 8.0,
+            world_seed: 5,
+        }
+        .clean(3);
+        let mut x = Array2::from_shape_fn((rows, 32), |(i, j)| d.x[i][j] as f32);
+        crate::features::RobustScaler::fit(&x, &vec![true; rows]).transform(&mut x);
+        let y = d.labels.iter().map(|&c| c as u32).collect();
+        (clipped(x.view()), y)
+    }
+
+    #[test]
+    fn a_fit_the_solver_leaves_short_of_the_optimum_is_refitted_to_convergence() {
+        let (x, y) = separated_world(8_000);
+        // Known truth about linfa-logistic on this table: started from zero, its line search gives up far from the
+        // optimum (the reason for the pilot start). Should a linfa release fix that, this precondition fails and the
+        // pilot start can be reconsidered.
+        let cold = fit_from(x.view(), &y, ALPHA, None).unwrap();
+        assert!(
+            cold.gradient > 10.0 * CONVERGED,
+            "cold fit converged: {:.2e}",
+            cold.gradient
+        );
+        let checked = fit_checked(x.view(), &y, ALPHA).unwrap();
+        assert!(
+            checked.gradient <= CONVERGED,
+            "gradient {:.2e}",
+            checked.gradient
+        );
+        assert!(
+            checked.objective < 0.5 * cold.objective,
+            "objective {} against the cold fit's {}",
+            checked.objective,
+            cold.objective
+        );
+        // Converged from either start, the fit is the same optimum (the objective is strictly convex).
+        let again = fit_from(x.view(), &y, ALPHA, Some(&checked)).unwrap();
+        assert!((again.objective - checked.objective).abs() <= 1e-6 * checked.objective);
+    }
+
+    #[test]
+    fn the_objective_and_its_gradient_match_finite_differences() {
+        let (x, y) = separated_world(300);
+        let data = Dataset::new(x.mapv(f64::from), Array1::from(y.clone()));
+        let m = MultiLogisticRegression::default()
+            .alpha(ALPHA)
+            .max_iterations(3)
+            .fit(&data)
+            .unwrap();
+        let (objective, gradient) = objective_and_gradient(data.records().view(), &y, &m, ALPHA);
+        // Recompute the objective with one coefficient moved by +-h: the central difference is that coordinate of
+        // the summed gradient, and none may exceed the reported largest (mean) coordinate.
+        let h = 1e-5;
+        let at = |dw: f64, r: usize, c: usize| {
+            let mut w = m.params().to_owned();
+            w[[r, c]] += dw;
+            let z = data.records().dot(&w) + m.intercept();
+            let mut loss = 0.0;
+            for (row, &label) in z.rows().into_iter().zip(&y) {
+                let max = row.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                let lse = max + row.iter().map(|v| (v - max).exp()).sum::<f64>().ln();
+                loss += lse - row[m.classes().binary_search(&label).unwrap()];
+            }
+            loss + 0.5 * ALPHA * w.iter().map(|v| v * v).sum::<f64>()
+        };
+        assert!((at(0.0, 0, 0) - objective).abs() <= 1e-9 * objective.abs().max(1.0));
+        let mut largest = 0f64;
+        for (r, c) in [(0, 0), (5, 3), (31, 9), (17, 1)] {
+            let g = (at(h, r, c) - at(-h, r, c)) / (2.0 * h) / y.len() as f64;
+            largest = largest.max(g.abs());
+            assert!(
+                g.abs() <= gradient * (1.0 + 1e-4) + 1e-9,
+                "{g} > {gradient}"
+            );
+        }
+        assert!(largest > 0.0 && gradient > 0.0);
     }
 
     #[test]
