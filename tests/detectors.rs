@@ -162,6 +162,10 @@ fn without_a_reference_flips_within_the_natural_share_are_ranked_not_flagged() {
     );
     assert_eq!(label["expected_from"], "data's linear model");
     assert_eq!(label["natural_share_exceeded"], true);
+    // That expectation comes from a linear model fitted to its optimum, and the report says so.
+    assert_eq!(label["linear_votes"], true);
+    assert_eq!(label["linear_fit_converged"], true, "{label}");
+    assert!(label["linear_fit_gradient"].as_f64().unwrap() <= 1e-4);
 }
 
 #[test]

@@ -1034,6 +1034,8 @@ fn detect_on_base(ctx: &DetectContext, weights: &Array1<f32>) -> LabelFlipOutput
             "class_thresholds": thresholds,
             "pred_probs": ctx.pred_probs.is_some(),
             "linear_votes": lin.is_some(),
+            "linear_fit_converged": lin.map(|l| l.converged()),
+            "linear_fit_gradient": lin.map(|l| l.gradient),
             "votes_without_near_rows": near_left_out,
             "feature_weights": weights.to_vec(),
         }),

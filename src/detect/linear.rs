@@ -70,6 +70,8 @@ pub struct LinearVotes {
     /// Out-of-fold class probabilities of each base row (rows x classes).
     pub base: Array2<f32>,
     nc: usize,
+    /// The largest coordinate of the mean loss's gradient over the fold models (see [`LinearVotes::converged`]).
+    pub gradient: f64,
 }
 
 /// A fit counts as converged when no coordinate of the mean log-loss's gradient (the summed objective's divided by
@@ -270,18 +272,24 @@ impl LinearVotes {
     /// class frequencies (a fit that failed or a model with nothing to say: the kNN vote then stands alone).
     pub fn fit(x: ArrayView2<f32>, y: &[u32], nc: usize) -> Option<LinearVotes> {
         if y.len() <= FIT_ROWS {
-            let (models, base) = Self::folds(x, y, nc)?;
-            let v = LinearVotes { models, base, nc };
+            let (models, base, gradient) = Self::folds(x, y, nc)?;
+            let v = LinearVotes {
+                models,
+                base,
+                nc,
+                gradient,
+            };
             return v.informative(y).then_some(v);
         }
         let sub = super::spread_rows(y.len(), FIT_ROWS);
         let xs = super::take_rows(x, &sub);
         let ys: Vec<u32> = sub.iter().map(|&i| y[i]).collect();
-        let (models, oof) = Self::folds(xs.view(), &ys, nc)?;
+        let (models, oof, gradient) = Self::folds(xs.view(), &ys, nc)?;
         let probe = LinearVotes {
             models,
             base: oof,
             nc,
+            gradient,
         };
         if !probe.informative(&ys) {
             return None;
@@ -304,7 +312,15 @@ impl LinearVotes {
             models: probe.models,
             base,
             nc,
+            gradient,
         })
+    }
+
+    /// Whether every fold model reached the optimum (no coordinate of its mean loss's gradient above scikit-learn's
+    /// tolerance); the report says so (`detectors.label.linear_fit_converged`). A fit stopped by the iteration cap
+    /// near the optimum is not converged by this test but still votes.
+    pub fn converged(&self) -> bool {
+        self.gradient <= CONVERGED
     }
 
     /// Whether the out-of-fold probability of each row's own label is higher on average than the class frequencies
@@ -333,7 +349,7 @@ impl LinearVotes {
     }
 
     /// The fold models and the out-of-fold probabilities of `x`.
-    fn folds(x: ArrayView2<f32>, y: &[u32], nc: usize) -> Option<(Vec<Model>, Array2<f32>)> {
+    fn folds(x: ArrayView2<f32>, y: &[u32], nc: usize) -> Option<(Vec<Model>, Array2<f32>, f64)> {
         let x = clipped(x);
         let x = x.view();
         let mut per_class = vec![0usize; nc];
@@ -378,14 +394,16 @@ impl LinearVotes {
         let fits = std::iter::once(Some(first)).chain(rest);
         let mut base = Array2::<f32>::zeros((y.len(), nc));
         let mut models = Vec::with_capacity(FOLDS);
+        let mut gradient = 0f64;
         for f in fits {
             let (m, rows, p) = f?;
             for (r, &i) in rows.iter().enumerate() {
                 base.row_mut(i).assign(&p.row(r));
             }
+            gradient = gradient.max(m.gradient);
             models.push(m.model);
         }
-        Some((models, base))
+        Some((models, base, gradient))
     }
 
     /// Probabilities of rows outside the base (or outside the rows the folds were fitted on): the average of the
@@ -600,6 +618,7 @@ mod tests {
                 v.base.row(i)
             );
         }
+        assert!(v.converged(), "gradient {:.2e}", v.gradient);
         let q = Array2::from_shape_vec((2, 2), vec![-2.0, 0.5, 2.0, 0.5]).unwrap();
         let p = v.predict(q.view());
         assert!(p[[0, 0]] > 0.9 && p[[1, 1]] > 0.9, "{p:?}");
