@@ -103,13 +103,13 @@ struct Fitted {
 /// data (docs/detectors/label_flip.md).
 ///
 /// linfa-logistic minimizes the *summed* loss and its L-BFGS starts with a unit step along the whole gradient, which
-/// grows with the rows: its line search can then give up and leave the fit far from the optimum (at 1.2-5 times the
-/// optimal objective in the scale script's 8,000-row folds, every fold with its reference). So a fit starts from a
-/// pilot model of every [`PILOT_EVERY`]-th row (fitted the same way, with the penalty scaled to its rows so that it
-/// estimates the same coefficients) when it has [`PILOT_FIRST_ROWS`] rows or more, from zero otherwise; when that fit
-/// is not converged ([`CONVERGED`]) it is fitted again from the other start, and the fit with the lower objective is
-/// kept. (Some fits of the real benchmark's tables end unconverged from both starts after the 100 iterations, within
-/// 0.1% of each other's objective.)
+/// grows with the rows: its line search can then give up and leave the fit far from the optimum (at 4-5 times the
+/// optimal objective in the scale script's 8,000-row folds: all five with its reference, one without). So a fit
+/// starts from a pilot model of every [`PILOT_EVERY`]-th row (fitted the same way, with the penalty scaled to its
+/// rows so that it estimates the same coefficients) when it has [`PILOT_FIRST_ROWS`] rows or more, from zero
+/// otherwise; when that fit is not converged ([`CONVERGED`]) it is fitted again from the other start, and the fit
+/// with the lower objective is kept. (Some fits of the real benchmark's tables end unconverged from both starts after
+/// the 100 iterations, within 0.1% of each other's objective.)
 fn fit_checked(x: ArrayView2<f32>, y: &[u32], alpha: f64) -> Option<Fitted> {
     let pilot_first = y.len() >= PILOT_FIRST_ROWS;
     let start = |pilot: bool| {
