@@ -19,7 +19,7 @@
 //! most 100 iterations, scikit-learn's tolerance) in f64, on the detector's scaled features clipped to 5 IQRs
 //! from the median; its coefficients are kept in f32, and rows are predicted in f32 from them. Each fit is checked for
 //! convergence and started again elsewhere when linfa-logistic's solver gave up short of the optimum
-//! ([`fit_checked`]). The first fold is fitted alone; the other four start from its coefficients and are fitted in
+//! (`fit_checked`). The first fold is fitted alone; the other four start from its coefficients and are fitted in
 //! parallel (rayon).
 
 use linfa::prelude::*;
