@@ -32,10 +32,10 @@
 //!
 //! ## When it is wrong
 //! Classes that overlap heavily in feature space (the Bayes error is high) make honest rows look flipped; without a
-//! reference, flips no more numerous than such rows are ranked, not flagged. Flips that are many and clustered (a whole region relabelled) outvote their own
-//! evidence when the index is built on the data; a reference fixes that, and without one a group that votes for
-//! itself against a confident linear model is ranked by that model (`ISLAND_KNN`), not flagged. Rows with few close neighbours (sparse
-//! regions) get noisy probabilities.
+//! reference, flips no more numerous than such rows are ranked, not flagged. Flips that are many and clustered (a
+//! whole region relabelled) outvote their own evidence when the index is built on the data; a reference fixes that,
+//! and without one a group that votes for itself against a confident linear model is ranked by that model
+//! (`ISLAND_KNN`), not flagged. Rows with few close neighbours (sparse regions) get noisy probabilities.
 //!
 //! ## Reference
 //! Northcutt, Jiang, Chuang, "Confident Learning: Estimating Uncertainty in Dataset Labels", JAIR 70, 2021;
