@@ -873,20 +873,13 @@ fn detect_on_base(ctx: &DetectContext, weights: &Array1<f32>) -> LabelFlipOutput
         (Some(q), true, None) => islands(&rows, &knn, q.view(), &base, nc, s2),
         _ => vec![false; n],
     };
-    let island_rank: Vec<Option<f32>> = match &lin_rows {
-        Some(q) => rows
-            .iter()
-            .enumerate()
-            .map(|(r, &i)| {
-                let y = ctx.labels[i]? as usize;
-                island[i].then(|| to_score(margin(&q.row(r).to_vec(), y).0, limit))
-            })
-            .collect(),
-        None => vec![None; rows.len()],
-    };
     let mut rank_at = vec![None; n];
-    for (r, &i) in rows.iter().enumerate() {
-        rank_at[i] = island_rank[r];
+    if let Some(q) = &lin_rows {
+        for (r, &i) in rows.iter().enumerate() {
+            if let (true, Some(y)) = (island[i], ctx.labels[i]) {
+                rank_at[i] = Some(to_score(margin(&q.row(r).to_vec(), y as usize).0, limit));
+            }
+        }
     }
     let results: Vec<(RowResult, Vec<f64>)> = rows
         .par_iter()
