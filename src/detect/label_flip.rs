@@ -128,12 +128,19 @@ fn islands(
 ) -> Vec<bool> {
     let labels = base.labels;
     let n = labels.len();
+    let marked: Vec<bool> = rows
+        .par_iter()
+        .enumerate()
+        .map(|(r, &i)| {
+            labels[i].is_some_and(|y| {
+                let p = vote(voters(&knn[r], true), base.labels, &base.ids, nc, s2);
+                p[y as usize] >= ISLAND_KNN && lin[[r, y as usize]] <= ISLAND_LINEAR
+            })
+        })
+        .collect();
     let mut sig = vec![false; n];
-    for (r, &i) in rows.iter().enumerate() {
-        if let Some(y) = labels[i] {
-            let p = vote(voters(&knn[r], true), base.labels, &base.ids, nc, s2);
-            sig[i] = p[y as usize] >= ISLAND_KNN && lin[[r, y as usize]] <= ISLAND_LINEAR;
-        }
+    for (&i, m) in rows.iter().zip(marked) {
+        sig[i] = m;
     }
     let mut island = vec![false; n];
     for (r, &i) in rows.iter().enumerate() {

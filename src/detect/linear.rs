@@ -123,8 +123,12 @@ fn fit_checked(x: ArrayView2<f32>, y: &[u32], alpha: f64) -> Option<Fitted> {
     if first.as_ref().is_some_and(|f| f.gradient <= CONVERGED) {
         return first;
     }
-    let second = start(!pilot_first);
-    [first, second]
+    lower(first, start(!pilot_first))
+}
+
+/// The fit with the lower objective (the first of equals), of those that exist.
+fn lower(a: Option<Fitted>, b: Option<Fitted>) -> Option<Fitted> {
+    [a, b]
         .into_iter()
         .flatten()
         .min_by(|a, b| a.objective.total_cmp(&b.objective))
@@ -137,10 +141,7 @@ fn fit_near(x: ArrayView2<f32>, y: &[u32], start: &Fitted) -> Option<Fitted> {
     if warm.as_ref().is_some_and(|f| f.gradient <= CONVERGED) {
         return warm;
     }
-    [warm, fit_checked(x, y, ALPHA)]
-        .into_iter()
-        .flatten()
-        .min_by(|a, b| a.objective.total_cmp(&b.objective))
+    lower(warm, fit_checked(x, y, ALPHA))
 }
 
 /// A fit started from a pilot model of every [`PILOT_EVERY`]-th row (itself fitted by [`fit_checked`], with the
