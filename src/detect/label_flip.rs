@@ -132,9 +132,12 @@ fn islands(
         .par_iter()
         .enumerate()
         .map(|(r, &i)| {
+            // The linear model's test first: it is one lookup, and few rows pass it, so the kNN vote (taken again
+            // by the main pass) is taken here only for those.
             labels[i].is_some_and(|y| {
-                let p = vote(voters(&knn[r], true), base.labels, &base.ids, nc, s2);
-                p[y as usize] >= ISLAND_KNN && lin[[r, y as usize]] <= ISLAND_LINEAR
+                lin[[r, y as usize]] <= ISLAND_LINEAR
+                    && vote(voters(&knn[r], true), base.labels, &base.ids, nc, s2)[y as usize]
+                        >= ISLAND_KNN
             })
         })
         .collect();
