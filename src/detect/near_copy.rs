@@ -14,7 +14,9 @@
 //! 128 of its rows, once per scan for all sub-clusters). Copies sit at distance ~0 from their source; natural modes
 //! sit at about the class's own typical spacing. A class whose own rows are exact duplicates of each other (median
 //! spacing 0) gives no evidence. The members are searched 32 at a time, and the search stops once the share can no
-//! longer reach the share asked for (a half, for the backdoor detector).
+//! longer reach the share asked for (a half, for the backdoor detector). With 2,048 candidates or more, an exact
+//! filter (`block_filter`: the columns in `t + 1` blocks, one of which a near copy must match on its own; a k-d tree
+//! per block) leaves each member only the candidates its nearest copy can be among; the spacings are plain passes.
 //!
 //! ## When it is wrong
 //! Copies with noise on every column, or data whose classes share many exact duplicates, blur the line. With more
@@ -27,7 +29,7 @@
 
 use super::DetectContext;
 use crate::features::sample_by_digest;
-use linfa_nn::{distance::L2Dist, KdTree, NearestNeighbour, NearestNeighbourIndex};
+use linfa_nn::{distance::L2Dist, KdTree, NearestNeighbour};
 use ndarray::{Array1, Array2};
 use rayon::prelude::*;
 use std::sync::OnceLock;
@@ -151,9 +153,9 @@ impl Gathered {
     }
 }
 
-/// Fewest candidates searched through a [`Blocks`] index (below that a plain pass is about as fast).
+/// Fewest candidates searched through [`block_filter`] (below that a plain pass is about as fast).
 const BLOCK_INDEX_MIN: usize = 2_048;
-/// Points per leaf of a block's k-d tree: its incremental build is most of an indexed search's time, and larger
+/// Points per leaf of a block's k-d tree: its incremental build is most of a filtered search's time, and larger
 /// leaves build faster at little cost to queries (256: 47-68 ms a sub-cluster search of 45,000 candidates on the
 /// scale script's 100k rows, 16: 88-117 ms).
 const BLOCK_LEAF: usize = 256;
@@ -161,85 +163,76 @@ const BLOCK_LEAF: usize = 256;
 /// trimmed distance).
 const BLOCK_SLACK: f64 = 1e-3;
 
-/// The columns split into `t + 1` blocks, for an exact filter of the member search (pigeonhole): the `t` columns a
-/// trimmed distance leaves out lie in at most `t` blocks, so one block is counted whole, and a candidate nearer than
-/// `within` is nearer than `within` on that block alone. A k-d tree per block (linfa-nn) finds those candidates; the
-/// trimmed distance is then taken on them only, in candidate order, so the search returns exactly what a pass over
-/// all candidates returns. Columns are dealt to the blocks in order of their spread, so that each block holds some
-/// of the columns that tell rows apart. `None` when a block would have fewer than two columns, there are too few
-/// candidates, or a value is not finite (the trees need finite values).
-struct Blocks {
-    cols: Vec<Vec<usize>>,
-    data: Vec<Array2<f32>>,
-}
-
-impl Blocks {
-    fn new(g: &Gathered, t: usize) -> Option<Blocks> {
-        let m = t + 1;
-        let n = g.ids.len();
-        if g.d < 2 * m || n < BLOCK_INDEX_MIN || !g.xs.iter().all(|v| v.is_finite()) {
-            return None;
-        }
-        let mut spread: Vec<(f64, usize)> = (0..g.d)
-            .map(|c| {
-                let (mut s, mut s2) = (0f64, 0f64);
-                for cand in g.xs.chunks_exact(g.d) {
-                    let v = f64::from(cand[c]);
-                    s += v;
-                    s2 += v * v;
-                }
-                let mean = s / n as f64;
-                (s2 / n as f64 - mean * mean, c)
+/// An exact filter for the member search (pigeonhole). The columns are split into `t + 1` blocks; the `t` columns a
+/// trimmed distance leaves out lie in at most `t` of them, so one block is counted whole, and a candidate whose
+/// trimmed distance to a row is below `within` is within `within` of it on that block alone. A k-d tree per block
+/// (linfa-nn; one at a time, so that only one is in memory) finds those candidates for every row. Returns, for each
+/// of `rows`, the positions (ascending) of the candidates within `within` on some block: the trimmed distance is then
+/// taken on these only, in candidate order, so the search returns exactly what a pass over every candidate returns.
+/// Columns are dealt to the blocks in order of their spread, so that each block holds some of the columns that tell
+/// rows apart. `None` for every row when a block would have fewer than two columns, there are too few candidates, a
+/// candidate's value is not finite (the trees need finite values) or a tree fails; `None` for a row that is not
+/// finite.
+fn block_filter(g: &Gathered, t: usize, rows: &[&[f32]], within: f64) -> Vec<Option<Vec<usize>>> {
+    let m = t + 1;
+    let n = g.ids.len();
+    let none = || vec![None; rows.len()];
+    if g.d < 2 * m
+        || n < BLOCK_INDEX_MIN
+        || !within.is_finite()
+        || !g.xs.iter().all(|v| v.is_finite())
+    {
+        return none();
+    }
+    let mut spread: Vec<(f64, usize)> = (0..g.d)
+        .map(|c| {
+            let (mut s, mut s2) = (0f64, 0f64);
+            for cand in g.xs.chunks_exact(g.d) {
+                let v = f64::from(cand[c]);
+                s += v;
+                s2 += v * v;
+            }
+            let mean = s / n as f64;
+            (s2 / n as f64 - mean * mean, c)
+        })
+        .collect();
+    spread.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+    let mut blocks = vec![Vec::new(); m];
+    for (k, &(_, c)) in spread.iter().enumerate() {
+        blocks[k % m].push(c);
+    }
+    let radius = (within * (1.0 + BLOCK_SLACK)).sqrt() as f32;
+    let mut out: Vec<Option<Vec<usize>>> = rows
+        .iter()
+        .map(|r| r.iter().all(|v| v.is_finite()).then(Vec::new))
+        .collect();
+    for cols in &blocks {
+        let data = g.columns(cols);
+        let Ok(tree) = KdTree.from_batch_with_leaf_size(&data, BLOCK_LEAF, L2Dist) else {
+            return none();
+        };
+        let found: Vec<Option<Vec<usize>>> = rows
+            .par_iter()
+            .zip(&out)
+            .map(|(row, o)| {
+                o.as_ref()?;
+                let point: Array1<f32> = cols.iter().map(|&c| row[c]).collect();
+                let hits = tree.within_range(point.view(), radius).ok()?;
+                Some(hits.into_iter().map(|(_, p)| p).collect())
             })
             .collect();
-        spread.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
-        let mut cols = vec![Vec::new(); m];
-        for (k, &(_, c)) in spread.iter().enumerate() {
-            cols[k % m].push(c);
+        for (o, f) in out.iter_mut().zip(found) {
+            match (o.as_mut(), f) {
+                (Some(o), Some(f)) => o.extend(f),
+                _ => *o = None,
+            }
         }
-        let data = cols.iter().map(|cs| g.columns(cs)).collect();
-        Some(Blocks { cols, data })
     }
-}
-
-/// The k-d trees of a [`Blocks`].
-struct BlockIndex<'a> {
-    cols: &'a [Vec<usize>],
-    trees: Vec<Box<dyn 'a + Send + Sync + NearestNeighbourIndex<f32>>>,
-}
-
-impl<'a> BlockIndex<'a> {
-    fn new(blocks: &'a Blocks) -> Option<BlockIndex<'a>> {
-        let trees = blocks
-            .data
-            .iter()
-            .map(|a| KdTree.from_batch_with_leaf_size(a, BLOCK_LEAF, L2Dist))
-            .collect::<Result<Vec<_>, _>>()
-            .ok()?;
-        Some(BlockIndex {
-            cols: &blocks.cols,
-            trees,
-        })
+    for o in out.iter_mut().flatten() {
+        o.sort_unstable();
+        o.dedup();
     }
-
-    /// Positions (ascending) of every candidate within squared distance `within` of `row` on some block: a
-    /// superset of the candidates whose trimmed distance is below `within`. `None` when `row` is not finite or a
-    /// query fails (the caller then searches every candidate).
-    fn candidates(&self, row: &[f32], within: f64) -> Option<Vec<usize>> {
-        if !row.iter().all(|v| v.is_finite()) || !within.is_finite() {
-            return None;
-        }
-        let radius = (within * (1.0 + BLOCK_SLACK)).sqrt() as f32;
-        let mut out = Vec::new();
-        for (cols, tree) in self.cols.iter().zip(&self.trees) {
-            let point: Array1<f32> = cols.iter().map(|&c| row[c]).collect();
-            let found = tree.within_range(point.view(), radius).ok()?;
-            out.extend(found.into_iter().map(|(_, p)| p));
-        }
-        out.sort_unstable();
-        out.dedup();
-        Some(out)
-    }
+    out
 }
 
 /// Each class's typical trimmed spacing (median nearest-neighbour distance within it), measured once per scan and
@@ -347,22 +340,23 @@ pub fn near_copy_share(
         return (0.0, None);
     }
     let gathered = Gathered::new(xs, d, candidates);
-    let blocks = Blocks::new(&gathered, t);
-    let index = blocks.as_ref().and_then(BlockIndex::new);
+    let rows: Vec<&[f32]> = used.iter().map(|&i| &xs[i * d..(i + 1) * d]).collect();
+    let filtered = block_filter(&gathered, t, &rows, within);
     // Copies needed for the share to reach `need`.
     let needed = (need * used.len() as f64 - 1e-9).ceil().max(0.0) as usize;
     let mut from = vec![0usize; nc];
     let (mut copies, mut searched) = (0usize, 0usize);
-    for batch in used.chunks(MEMBER_BATCH) {
+    for (batch, pos) in used.chunks(MEMBER_BATCH).zip(filtered.chunks(MEMBER_BATCH)) {
         if copies + (used.len() - searched) < needed {
             break;
         }
         let found: Vec<Option<(usize, f64)>> = batch
             .par_iter()
-            .map(|&i| {
+            .zip(pos)
+            .map(|(&i, pos)| {
                 let row = &xs[i * d..(i + 1) * d];
-                match index.as_ref().and_then(|ix| ix.candidates(row, within)) {
-                    Some(pos) => gathered.nearest_among(row, i, t, within, pos.into_iter()),
+                match pos {
+                    Some(pos) => gathered.nearest_among(row, i, t, within, pos.iter().copied()),
                     None => gathered.nearest(row, i, t, within),
                 }
             })
@@ -482,7 +476,7 @@ mod tests {
     }
 
     #[test]
-    fn block_indexed_searches_find_what_a_pass_over_every_candidate_finds() {
+    fn block_filtered_searches_find_what_a_pass_over_every_candidate_finds() {
         use rand::{Rng, SeedableRng};
         let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(11);
         let (n, d, t) = (3000, 12, 3);
@@ -514,46 +508,58 @@ mod tests {
             xs.extend(row);
         }
         let g = Gathered::new(&xs, d, (0..n).collect());
-        let blocks = Blocks::new(&g, t).unwrap();
-        assert_eq!(blocks.cols.len(), t + 1);
-        assert!(blocks.cols.iter().all(|c| c.len() == 3));
-        let index = BlockIndex::new(&blocks).unwrap();
+        let queries: Vec<usize> = (0..n).step_by(3).collect();
+        let rows: Vec<&[f32]> = queries.iter().map(|&i| &xs[i * d..(i + 1) * d]).collect();
+        let plain: Vec<f64> = queries
+            .iter()
+            .zip(&rows)
+            .map(|(&i, row)| g.nearest(row, i, t, f64::INFINITY).unwrap().1)
+            .collect();
         let (mut found, mut filtered) = (0, 0);
-        for i in (0..n).step_by(3) {
-            let row = &xs[i * d..(i + 1) * d];
-            let plain = g.nearest(row, i, t, f64::INFINITY).unwrap();
-            for within in [
-                0.0,
-                0.01,
-                0.2,
-                plain.1,
-                plain.1 * 1.0001,
-                plain.1 + 0.5,
-                3.0,
-                50.0,
-            ] {
-                let pos = index.candidates(row, within).unwrap();
-                filtered += n - pos.len();
-                let got = g.nearest_among(row, i, t, within, pos.into_iter());
-                assert_eq!(
-                    got,
-                    g.nearest(row, i, t, within),
-                    "row {i}, within {within}"
+        let mut check = |k: usize, w: f64, pos: Option<Vec<usize>>| {
+            let pos = pos.unwrap();
+            filtered += n - pos.len();
+            let got = g.nearest_among(rows[k], queries[k], t, w, pos.into_iter());
+            assert_eq!(
+                got,
+                g.nearest(rows[k], queries[k], t, w),
+                "row {}, within {w}",
+                queries[k]
+            );
+            found += got.is_some() as usize;
+        };
+        // Fixed bounds for every row at once, and for some rows their own nearest distance and just above it (a
+        // bound the nearest candidate sits on, and one it is just inside).
+        for w in [0.0, 0.01, 0.2, 0.5, 3.0, 50.0] {
+            for (k, pos) in block_filter(&g, t, &rows, w).into_iter().enumerate() {
+                check(k, w, pos);
+            }
+        }
+        for k in (0..queries.len()).step_by(10) {
+            for w in [plain[k], plain[k] * (1.0 + 1e-6)] {
+                check(
+                    k,
+                    w,
+                    block_filter(&g, t, &rows[k..k + 1], w).pop().flatten(),
                 );
-                found += got.is_some() as usize;
             }
         }
         // The filter leaves most candidates out, and the searches find rows (copies and grid ties).
-        assert!(filtered > n * 1000 * 8 / 2, "{filtered}");
+        assert!(filtered > queries.len() * n * 6 / 2, "{filtered}");
         assert!(found > 1000, "{found}");
-        // No index when a block would have fewer than two columns, there are too few candidates, or a value is
-        // not finite.
-        assert!(Blocks::new(&Gathered::new(&xs[..n * 7], 7, (0..n).collect()), 3).is_none());
-        assert!(Blocks::new(&Gathered::new(&xs, d, (0..100).collect()), t).is_none());
+        // No filter when a block would have fewer than two columns, there are too few candidates, the bound is
+        // infinite or a value is not finite; a row that is not finite is searched in full.
+        let g7 = Gathered::new(&xs[..n * 7], 7, (0..n).collect());
+        assert!(block_filter(&g7, 3, &[&xs[..7]], 1.0)[0].is_none());
+        let small = Gathered::new(&xs, d, (0..100).collect());
+        assert!(block_filter(&small, t, &rows[..1], 1.0)[0].is_none());
+        assert!(block_filter(&g, t, &rows[..1], f64::INFINITY)[0].is_none());
         let mut bad = xs.clone();
         bad[5] = f32::NAN;
-        assert!(Blocks::new(&Gathered::new(&bad, d, (0..n).collect()), t).is_none());
-        assert!(index.candidates(&bad[..d], 1.0).is_none());
+        let gb = Gathered::new(&bad, d, (0..n).collect());
+        assert!(block_filter(&gb, t, &rows[..1], 1.0)[0].is_none());
+        let both = block_filter(&g, t, &[&bad[..d], rows[1]], 1.0);
+        assert!(both[0].is_none() && both[1].is_some());
     }
 
     #[test]
