@@ -14,6 +14,9 @@ use crate::report::Run;
 use std::collections::BTreeMap;
 use std::time::Instant;
 
+/// Most rows for which the outlier, label-flip and backdoor detectors run at once (see `run_detectors`).
+const CONCURRENT_ROWS: usize = 250_000;
+
 /// Whether a check ran, and why not when it did not.
 pub(super) type Runs = BTreeMap<&'static str, (Run, Option<String>)>;
 
@@ -179,9 +182,6 @@ pub(super) fn detect(
     let mut runs: BTreeMap<&'static str, (Run, Option<String>)> = BTreeMap::new();
     let mut outputs = Vec::new();
     let mut detector_summaries = BTreeMap::new();
-    let mut timed = |name: &str, t: Instant| {
-        timings.insert(format!("detect_{name}"), t.elapsed().as_millis() as u64);
-    };
     let plan = |on: bool, flag: &str, needs_label: bool| -> Result<(), (Run, String)> {
         if !on {
             return Err((Run::Disabled, format!("switched off with {flag}")));
@@ -194,12 +194,15 @@ pub(super) fn detect(
             _ => Ok(()),
         }
     };
-    match plan(s.detect.outliers, "--no-outliers / outliers=False", false) {
-        Ok(()) => {
+    let timed = |t: Instant| t.elapsed().as_millis() as u64;
+    // The stages share only these (the scanner itself holds its unshared source).
+    let cfg = &s.detect;
+    let outlier_stage = || {
+        plan(cfg.outliers, "--no-outliers / outliers=False", false).map(|()| {
             let t = Instant::now();
             // Distances to the data's own clusters on the numeric and embedding columns only: a rare category is
             // the contract's business, and 0/1 columns split every cluster into modes that look like outliers.
-            if one_hot_start < x.ncols() && one_hot_start > 0 {
+            let out = if one_hot_start < x.ncols() && one_hot_start > 0 {
                 let numeric =
                     |m: &ndarray::Array2<f32>| m.slice(ndarray::s![.., ..one_hot_start]).to_owned();
                 let xn = numeric(&x);
@@ -212,37 +215,27 @@ pub(super) fn detect(
                     reference: rn.as_ref(),
                     ..ctx
                 };
-                outputs.push(detect::outlier::detect(&nctx));
+                detect::outlier::detect(&nctx)
             } else {
-                outputs.push(detect::outlier::detect(&ctx));
-            }
-            timed("outlier", t);
-        }
-        Err(r) => {
-            runs.insert("outlier", (r.0, Some(r.1)));
-        }
-    }
-    let mut knn = None;
-    match plan(
-        s.detect.label_flips,
-        "--no-label-flips / label_flips=False",
-        true,
-    ) {
-        Ok(()) => {
+                detect::outlier::detect(&ctx)
+            };
+            (out, timed(t))
+        })
+    };
+    let label_stage = || {
+        plan(
+            cfg.label_flips,
+            "--no-label-flips / label_flips=False",
+            true,
+        )
+        .map(|()| {
             let t = Instant::now();
             let lf = detect::label_flip::detect(&ctx);
-            outputs.push(lf.output.clone());
-            if lf.output.skipped.is_none() {
-                knn = Some(lf);
-            }
-            timed("label", t);
-        }
-        Err(r) => {
-            runs.insert("label", (r.0, Some(r.1)));
-        }
-    }
-    match plan(s.detect.backdoors, "--no-backdoors / backdoors=False", true) {
-        Ok(()) => {
+            (lf, timed(t))
+        })
+    };
+    let backdoor_stage = || {
+        plan(cfg.backdoors, "--no-backdoors / backdoors=False", true).map(|()| {
             let t = Instant::now();
             let mut bd = detect::backdoor::detect(&ctx);
             if bd.skipped.is_none() {
@@ -251,8 +244,43 @@ pub(super) fn detect(
                 let (found, summary) = detect::trigger::detect(&ctx, &feature_names, &raw);
                 merge_trigger(&mut bd, found, summary);
             }
+            (bd, timed(t))
+        })
+    };
+    // The three detectors are independent: on inputs of up to CONCURRENT_ROWS rows they run at once (each stage
+    // has serial steps that leave a core idle); larger inputs run them one after another, so that their working
+    // memory is not held at the same time. Their outputs are the same either way.
+    let (outlier, (label, backdoor)) = if n <= CONCURRENT_ROWS {
+        rayon::join(outlier_stage, || rayon::join(label_stage, backdoor_stage))
+    } else {
+        (outlier_stage(), (label_stage(), backdoor_stage()))
+    };
+    match outlier {
+        Ok((out, ms)) => {
+            outputs.push(out);
+            timings.insert("detect_outlier".to_string(), ms);
+        }
+        Err(r) => {
+            runs.insert("outlier", (r.0, Some(r.1)));
+        }
+    }
+    let mut knn = None;
+    match label {
+        Ok((lf, ms)) => {
+            outputs.push(lf.output.clone());
+            if lf.output.skipped.is_none() {
+                knn = Some(lf);
+            }
+            timings.insert("detect_label".to_string(), ms);
+        }
+        Err(r) => {
+            runs.insert("label", (r.0, Some(r.1)));
+        }
+    }
+    match backdoor {
+        Ok((bd, ms)) => {
             outputs.push(bd);
-            timed("backdoor", t);
+            timings.insert("detect_backdoor".to_string(), ms);
         }
         Err(r) => {
             runs.insert("backdoor", (r.0, Some(r.1)));
