@@ -23,6 +23,46 @@ use ndarray::{Array1, Array2, ArrayView2};
 use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 
+/// Squared Euclidean distance for linfa's k-means and linfa-nn's k-d trees, summed in eight lanes ([`ivf::l2`]) when
+/// both rows are contiguous, as the rows of the detectors' matrices are. linfa-nn's `L2Dist` folds one coordinate at
+/// a time through ndarray-stats; it was 10% of the CPU of a 100k-row scan (the outlier detector's k-means). The
+/// distance is the same up to the order of the additions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LaneL2;
+
+impl linfa_nn::distance::Distance<f32> for LaneL2 {
+    #[inline]
+    fn distance<D: ndarray::Dimension>(
+        &self,
+        a: ndarray::ArrayView<f32, D>,
+        b: ndarray::ArrayView<f32, D>,
+    ) -> f32 {
+        self.rdistance(a, b).sqrt()
+    }
+
+    #[inline]
+    fn rdistance<D: ndarray::Dimension>(
+        &self,
+        a: ndarray::ArrayView<f32, D>,
+        b: ndarray::ArrayView<f32, D>,
+    ) -> f32 {
+        match (a.as_slice(), b.as_slice()) {
+            (Some(x), Some(y)) if x.len() == y.len() => ivf::l2(x, y),
+            _ => a.iter().zip(b.iter()).map(|(x, y)| (x - y) * (x - y)).sum(),
+        }
+    }
+
+    #[inline]
+    fn rdist_to_dist(&self, rdist: f32) -> f32 {
+        rdist.sqrt()
+    }
+
+    #[inline]
+    fn dist_to_rdist(&self, dist: f32) -> f32 {
+        dist * dist
+    }
+}
+
 /// Score at or above which a detector flags a row.
 pub const FLAG_AT: f32 = 0.5;
 
@@ -218,10 +258,11 @@ fn fit_kmeans_inertia(
         return Err(format!("{} rows are too few for {} clusters", x.nrows(), k));
     }
     let ds = DatasetBase::from(x.clone());
-    let mut params = KMeans::params_with_rng(k, rand_xoshiro::Xoshiro256Plus::seed_from_u64(seed))
-        .n_runs(1)
-        .max_n_iterations(max_iter)
-        .tolerance(1e-4f32);
+    let mut params =
+        KMeans::params_with(k, rand_xoshiro::Xoshiro256Plus::seed_from_u64(seed), LaneL2)
+            .n_runs(1)
+            .max_n_iterations(max_iter)
+            .tolerance(1e-4f32);
     if let Some(c) = init {
         params = params.init_method(linfa_clustering::KMeansInit::Precomputed(c));
     }

@@ -28,8 +28,9 @@
 //! (triggers are a few modified inputs on otherwise clean copies).
 
 use super::DetectContext;
+use super::LaneL2;
 use crate::features::sample_by_digest;
-use linfa_nn::{distance::L2Dist, KdTree, NearestNeighbour};
+use linfa_nn::{KdTree, NearestNeighbour};
 use ndarray::{Array1, Array2};
 use rayon::prelude::*;
 use std::sync::OnceLock;
@@ -208,7 +209,7 @@ fn block_filter(g: &Gathered, t: usize, rows: &[&[f32]], within: f64) -> Vec<Opt
         .collect();
     for cols in &blocks {
         let data = g.columns(cols);
-        let Ok(tree) = KdTree.from_batch_with_leaf_size(&data, BLOCK_LEAF, L2Dist) else {
+        let Ok(tree) = KdTree.from_batch_with_leaf_size(&data, BLOCK_LEAF, LaneL2) else {
             return none();
         };
         let found: Vec<Option<Vec<usize>>> = rows
