@@ -97,9 +97,12 @@ impl ColumnMetrics {
                     let mut h = std::collections::hash_map::DefaultHasher::new();
                     rows.row(i).as_ref().hash(&mut h);
                     set.insert(h.finish());
-                }
-                if set.len() > DISTINCT_CAP {
-                    self.distinct = None;
+                    // Past the cap the count is left out: stop hashing there (a float column of a 65,536-row
+                    // batch would otherwise hash every value before the check).
+                    if set.len() > DISTINCT_CAP {
+                        self.distinct = None;
+                        return;
+                    }
                 }
             }
             _ => self.distinct = None,
@@ -399,4 +402,58 @@ pub fn send_openlineage(target: &str, event: &Value) -> Result<(), Error> {
     }
     let text = serde_json::to_string_pretty(event).unwrap_or_default();
     crate::output::write_text_atomically(Path::new(target), &text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{Float64Array, Int64Array, StringArray};
+    use arrow::datatypes::{DataType, Field, Schema};
+    use std::sync::Arc;
+
+    fn batch(schema: &Arc<Schema>, from: i64, to: i64, label: &str) -> RecordBatch {
+        let n = (to - from) as usize;
+        RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                Arc::new(Int64Array::from_iter_values(from..to)),
+                Arc::new(Float64Array::from_iter_values(
+                    (from..to).map(|v| (v % 7) as f64),
+                )),
+                Arc::new(StringArray::from_iter_values(std::iter::repeat_n(label, n))),
+            ],
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn distinct_counts_are_exact_up_to_the_cap_and_left_out_beyond_it() {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Int64, false),
+            Field::new("x", DataType::Float64, false),
+            Field::new("label", DataType::Utf8, false),
+        ]));
+        let cap = DISTINCT_CAP as i64;
+        // Exactly the cap over two batches (values repeated across them count once).
+        let mut m = MetricsCollector::new(&schema);
+        m.add(&batch(&schema, 0, cap / 2 + 10, "a"));
+        m.add(&batch(&schema, cap / 2, cap, "b"));
+        let c = m.finish();
+        assert_eq!(c[0].distinct(), Some(DISTINCT_CAP as u64));
+        assert_eq!(c[1].distinct(), Some(7));
+        assert_eq!(c[2].distinct(), Some(2));
+        assert_eq!(
+            (c[0].count, c[0].min_max),
+            (cap as u64 + 10, Some((0.0, (cap - 1) as f64)))
+        );
+        // One more distinct value, in the middle of a batch: the count is left out, the other counts go on.
+        let mut m = MetricsCollector::new(&schema);
+        m.add(&batch(&schema, 0, cap + 1, "a"));
+        m.add(&batch(&schema, 0, 5, "c"));
+        let c = m.finish();
+        assert_eq!(c[0].distinct(), None);
+        assert_eq!(c[0].count, cap as u64 + 6);
+        assert_eq!(c[0].min_max, Some((0.0, cap as f64)));
+        assert_eq!(c[2].distinct(), Some(2));
+    }
 }
