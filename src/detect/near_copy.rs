@@ -160,6 +160,8 @@ const BLOCK_INDEX_MIN: usize = 2_048;
 /// leaves build faster at little cost to queries (256: 47-68 ms a sub-cluster search of 45,000 candidates on the
 /// scale script's 100k rows, 16: 88-117 ms).
 const BLOCK_LEAF: usize = 256;
+/// Smallest bound the filter takes (see [`block_filter`]).
+const BLOCK_WITHIN_MIN: f64 = 1e-20;
 /// Relative room a block range query leaves for rounding (block distances are summed in another order than the
 /// trimmed distance).
 const BLOCK_SLACK: f64 = 1e-3;
@@ -178,9 +180,11 @@ fn block_filter(g: &Gathered, t: usize, rows: &[&[f32]], within: f64) -> Vec<Opt
     let m = t + 1;
     let n = g.ids.len();
     let none = || vec![None; rows.len()];
+    // A bound too small for f32 to hold its square root's square (the trees compare in f32) is left to the plain
+    // pass, as are infinite ones.
     if g.d < 2 * m
         || n < BLOCK_INDEX_MIN
-        || !within.is_finite()
+        || !(BLOCK_WITHIN_MIN..f64::INFINITY).contains(&within)
         || !g.xs.iter().all(|v| v.is_finite())
     {
         return none();
@@ -518,6 +522,11 @@ mod tests {
             .collect();
         let (mut found, mut filtered) = (0, 0);
         let mut check = |k: usize, w: f64, pos: Option<Vec<usize>>| {
+            // Bounds of 0 (rows whose nearest candidate is a copy on all but t columns) are left to the plain pass.
+            if w < BLOCK_WITHIN_MIN {
+                assert!(pos.is_none(), "row {}, within {w}", queries[k]);
+                return;
+            }
             let pos = pos.unwrap();
             filtered += n - pos.len();
             let got = g.nearest_among(rows[k], queries[k], t, w, pos.into_iter());
@@ -549,12 +558,14 @@ mod tests {
         assert!(filtered > queries.len() * n * 6 / 2, "{filtered}");
         assert!(found > 1000, "{found}");
         // No filter when a block would have fewer than two columns, there are too few candidates, the bound is
-        // infinite or a value is not finite; a row that is not finite is searched in full.
+        // infinite or below what f32 resolves, or a value is not finite; a row that is not finite is searched in
+        // full.
         let g7 = Gathered::new(&xs[..n * 7], 7, (0..n).collect());
         assert!(block_filter(&g7, 3, &[&xs[..7]], 1.0)[0].is_none());
         let small = Gathered::new(&xs, d, (0..100).collect());
         assert!(block_filter(&small, t, &rows[..1], 1.0)[0].is_none());
         assert!(block_filter(&g, t, &rows[..1], f64::INFINITY)[0].is_none());
+        assert!(block_filter(&g, t, &rows[..1], 1e-30)[0].is_none());
         let mut bad = xs.clone();
         bad[5] = f32::NAN;
         let gb = Gathered::new(&bad, d, (0..n).collect());
