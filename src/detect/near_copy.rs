@@ -390,6 +390,46 @@ mod tests {
     use super::*;
     use ndarray::arr1;
 
+    /// The trimmed distance by its definition: every squared difference, sorted, all but the `t` largest summed.
+    fn trimmed_by_definition(a: &[f32], b: &[f32], t: usize) -> f64 {
+        let mut sq: Vec<f64> = a
+            .iter()
+            .zip(b)
+            .map(|(x, y)| f64::from((x - y) * (x - y)))
+            .collect();
+        sq.sort_by(|x, y| y.total_cmp(x));
+        sq.iter().skip(t.min(3)).sum()
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+        /// Whatever the values, length and `t`, the lane-wise trimmed distance is the definition's (up to the order
+        /// of the additions), and a bound gives up only on distances beyond it.
+        #[test]
+        fn the_trimmed_distance_is_its_definition(
+            pairs in proptest::collection::vec((-50.0f32..50.0, -50.0f32..50.0, 0u8..4), 1..40),
+            t in 0usize..4,
+            bound_share in 0.0f64..1.5,
+        ) {
+            // Some coordinates equal (ties at 0) and some far apart (a trigger), as copies have.
+            let a: Vec<f32> = pairs.iter().map(|p| p.0).collect();
+            let b: Vec<f32> = pairs
+                .iter()
+                .map(|p| match p.2 { 0 => p.0, 1 => p.0 + 1e3, _ => p.1 })
+                .collect();
+            let want = trimmed_by_definition(&a, &b, t);
+            let got = trimmed_below(&a, &b, t, f64::INFINITY);
+            proptest::prop_assert!((got - want).abs() <= 1e-5 * want.max(1.0), "{got} against {want}");
+            let bound = want * bound_share;
+            let cut = trimmed_below(&a, &b, t, bound);
+            if want <= bound * (1.0 - 1e-5) {
+                proptest::prop_assert_eq!(cut, got);
+            } else if want > bound * (1.0 + 1e-5) {
+                proptest::prop_assert!(cut == f64::INFINITY, "{cut} under the bound {bound} of {want}");
+            }
+        }
+    }
+
     #[test]
     fn trimmed_distance_ignores_the_largest_differences() {
         let a = arr1(&[0.0f32, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]);
