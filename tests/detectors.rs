@@ -663,9 +663,15 @@ fn outliers_backdoors_duplicates_and_the_contract_score_the_same_however_the_row
                 "reference {with_reference}, {check}: {moved} rows scored differently after reordering"
             );
         }
+        // The tail's rows score well above the rest (limits fitted by position would move these scores). Since
+        // session 23 the detector measures log-compressed tails and no longer flags them (it did before).
+        let top = out.scores.checks["outlier"]
+            .iter()
+            .copied()
+            .fold(0f32, f32::max);
         assert!(
-            flagged_by(&out, "outlier").contains(&true) || with_reference,
-            "the heavy tail gives the outlier detector something to decide"
+            with_reference || top > 0.15,
+            "the heavy tail gives the outlier detector something to score: top {top}"
         );
     }
 }

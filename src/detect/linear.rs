@@ -38,7 +38,7 @@ const ALPHA: f64 = 1.0;
 /// below the frequencies' 0.38); clipped at 5 sigma, as until session 23, it was 0.61. One-hot columns (0 and 1) are
 /// unchanged. Against that clip, the real benchmark's mean precision@k went 0.729 -> 0.732 with a reference and
 /// 0.714 -> 0.716 without (docs/quality.md).
-fn squash(v: f32) -> f32 {
+pub(crate) fn squash(v: f32) -> f32 {
     if v.abs() <= 1.0 {
         v
     } else {

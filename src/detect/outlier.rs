@@ -24,6 +24,7 @@
 //! anomaly detection, section 6); MacQueen 1967 / Arthur & Vassilvitskii 2007 (k-means, k-means++).
 
 use super::ivf::nearest;
+use super::linear::squash;
 use super::{
     kmeans_best_of, median_sigma, quantile, ratio_score, take_rows, DetectContext, DetectorOutput,
     FLAG_AT,
@@ -127,6 +128,8 @@ fn assign_all(centroids: &Array2<f32>, x: &Array2<f32>) -> (Vec<usize>, Vec<f64>
 /// Score every valid row.
 pub fn detect(ctx: &DetectContext) -> DetectorOutput {
     let n = ctx.x.nrows();
+    // Distances are taken on the features with their tails log-compressed (`squash`, as the label-flip detector's
+    // linear voter sees them): a heavy-tailed clean column no longer puts its far rows beyond every cluster's limit.
     let (pool, trusted) = match ctx.reference {
         // The reference matrix is already a digest-chosen sample of at most max_fit_rows rows.
         Some(r) if r.x.nrows() >= MIN_FIT_ROWS => (r.x.clone(), true),
@@ -145,6 +148,7 @@ pub fn detect(ctx: &DetectContext) -> DetectorOutput {
     // The fit rows in an order set by their values, and a reference larger than FIT_ROWS thinned to the FIT_ROWS
     // chosen by them: k-means++ draws rows by position, and by position the same data shuffled gave a clean table
     // 0 to 33 flagged rows.
+    let pool = pool.mapv(squash);
     let fit_x = take_rows(pool.view(), &super::by_value(pool.view(), FIT_ROWS));
     // A model fitted on the reference is the same in every scan against it: kept per process.
     let model = if trusted {
@@ -169,7 +173,7 @@ pub fn detect(ctx: &DetectContext) -> DetectorOutput {
             if !ctx.valid[i] {
                 return (0.0, None);
             }
-            let row = ctx.x.row(i).to_vec();
+            let row: Vec<f32> = ctx.x.row(i).iter().map(|&v| squash(v)).collect();
             let (d2, c) = nearest(&model.centroids, &row, 1)[0];
             let d = (d2 as f64).sqrt();
             let lim = model.limits[c as usize];
