@@ -37,7 +37,7 @@ const ALPHA: f64 = 1.0;
 /// than the class frequencies (scikit-learn's, cross-validated: mean probability of the own label 0.49, linfa's
 /// below the frequencies' 0.38); clipped at 5 sigma, as until session 23, it was 0.61. One-hot columns (0 and 1) are
 /// unchanged. Against that clip, the real benchmark's mean precision@k went 0.729 -> 0.732 with a reference and
-/// 0.714 -> 0.716 without (docs/quality.md).
+/// 0.714 -> 0.716 without (docs/quality.md). The outlier detector measures its distances on the same values.
 pub(crate) fn squash(v: f32) -> f32 {
     if v.abs() <= 1.0 {
         v
