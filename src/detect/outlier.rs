@@ -130,7 +130,7 @@ pub fn detect(ctx: &DetectContext) -> DetectorOutput {
     let n = ctx.x.nrows();
     // Distances are taken on the features with their tails log-compressed (`squash`, as the label-flip detector's
     // linear voter sees them): a heavy-tailed clean column no longer puts its far rows beyond every cluster's limit.
-    let (pool, trusted) = match ctx.reference {
+    let (mut pool, trusted) = match ctx.reference {
         // The reference matrix is already a digest-chosen sample of at most max_fit_rows rows.
         Some(r) if r.x.nrows() >= MIN_FIT_ROWS => (r.x.clone(), true),
         _ => (
@@ -148,7 +148,7 @@ pub fn detect(ctx: &DetectContext) -> DetectorOutput {
     // The fit rows in an order set by their values, and a reference larger than FIT_ROWS thinned to the FIT_ROWS
     // chosen by them: k-means++ draws rows by position, and by position the same data shuffled gave a clean table
     // 0 to 33 flagged rows.
-    let pool = pool.mapv(squash);
+    pool.mapv_inplace(squash);
     let fit_x = take_rows(pool.view(), &super::by_value(pool.view(), FIT_ROWS));
     // A model fitted on the reference is the same in every scan against it: kept per process.
     let model = if trusted {
