@@ -31,7 +31,7 @@ use super::DetectContext;
 use super::LaneL2;
 use crate::features::sample_by_digest;
 use linfa_nn::{KdTree, NearestNeighbour};
-use ndarray::{Array1, Array2};
+use ndarray::Array1;
 use rayon::prelude::*;
 use std::sync::OnceLock;
 
@@ -144,13 +144,9 @@ impl Gathered {
         best
     }
 
-    /// The candidates' values on `cols`, one row per candidate.
-    fn columns(&self, cols: &[usize]) -> Array2<f32> {
-        let mut out = Vec::with_capacity(self.ids.len() * cols.len());
-        for cand in self.xs.chunks_exact(self.d) {
-            out.extend(cols.iter().map(|&c| cand[c]));
-        }
-        Array2::from_shape_vec((self.ids.len(), cols.len()), out).unwrap_or_default()
+    /// The candidates' values, one row per candidate.
+    fn matrix(&self) -> Option<ndarray::ArrayView2<'_, f32>> {
+        ndarray::ArrayView2::from_shape((self.ids.len(), self.d), &self.xs).ok()
     }
 }
 
@@ -189,17 +185,14 @@ fn block_filter(g: &Gathered, t: usize, rows: &[&[f32]], within: f64) -> Vec<Opt
     {
         return none();
     }
-    let mut spread: Vec<(f64, usize)> = (0..g.d)
-        .map(|c| {
-            let (mut s, mut s2) = (0f64, 0f64);
-            for cand in g.xs.chunks_exact(g.d) {
-                let v = f64::from(cand[c]);
-                s += v;
-                s2 += v * v;
-            }
-            let mean = s / n as f64;
-            (s2 / n as f64 - mean * mean, c)
-        })
+    let Some(all) = g.matrix() else {
+        return none();
+    };
+    let mut spread: Vec<(f32, usize)> = all
+        .columns()
+        .into_iter()
+        .enumerate()
+        .map(|(c, col)| (col.var(0.0), c))
         .collect();
     spread.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
     let mut blocks = vec![Vec::new(); m];
@@ -212,7 +205,9 @@ fn block_filter(g: &Gathered, t: usize, rows: &[&[f32]], within: f64) -> Vec<Opt
         .map(|r| r.iter().all(|v| v.is_finite()).then(Vec::new))
         .collect();
     for cols in &blocks {
-        let data = g.columns(cols);
+        // Built row by row (standard layout): linfa-nn's k-d tree needs each point contiguous, which a column
+        // `select` does not give.
+        let data = ndarray::Array2::from_shape_fn((n, cols.len()), |(i, k)| all[[i, cols[k]]]);
         let Ok(tree) = KdTree.from_batch_with_leaf_size(&data, BLOCK_LEAF, LaneL2) else {
             return none();
         };
