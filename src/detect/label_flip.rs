@@ -42,6 +42,7 @@
 //! cleanlab `find_label_issues` / `features=` kNN path. Jégou et al. 2011 (IVF search).
 
 use super::duplicate::TightConflicts;
+use super::forest::ForestVotes;
 use super::ivf::{default_nlist, IvfIndex, Neighbour};
 use super::linear::LinearVotes;
 use super::{quantile, take_rows, DetectContext, DetectorOutput, FLAG_AT};
@@ -326,20 +327,50 @@ fn base_statistics(
     base: &Base,
     k: usize,
     nc: usize,
-    lin: Option<&LinearVotes>,
+    models: Models,
 ) -> BaseStats {
     let picked = stats_rows(base.xw.view());
     let queries = take_rows(base.xw.view(), &picked);
     let base_self: Vec<Option<u32>> = picked.iter().map(|&i| Some(i as u32)).collect();
     let knn = index.search_all(queries.view(), k, &base_self);
-    statistics_from(base, picked, knn, nc, lin)
+    statistics_from(base, picked, knn, nc, models)
 }
 
-/// Average the kNN vote `p` with the linear model's probabilities `q` (equal weights).
-fn blend(p: &mut [f32], q: ndarray::ArrayView1<f32>) {
-    for (a, &b) in p.iter_mut().zip(q.iter()) {
-        *a = 0.5 * (*a + b);
+/// The model voters beside the kNN vote: the linear model and the trees, each when it votes.
+#[derive(Clone, Copy, Default)]
+struct Models<'a> {
+    lin: Option<&'a LinearVotes>,
+    forest: Option<&'a ForestVotes>,
+}
+
+/// Average the kNN vote `p` with the model voters' probabilities (`q`, those that vote), equal weights.
+fn blend<'a>(p: &mut [f32], q: impl IntoIterator<Item = ndarray::ArrayView1<'a, f32>>) {
+    let mut voters = 1.0f32;
+    for q in q {
+        for (a, &b) in p.iter_mut().zip(q.iter()) {
+            *a += b;
+        }
+        voters += 1.0;
     }
+    for a in p.iter_mut() {
+        *a /= voters;
+    }
+}
+
+/// The trees on a base, unless turned off or the base is too small for their folds.
+fn forest_votes(base: &Base, nc: usize, on: bool) -> Option<ForestVotes> {
+    if !on {
+        return None;
+    }
+    ForestVotes::fit(base.x.view(), &base_classes(base), nc, None)
+}
+
+/// Class index of each base row.
+fn base_classes(base: &Base) -> Vec<u32> {
+    base.ids
+        .iter()
+        .map(|&id| base.labels[id].unwrap_or(0))
+        .collect()
 }
 
 /// The linear voter on a base, unless turned off or the base is too small for its folds.
@@ -347,12 +378,7 @@ fn linear_votes(base: &Base, nc: usize, on: bool) -> Option<LinearVotes> {
     if !on {
         return None;
     }
-    let y: Vec<u32> = base
-        .ids
-        .iter()
-        .map(|&id| base.labels[id].unwrap_or(0))
-        .collect();
-    LinearVotes::fit(base.x.view(), &y, nc)
+    LinearVotes::fit(base.x.view(), &base_classes(base), nc)
 }
 
 /// The statistics from the leave-one-out neighbours `knn` of base rows `picked`.
@@ -361,7 +387,7 @@ fn statistics_from(
     picked: Vec<usize>,
     knn: Vec<Vec<Neighbour>>,
     nc: usize,
-    lin: Option<&LinearVotes>,
+    models: Models,
 ) -> BaseStats {
     let base_knn: Vec<(usize, Vec<Neighbour>)> = picked.into_iter().zip(knn).collect();
     let kth: Vec<f64> = base_knn
@@ -375,9 +401,15 @@ fn statistics_from(
     for (b, nb) in base_knn.iter().map(|(b, nb)| (*b, nb)) {
         if let Some(y) = base.labels[base.ids[b]] {
             let mut p = vote(voters(nb, base.is_data), base.labels, &base.ids, nc, s2);
-            if let Some(l) = lin {
-                blend(&mut p, l.base.row(b));
-            }
+            blend(
+                &mut p,
+                [
+                    models.lin.map(|l| l.base.row(b)),
+                    models.forest.map(|f| f.base.row(b)),
+                ]
+                .into_iter()
+                .flatten(),
+            );
             t_sum[y as usize] += p[y as usize] as f64;
             t_cnt[y as usize] += 1;
             margins[y as usize].push(margin(&p, y as usize).0 as f64);
@@ -405,10 +437,9 @@ pub fn clean_candidate_rates(
     x: &Array2<f32>,
     labels: &[Option<u32>],
     nc: usize,
-    k: usize,
-    nprobe: usize,
-    linear: bool,
+    cfg: &super::DetectConfig,
 ) -> Vec<Option<f64>> {
+    let k = cfg.k;
     let ids: Vec<usize> = (0..x.nrows()).filter(|&i| labels[i].is_some()).collect();
     if ids.len() <= k + 1 || nc < 2 {
         return vec![None; nc];
@@ -417,7 +448,7 @@ pub fn clean_candidate_rates(
     let weights = reference_weights(x, labels, nc);
     let base = Base::new(take_rows(x.view(), &ids), &weights, ids, labels, false);
     // The same model a scan against this reference builds (and keeps): profiling, then scanning, builds it once.
-    reference_model(&base, k, nc, nprobe, linear)
+    reference_model(&base, k, nc, cfg.nprobe, Voting::of(cfg, None))
         .stats
         .clean_rates()
 }
@@ -426,7 +457,26 @@ pub fn clean_candidate_rates(
 struct ReferenceModel {
     index: IvfIndex,
     lin: Option<LinearVotes>,
+    forest: Option<ForestVotes>,
     stats: BaseStats,
+}
+
+/// Which model voters a scan asks for.
+#[derive(Clone, Copy)]
+struct Voting {
+    linear: bool,
+    forest: bool,
+}
+
+impl Voting {
+    /// The configured voters; none when the user's model probabilities replace them.
+    fn of(cfg: &super::DetectConfig, pred_probs: Option<&Array2<f32>>) -> Voting {
+        let own = pred_probs.is_none();
+        Voting {
+            linear: cfg.linear && own,
+            forest: cfg.forest && own,
+        }
+    }
 }
 
 /// The last reference model built in this process.
@@ -438,11 +488,17 @@ fn reference_model(
     k: usize,
     nc: usize,
     nprobe: usize,
-    linear: bool,
+    voting: Voting,
 ) -> std::sync::Arc<ReferenceModel> {
     let mut h = super::matrix_key(
         base.xw.view(),
-        &[k as u64, nc as u64, nprobe as u64, linear as u64],
+        &[
+            k as u64,
+            nc as u64,
+            nprobe as u64,
+            voting.linear as u64,
+            voting.forest as u64,
+        ],
     );
     let labels: Vec<u8> = base
         .ids
@@ -452,9 +508,21 @@ fn reference_model(
     h.update(&labels);
     super::kept_or_build(&REFERENCE_MODEL, h.finalize(), || {
         let index = IvfIndex::build(base.xw.view(), default_nlist(base.xw.nrows()), nprobe);
-        let lin = linear_votes(base, nc, linear);
-        let stats = base_statistics(&index, base, k, nc, lin.as_ref());
-        ReferenceModel { index, lin, stats }
+        let (lin, forest) = rayon::join(
+            || linear_votes(base, nc, voting.linear),
+            || forest_votes(base, nc, voting.forest),
+        );
+        let models = Models {
+            lin: lin.as_ref(),
+            forest: forest.as_ref(),
+        };
+        let stats = base_statistics(&index, base, k, nc, models);
+        ReferenceModel {
+            index,
+            lin,
+            forest,
+            stats,
+        }
     })
 }
 
@@ -668,7 +736,7 @@ pub fn detect(ctx: &DetectContext) -> LabelFlipOutput {
         Some(r) => reference_weights(&r.x, &r.labels, nc),
         None => Array1::from(separation_weights(ctx.x.view(), ctx.labels, ctx.valid, nc)),
     };
-    let mut out = detect_on_base(ctx, &weights);
+    let mut out = detect_on_base(ctx, &weights, false);
     // A small reference gives coarse neighbourhoods (a few dozen rows per class): rank the rows it does not flag by
     // the data's own leave-one-out evidence too. Flags stay the reference-calibrated ones.
     let small_reference = ctx
@@ -680,7 +748,7 @@ pub fn detect(ctx: &DetectContext) -> LabelFlipOutput {
             label_clean_rate: None,
             ..*ctx
         };
-        let data = detect_on_base(&own, &weights);
+        let data = detect_on_base(&own, &weights, true);
         for (i, s) in out.output.scores.iter_mut().enumerate() {
             if out.output.reasons[i].is_none() {
                 *s = s.max(below_flag(data.output.scores[i]));
@@ -697,6 +765,33 @@ pub fn detect(ctx: &DetectContext) -> LabelFlipOutput {
     out
 }
 
+/// A model voter's class probabilities for the queried rows `rows` (`data_rows`, one per queried row): its
+/// out-of-fold ones (`base_votes`) for rows of the base, `predict`'s for the others.
+fn votes_of_rows(
+    rows: &[usize],
+    pos_in_base: &[Option<u32>],
+    data_rows: ArrayView2<f32>,
+    base_votes: &Array2<f32>,
+    predict: impl Fn(ArrayView2<f32>) -> Array2<f32>,
+) -> Array2<f32> {
+    let mut q = Array2::<f32>::zeros((rows.len(), base_votes.ncols()));
+    let outside: Vec<usize> = (0..rows.len())
+        .filter(|&r| pos_in_base[rows[r]].is_none())
+        .collect();
+    if !outside.is_empty() {
+        let p = predict(take_rows(data_rows, &outside).view());
+        for (j, &r) in outside.iter().enumerate() {
+            q.row_mut(r).assign(&p.row(j));
+        }
+    }
+    for (r, &i) in rows.iter().enumerate() {
+        if let Some(b) = pos_in_base[i] {
+            q.row_mut(r).assign(&base_votes.row(b as usize));
+        }
+    }
+    q
+}
+
 /// Classes with fewer usable rows than this cannot be compared by neighbourhood.
 const MIN_CLASS_ROWS: usize = 5;
 
@@ -704,7 +799,7 @@ const MIN_CLASS_ROWS: usize = 5;
 const DATA_VOTES_BELOW_REFERENCE_ROWS: usize = 5_000;
 
 /// The detector on one base: the reference when given, else the data itself.
-fn detect_on_base(ctx: &DetectContext, weights: &Array1<f32>) -> LabelFlipOutput {
+fn detect_on_base(ctx: &DetectContext, weights: &Array1<f32>, rank_only: bool) -> LabelFlipOutput {
     let n = ctx.x.nrows();
     let nc = ctx.classes.len();
     let empty = |why: String| LabelFlipOutput {
@@ -746,28 +841,31 @@ fn detect_on_base(ctx: &DetectContext, weights: &Array1<f32>) -> LabelFlipOutput
             base.x.nrows()
         ));
     }
-    let linear_on = ctx.config.linear && ctx.pred_probs.is_none();
-    // A reference base is the same in every scan against the same fit: its index, linear voter and leave-one-out
+    let voting = Voting::of(ctx.config, ctx.pred_probs);
+    // A reference base is the same in every scan against the same fit: its index, model voters and leave-one-out
     // statistics are built once per process and reused (scans of many partitions or batches pay them once).
     let model = if base.is_data {
         None
     } else {
-        Some(reference_model(&base, k, nc, ctx.config.nprobe, linear_on))
+        Some(reference_model(&base, k, nc, ctx.config.nprobe, voting))
     };
     let built;
-    let (index, lin) = match &model {
-        Some(m) => (&m.index, m.lin.as_ref()),
+    let (index, lin, reference_forest) = match &model {
+        Some(m) => (&m.index, m.lin.as_ref(), m.forest.as_ref()),
         None => {
-            built = (
-                IvfIndex::build(
-                    base.xw.view(),
-                    default_nlist(base.xw.nrows()),
-                    ctx.config.nprobe,
-                ),
-                // The second voter: a linear model on the base (model probabilities given by the user replace both).
-                linear_votes(&base, nc, linear_on),
+            // The linear voter on the base (model probabilities given by the user replace it); the trees wait for
+            // the neighbours below.
+            built = rayon::join(
+                || {
+                    IvfIndex::build(
+                        base.xw.view(),
+                        default_nlist(base.xw.nrows()),
+                        ctx.config.nprobe,
+                    )
+                },
+                || linear_votes(&base, nc, voting.linear),
             );
-            (&built.0, built.1.as_ref())
+            (&built.0, built.1.as_ref(), None)
         }
     };
     // Query every valid labelled data row.
@@ -790,26 +888,42 @@ fn detect_on_base(ctx: &DetectContext, weights: &Array1<f32>) -> LabelFlipOutput
         copied.view()
     };
     let knn = index.search_all_scaled(data_rows, Some(weights), k, &excludes);
-    // The linear model's votes for the queried rows: out-of-fold for rows of the base (a row never votes for its
-    // own label), the fold models' average for the others (only those are predicted).
-    let lin_rows = lin.map(|l| {
-        let mut q = Array2::<f32>::zeros((rows.len(), nc));
-        let outside: Vec<usize> = (0..rows.len())
-            .filter(|&r| pos_in_base[rows[r]].is_none())
-            .collect();
-        if !outside.is_empty() {
-            let p = l.predict(take_rows(data_rows, &outside).view());
-            for (j, &r) in outside.iter().enumerate() {
-                q.row_mut(r).assign(&p.row(j));
+    // The trees on a data base are grown once its rows' near copies are known (`ForestVotes::fit`). They vote where
+    // flags are calibrated on trusted rows (a profiled contract's clean rates, measured with them) or not taken
+    // (the ranking pass a small reference adds). Without any calibration the flag line is a count of near-unanimous
+    // candidates ([`UNCALIBRATED_LIMIT`], [`NATURAL_SHARE`], the linear model's expectation), measured for the kNN
+    // and linear votes: the trees' softer votes leave fewer rows past it, on flipped and clean tables alike (a
+    // synthetic world with 5% flips went from flagged to unflagged), so they stay out of that scan.
+    let calibrated = ctx.label_clean_rate.is_some() || rank_only;
+    let data_forest = if base.is_data && calibrated {
+        let mut near = vec![Vec::new(); base.x.nrows()];
+        for (r, nb) in knn.iter().enumerate() {
+            if let Some(b) = pos_in_base[rows[r]] {
+                let left_out = nb.len() - voters(nb, true).len();
+                near[b as usize] = nb[..left_out].iter().map(|&(_, id)| id).collect();
             }
         }
-        for (r, &i) in rows.iter().enumerate() {
-            if let Some(b) = pos_in_base[i] {
-                q.row_mut(r).assign(&l.base.row(b as usize));
-            }
-        }
-        q
-    });
+        voting
+            .forest
+            .then(|| ForestVotes::fit(base.x.view(), &base_classes(&base), nc, Some(&near)))
+            .flatten()
+    } else {
+        None
+    };
+    let models = Models {
+        lin,
+        forest: reference_forest.or(data_forest.as_ref()),
+    };
+    // The model voters' votes for the queried rows: out-of-fold for rows of the base (a row never votes for its own
+    // label), the fold models' average for the others (only those are predicted).
+    let (lin_rows, forest_rows) = rayon::join(
+        || lin.map(|l| votes_of_rows(&rows, &pos_in_base, data_rows, &l.base, |x| l.predict(x))),
+        || {
+            models
+                .forest
+                .map(|f| votes_of_rows(&rows, &pos_in_base, data_rows, &f.base, |x| f.predict(x)))
+        },
+    );
     // With a reference, near duplicates inside the data are invisible to the reference-side neighbours.
     let data_pairs = (!base.is_data).then(|| nearest_sharing_neighbours(data_rows, weights, &knn));
     // Each data row's nearest other data rows (its own leave-one-out neighbours when the base is the data), for the
@@ -837,11 +951,11 @@ fn detect_on_base(ctx: &DetectContext, weights: &Array1<f32>) -> LabelFlipOutput
             .iter()
             .map(|&b| knn.get(at[base.ids[b]]).cloned().unwrap_or_default())
             .collect();
-        statistics_from(&base, picked, found, nc, lin)
+        statistics_from(&base, picked, found, nc, models)
     } else {
         match &model {
             Some(m) => m.stats.clone(),
-            None => base_statistics(index, &base, k, nc, lin),
+            None => base_statistics(index, &base, k, nc, models),
         }
     };
     let (thresholds, s2) = (stats.thresholds.clone(), stats.s2);
@@ -905,9 +1019,12 @@ fn detect_on_base(ctx: &DetectContext, weights: &Array1<f32>) -> LabelFlipOutput
                 Some(pp) if pp.ncols() == nc => pp.row(i).to_vec(),
                 _ => {
                     let mut p = vote(voting, base.labels, &base.ids, nc, s2);
-                    if let Some(q) = &lin_rows {
-                        blend(&mut p, q.row(r));
-                    }
+                    blend(
+                        &mut p,
+                        [lin_rows.as_ref().map(|q| q.row(r)), forest_rows.as_ref().map(|q| q.row(r))]
+                            .into_iter()
+                            .flatten(),
+                    );
                     p
                 }
             };
@@ -942,8 +1059,16 @@ fn detect_on_base(ctx: &DetectContext, weights: &Array1<f32>) -> LabelFlipOutput
                         q[[r, other]]
                     )
                 });
+                let trees = forest_rows.as_ref().map(|q| {
+                    format!(
+                        "; trees grown on the {} give p({}) = {:.2}",
+                        if base.is_data { "data" } else { "reference" },
+                        ctx.classes[other],
+                        q[[r, other]]
+                    )
+                });
                 format!(
-                    "label {} but {} of {} nearest {}neighbours{} are {} (p({}) = {:.2}, p({}) = {:.2}{})",
+                    "label {} but {} of {} nearest {}neighbours{} are {} (p({}) = {:.2}, p({}) = {:.2}{}{})",
                     ctx.classes[y],
                     agree,
                     voting.len(),
@@ -958,7 +1083,8 @@ fn detect_on_base(ctx: &DetectContext, weights: &Array1<f32>) -> LabelFlipOutput
                     p[y],
                     ctx.classes[other],
                     p[other],
-                    linear.unwrap_or_default()
+                    linear.unwrap_or_default(),
+                    trees.unwrap_or_default()
                 )
             });
             ((i, s, reason, nearest), would)
@@ -1118,6 +1244,7 @@ fn detect_on_base(ctx: &DetectContext, weights: &Array1<f32>) -> LabelFlipOutput
             "linear_votes": lin.is_some(),
             "linear_fit_converged": lin.map(|l| l.converged()),
             "linear_fit_gradient": lin.map(|l| l.gradient),
+            "forest_votes": models.forest.is_some(),
             "votes_without_near_rows": near_left_out,
             "relabelled_island_rows": base.is_data.then(|| island.iter().filter(|&&b| b).count()),
             "feature_weights": weights.to_vec(),

@@ -246,7 +246,7 @@ fn objective_and_gradient(
 }
 
 /// The features through [`squash`] (the detector's features are robustly scaled: median 0, robust sigma 1).
-fn squashed(x: ArrayView2<f32>) -> Array2<f32> {
+pub(crate) fn squashed(x: ArrayView2<f32>) -> Array2<f32> {
     x.mapv(squash)
 }
 
@@ -276,54 +276,178 @@ fn probs(model: &Model, x: ArrayView2<f32>, nc: usize) -> Array2<f32> {
     out
 }
 
+/// Whether the out-of-fold probabilities `oof` of each row's own label (`y`) are higher on average than the class
+/// frequencies give it (the mean of the frequency of a row's class, the sum of squared frequencies). Not the
+/// log-likelihood: on heavy-tailed integer columns a few confidently wrong rows sink the log-likelihood of a model
+/// that ranks well (the real benchmark's hpc_data lost its linear votes under that test); nor accuracy, which a
+/// useful model of a table with a 3% class cannot raise clearly above always answering the 97% class (Default and
+/// mlc_churn lost theirs).
+fn informative(oof: &Array2<f32>, y: &[u32]) -> bool {
+    let n = y.len();
+    let nc = oof.ncols();
+    if n == 0 {
+        return false;
+    }
+    let mut freq = vec![0f64; nc];
+    for &c in y {
+        if let Some(f) = freq.get_mut(c as usize) {
+            *f += 1.0 / n as f64;
+        }
+    }
+    let prior: f64 = freq.iter().map(|f| f * f).sum();
+    let model: f64 = y
+        .iter()
+        .enumerate()
+        .filter(|&(_, &c)| (c as usize) < nc)
+        .map(|(i, &c)| oof[[i, c as usize]] as f64)
+        .sum::<f64>()
+        / n as f64;
+    model > prior
+}
+
+/// Stratified folds of rows with class indices `y` (< `nc`): the j-th row of each class goes to fold j mod
+/// [`FOLDS`]. None when fewer than two classes have rows, a class has fewer rows than there are folds, or a class
+/// index is out of range.
+pub(crate) fn stratified_folds(y: &[u32], nc: usize) -> Option<Vec<usize>> {
+    grouped_folds(y, nc, &|_| &[])
+}
+
+/// Most rows that join an earlier near row's fold instead of taking their own (see [`grouped_folds`]).
+const NEAR_GROUP_MAX: usize = 8;
+
+/// Stratified folds that keep near copies together: a row whose `near` rows (earlier or later positions) include
+/// an earlier row joins that row's fold, while that fold's group holds fewer than [`NEAR_GROUP_MAX`] rows; every
+/// other row goes to fold j mod [`FOLDS`], j its place among its class's rows that took their own fold. So no row's
+/// out-of-fold vote comes from a model fitted on its own copies, and a dense clump of identical rows still spreads
+/// over the folds. None as for [`stratified_folds`].
+pub(crate) fn grouped_folds<'a>(
+    y: &[u32],
+    nc: usize,
+    near: &dyn Fn(usize) -> &'a [u32],
+) -> Option<Vec<usize>> {
+    let mut per_class = vec![0usize; nc];
+    for &c in y {
+        *per_class.get_mut(c as usize)? += 1;
+    }
+    if per_class.iter().filter(|&&c| c > 0).count() < 2
+        || per_class.iter().any(|&c| c > 0 && c < FOLDS)
+    {
+        return None;
+    }
+    let mut seen = vec![0usize; nc];
+    // Each row's group (the row that took its own fold) and each group's size.
+    let mut group = vec![usize::MAX; y.len()];
+    let mut size = vec![0usize; y.len()];
+    let mut fold = vec![0usize; y.len()];
+    for (i, &c) in y.iter().enumerate() {
+        let joined = near(i)
+            .iter()
+            .map(|&j| j as usize)
+            .filter(|&j| j < i)
+            .map(|j| group[j])
+            .find(|&g| size[g] < NEAR_GROUP_MAX);
+        let g = match joined {
+            Some(g) => g,
+            None => {
+                fold[i] = seen[c as usize] % FOLDS;
+                seen[c as usize] += 1;
+                i
+            }
+        };
+        fold[i] = fold[g];
+        group[i] = g;
+        size[g] += 1;
+    }
+    // A class with fewer own-fold rows than folds (its rows joined other rows' groups) could be missing from a
+    // fold's training rows: plain stratification then.
+    if seen
+        .iter()
+        .zip(&per_class)
+        .any(|(&o, &c)| c > 0 && o < FOLDS)
+    {
+        return grouped_folds(y, nc, &|_| &[]);
+    }
+    Some(fold)
+}
+
+/// A voter with out-of-fold probabilities of the rows it was fitted on.
+pub(crate) trait OutOfFold: Sized {
+    /// Out-of-fold class probabilities, one row per fitted row.
+    fn oof(&mut self) -> &mut Array2<f32>;
+}
+
+impl OutOfFold for LinearVotes {
+    fn oof(&mut self) -> &mut Array2<f32> {
+        &mut self.base
+    }
+}
+
+impl OutOfFold for super::forest::ForestVotes {
+    fn oof(&mut self) -> &mut Array2<f32> {
+        &mut self.base
+    }
+}
+
+/// A voter fitted by `folds` on base rows `x` with class indices `y`, or None when `folds` gives none or its
+/// out-of-fold probabilities say no more than the class frequencies ([`informative`]). A base larger than
+/// [`FIT_ROWS`] is fitted on [`FIT_ROWS`] evenly spread rows (`folds` gets their base positions); its other rows get
+/// `predict`'s probabilities.
+pub(crate) fn on_sample<V: OutOfFold>(
+    x: ArrayView2<f32>,
+    y: &[u32],
+    nc: usize,
+    folds: impl FnOnce(ArrayView2<f32>, &[u32], usize, Option<&[usize]>) -> Option<V>,
+    predict: impl Fn(&V, ArrayView2<f32>) -> Array2<f32>,
+) -> Option<V> {
+    if y.len() <= FIT_ROWS {
+        let mut v = folds(x, y, nc, None)?;
+        return informative(v.oof(), y).then_some(v);
+    }
+    let sub = super::spread_rows(y.len(), FIT_ROWS);
+    let xs = super::take_rows(x, &sub);
+    let ys: Vec<u32> = sub.iter().map(|&i| y[i]).collect();
+    let mut v = folds(xs.view(), &ys, nc, Some(&sub))?;
+    if !informative(v.oof(), &ys) {
+        return None;
+    }
+    // Out-of-fold for the rows the folds were fitted on, `predict`'s for the rest.
+    let mut in_sub = vec![false; y.len()];
+    for &i in &sub {
+        in_sub[i] = true;
+    }
+    let rest: Vec<usize> = (0..y.len()).filter(|&i| !in_sub[i]).collect();
+    let predicted = predict(&v, super::take_rows(x, &rest).view());
+    let mut base = Array2::<f32>::zeros((y.len(), nc));
+    for (j, &i) in rest.iter().enumerate() {
+        base.row_mut(i).assign(&predicted.row(j));
+    }
+    for (r, &i) in sub.iter().enumerate() {
+        base.row_mut(i).assign(&v.oof().row(r));
+    }
+    *v.oof() = base;
+    Some(v)
+}
+
 impl LinearVotes {
     /// Fit on base rows `x` with class indices `y` (< `nc`). None when fewer than two classes, a class has fewer
     /// rows than there are folds, or the out-of-fold probabilities of the rows' own labels are no higher than the
     /// class frequencies (a fit that failed or a model with nothing to say: the kNN vote then stands alone).
     pub fn fit(x: ArrayView2<f32>, y: &[u32], nc: usize) -> Option<LinearVotes> {
-        if y.len() <= FIT_ROWS {
-            let (models, base, gradient) = Self::folds(x, y, nc)?;
-            let v = LinearVotes {
-                models,
-                base,
-                nc,
-                gradient,
-            };
-            return v.informative(y).then_some(v);
-        }
-        let sub = super::spread_rows(y.len(), FIT_ROWS);
-        let xs = super::take_rows(x, &sub);
-        let ys: Vec<u32> = sub.iter().map(|&i| y[i]).collect();
-        let (models, oof, gradient) = Self::folds(xs.view(), &ys, nc)?;
-        let probe = LinearVotes {
-            models,
-            base: oof,
+        on_sample(
+            x,
+            y,
             nc,
-            gradient,
-        };
-        if !probe.informative(&ys) {
-            return None;
-        }
-        // Out-of-fold for the rows the folds were fitted on, the fold models' average for the rest.
-        let mut in_sub = vec![false; y.len()];
-        for &i in &sub {
-            in_sub[i] = true;
-        }
-        let rest: Vec<usize> = (0..y.len()).filter(|&i| !in_sub[i]).collect();
-        let predicted = probe.predict(super::take_rows(x, &rest).view());
-        let mut base = Array2::<f32>::zeros((y.len(), nc));
-        for (j, &i) in rest.iter().enumerate() {
-            base.row_mut(i).assign(&predicted.row(j));
-        }
-        for (r, &i) in sub.iter().enumerate() {
-            base.row_mut(i).assign(&probe.base.row(r));
-        }
-        Some(LinearVotes {
-            models: probe.models,
-            base,
-            nc,
-            gradient,
-        })
+            |x, y, nc, _| {
+                let (models, base, gradient) = Self::folds(x, y, nc)?;
+                Some(LinearVotes {
+                    models,
+                    base,
+                    nc,
+                    gradient,
+                })
+            },
+            |v: &LinearVotes, rows| v.predict(rows),
+        )
     }
 
     /// Whether every fold model reached the optimum (no coordinate of its mean loss's gradient above scikit-learn's
@@ -333,54 +457,11 @@ impl LinearVotes {
         self.gradient <= CONVERGED
     }
 
-    /// Whether the out-of-fold probability of each row's own label is higher on average than the class frequencies
-    /// give it (the mean of the frequency of a row's class, the sum of squared frequencies). Not the
-    /// log-likelihood: on heavy-tailed integer columns a few confidently wrong rows sink the log-likelihood of a model
-    /// that ranks well (the real benchmark's hpc_data lost its linear votes under that test); nor accuracy, which a
-    /// useful model of a table with a 3% class cannot raise clearly above always answering the 97% class (Default and
-    /// mlc_churn lost theirs).
-    fn informative(&self, y: &[u32]) -> bool {
-        let n = y.len();
-        if n == 0 {
-            return false;
-        }
-        let mut freq = vec![0f64; self.nc];
-        for &c in y {
-            freq[c as usize] += 1.0 / n as f64;
-        }
-        let prior: f64 = freq.iter().map(|f| f * f).sum();
-        let model: f64 = y
-            .iter()
-            .enumerate()
-            .map(|(i, &c)| self.base[[i, c as usize]] as f64)
-            .sum::<f64>()
-            / n as f64;
-        model > prior
-    }
-
     /// The fold models and the out-of-fold probabilities of `x`.
     fn folds(x: ArrayView2<f32>, y: &[u32], nc: usize) -> Option<(Vec<Model>, Array2<f32>, f64)> {
+        let fold = stratified_folds(y, nc)?;
         let x = squashed(x);
         let x = x.view();
-        let mut per_class = vec![0usize; nc];
-        for &c in y {
-            *per_class.get_mut(c as usize)? += 1;
-        }
-        if per_class.iter().filter(|&&c| c > 0).count() < 2
-            || per_class.iter().any(|&c| c > 0 && c < FOLDS)
-        {
-            return None;
-        }
-        // Stratified folds: the j-th row of each class goes to fold j mod FOLDS.
-        let mut seen = vec![0usize; nc];
-        let fold: Vec<usize> = y
-            .iter()
-            .map(|&c| {
-                let f = seen[c as usize] % FOLDS;
-                seen[c as usize] += 1;
-                f
-            })
-            .collect();
         // The first fold is fitted on its own; the others start from its coefficients (their rows overlap by three
         // quarters, so their optima are near) and are fitted in parallel.
         let fit_fold = |f: usize, near: Option<&Fitted>| {

@@ -8,6 +8,7 @@
 
 pub mod backdoor;
 pub mod duplicate;
+pub mod forest;
 pub mod ivf;
 pub mod label_flip;
 pub mod linear;
@@ -94,6 +95,15 @@ pub struct DetectConfig {
     pub seed: u64,
     /// Let a multinomial logistic regression vote beside the kNN neighbourhood in the label-flip detector.
     pub linear: bool,
+    /// Let extremely randomized trees vote beside the kNN neighbourhood and the linear model in the label-flip
+    /// detector (`detect::forest`).
+    #[serde(default = "default_forest")]
+    pub forest: bool,
+}
+
+/// Fits saved before the tree voter existed let it vote.
+fn default_forest() -> bool {
+    true
 }
 
 impl Default for DetectConfig {
@@ -107,6 +117,7 @@ impl Default for DetectConfig {
             max_fit_rows: 100_000,
             seed: 0x5eed,
             linear: true,
+            forest: true,
         }
     }
 }

@@ -209,9 +209,7 @@ pub(crate) fn profile_rows(
                     &x,
                     &labels,
                     classes.len(),
-                    cfg.k,
-                    cfg.nprobe,
-                    cfg.linear,
+                    cfg,
                 ),
             });
         }
