@@ -397,6 +397,48 @@ mod tests {
     }
 
     #[test]
+    fn near_copies_kept_in_one_fold_do_not_vote_for_each_other() {
+        // Three near copies of each of four rows of class 0, relabelled 1: on plain folds each copy's trees saw its
+        // sibling copies (a leaf of them votes 1); on folds that keep each copy group together, they did not.
+        let (mut x, mut y) = threshold_world(600, &[]);
+        let sources: Vec<usize> = (0..600)
+            .filter(|&i| y[i] == 0)
+            .step_by(37)
+            .take(4)
+            .collect();
+        let mut near: Vec<Vec<u32>> = vec![Vec::new(); 600];
+        for &s in &sources {
+            let first = y.len() as u32;
+            for c in 0..3u32 {
+                let mut row = x.row(s).to_owned();
+                row[0] += 1e-3 * (c + 1) as f32;
+                x.push_row(row.view()).unwrap();
+                y.push(1);
+                near.push((first..first + 3).filter(|&j| j != first + c).collect());
+            }
+        }
+        let copies: Vec<usize> = (600..y.len()).collect();
+        let own_label = |v: &ForestVotes| -> f32 {
+            copies.iter().map(|&i| v.base[[i, 1]]).sum::<f32>() / copies.len() as f32
+        };
+        let plain = ForestVotes::fit(x.view(), &y, 2, None).unwrap();
+        let grouped = ForestVotes::fit(x.view(), &y, 2, Some(&near)).unwrap();
+        let folds = linear::grouped_folds(&y, 2, &|i| near[i].as_slice()).unwrap();
+        for g in copies.chunks(3) {
+            assert!(
+                g.iter().all(|&i| folds[i] == folds[g[0]]),
+                "a copy group split over folds"
+            );
+        }
+        assert!(
+            own_label(&grouped) < 0.5 * own_label(&plain),
+            "grouped {} plain {}",
+            own_label(&grouped),
+            own_label(&plain)
+        );
+    }
+
+    #[test]
     fn labels_unrelated_to_the_features_get_no_vote() {
         let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(3);
         let x = Array2::from_shape_fn((500, 4), |_| rng.gen_range(-1.0f32..1.0));

@@ -525,6 +525,42 @@ impl LinearVotes {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn grouped_folds_keep_near_rows_together_up_to_a_cap_and_stay_stratified() {
+        // 40 rows of each of two classes; rows 1-11 of class 0 are all near row 0 (a clump of 12).
+        let y: Vec<u32> = (0..80).map(|i| u32::from(i >= 40)).collect();
+        let near: Vec<Vec<u32>> = (0..80u32)
+            .map(|i| {
+                if (1..12).contains(&i) {
+                    vec![0]
+                } else {
+                    Vec::new()
+                }
+            })
+            .collect();
+        let fold = grouped_folds(&y, 2, &|i| near[i].as_slice()).unwrap();
+        // Row 0 and the next NEAR_GROUP_MAX - 1 rows share a fold; the rest of the clump takes its own.
+        let with_first = (1..12).filter(|&i| fold[i] == fold[0]).count();
+        assert_eq!(with_first, NEAR_GROUP_MAX - 1);
+        // Every fold holds rows of both classes.
+        for f in 0..FOLDS {
+            for c in 0..2 {
+                assert!(
+                    (0..80).any(|i| fold[i] == f && y[i] == c),
+                    "fold {f} has no class {c}"
+                );
+            }
+        }
+        // Without near rows: the j-th row of each class goes to fold j mod FOLDS.
+        assert_eq!(
+            stratified_folds(&y, 2).unwrap(),
+            (0..80).map(|i| (i % 40) % FOLDS).collect::<Vec<_>>()
+        );
+        // A class with fewer rows than folds: no folds.
+        assert!(stratified_folds(&[0, 0, 0, 0, 0, 1, 1], 2).is_none());
+    }
+
     use super::*;
 
     #[test]
