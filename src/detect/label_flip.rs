@@ -774,10 +774,14 @@ fn votes_of_rows(
     base_votes: &Array2<f32>,
     predict: impl Fn(ArrayView2<f32>) -> Array2<f32>,
 ) -> Array2<f32> {
-    let mut q = Array2::<f32>::zeros((rows.len(), base_votes.ncols()));
     let outside: Vec<usize> = (0..rows.len())
         .filter(|&r| pos_in_base[rows[r]].is_none())
         .collect();
+    if outside.len() == rows.len() {
+        // Every queried row is outside the base (a reference base): no copy of them (128 MB at 1M x 32).
+        return predict(data_rows);
+    }
+    let mut q = Array2::<f32>::zeros((rows.len(), base_votes.ncols()));
     if !outside.is_empty() {
         let p = predict(take_rows(data_rows, &outside).view());
         for (j, &r) in outside.iter().enumerate() {
@@ -916,14 +920,13 @@ fn detect_on_base(ctx: &DetectContext, weights: &Array1<f32>, rank_only: bool) -
     };
     // The model voters' votes for the queried rows: out-of-fold for rows of the base (a row never votes for its own
     // label), the fold models' average for the others (only those are predicted).
-    let (lin_rows, forest_rows) = rayon::join(
-        || lin.map(|l| votes_of_rows(&rows, &pos_in_base, data_rows, &l.base, |x| l.predict(x))),
-        || {
-            models
-                .forest
-                .map(|f| votes_of_rows(&rows, &pos_in_base, data_rows, &f.base, |x| f.predict(x)))
-        },
-    );
+    // One voter at a time (each predicts in parallel chunks): at 1M rows each holds a copy of the rows' features
+    // in chunks and its probabilities.
+    let lin_rows =
+        lin.map(|l| votes_of_rows(&rows, &pos_in_base, data_rows, &l.base, |x| l.predict(x)));
+    let forest_rows = models
+        .forest
+        .map(|f| votes_of_rows(&rows, &pos_in_base, data_rows, &f.base, |x| f.predict(x)));
     // With a reference, near duplicates inside the data are invisible to the reference-side neighbours.
     let data_pairs = (!base.is_data).then(|| nearest_sharing_neighbours(data_rows, weights, &knn));
     // Each data row's nearest other data rows (its own leave-one-out neighbours when the base is the data), for the
