@@ -899,7 +899,7 @@ fn detect_on_base(ctx: &DetectContext, weights: &Array1<f32>, rank_only: bool) -
     // and linear votes: the trees' softer votes leave fewer rows past it, on flipped and clean tables alike (a
     // synthetic world with 5% flips went from flagged to unflagged), so they stay out of that scan.
     let calibrated = ctx.label_clean_rate.is_some() || rank_only;
-    let data_forest = if base.is_data && calibrated {
+    let data_forest = if base.is_data && calibrated && voting.forest {
         let mut near = vec![Vec::new(); base.x.nrows()];
         for (r, nb) in knn.iter().enumerate() {
             if let Some(b) = pos_in_base[rows[r]] {
@@ -907,10 +907,7 @@ fn detect_on_base(ctx: &DetectContext, weights: &Array1<f32>, rank_only: bool) -
                 near[b as usize] = nb[..left_out].iter().map(|&(_, id)| id).collect();
             }
         }
-        voting
-            .forest
-            .then(|| ForestVotes::fit(base.x.view(), &base_classes(&base), nc, Some(&near)))
-            .flatten()
+        ForestVotes::fit(base.x.view(), &base_classes(&base), nc, Some(&near))
     } else {
         None
     };
@@ -1054,22 +1051,19 @@ fn detect_on_base(ctx: &DetectContext, weights: &Array1<f32>, rank_only: bool) -
                     .filter(|&&(_, id)| base.labels[base.ids[id as usize]] == Some(other as u32))
                     .count();
                 let left_out = nb.len() - voting.len();
-                let linear = lin_rows.as_ref().map(|q| {
-                    format!(
-                        "; a linear model on the {} gives p({}) = {:.2}",
-                        if base.is_data { "data" } else { "reference" },
-                        ctx.classes[other],
-                        q[[r, other]]
-                    )
-                });
-                let trees = forest_rows.as_ref().map(|q| {
-                    format!(
-                        "; trees grown on the {} give p({}) = {:.2}",
-                        if base.is_data { "data" } else { "reference" },
-                        ctx.classes[other],
-                        q[[r, other]]
-                    )
-                });
+                // What a model voter gives the other class, e.g. "; a linear model on the data gives p(b) = 0.91".
+                let says = |votes: &Option<Array2<f32>>, model: &str, verb: &str| {
+                    votes.as_ref().map(|q| {
+                        format!(
+                            "; {model} on the {} {verb} p({}) = {:.2}",
+                            if base.is_data { "data" } else { "reference" },
+                            ctx.classes[other],
+                            q[[r, other]]
+                        )
+                    })
+                };
+                let linear = says(&lin_rows, "a linear model", "gives");
+                let trees = says(&forest_rows, "trees grown", "give");
                 format!(
                     "label {} but {} of {} nearest {}neighbours{} are {} (p({}) = {:.2}, p({}) = {:.2}{}{})",
                     ctx.classes[y],
