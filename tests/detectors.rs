@@ -732,3 +732,57 @@ fn a_relabelled_cluster_that_votes_for_itself_is_ranked_by_the_linear_model_with
         );
     }
 }
+
+#[test]
+fn without_a_reference_the_trees_rank_unflagged_rows_and_leave_the_flags_alone() {
+    // No reference and no contract: the flag line counts near-unanimous candidates of the kNN and linear votes
+    // alone (the trees' softer votes would move it), and the trees re-rank only the rows left unflagged.
+    let w = SynthSpec {
+        rows: 4000,
+        dim: 16,
+        classes: 4,
+        separation: 4.5,
+        world_seed: 77,
+    };
+    let poisoned = w.clean(6).random_flips(0.05, 9);
+    let with = scan(&poisoned, None);
+    let cfg = poisonscan::detect::DetectConfig {
+        forest: false,
+        ..Default::default()
+    };
+    let b = poisoned.to_batch();
+    let without = Scanner::new(Source::memory(b.schema(), vec![b], "synthetic"))
+        .label("label")
+        .id("id")
+        .detect_config(cfg)
+        .run()
+        .unwrap();
+    let label = |o: &poisonscan::ScanOutcome| -> serde_json::Value {
+        serde_json::from_str::<serde_json::Value>(&o.report.to_json()).unwrap()["detectors"]
+            ["label"]
+            .clone()
+    };
+    assert_eq!(label(&with)["forest_ranks_only"], true);
+    assert_eq!(label(&with)["forest_votes"], false);
+    assert_eq!(label(&without)["forest_ranks_only"], false);
+    // The same rows flagged, with the same scores.
+    let (a, z) = (
+        &with.scores.checks["label"],
+        &without.scores.checks["label"],
+    );
+    assert!(
+        with.scores.flagged().iter().any(|&f| f),
+        "the flips are flagged"
+    );
+    assert_eq!(with.scores.flagged(), without.scores.flagged());
+    for i in 0..a.len() {
+        if a[i] >= 0.5 || z[i] >= 0.5 {
+            assert_eq!(a[i], z[i], "flagged row {i}");
+        }
+    }
+    // Below the flag line the trees' margin ranks: the unflagged scores move, and the flips still rank on top.
+    let moved = (0..a.len()).filter(|&i| a[i] < 0.5 && a[i] != z[i]).count();
+    assert!(moved > a.len() / 10, "{moved} unflagged scores moved");
+    let q = check_quality(&with, "label", &poisoned);
+    assert!(q.precision_at_k >= 0.8, "{q:?}");
+}

@@ -897,9 +897,11 @@ fn detect_on_base(ctx: &DetectContext, weights: &Array1<f32>, rank_only: bool) -
     // (the ranking pass a small reference adds). Without any calibration the flag line is a count of near-unanimous
     // candidates ([`UNCALIBRATED_LIMIT`], [`NATURAL_SHARE`], the linear model's expectation), measured for the kNN
     // and linear votes: the trees' softer votes leave fewer rows past it, on flipped and clean tables alike (a
-    // synthetic world with 5% flips went from flagged to unflagged), so they stay out of that scan.
+    // synthetic world with 5% flips went from flagged to unflagged). There the trees rank the rows left unflagged
+    // (their margin in the blend of all three voters replaces the two voters' below the flag line) and flags come
+    // from the kNN and linear votes alone.
     let calibrated = ctx.label_clean_rate.is_some() || rank_only;
-    let data_forest = if base.is_data && calibrated && voting.forest {
+    let data_forest = if base.is_data && voting.forest {
         let mut near = vec![Vec::new(); base.x.nrows()];
         for (r, nb) in knn.iter().enumerate() {
             if let Some(b) = pos_in_base[rows[r]] {
@@ -913,8 +915,10 @@ fn detect_on_base(ctx: &DetectContext, weights: &Array1<f32>, rank_only: bool) -
     };
     let models = Models {
         lin,
-        forest: reference_forest.or(data_forest.as_ref()),
+        forest: reference_forest.or(data_forest.as_ref().filter(|_| calibrated)),
     };
+    // Trees that only rank (an uncalibrated scan), and their votes for the queried rows.
+    let ranking_forest = data_forest.as_ref().filter(|_| !calibrated);
     // The model voters' votes for the queried rows: out-of-fold for rows of the base (a row never votes for its own
     // label), the fold models' average for the others (only those are predicted).
     // One voter at a time (each predicts in parallel chunks): at 1M rows each holds a copy of the rows' features
@@ -923,7 +927,13 @@ fn detect_on_base(ctx: &DetectContext, weights: &Array1<f32>, rank_only: bool) -
         lin.map(|l| votes_of_rows(&rows, &pos_in_base, data_rows, &l.base, |x| l.predict(x)));
     let forest_rows = models
         .forest
+        .or(ranking_forest)
         .map(|f| votes_of_rows(&rows, &pos_in_base, data_rows, &f.base, |x| f.predict(x)));
+    let (forest_rows, ranking_rows) = if ranking_forest.is_some() {
+        (None, forest_rows)
+    } else {
+        (forest_rows, None)
+    };
     // With a reference, near duplicates inside the data are invisible to the reference-side neighbours.
     let data_pairs = (!base.is_data).then(|| nearest_sharing_neighbours(data_rows, weights, &knn));
     // Each data row's nearest other data rows (its own leave-one-out neighbours when the base is the data), for the
@@ -1006,7 +1016,7 @@ fn detect_on_base(ctx: &DetectContext, weights: &Array1<f32>, rank_only: bool) -
             }
         }
     }
-    let results: Vec<(RowResult, Vec<f64>)> = rows
+    let results: Vec<(RowResult, Vec<f64>, Option<f32>)> = rows
         .par_iter()
         .enumerate()
         .zip(knn)
@@ -1015,17 +1025,25 @@ fn detect_on_base(ctx: &DetectContext, weights: &Array1<f32>, rank_only: bool) -
             let nearest = nb.first().map(|&(d, id)| (d, base.ids[id as usize], base.labels[base.ids[id as usize]]));
             // The neighbours that vote (without a data row's much nearer rows), for the vote and its reason.
             let voting = voters(&nb, base.is_data);
-            let p = match ctx.pred_probs {
-                Some(pp) if pp.ncols() == nc => pp.row(i).to_vec(),
+            let lin_row = lin_rows.as_ref().map(|q| q.row(r));
+            let (p, ranked) = match ctx.pred_probs {
+                Some(pp) if pp.ncols() == nc => (pp.row(i).to_vec(), None),
                 _ => {
-                    let mut p = vote(voting, base.labels, &base.ids, nc, s2);
+                    let knn_vote = vote(voting, base.labels, &base.ids, nc, s2);
+                    // The margin in the blend with the ranking trees, when they only rank.
+                    let ranked = ranking_rows.as_ref().map(|t| {
+                        let mut p3 = knn_vote.clone();
+                        blend(&mut p3, [lin_row, Some(t.row(r))].into_iter().flatten());
+                        to_score(margin(&p3, y).0, limit)
+                    });
+                    let mut p = knn_vote;
                     blend(
                         &mut p,
-                        [lin_rows.as_ref().map(|q| q.row(r)), forest_rows.as_ref().map(|q| q.row(r))]
+                        [lin_row, forest_rows.as_ref().map(|q| q.row(r))]
                             .into_iter()
                             .flatten(),
                     );
-                    p
+                    (p, ranked)
                 }
             };
             let (m, other) = margin(&p, y);
@@ -1084,16 +1102,19 @@ fn detect_on_base(ctx: &DetectContext, weights: &Array1<f32>, rank_only: bool) -
                     trees.unwrap_or_default()
                 )
             });
-            ((i, s, reason, nearest), would)
+            ((i, s, reason, nearest), would, ranked)
         })
         .collect();
     let mut self_expected = vec![0f64; if self_calibrated { nc } else { 0 }];
+    // The score an unflagged row ranks by: its margin with the ranking trees when they rank.
+    let mut rank_by = vec![None; n];
     let results: Vec<RowResult> = results
         .into_iter()
-        .map(|(row, would)| {
+        .map(|(row, would, ranked)| {
             for (e, w) in self_expected.iter_mut().zip(would) {
                 *e += w;
             }
+            rank_by[row.0] = ranked;
             row
         })
         .collect();
@@ -1210,6 +1231,7 @@ fn detect_on_base(ctx: &DetectContext, weights: &Array1<f32>, rank_only: bool) -
         scores[i] = if r.is_some() {
             s
         } else {
+            let s = rank_by[i].unwrap_or(s);
             below_flag(rank_at[i].map_or(s, |l: f32| l.max(s)))
         };
         reasons[i] = r;
@@ -1242,6 +1264,7 @@ fn detect_on_base(ctx: &DetectContext, weights: &Array1<f32>, rank_only: bool) -
             "linear_fit_converged": lin.map(|l| l.converged()),
             "linear_fit_gradient": lin.map(|l| l.gradient),
             "forest_votes": models.forest.is_some(),
+            "forest_ranks_only": ranking_forest.is_some(),
             "votes_without_near_rows": near_left_out,
             "relabelled_island_rows": base.is_data.then(|| island.iter().filter(|&&b| b).count()),
             "feature_weights": weights.to_vec(),
