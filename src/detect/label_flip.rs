@@ -925,15 +925,10 @@ fn detect_on_base(ctx: &DetectContext, weights: &Array1<f32>, rank_only: bool) -
     // in chunks and its probabilities.
     let lin_rows =
         lin.map(|l| votes_of_rows(&rows, &pos_in_base, data_rows, &l.base, |x| l.predict(x)));
-    let forest_rows = models
-        .forest
-        .or(ranking_forest)
-        .map(|f| votes_of_rows(&rows, &pos_in_base, data_rows, &f.base, |x| f.predict(x)));
-    let (forest_rows, ranking_rows) = if ranking_forest.is_some() {
-        (None, forest_rows)
-    } else {
-        (forest_rows, None)
-    };
+    let trees_vote =
+        |f: &ForestVotes| votes_of_rows(&rows, &pos_in_base, data_rows, &f.base, |x| f.predict(x));
+    let forest_rows = models.forest.map(trees_vote);
+    let ranking_rows = ranking_forest.map(trees_vote);
     // With a reference, near duplicates inside the data are invisible to the reference-side neighbours.
     let data_pairs = (!base.is_data).then(|| nearest_sharing_neighbours(data_rows, weights, &knn));
     // Each data row's nearest other data rows (its own leave-one-out neighbours when the base is the data), for the
