@@ -35,8 +35,8 @@ pub const MIN_LEAF: usize = 5;
 /// Marks a leaf in [`Node::feature`].
 const LEAF: u32 = u32::MAX;
 
-/// One node of a tree: a split (`x[feature] <= threshold` goes `left`), or a leaf whose class shares start at
-/// `left * nc` in the tree's `leaves`.
+/// One node of a tree: a split (`x[feature] <= threshold` goes `left`), or a leaf whose class shares are the
+/// tree's `shares[starts[left]..starts[left + 1]]`.
 #[derive(Clone, Copy, Debug)]
 struct Node {
     feature: u32,
@@ -49,19 +49,23 @@ struct Node {
 #[derive(Debug)]
 struct Tree {
     nodes: Vec<Node>,
-    /// Class shares of each leaf, `nc` per leaf.
-    leaves: Vec<f32>,
+    /// The classes a leaf's rows hold and their shares, leaf after leaf: a leaf of `m` rows has at most `m` entries,
+    /// so a table of many classes does not cost `nc` values a leaf (1,000 classes x 2,000 leaves x 100 trees would
+    /// be 800 MB).
+    shares: Vec<(u32, f32)>,
+    /// Where each leaf's entries start in `shares`, and one past the last leaf's end.
+    starts: Vec<u32>,
 }
 
 impl Tree {
-    /// The class shares of the leaf `row` falls in.
-    fn leaf(&self, row: &[f32], nc: usize) -> &[f32] {
+    /// The (class, share) entries of the leaf `row` falls in.
+    fn leaf(&self, row: &[f32]) -> &[(u32, f32)] {
         let mut at = 0usize;
         loop {
             let n = self.nodes[at];
             if n.feature == LEAF {
-                let s = n.left as usize * nc;
-                return &self.leaves[s..s + nc];
+                let l = n.left as usize;
+                return &self.shares[self.starts[l] as usize..self.starts[l + 1] as usize];
             }
             at = if row[n.feature as usize] <= n.threshold {
                 n.left as usize
@@ -84,7 +88,7 @@ fn grow(cols: &[f32], n: usize, y: &[u32], mut rows: Vec<u32>, nc: usize, seed: 
         left: 0,
         right: 0,
     }];
-    let mut leaves = Vec::new();
+    let (mut shares, mut starts) = (Vec::new(), vec![0u32]);
     let mut order: Vec<u32> = (0..d as u32).collect();
     let (mut left, mut counts) = (vec![0u32; nc], vec![0u32; nc]);
     // A node's values of one feature and its rows' classes, gathered once.
@@ -186,13 +190,23 @@ fn grow(cols: &[f32], n: usize, y: &[u32], mut rows: Vec<u32>, nc: usize, seed: 
                 stack.push((r, lo + mid, hi));
             }
             None => {
-                let leaf = leaves.len() / nc.max(1);
-                leaves.extend(counts.iter().map(|&c| c as f32 / m.max(1) as f32));
+                let leaf = starts.len() - 1;
+                shares.extend(
+                    (0..nc as u32)
+                        .zip(&counts)
+                        .filter(|&(_, &c)| c > 0)
+                        .map(|(k, &c)| (k, c as f32 / m.max(1) as f32)),
+                );
+                starts.push(shares.len() as u32);
                 nodes[slot].left = leaf as u32;
             }
         }
     }
-    Tree { nodes, leaves }
+    Tree {
+        nodes,
+        shares,
+        starts,
+    }
 }
 
 /// The tree voter: its trees (fold by fold) and the out-of-fold probabilities of the rows it was fitted on.
@@ -282,8 +296,8 @@ impl ForestVotes {
                 let row = row.as_slice().unwrap_or(&[]);
                 let f = fold[i];
                 for tree in &trees[f * TREES_PER_FOLD..(f + 1) * TREES_PER_FOLD] {
-                    for (o, &s) in out.iter_mut().zip(tree.leaf(row, nc)) {
-                        *o += s;
+                    for &(c, s) in tree.leaf(row) {
+                        out[c as usize] += s;
                     }
                 }
                 out.mapv_inplace(|v| v / TREES_PER_FOLD as f32);
@@ -311,8 +325,8 @@ impl ForestVotes {
                 for (mut o, row) in block.axis_iter_mut(Axis(0)).zip(rows.axis_iter(Axis(0))) {
                     let row = row.as_slice().unwrap_or(&[]);
                     for tree in &voting {
-                        for (v, &s) in o.iter_mut().zip(tree.leaf(row, nc)) {
-                            *v += s;
+                        for &(c, s) in tree.leaf(row) {
+                            o[c as usize] += s;
                         }
                     }
                     o.mapv_inplace(|v| v / k);
@@ -344,15 +358,20 @@ mod tests {
         let (x, y) = threshold_world(400, &[]);
         let cols: Vec<f32> = x.t().iter().copied().collect();
         let tree = grow(&cols, 400, &y, (0..400).collect(), 2, 1);
-        // Rows by the leaf they land in (a leaf's shares are one slice of the tree's `leaves`).
+        // Rows by the leaf they land in (a leaf's entries are one slice of the tree's `shares`).
         let mut leaf_rows = std::collections::HashMap::<usize, (f32, Vec<usize>)>::new();
         for i in 0..400 {
-            let leaf = tree.leaf(x.row(i).as_slice().unwrap(), 2);
-            assert!((leaf.iter().sum::<f32>() - 1.0).abs() < 1e-5);
+            let leaf = tree.leaf(x.row(i).as_slice().unwrap());
+            assert!((leaf.iter().map(|e| e.1).sum::<f32>() - 1.0).abs() < 1e-5);
+            assert!(
+                leaf.iter().all(|e| e.1 > 0.0),
+                "only classes the leaf holds"
+            );
+            let class_1 = leaf.iter().find(|e| e.0 == 1).map_or(0.0, |e| e.1);
             let at = leaf.as_ptr() as usize;
             leaf_rows
                 .entry(at)
-                .or_insert((leaf[1], Vec::new()))
+                .or_insert((class_1, Vec::new()))
                 .1
                 .push(i);
         }
@@ -436,6 +455,20 @@ mod tests {
             own_label(&grouped),
             own_label(&plain)
         );
+    }
+
+    #[test]
+    fn a_table_of_many_classes_stores_no_more_leaf_entries_than_rows() {
+        // 1,000 classes of 6 rows each along one column: every leaf keeps only the classes its rows hold.
+        let n = 6_000;
+        let cols: Vec<f32> = (0..n).map(|i| i as f32).collect();
+        let y: Vec<u32> = (0..n as u32).map(|i| i / 6).collect();
+        let tree = grow(&cols, n, &y, (0..n as u32).collect(), 1_000, 2);
+        assert!(tree.shares.len() <= n, "{} entries", tree.shares.len());
+        assert_eq!(*tree.starts.last().unwrap() as usize, tree.shares.len());
+        // A row's leaf gives its own class a share.
+        let leaf = tree.leaf(&[600.0]);
+        assert!(leaf.iter().any(|&(c, s)| c == 100 && s > 0.0), "{leaf:?}");
     }
 
     #[test]
