@@ -81,19 +81,24 @@ fn clean_twins_flag_nothing_with_a_reference_and_almost_nothing_without() {
     }
 }
 
+/// Four classes 4.5 sd apart in 16 dimensions: they overlap (a few % Bayes error).
+fn overlapping_world() -> SynthSpec {
+    SynthSpec {
+        rows: 4000,
+        dim: 16,
+        classes: 4,
+        separation: 4.5,
+        world_seed: 77,
+    }
+}
+
 #[test]
 fn overlapping_classes_without_a_reference_stay_under_one_percent_on_the_clean_twin() {
     // Classes 4.5 sd apart overlap (a few % Bayes error): honest rows deep in another class's region exist. With
     // nothing clean to calibrate on, the label-flip detector demands a near-unanimous neighbourhood, and flags only
     // candidates beyond what the data's own linear model expects, or beyond the 1.5% of the rows that clean tables
     // hold as natural candidates.
-    let w = SynthSpec {
-        rows: 4000,
-        dim: 16,
-        classes: 4,
-        separation: 4.5,
-        world_seed: 77,
-    };
+    let w = overlapping_world();
     let twin = w.clean(5);
     let out = scan(&twin, None);
     assert!(
@@ -737,21 +742,14 @@ fn a_relabelled_cluster_that_votes_for_itself_is_ranked_by_the_linear_model_with
 fn without_a_reference_the_trees_rank_unflagged_rows_and_leave_the_flags_alone() {
     // No reference and no contract: the flag line counts near-unanimous candidates of the kNN and linear votes
     // alone (the trees' softer votes would move it), and the trees re-rank only the rows left unflagged.
-    let w = SynthSpec {
-        rows: 4000,
-        dim: 16,
-        classes: 4,
-        separation: 4.5,
-        world_seed: 77,
-    };
+    let w = overlapping_world();
     let poisoned = w.clean(6).random_flips(0.05, 9);
     let with = scan(&poisoned, None);
     let cfg = poisonscan::detect::DetectConfig {
         forest: false,
         ..Default::default()
     };
-    let b = poisoned.to_batch();
-    let without = Scanner::new(Source::memory(b.schema(), vec![b], "synthetic"))
+    let without = Scanner::new(src(&poisoned))
         .label("label")
         .id("id")
         .detect_config(cfg)

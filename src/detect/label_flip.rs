@@ -337,7 +337,7 @@ fn base_statistics(
 }
 
 /// The model voters beside the kNN vote: the linear model and the trees, each when it votes.
-#[derive(Clone, Copy, Default)]
+#[derive(Clone, Copy)]
 struct Models<'a> {
     lin: Option<&'a LinearVotes>,
     forest: Option<&'a ForestVotes>,
