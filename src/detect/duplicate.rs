@@ -127,6 +127,23 @@ impl TightConflicts {
     }
 }
 
+/// The score of a near copy under another label where the data's nearest rows never disagree by nature.
+pub const CONFLICT_SCORE: f32 = 0.9;
+
+/// The score of a flagged near copy under another label: `0.5 + 0.4 (1 - min(1, E / X))`, the part of
+/// [`CONFLICT_SCORE`] above the flag line scaled by the share of the data's `X` tight conflicts that their clean
+/// expectation `E` does not explain. Where clean near-identical rows disagree as often as they do here (hpc_data's
+/// runtime classes), a conflicting pair is flagged but ranks just above the line, below findings no clean table
+/// produces.
+fn conflict_score(tc: &TightConflicts) -> f32 {
+    let x = tc.conflicts.len() as f64;
+    if x == 0.0 {
+        return CONFLICT_SCORE;
+    }
+    let unexplained = 1.0 - (tc.expected() / x).min(1.0);
+    (FLAG_AT as f64 + (CONFLICT_SCORE - FLAG_AT) as f64 * unexplained) as f32
+}
+
 /// Rows of one same-label exact group at which, in data with a continuous feature column, the group is flagged.
 pub const MASS_COPIES: f64 = 10.0;
 
@@ -225,6 +242,20 @@ pub fn detect(
             labels,
             classes,
             label_scores,
+            conflict_score: nr.tight.as_ref().map_or(CONFLICT_SCORE, conflict_score),
+            natural: nr
+                .tight
+                .as_ref()
+                .filter(|tc| conflict_score(tc) < CONFLICT_SCORE)
+                .map(|tc| {
+                    format!(
+                        " [{} rows have a near copy under another label, {:.1} expected where nearest rows disagree as \
+                         elsewhere in the data: weak evidence here]",
+                        tc.conflicts.len(),
+                        tc.expected()
+                    )
+                })
+                .unwrap_or_default(),
             scores: &mut scores,
             reasons: &mut reasons,
             summary: &mut summary,
@@ -254,6 +285,10 @@ struct NearPairs<'a> {
     labels: &'a [Option<u32>],
     classes: &'a [String],
     label_scores: Option<&'a [f32]>,
+    /// The score of a flagged near copy ([`conflict_score`]).
+    conflict_score: f32,
+    /// Where that score is below [`CONFLICT_SCORE`]: how often near-identical rows disagree here, for the reason.
+    natural: String,
     scores: &'a mut [f32],
     reasons: &'a mut [Option<String>],
     summary: &'a mut DuplicateSummary,
@@ -275,12 +310,26 @@ impl NearPairs<'_> {
                 .unwrap_or_else(|| "?".into())
         };
         let eps = (median_nn2 * 1e-3).max(1e-12);
+        let conflicting = |i: usize| match nearest[i] {
+            Some((d2, j, lj)) => {
+                let li = self.labels[i];
+                (d2 <= eps && lj != li && lj.is_some() && li.is_some()).then_some((j, lj, li))
+            }
+            None => None,
+        };
+        // Rows under one label that are all near copies of the same row of another label: a group no natural
+        // disagreement between near-identical rows explains.
+        let mut copies: HashMap<(usize, Option<u32>), usize> = HashMap::new();
         for i in 0..self.scores.len().min(nearest.len()) {
-            let Some((d2, j, lj)) = nearest[i] else {
+            if let Some((j, _, li)) = conflicting(i) {
+                *copies.entry((j, li)).or_default() += 1;
+            }
+        }
+        for i in 0..self.scores.len().min(nearest.len()) {
+            let Some((j, lj, li)) = conflicting(i) else {
                 continue;
             };
-            let li = self.labels[i];
-            if d2 > eps || lj == li || lj.is_none() || li.is_none() || self.scores[i] >= FLAG_AT {
+            if self.scores[i] >= FLAG_AT {
                 continue;
             }
             let flag_i = if pairs_are_data {
@@ -297,9 +346,22 @@ impl NearPairs<'_> {
             };
             if flag_i {
                 self.summary.near_conflicts += 1;
-                self.scores[i] = 0.9;
+                let group = copies.get(&(j, li)).copied().unwrap_or(1);
+                let (score, context) = if group > 1 {
+                    (
+                        CONFLICT_SCORE,
+                        format!(
+                            ", one of {group} rows labelled {} that are near copies of it",
+                            name(li)
+                        ),
+                    )
+                } else {
+                    (self.conflict_score, self.natural.clone())
+                };
+                self.scores[i] = score;
                 self.reasons[i] = Some(format!(
-                    "nearly identical to {}row {j} (label {}) but label {}: near duplicate with conflicting label",
+                    "nearly identical to {}row {j} (label {}) but label {}{context}: near duplicate with conflicting \
+                     label",
                     if pairs_are_data { "" } else { "reference " },
                     name(lj),
                     name(li)
@@ -347,7 +409,7 @@ impl NearPairs<'_> {
             }
             self.summary.tight_flagged += 1;
             self.summary.near_conflicts += 1;
-            self.scores[i] = 0.9;
+            self.scores[i] = self.conflict_score;
             self.reasons[i] = Some(format!(
                 "nearly identical to row {j} (label {}) but label {}: {:.0}% of the distance to its {CLOSE_K}th \
                  nearest row [{x} rows have such a near copy under another label, {e:.1} expected where nearest \
@@ -388,6 +450,82 @@ mod tests {
         // Without evidence the earliest row is kept, as before.
         let (out, _) = detect(&keys, &labels, &classes, None, None, None, None);
         assert_eq!((out.scores[0], out.scores[3]), (0.0, 1.0));
+    }
+
+    /// Tight conflicts: `x` rows, of which the clean expectation explains `expected` (10 tight rows; the loose
+    /// rows' share of disagreeing nearest rows sets it).
+    fn natural_conflicts(x: usize, expected: usize) -> TightConflicts {
+        TightConflicts {
+            conflicts: (0..x).map(|i| (100 + i, 200 + i, 0.95)).collect(),
+            tight: 10,
+            loose: 10,
+            loose_disagree: expected,
+        }
+    }
+
+    #[test]
+    fn a_near_copy_scores_by_the_share_of_tight_conflicts_clean_data_does_not_explain() {
+        assert_eq!(conflict_score(&natural_conflicts(4, 0)), CONFLICT_SCORE);
+        assert!((conflict_score(&natural_conflicts(4, 2)) - 0.7).abs() < 1e-6);
+        assert_eq!(conflict_score(&natural_conflicts(4, 5)), FLAG_AT);
+        assert_eq!(conflict_score(&natural_conflicts(0, 5)), CONFLICT_SCORE);
+    }
+
+    #[test]
+    fn where_near_identical_rows_disagree_by_nature_a_pair_ranks_low_and_a_group_of_copies_does_not(
+    ) {
+        // Row 1 (label b) is a near copy of row 0 (label a); rows 3 and 4 (label b) are both near copies of row 2
+        // (label a). Evidence marks the copies.
+        let labels = [Some(0), Some(1), Some(0), Some(1), Some(1), Some(0)];
+        let classes = ["a".to_string(), "b".to_string()];
+        let evidence = [0.1f32, 0.4, 0.1, 0.4, 0.4, 0.0];
+        let nearest = vec![
+            Some((1e-6, 1, Some(1))),
+            Some((1e-6, 0, Some(0))),
+            Some((1e-6, 3, Some(1))),
+            Some((1e-6, 2, Some(0))),
+            Some((1e-6, 2, Some(0))),
+            Some((1.0, 0, Some(0))),
+        ];
+        for (tight, pair) in [
+            (natural_conflicts(4, 5), FLAG_AT),
+            (natural_conflicts(4, 0), CONFLICT_SCORE),
+        ] {
+            let mut scores = vec![0f32; 6];
+            let mut reasons = vec![None; 6];
+            let mut summary = DuplicateSummary::default();
+            let mut pairs = NearPairs {
+                labels: &labels,
+                classes: &classes,
+                label_scores: Some(&evidence),
+                conflict_score: conflict_score(&tight),
+                natural: "[natural]".into(),
+                scores: &mut scores,
+                reasons: &mut reasons,
+                summary: &mut summary,
+            };
+            pairs.flag(&nearest, 1.0, true);
+            assert_eq!(scores[1], pair, "the lone pair's copy");
+            assert_eq!(
+                (scores[0], scores[2], scores[5]),
+                (0.0, 0.0, 0.0),
+                "the sources are kept"
+            );
+            assert_eq!(
+                (scores[3], scores[4]),
+                (CONFLICT_SCORE, CONFLICT_SCORE),
+                "the group of copies"
+            );
+            let r = reasons[4].as_deref().unwrap_or_default();
+            assert!(
+                r.contains("one of 2 rows labelled b that are near copies of it"),
+                "{r}"
+            );
+            assert!(reasons[1]
+                .as_deref()
+                .unwrap_or_default()
+                .contains("[natural]"));
+        }
     }
 
     #[test]
