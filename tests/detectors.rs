@@ -784,3 +784,37 @@ fn without_a_reference_the_trees_rank_unflagged_rows_and_leave_the_flags_alone()
     let q = check_quality(&with, "label", &poisoned);
     assert!(q.precision_at_k >= 0.8, "{q:?}");
 }
+
+#[test]
+fn a_reference_too_small_to_localise_ranks_by_the_data_and_is_no_worse_than_none() {
+    // Six trusted rows per class: a row's ten nearest reference rows are most of a class, whatever the row. The
+    // unflagged rows then rank by the data's own leave-one-out votes, so the tiny reference costs nothing against
+    // no reference at all (the larger of the two scores, as a larger reference ranks, gave 0.775 against 0.800
+    // here); a reference with a hundred rows per class ranks by both.
+    let w = overlapping_world();
+    let small = |rows: usize| SynthSpec { rows, ..w };
+    let data = small(800).clean(11).random_flips(0.05, 12);
+    let tiny = small(24).clean(13);
+    let with_tiny = scan(&data, Some(&tiny));
+    let without = scan(&data, None);
+    let (q_tiny, q_none) = (
+        check_quality(&with_tiny, "label", &data),
+        check_quality(&without, "label", &data),
+    );
+    let label =
+        |out: &poisonscan::ScanOutcome, key: &str| out.report.detectors["label"][key].clone();
+    assert_eq!(label(&with_tiny, "ranked_by_data_votes_only"), true);
+    assert!(
+        q_tiny.precision_at_k >= q_none.precision_at_k && q_tiny.precision_at_k >= 0.75,
+        "tiny reference {q_tiny:?}, none {q_none:?}"
+    );
+    let twin = scan(&small(800).clean(11), Some(&tiny));
+    assert!(
+        twin.report.flagged as f64 <= 0.005 * 800.0,
+        "{}",
+        twin.report.summary
+    );
+    let larger = scan(&data, Some(&small(400).clean(13)));
+    assert_eq!(label(&larger, "ranked_by_data_votes_only"), false);
+    assert_eq!(label(&larger, "ranked_with_data_votes"), true);
+}

@@ -749,13 +749,20 @@ pub fn detect(ctx: &DetectContext) -> LabelFlipOutput {
             ..*ctx
         };
         let data = detect_on_base(&own, &weights, true);
+        // Under 2k reference rows per class the reference's k nearest rows of a class are most of that class: its
+        // votes no longer tell one part of the feature space from another, and the data's own rank alone.
+        let data_only = ctx
+            .reference
+            .is_some_and(|r| reference_rows_per_class(&r.labels) < (2 * ctx.config.k) as f64);
         for (i, s) in out.output.scores.iter_mut().enumerate() {
             if out.output.reasons[i].is_none() {
-                *s = s.max(below_flag(data.output.scores[i]));
+                let own = below_flag(data.output.scores[i]);
+                *s = if data_only { own } else { s.max(own) };
             }
         }
         if let Some(m) = out.output.summary.as_object_mut() {
             m.insert("ranked_with_data_votes".into(), json!(true));
+            m.insert("ranked_by_data_votes_only".into(), json!(data_only));
             m.insert(
                 "data_votes_without_near_rows".into(),
                 data.output.summary["votes_without_near_rows"].clone(),
@@ -763,6 +770,17 @@ pub fn detect(ctx: &DetectContext) -> LabelFlipOutput {
         }
     }
     out
+}
+
+/// Labelled reference rows per class present in them.
+fn reference_rows_per_class(labels: &[Option<u32>]) -> f64 {
+    let mut seen = std::collections::BTreeSet::new();
+    let mut rows = 0usize;
+    for l in labels.iter().flatten() {
+        seen.insert(*l);
+        rows += 1;
+    }
+    rows as f64 / seen.len().max(1) as f64
 }
 
 /// A model voter's class probabilities for the queried rows `rows` (`data_rows`, one per queried row): its
