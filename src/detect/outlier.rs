@@ -10,7 +10,8 @@
 //! of injected rows must not become its own "normal" cluster). Each row's statistic is its Euclidean distance to the
 //! nearest kept centroid; each cluster's limit is calibrated on the fit rows assigned to it:
 //! `median + t * sigma` of their distances (sigma = 1.4826 MAD), with `t` the larger of 7 and how far the fit rows
-//! themselves reach in those units (`1.5 * q99.9` of the normalized distances on a reference, `3 * q95` on data). Score = r / (1 + r) with r = distance / limit, so the limit maps to 0.5;
+//! themselves reach in those units (`1.5 * q99.9` of the normalized distances on a reference; on data `3 * q95`, or
+//! the exponential tail through q80 and q95 extrapolated to a 1e-4 chance when that reaches further). Score = r / (1 + r) with r = distance / limit, so the limit maps to 0.5;
 //! below the limit the score is halved into `[0, 0.25)`, under the other detectors' sub-threshold evidence.
 //!
 //! ## When it is wrong
@@ -106,11 +107,26 @@ pub fn fit(fit: &Array2<f32>, trusted: bool, seed: u64) -> Option<OutlierModel> 
     let reach = if trusted {
         1.5 * quantile(&u, 0.999)
     } else {
-        3.0 * quantile(&u, 0.95)
+        data_reach(&u)
     };
     let sigmas = reach.max(7.0);
     let limits = stats.iter().map(|&(m, s)| m + sigmas * s).collect();
     Some(OutlierModel { centroids, limits })
+}
+
+/// Chance, on data without a reference, that a clean row's normalized distance lies beyond the limit, by the
+/// exponential tail fitted below.
+const DATA_TAIL_RATE: f64 = 1e-4;
+
+/// How far clean rows reach in the data's own normalized distances `u`: the larger of `3 q95` and the exponential
+/// tail through the 80% and 95% quantiles extrapolated to [`DATA_TAIL_RATE`] (`q95 + s ln(0.05 / rate)` with
+/// `s = (q95 - q80) / ln 4`, the tail's scale). Both quantiles hold with up to 5% of the rows poisoned; the tail's
+/// scale lets a heavy-tailed table (hpc_data's counts) reach as far as its clean rows do, where `3 q95` alone flagged
+/// them.
+fn data_reach(u: &[f64]) -> f64 {
+    let (q80, q95) = (quantile(u, 0.80), quantile(u, 0.95));
+    let scale = (q95 - q80).max(0.0) / 4f64.ln();
+    (3.0 * q95).max(q95 + scale * (0.05 / DATA_TAIL_RATE).ln())
 }
 
 fn assign_all(centroids: &Array2<f32>, x: &Array2<f32>) -> (Vec<usize>, Vec<f64>) {
@@ -203,5 +219,48 @@ pub fn detect(ctx: &DetectContext) -> DetectorOutput {
             "limits": model.limits,
         }),
         skipped: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+    use rand_distr::{Distribution, Exp, LogNormal, Normal};
+
+    fn share_beyond(u: &[f64], limit: f64) -> f64 {
+        u.iter().filter(|&&v| v > limit).count() as f64 / u.len() as f64
+    }
+
+    #[test]
+    fn the_data_reach_follows_a_heavy_tail_keeps_light_ones_and_ignores_a_few_poisoned_rows() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        let n = 50_000;
+        // A light tail (distances of Gaussian clusters): both reaches stay under the 7 sigmas every limit keeps.
+        let light: Vec<f64> = (0..n)
+            .map(|_| Normal::new(0.0, 1.0).unwrap().sample(&mut rng))
+            .collect();
+        assert!(data_reach(&light) < 7.0 && 3.0 * quantile(&light, 0.95) < 7.0);
+        // An exponential tail: the limit leaves about DATA_TAIL_RATE of the rows beyond it.
+        let exp: Vec<f64> = (0..n)
+            .map(|_| Exp::new(1.0).unwrap().sample(&mut rng))
+            .collect();
+        assert!(share_beyond(&exp, data_reach(&exp)) <= 5.0 * DATA_TAIL_RATE);
+        // A heavier (log-normal) tail: further out than 3 q95, with fewer clean rows beyond it (0.11% against 0.13%).
+        let heavy: Vec<f64> = (0..n)
+            .map(|_| LogNormal::new(0.0, 0.8).unwrap().sample(&mut rng))
+            .collect();
+        let (reach, old) = (data_reach(&heavy), 3.0 * quantile(&heavy, 0.95));
+        assert!(reach > old, "{reach} against {old}");
+        assert!(share_beyond(&heavy, reach) < share_beyond(&heavy, old));
+        // 3% of the rows poisoned far out push both quantiles up the clean tail (the reach 1.54x, 3 q95 1.34x), and
+        // stay far beyond the limit they set.
+        let mut poisoned = heavy.clone();
+        poisoned.extend(std::iter::repeat_n(1e3, n * 3 / 100));
+        let moved = data_reach(&poisoned);
+        assert!(
+            moved < 2.0 * reach && moved < 1e3 / 10.0,
+            "{moved} against {reach}"
+        );
     }
 }
