@@ -118,6 +118,17 @@ impl TightConflicts {
         }
     }
 
+    /// The count against its expectation, for reasons: `X rows have a near copy under another label, E expected
+    /// where nearest rows disagree as elsewhere in the data`.
+    pub fn against_expected(&self) -> String {
+        format!(
+            "{} rows have a near copy under another label, {:.1} expected where nearest rows disagree as elsewhere in \
+             the data",
+            self.conflicts.len(),
+            self.expected()
+        )
+    }
+
     /// Conflicting tight rows that clean data would hold.
     pub fn expected(&self) -> f64 {
         if self.loose == 0 {
@@ -247,14 +258,7 @@ pub fn detect(
                 .tight
                 .as_ref()
                 .filter(|tc| conflict_score(tc) < CONFLICT_SCORE)
-                .map(|tc| {
-                    format!(
-                        " [{} rows have a near copy under another label, {:.1} expected where nearest rows disagree as \
-                         elsewhere in the data: weak evidence here]",
-                        tc.conflicts.len(),
-                        tc.expected()
-                    )
-                })
+                .map(|tc| format!(" [{}: weak evidence here]", tc.against_expected()))
                 .unwrap_or_default(),
             scores: &mut scores,
             reasons: &mut reasons,
@@ -412,11 +416,11 @@ impl NearPairs<'_> {
             self.scores[i] = self.conflict_score;
             self.reasons[i] = Some(format!(
                 "nearly identical to row {j} (label {}) but label {}: {:.0}% of the distance to its {CLOSE_K}th \
-                 nearest row [{x} rows have such a near copy under another label, {e:.1} expected where nearest \
-                 rows disagree as elsewhere in the data]: near duplicate with conflicting label",
+                 nearest row [{}]: near duplicate with conflicting label",
                 name(self.labels[j]),
                 name(self.labels[i]),
-                100.0 * (1.0 - s)
+                100.0 * (1.0 - s),
+                tc.against_expected()
             ));
         }
     }

@@ -750,7 +750,7 @@ pub fn detect(ctx: &DetectContext) -> LabelFlipOutput {
         };
         let data = detect_on_base(&own, &weights, true);
         // Under 2k reference rows per class the reference's k nearest rows of a class are most of that class: its
-        // votes no longer tell one part of the feature space from another, and the data's own rank alone.
+        // votes no longer tell one part of the feature space from another, and the data's own votes rank alone.
         let data_only = ctx
             .reference
             .is_some_and(|r| reference_rows_per_class(&r.labels) < (2 * ctx.config.k) as f64);

@@ -120,9 +120,9 @@ const DATA_TAIL_RATE: f64 = 1e-4;
 
 /// How far clean rows reach in the data's own normalized distances `u`: the larger of `3 q95` and the exponential
 /// tail through the 80% and 95% quantiles extrapolated to [`DATA_TAIL_RATE`] (`q95 + s ln(0.05 / rate)` with
-/// `s = (q95 - q80) / ln 4`, the tail's scale). Both quantiles hold with up to 5% of the rows poisoned; the tail's
-/// scale lets a heavy-tailed table (hpc_data's counts) reach as far as its clean rows do, where `3 q95` alone flagged
-/// them.
+/// `s = (q95 - q80) / ln 4`, the tail's scale). With up to 5% of the rows poisoned far out, both quantiles stay among
+/// the clean rows' values (they move up the clean tail), so poisoned rows cannot set their own limit; the tail's scale
+/// lets a heavy-tailed table (hpc_data's counts) reach as far as its clean rows do, where `3 q95` alone flagged them.
 fn data_reach(u: &[f64]) -> f64 {
     let (q80, q95) = (quantile(u, 0.80), quantile(u, 0.95));
     let scale = (q95 - q80).max(0.0) / 4f64.ln();
