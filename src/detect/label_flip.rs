@@ -286,6 +286,50 @@ fn excess_cut(mut s: Vec<f32>, x: f64, e: f64) -> Option<f32> {
     keep.checked_sub(1).map(|k| s[k])
 }
 
+/// The margin band `[lo, hi)` where a class's candidates (scores `s`, which are their margins at the calibrated
+/// limit) most exceed what clean rows of the class give: with `S(m)` the share of the reference's own leave-one-out
+/// margins of the class at or above `m`, the excess above a candidate's margin is
+/// `D(m) = X(>= m) - N S(m)`, and the band is the stretch of candidates over which `D` rises most (the largest
+/// `D(lo) - D(above hi)`, ties kept together). Where the poisoned rows are the clearest (random flips) the band starts
+/// at the top, as the clearest `X - E` do; where the class holds many natural rows at margins near 1 and the excess
+/// sits lower (copies relabelled into a class that half its own rows disagree with, Default's in-range backdoor),
+/// the band leaves those natural rows unflagged. None without ten reference margins or without an excess.
+fn excess_band(s: &[f32], reference_margins: &[f64], rows: usize) -> Option<(f32, f32)> {
+    if reference_margins.len() < 10 {
+        return None;
+    }
+    let mut sorted = s.to_vec();
+    sorted.sort_by(|a, b| b.total_cmp(a));
+    let mut clean = reference_margins.to_vec();
+    clean.sort_by(|a, b| b.total_cmp(a));
+    let expected_above = |m: f64| {
+        let at_or_above = clean.partition_point(|&v| v >= m) as f64;
+        rows as f64 * at_or_above / clean.len() as f64
+    };
+    let mut best: Option<(f64, f32, f32)> = None;
+    // The lowest D so far and the margin of the block it ends at (above every candidate: D = 0, no upper end).
+    let (mut low_d, mut low_at) = (0f64, f32::INFINITY);
+    let mut i = 0;
+    while i < sorted.len() {
+        let v = sorted[i];
+        let end = i + sorted[i..].iter().take_while(|&&w| w == v).count();
+        let d = end as f64 - expected_above(f64::from(v));
+        if best.is_none_or(|b| d - low_d > b.0) {
+            best = Some((d - low_d, v, low_at));
+        }
+        if d < low_d {
+            (low_d, low_at) = (d, v);
+        }
+        i = end;
+    }
+    // Of the band's candidates, as many as its excess, the clearest first (ties at the cut kept): the rest of the
+    // band is what clean rows of the class hold there.
+    let (excess, lo, hi) = best.filter(|b| b.0 > 0.0)?;
+    let in_band: Vec<f32> = sorted.into_iter().filter(|&v| v >= lo && v < hi).collect();
+    let keep = (excess.ceil() as usize).min(in_band.len()).max(1);
+    in_band.get(keep - 1).map(|&cut| (cut, hi))
+}
+
 /// Leave-one-out statistics of the base.
 #[derive(Debug, Clone)]
 struct BaseStats {
@@ -1203,9 +1247,18 @@ fn detect_on_base(ctx: &DetectContext, weights: &Array1<f32>, rank_only: bool) -
             by_class[y as usize].push(*sc);
         }
     }
+    // With the reference's own margins, the flagged ones are those of the margin band where the class's candidates
+    // most exceed what the reference's margins expect ([`excess_band`]), not simply the clearest.
+    let mut cut_hi = vec![f32::INFINITY; nc];
     for (y, s) in by_class.into_iter().enumerate() {
         if let (true, Some(e)) = (excess[y], expected[y]) {
-            cut[y] = excess_cut(s, cand[y] as f64, e).unwrap_or(f32::NEG_INFINITY);
+            let band = (!base.is_data && self_expected.is_empty())
+                .then(|| excess_band(&s, &stats.margins[y], rows_of[y]))
+                .flatten();
+            match band {
+                Some((lo, hi)) => (cut[y], cut_hi[y]) = (lo, hi),
+                None => cut[y] = excess_cut(s, cand[y] as f64, e).unwrap_or(f32::NEG_INFINITY),
+            }
         }
     }
     let mut results = results;
@@ -1213,7 +1266,7 @@ fn detect_on_base(ctx: &DetectContext, weights: &Array1<f32>, rank_only: bool) -
         if let Some(y) = ctx.labels[*i] {
             let y = y as usize;
             if r.is_some() {
-                let by_class = excess[y] && *s >= cut[y];
+                let by_class = excess[y] && *s >= cut[y] && *s < cut_hi[y];
                 let by_share = natural_cut.is_some_and(|c| *s >= c);
                 if !by_class && !by_share {
                     *r = None;
@@ -1226,8 +1279,17 @@ fn detect_on_base(ctx: &DetectContext, weights: &Array1<f32>, rank_only: bool) -
                         100.0 * NATURAL_SHARE
                     ));
                 } else if let (Some(e), Some(text)) = (expected[y], r.as_mut()) {
+                    let band = if cut_hi[y].is_finite() {
+                        format!(
+                            "; the excess lies at margins {:.2} to {:.2}, clearer ones are as many as the \
+                             {expected_from}'s rows of the class hold",
+                            cut[y], cut_hi[y]
+                        )
+                    } else {
+                        String::new()
+                    };
                     text.push_str(&format!(
-                        " [class {}: {} such rows, {:.1} expected from the {expected_from}]",
+                        " [class {}: {} such rows, {:.1} expected from the {expected_from}{band}]",
                         ctx.classes[y], cand[y], e,
                     ));
                 }
@@ -1271,6 +1333,7 @@ fn detect_on_base(ctx: &DetectContext, weights: &Array1<f32>, rank_only: bool) -
             "candidates_per_class": cand,
             "expected_per_class": expected,
             "class_flagged": excess,
+            "class_excess_below": cut_hi.iter().map(|&h| h.is_finite().then_some(h)).collect::<Vec<_>>(),
             "class_thresholds": thresholds,
             "pred_probs": ctx.pred_probs.is_some(),
             "linear_votes": lin.is_some(),
@@ -1308,7 +1371,7 @@ fn detect_on_base(ctx: &DetectContext, weights: &Array1<f32>, rank_only: bool) -
 
 #[cfg(test)]
 mod tests {
-    use super::{voters, Neighbour, LEAVE_OUT_NEAR, MIN_VOTES};
+    use super::{excess_band, voters, Neighbour, LEAVE_OUT_NEAR, MIN_VOTES};
     use crate::{Scanner, Source};
 
     fn scores() -> Vec<Vec<f32>> {
@@ -1429,6 +1492,32 @@ mod tests {
         // Twice the expected count is still an excess, and a rate measured on nothing adds no variance.
         assert!(super::exceeds(2.0 * e + 10.0, e, v));
         assert_eq!(super::rate_variance(rows, rate, 0), 0.0);
+    }
+
+    #[test]
+    fn the_excess_band_is_where_candidates_outnumber_the_clean_margins() {
+        // A class of 100 rows whose clean rows are candidates half the time, mostly at margins near 1 (the
+        // reference's 40 leave-one-out margins: 20 at 0.95-0.99, 20 below the limit).
+        let clean: Vec<f64> = (0..20)
+            .map(|i| 0.95 + 0.002 * i as f64)
+            .chain((0..20).map(|i| -0.5 + 0.01 * i as f64))
+            .collect();
+        // Copies at margins 0.55-0.64 on top of the natural ones: the band is theirs, below the natural mass.
+        let mut s: Vec<f32> = (0..40).map(|i| 0.95 + 0.001 * i as f32).collect();
+        s.extend((0..30).map(|i| 0.55 + 0.003 * i as f32));
+        let (lo, hi) = excess_band(&s, &clean, 100).expect("an excess");
+        assert!(
+            (0.54..0.56).contains(&lo) && (0.63..0.96).contains(&hi),
+            "{lo} {hi}"
+        );
+        // Flips at the top (margins 0.995+) beyond the natural ones: the band starts at the top.
+        let mut s: Vec<f32> = (0..48).map(|i| 0.95 + 0.0009 * i as f32).collect();
+        s.extend((0..30).map(|i| 0.995 + 0.0001 * i as f32));
+        let (_, hi) = excess_band(&s, &clean, 100).expect("an excess");
+        assert_eq!(hi, f32::INFINITY);
+        // No candidates, or too few reference margins to tell a band: none (the clearest X - E decide).
+        assert_eq!(excess_band(&[], &clean, 100), None);
+        assert_eq!(excess_band(&s, &clean[..9], 100), None);
     }
 
     #[test]
