@@ -293,7 +293,9 @@ fn excess_cut(mut s: Vec<f32>, x: f64, e: f64) -> Option<f32> {
 /// `D(lo) - D(above hi)`, ties kept together). Where the poisoned rows are the clearest (random flips) the band starts
 /// at the top, as the clearest `X - E` do; where the class holds many natural rows at margins near 1 and the excess
 /// sits lower (copies relabelled into a class that half its own rows disagree with, Default's in-range backdoor),
-/// the band leaves those natural rows unflagged. None without ten reference margins or without an excess.
+/// the band leaves those natural rows unflagged. Returns `(cut, hi)`: of the band's candidates, as many as its excess
+/// are flagged, the clearest first (`cut`, as [`excess_cut`] gives it), those at `hi` and above are not. None without
+/// ten reference margins or without an excess.
 fn excess_band(s: &[f32], reference_margins: &[f64], rows: usize) -> Option<(f32, f32)> {
     if reference_margins.len() < 10 {
         return None;
@@ -322,12 +324,10 @@ fn excess_band(s: &[f32], reference_margins: &[f64], rows: usize) -> Option<(f32
         }
         i = end;
     }
-    // Of the band's candidates, as many as its excess, the clearest first (ties at the cut kept): the rest of the
-    // band is what clean rows of the class hold there.
+    // The rest of the band is what clean rows of the class hold there.
     let (excess, lo, hi) = best.filter(|b| b.0 > 0.0)?;
     let in_band: Vec<f32> = sorted.into_iter().filter(|&v| v >= lo && v < hi).collect();
-    let keep = (excess.ceil() as usize).min(in_band.len()).max(1);
-    in_band.get(keep - 1).map(|&cut| (cut, hi))
+    excess_cut(in_band, excess, 0.0).map(|cut| (cut, hi))
 }
 
 /// Leave-one-out statistics of the base.
