@@ -155,6 +155,19 @@ fn conflict_score(tc: &TightConflicts) -> f32 {
     (FLAG_AT as f64 + (CONFLICT_SCORE - FLAG_AT) as f64 * unexplained) as f32
 }
 
+/// The score of a flagged near copy given the data's tight conflicts (none measured: [`CONFLICT_SCORE`]), and the
+/// note its reason carries where that score is lower: how often near-identical rows disagree here.
+fn pair_scoring(tc: Option<&TightConflicts>) -> (f32, String) {
+    let score = tc.map_or(CONFLICT_SCORE, conflict_score);
+    let note = match tc {
+        Some(tc) if score < CONFLICT_SCORE => {
+            format!(" [{}: weak evidence here]", tc.against_expected())
+        }
+        _ => String::new(),
+    };
+    (score, note)
+}
+
 /// Rows of one same-label exact group at which, in data with a continuous feature column, the group is flagged.
 pub const MASS_COPIES: f64 = 10.0;
 
@@ -249,17 +262,13 @@ pub fn detect(
         }
     }
     if let Some(nr) = near {
+        let (conflict_score, natural) = pair_scoring(nr.tight.as_ref());
         let mut ctx = NearPairs {
+            conflict_score,
+            natural,
             labels,
             classes,
             label_scores,
-            conflict_score: nr.tight.as_ref().map_or(CONFLICT_SCORE, conflict_score),
-            natural: nr
-                .tight
-                .as_ref()
-                .filter(|tc| conflict_score(tc) < CONFLICT_SCORE)
-                .map(|tc| format!(" [{}: weak evidence here]", tc.against_expected()))
-                .unwrap_or_default(),
             scores: &mut scores,
             reasons: &mut reasons,
             summary: &mut summary,
@@ -314,25 +323,23 @@ impl NearPairs<'_> {
                 .unwrap_or_else(|| "?".into())
         };
         let eps = (median_nn2 * 1e-3).max(1e-12);
-        let conflicting = |i: usize| match nearest[i] {
-            Some((d2, j, lj)) => {
-                let li = self.labels[i];
-                (d2 <= eps && lj != li && lj.is_some() && li.is_some()).then_some((j, lj, li))
-            }
-            None => None,
-        };
+        // (row, its nearest row, that row's label, the row's label) of the pairs within the line under two labels.
+        let pairs: Vec<(usize, usize, Option<u32>, Option<u32>)> =
+            (0..self.scores.len().min(nearest.len()))
+                .filter_map(|i| {
+                    let (d2, j, lj) = nearest[i]?;
+                    let li = self.labels[i];
+                    (d2 <= eps && lj != li && lj.is_some() && li.is_some())
+                        .then_some((i, j, lj, li))
+                })
+                .collect();
         // Rows under one label that are all near copies of the same row of another label: a group no natural
         // disagreement between near-identical rows explains.
         let mut copies: HashMap<(usize, Option<u32>), usize> = HashMap::new();
-        for i in 0..self.scores.len().min(nearest.len()) {
-            if let Some((j, _, li)) = conflicting(i) {
-                *copies.entry((j, li)).or_default() += 1;
-            }
+        for &(_, j, _, li) in &pairs {
+            *copies.entry((j, li)).or_default() += 1;
         }
-        for i in 0..self.scores.len().min(nearest.len()) {
-            let Some((j, lj, li)) = conflicting(i) else {
-                continue;
-            };
+        for (i, j, lj, li) in pairs {
             if self.scores[i] >= FLAG_AT {
                 continue;
             }
@@ -491,10 +498,11 @@ mod tests {
             Some((1e-6, 2, Some(0))),
             Some((1.0, 0, Some(0))),
         ];
-        for (tight, pair) in [
-            (natural_conflicts(4, 5), FLAG_AT),
-            (natural_conflicts(4, 0), CONFLICT_SCORE),
+        for (tight, pair, weak) in [
+            (natural_conflicts(4, 5), FLAG_AT, true),
+            (natural_conflicts(4, 0), CONFLICT_SCORE, false),
         ] {
+            let (conflict_score, natural) = pair_scoring(Some(&tight));
             let mut scores = vec![0f32; 6];
             let mut reasons = vec![None; 6];
             let mut summary = DuplicateSummary::default();
@@ -502,8 +510,8 @@ mod tests {
                 labels: &labels,
                 classes: &classes,
                 label_scores: Some(&evidence),
-                conflict_score: conflict_score(&tight),
-                natural: "[natural]".into(),
+                conflict_score,
+                natural,
                 scores: &mut scores,
                 reasons: &mut reasons,
                 summary: &mut summary,
@@ -525,10 +533,14 @@ mod tests {
                 r.contains("one of 2 rows labelled b that are near copies of it"),
                 "{r}"
             );
-            assert!(reasons[1]
-                .as_deref()
-                .unwrap_or_default()
-                .contains("[natural]"));
+            assert_eq!(
+                reasons[1]
+                    .as_deref()
+                    .unwrap_or_default()
+                    .contains("[4 rows have a near copy under another label, 5.0 expected where nearest rows disagree as elsewhere in the data: weak evidence here]"),
+                weak,
+                "the lone pair's reason names the natural disagreement only where it lowers the score"
+            );
         }
     }
 

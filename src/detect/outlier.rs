@@ -11,8 +11,9 @@
 //! nearest kept centroid; each cluster's limit is calibrated on the fit rows assigned to it:
 //! `median + t * sigma` of their distances (sigma = 1.4826 MAD), with `t` the larger of 7 and how far the fit rows
 //! themselves reach in those units (`1.5 * q99.9` of the normalized distances on a reference; on data `3 * q95`, or
-//! the exponential tail through q80 and q95 extrapolated to a 1e-4 chance when that reaches further). Score = r / (1 + r) with r = distance / limit, so the limit maps to 0.5;
-//! below the limit the score is halved into `[0, 0.25)`, under the other detectors' sub-threshold evidence.
+//! the exponential tail through q80 and q95 extrapolated to a 1e-4 chance when that reaches further). Score =
+//! r / (1 + r) with r = distance / limit, so the limit maps to 0.5; below the limit the score is halved into
+//! `[0, 0.25)`, under the other detectors' sub-threshold evidence.
 //!
 //! ## When it is wrong
 //! Heavy-tailed clean features (log-normal amounts, counts) have legitimate rows far from centres: with a reference
