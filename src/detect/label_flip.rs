@@ -336,6 +336,10 @@ struct BaseStats {
     thresholds: Vec<f32>,
     margins: Vec<Vec<f64>>,
     s2: f32,
+    /// The blend's voter weights (kNN first, then the model voters that vote), fitted on the base rows' labels.
+    weights: Vec<f32>,
+    /// The same for the blend with trees that only rank.
+    ranking_weights: Vec<f32>,
 }
 
 impl BaseStats {
@@ -377,7 +381,7 @@ fn base_statistics(
     let queries = take_rows(base.xw.view(), &picked);
     let base_self: Vec<Option<u32>> = picked.iter().map(|&i| Some(i as u32)).collect();
     let knn = index.search_all(queries.view(), k, &base_self);
-    statistics_from(base, picked, knn, nc, models)
+    statistics_from(base, picked, knn, (k, nc), models, None)
 }
 
 /// The model voters beside the kNN vote: the linear model and the trees, each when it votes.
@@ -385,20 +389,85 @@ fn base_statistics(
 struct Models<'a> {
     lin: Option<&'a LinearVotes>,
     forest: Option<&'a ForestVotes>,
+    /// Whether the blend's weights are fitted ([`voter_weights`]) or equal.
+    fitted: bool,
 }
 
-/// Average the kNN vote `p` with the model voters' probabilities (`q`, those that vote), equal weights.
-fn blend<'a>(p: &mut [f32], q: impl IntoIterator<Item = ndarray::ArrayView1<'a, f32>>) {
-    let mut voters = 1.0f32;
-    for q in q {
+/// Average the kNN vote `p` with the model voters' probabilities (`q`, those that vote), weighted by `w` (the kNN
+/// vote's weight first, then the model voters' in order; equal weights when `w` is empty).
+fn blend<'a>(p: &mut [f32], q: impl IntoIterator<Item = ndarray::ArrayView1<'a, f32>>, w: &[f32]) {
+    let at = |v: usize| w.get(v).copied().unwrap_or(1.0);
+    let mut total = at(0);
+    p.iter_mut().for_each(|a| *a *= total);
+    for (v, q) in q.into_iter().enumerate() {
+        let wv = at(v + 1);
         for (a, &b) in p.iter_mut().zip(q.iter()) {
-            *a += b;
+            *a += wv * b;
         }
-        voters += 1.0;
+        total += wv;
     }
-    for a in p.iter_mut() {
-        *a /= voters;
+    if total > 0.0 {
+        for a in p.iter_mut() {
+            *a /= total;
+        }
     }
+}
+
+/// Floor of a voter's probability of a row's label in the weights' likelihood (a vote of exactly 0 is not certain).
+const STACK_FLOOR: f64 = 1e-3;
+
+/// Share of the blend's weights that follows the fit ([`stacked_weights`]); the rest stays equal. On a data base
+/// the labels the weights are fitted to include the poison: trees fitted on the data learn an injected cluster, and
+/// weights fitted alone moved to them (mlc_churn's in-range backdoor with a reference, whose small reference adds
+/// the data's votes: 1.00 -> 0.62). Half and half kept it at 1.00; docs/detectors/label_flip.md.
+const FITTED_SHARE: f32 = 0.5;
+
+/// The blend's voter weights from the voters' out-of-sample probabilities of the base rows' labels (`probs[v][r]`):
+/// [`FITTED_SHARE`] of the likelihood-fitted [`stacked_weights`], the rest equal. Sums to 1.
+fn voter_weights(probs: &[Vec<f64>]) -> Vec<f32> {
+    let n = probs.len().max(1) as f32;
+    stacked_weights(probs)
+        .into_iter()
+        .map(|w| FITTED_SHARE * w + (1.0 - FITTED_SHARE) / n)
+        .collect()
+}
+
+/// Mixture weights of the voters that maximise the likelihood of the base rows' labels under the blend (EM on the
+/// mixture weights, which never lowers the likelihood): `probs[v][r]` is voter v's out-of-sample probability of
+/// row r's label. A voter that predicts the labels better gets more weight. Equal weights when there is nothing to
+/// fit (one voter, no rows).
+fn stacked_weights(probs: &[Vec<f64>]) -> Vec<f32> {
+    let nv = probs.len();
+    let rows = probs.first().map_or(0, Vec::len);
+    if nv < 2 || rows == 0 {
+        return vec![1.0 / nv.max(1) as f32; nv];
+    }
+    // Row-major, floored.
+    let at: Vec<Vec<f64>> = (0..rows)
+        .map(|r| {
+            probs
+                .iter()
+                .map(|p| p.get(r).map_or(STACK_FLOOR, |&v| v.max(STACK_FLOOR)))
+                .collect()
+        })
+        .collect();
+    let mut w = vec![1.0 / nv as f64; nv];
+    for _ in 0..200 {
+        let mut next = vec![0f64; nv];
+        for row in &at {
+            let mix: f64 = w.iter().zip(row).map(|(a, b)| a * b).sum();
+            for (n, (a, b)) in next.iter_mut().zip(w.iter().zip(row)) {
+                *n += a * b / mix;
+            }
+        }
+        next.iter_mut().for_each(|n| *n /= rows as f64);
+        let moved: f64 = next.iter().zip(&w).map(|(a, b)| (a - b).abs()).sum();
+        w = next;
+        if moved < 1e-6 {
+            break;
+        }
+    }
+    w.iter().map(|&v| v as f32).collect()
 }
 
 /// The trees on a base, unless turned off or the base is too small for their folds.
@@ -425,13 +494,15 @@ fn linear_votes(base: &Base, nc: usize, on: bool) -> Option<LinearVotes> {
     LinearVotes::fit(base.x.view(), &base_classes(base), nc)
 }
 
-/// The statistics from the leave-one-out neighbours `knn` of base rows `picked`.
+/// The statistics from the leave-one-out neighbours `knn` of base rows `picked`; `ranking` are trees that only rank
+/// (their blend's weights are fitted too).
 fn statistics_from(
     base: &Base,
     picked: Vec<usize>,
     knn: Vec<Vec<Neighbour>>,
-    nc: usize,
+    (k, nc): (usize, usize),
     models: Models,
+    ranking: Option<&ForestVotes>,
 ) -> BaseStats {
     let base_knn: Vec<(usize, Vec<Neighbour>)> = picked.into_iter().zip(knn).collect();
     let kth: Vec<f64> = base_knn
@@ -439,25 +510,63 @@ fn statistics_from(
         .filter_map(|(_, v)| v.last().map(|x| x.0 as f64))
         .collect();
     let s2 = quantile(&kth, 0.5).max(1e-9) as f32;
+    // Each voter's out-of-sample probability of the rows' labels, for the blend's weights.
+    let model_rows = |b: usize| {
+        [
+            models.lin.map(|l| l.base.row(b)),
+            models.forest.map(|f| f.base.row(b)),
+        ]
+    };
+    let mut probs: Vec<Vec<f64>> = Vec::new();
+    let mut ranking_probs: Vec<Vec<f64>> = Vec::new();
+    let mut knn_votes = Vec::with_capacity(base_knn.len());
+    for (b, nb) in base_knn.iter().map(|(b, nb)| (*b, nb)) {
+        let Some(y) = base.labels[base.ids[b]] else {
+            knn_votes.push(None);
+            continue;
+        };
+        let y = y as usize;
+        let p = vote(voters(nb, base.is_data), base.labels, &base.ids, nc, s2);
+        let push = |to: &mut Vec<Vec<f64>>, q: &[Option<ndarray::ArrayView1<f32>>]| {
+            let row: Vec<f64> = std::iter::once(p[y] as f64)
+                .chain(q.iter().flatten().map(|q| q[y] as f64))
+                .collect();
+            to.resize(row.len(), Vec::new());
+            for (v, x) in row.into_iter().enumerate() {
+                to[v].push(x);
+            }
+        };
+        push(&mut probs, &model_rows(b));
+        if let Some(t) = ranking {
+            push(
+                &mut ranking_probs,
+                &[models.lin.map(|l| l.base.row(b)), Some(t.base.row(b))],
+            );
+        }
+        knn_votes.push(Some((b, y, p)));
+    }
+    // Under 2k base rows per class a row's k nearest base rows are most of its class: how well that vote predicts
+    // the base's labels says little about how it does on the data (a 24-row reference, weights fitted on it,
+    // flagged 10 clean rows of 760 where equal weights flagged none), and the weights stay equal.
+    let fitted = models.fitted
+        && rows_per_class(base.ids.iter().map(|&id| &base.labels[id])) >= (2 * k) as f64;
+    let fit = |probs: &[Vec<f64>]| {
+        if fitted {
+            voter_weights(probs)
+        } else {
+            vec![1.0; probs.len()]
+        }
+    };
+    let weights = fit(&probs);
+    let ranking_weights = fit(&ranking_probs);
     let mut t_sum = vec![0f64; nc];
     let mut t_cnt = vec![0usize; nc];
     let mut margins: Vec<Vec<f64>> = vec![Vec::new(); nc];
-    for (b, nb) in base_knn.iter().map(|(b, nb)| (*b, nb)) {
-        if let Some(y) = base.labels[base.ids[b]] {
-            let mut p = vote(voters(nb, base.is_data), base.labels, &base.ids, nc, s2);
-            blend(
-                &mut p,
-                [
-                    models.lin.map(|l| l.base.row(b)),
-                    models.forest.map(|f| f.base.row(b)),
-                ]
-                .into_iter()
-                .flatten(),
-            );
-            t_sum[y as usize] += p[y as usize] as f64;
-            t_cnt[y as usize] += 1;
-            margins[y as usize].push(margin(&p, y as usize).0 as f64);
-        }
+    for (b, y, mut p) in knn_votes.into_iter().flatten() {
+        blend(&mut p, model_rows(b).into_iter().flatten(), &weights);
+        t_sum[y] += p[y] as f64;
+        t_cnt[y] += 1;
+        margins[y].push(margin(&p, y).0 as f64);
     }
     let thresholds = (0..nc)
         .map(|j| {
@@ -472,6 +581,8 @@ fn statistics_from(
         thresholds,
         margins,
         s2,
+        weights,
+        ranking_weights,
     }
 }
 
@@ -510,6 +621,8 @@ struct ReferenceModel {
 struct Voting {
     linear: bool,
     forest: bool,
+    /// Weights fitted to how well each voter predicts the base's labels (else equal).
+    fitted: bool,
 }
 
 impl Voting {
@@ -519,6 +632,7 @@ impl Voting {
         Voting {
             linear: cfg.linear && own,
             forest: cfg.forest && own,
+            fitted: cfg.fit_voter_weights,
         }
     }
 }
@@ -542,6 +656,7 @@ fn reference_model(
             nprobe as u64,
             voting.linear as u64,
             voting.forest as u64,
+            voting.fitted as u64,
         ],
     );
     let labels: Vec<u8> = base
@@ -559,6 +674,7 @@ fn reference_model(
         let models = Models {
             lin: lin.as_ref(),
             forest: forest.as_ref(),
+            fitted: voting.fitted,
         };
         let stats = base_statistics(&index, base, k, nc, models);
         ReferenceModel {
@@ -797,7 +913,7 @@ pub fn detect(ctx: &DetectContext) -> LabelFlipOutput {
         // votes no longer tell one part of the feature space from another, and the data's own votes rank alone.
         let data_only = ctx
             .reference
-            .is_some_and(|r| reference_rows_per_class(&r.labels) < (2 * ctx.config.k) as f64);
+            .is_some_and(|r| rows_per_class(&r.labels) < (2 * ctx.config.k) as f64);
         for (i, s) in out.output.scores.iter_mut().enumerate() {
             if out.output.reasons[i].is_none() {
                 let own = below_flag(data.output.scores[i]);
@@ -816,11 +932,11 @@ pub fn detect(ctx: &DetectContext) -> LabelFlipOutput {
     out
 }
 
-/// Labelled reference rows per class present in them.
-fn reference_rows_per_class(labels: &[Option<u32>]) -> f64 {
+/// Labelled rows per class present in them.
+fn rows_per_class<'a>(labels: impl IntoIterator<Item = &'a Option<u32>>) -> f64 {
     let mut seen = std::collections::BTreeSet::new();
     let mut rows = 0usize;
-    for l in labels.iter().flatten() {
+    for l in labels.into_iter().flatten() {
         seen.insert(*l);
         rows += 1;
     }
@@ -978,6 +1094,7 @@ fn detect_on_base(ctx: &DetectContext, weights: &Array1<f32>, rank_only: bool) -
     let models = Models {
         lin,
         forest: reference_forest.or(data_forest.as_ref().filter(|_| calibrated)),
+        fitted: voting.fitted,
     };
     // Trees that only rank (an uncalibrated scan), and their votes for the queried rows.
     let ranking_forest = data_forest.as_ref().filter(|_| !calibrated);
@@ -1018,7 +1135,7 @@ fn detect_on_base(ctx: &DetectContext, weights: &Array1<f32>, rank_only: bool) -
             .iter()
             .map(|&b| knn.get(at[base.ids[b]]).cloned().unwrap_or_default())
             .collect();
-        statistics_from(&base, picked, found, nc, models)
+        statistics_from(&base, picked, found, (k, nc), models, ranking_forest)
     } else {
         match &model {
             Some(m) => m.stats.clone(),
@@ -1090,7 +1207,11 @@ fn detect_on_base(ctx: &DetectContext, weights: &Array1<f32>, rank_only: bool) -
                     // The margin in the blend with the ranking trees, when they only rank.
                     let ranked = ranking_rows.as_ref().map(|t| {
                         let mut p3 = knn_vote.clone();
-                        blend(&mut p3, [lin_row, Some(t.row(r))].into_iter().flatten());
+                        blend(
+                            &mut p3,
+                            [lin_row, Some(t.row(r))].into_iter().flatten(),
+                            &stats.ranking_weights,
+                        );
                         to_score(margin(&p3, y).0, limit)
                     });
                     let mut p = knn_vote;
@@ -1099,6 +1220,7 @@ fn detect_on_base(ctx: &DetectContext, weights: &Array1<f32>, rank_only: bool) -
                         [lin_row, forest_rows.as_ref().map(|q| q.row(r))]
                             .into_iter()
                             .flatten(),
+                        &stats.weights,
                     );
                     (p, ranked)
                 }
@@ -1341,6 +1463,8 @@ fn detect_on_base(ctx: &DetectContext, weights: &Array1<f32>, rank_only: bool) -
             "linear_fit_gradient": lin.map(|l| l.gradient),
             "forest_votes": models.forest.is_some(),
             "forest_ranks_only": ranking_forest.is_some(),
+            "voter_weights": stats.weights,
+            "ranking_voter_weights": ranking_forest.map(|_| &stats.ranking_weights),
             "votes_without_near_rows": near_left_out,
             "relabelled_island_rows": base.is_data.then(|| island.iter().filter(|&&b| b).count()),
             "feature_weights": weights.to_vec(),
@@ -1371,7 +1495,10 @@ fn detect_on_base(ctx: &DetectContext, weights: &Array1<f32>, rank_only: bool) -
 
 #[cfg(test)]
 mod tests {
-    use super::{excess_band, voters, Neighbour, LEAVE_OUT_NEAR, MIN_VOTES};
+    use super::{
+        excess_band, stacked_weights, voter_weights, voters, Neighbour, FITTED_SHARE,
+        LEAVE_OUT_NEAR, MIN_VOTES,
+    };
     use crate::{Scanner, Source};
 
     fn scores() -> Vec<Vec<f32>> {
@@ -1405,6 +1532,35 @@ mod tests {
                 proptest::prop_assert!(v.iter().all(|&(d, _)| d >= cut));
             }
         }
+    }
+
+    #[test]
+    fn the_voter_that_predicts_the_labels_better_gets_more_weight() {
+        // Voter 0 gives the label 0.9 on every row, voter 1 gives 0.9 on half of them and 0.1 on the others: the
+        // mixture 0.9 w0 + 0.9 w1 (half) and 0.9 w0 + 0.1 w1 (half) is most likely at w1 = 0.
+        let good = vec![0.9; 100];
+        let half: Vec<f64> = (0..100)
+            .map(|r| if r % 2 == 0 { 0.9 } else { 0.1 })
+            .collect();
+        let w = stacked_weights(&[good.clone(), half.clone()]);
+        assert!(w[0] > 0.99 && w[1] < 0.01, "{w:?}");
+        // Half of the weights stay equal.
+        let v = voter_weights(&[good.clone(), half]);
+        assert!((v[1] - (1.0 - FITTED_SHARE) / 2.0).abs() < 0.01, "{v:?}");
+        assert!((v.iter().sum::<f32>() - 1.0).abs() < 1e-5, "{v:?}");
+        // Voters that predict alike keep equal weights; one voter or no rows is nothing to fit.
+        let w = stacked_weights(&[good.clone(), good.clone(), good.clone()]);
+        assert!(w.iter().all(|&x| (x - 1.0 / 3.0).abs() < 1e-5), "{w:?}");
+        assert_eq!(stacked_weights(&[good]), vec![1.0]);
+        assert_eq!(stacked_weights(&[vec![], vec![]]), vec![0.5, 0.5]);
+        // Each voter right where the other is wrong: both are needed, the better one weighs more.
+        let a: Vec<f64> = (0..100).map(|r| if r < 70 { 0.9 } else { 0.0 }).collect();
+        let b: Vec<f64> = (0..100).map(|r| if r < 70 { 0.0 } else { 0.9 }).collect();
+        let w = stacked_weights(&[a, b]);
+        assert!(
+            (w[0] - 0.7).abs() < 0.01 && (w[1] - 0.3).abs() < 0.01,
+            "{w:?}"
+        );
     }
 
     #[test]

@@ -99,9 +99,13 @@ pub struct DetectConfig {
     /// detector (`detect::forest`).
     #[serde(default = "default_forest")]
     pub forest: bool,
+    /// Weigh the label-flip detector's voters (kNN, linear model, trees) by how well each predicts the labels of the
+    /// rows it is fitted on, half and half with equal weights (`detect::label_flip`); else equal weights.
+    #[serde(default = "default_forest")]
+    pub fit_voter_weights: bool,
 }
 
-/// Fits saved before the tree voter existed let it vote.
+/// Fits saved before the tree voter (or the fitted voter weights) existed use it.
 fn default_forest() -> bool {
     true
 }
@@ -118,6 +122,7 @@ impl Default for DetectConfig {
             seed: 0x5eed,
             linear: true,
             forest: true,
+            fit_voter_weights: true,
         }
     }
 }
