@@ -394,7 +394,7 @@ struct Models<'a> {
 }
 
 /// Average the kNN vote `p` with the model voters' probabilities (`q`, those that vote), weighted by `w` (the kNN
-/// vote's weight first, then the model voters' in order; equal weights when `w` is empty).
+/// vote's weight first, then the model voters' in order, as [`BaseStats`] holds them).
 fn blend<'a>(p: &mut [f32], q: impl IntoIterator<Item = ndarray::ArrayView1<'a, f32>>, w: &[f32]) {
     let at = |v: usize| w.get(v).copied().unwrap_or(1.0);
     let mut total = at(0);
@@ -554,7 +554,7 @@ fn statistics_from(
         if fitted {
             voter_weights(probs)
         } else {
-            vec![1.0; probs.len()]
+            vec![1.0 / probs.len().max(1) as f32; probs.len()]
         }
     };
     let weights = fit(&probs);
