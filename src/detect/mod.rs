@@ -97,16 +97,16 @@ pub struct DetectConfig {
     pub linear: bool,
     /// Let extremely randomized trees vote beside the kNN neighbourhood and the linear model in the label-flip
     /// detector (`detect::forest`).
-    #[serde(default = "default_forest")]
+    #[serde(default = "default_on")]
     pub forest: bool,
     /// Weigh the label-flip detector's voters (kNN, linear model, trees) by how well each predicts the labels of the
     /// rows it is fitted on, half and half with equal weights (`detect::label_flip`); else equal weights.
-    #[serde(default = "default_forest")]
+    #[serde(default = "default_on")]
     pub fit_voter_weights: bool,
 }
 
-/// Fits saved before the tree voter (or the fitted voter weights) existed use it.
-fn default_forest() -> bool {
+/// Settings saved before the tree voter (or the fitted voter weights) existed turn it on.
+fn default_on() -> bool {
     true
 }
 
