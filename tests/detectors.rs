@@ -872,13 +872,9 @@ fn voters_are_weighted_by_how_well_they_predict_the_labels() {
             check_quality(&fitted, "label", &data),
             check_quality(&equal, "label", &data),
         );
-        eprintln!(
-            "reference {}: weights {w:?}, fitted {q:?}, equal {qe:?}",
-            r.is_some()
-        );
         assert!(
             q.precision_at_k > qe.precision_at_k && q.precision_at_k >= 0.8,
-            "reference {}: fitted {q:?}, equal {qe:?}",
+            "reference {}: weights {w:?}, fitted {q:?}, equal {qe:?}",
             r.is_some()
         );
         let twin = scan(&two_blobs_per_class(2000, 3), r);

@@ -422,45 +422,35 @@ const STACK_FLOOR: f64 = 1e-3;
 /// the data's votes: 1.00 -> 0.62). Half and half kept it at 1.00; docs/detectors/label_flip.md.
 const FITTED_SHARE: f32 = 0.5;
 
-/// The blend's voter weights from the voters' out-of-sample probabilities of the base rows' labels (`probs[v][r]`):
-/// [`FITTED_SHARE`] of the likelihood-fitted [`stacked_weights`], the rest equal. Sums to 1.
-fn voter_weights(probs: &[Vec<f64>]) -> Vec<f32> {
-    let n = probs.len().max(1) as f32;
-    stacked_weights(probs)
+/// The blend's voter weights from the voters' out-of-sample probabilities of the base rows' labels (`rows[r][v]`, for
+/// `voters` voters): [`FITTED_SHARE`] of the likelihood-fitted [`stacked_weights`], the rest equal. Sums to 1.
+fn voter_weights(rows: &[Vec<f64>], voters: usize) -> Vec<f32> {
+    let n = voters.max(1) as f32;
+    stacked_weights(rows, voters)
         .into_iter()
         .map(|w| FITTED_SHARE * w + (1.0 - FITTED_SHARE) / n)
         .collect()
 }
 
 /// Mixture weights of the voters that maximise the likelihood of the base rows' labels under the blend (EM on the
-/// mixture weights, which never lowers the likelihood): `probs[v][r]` is voter v's out-of-sample probability of
-/// row r's label. A voter that predicts the labels better gets more weight. Equal weights when there is nothing to
-/// fit (one voter, no rows).
-fn stacked_weights(probs: &[Vec<f64>]) -> Vec<f32> {
-    let nv = probs.len();
-    let rows = probs.first().map_or(0, Vec::len);
-    if nv < 2 || rows == 0 {
-        return vec![1.0 / nv.max(1) as f32; nv];
+/// mixture weights, which never lowers the likelihood): `rows[r][v]` is voter v's out-of-sample probability of row
+/// r's label, floored at [`STACK_FLOOR`]. A voter that predicts the labels better gets more weight. Equal weights
+/// when there is nothing to fit (one voter, no rows).
+fn stacked_weights(rows: &[Vec<f64>], voters: usize) -> Vec<f32> {
+    if voters < 2 || rows.is_empty() {
+        return vec![1.0 / voters.max(1) as f32; voters];
     }
-    // Row-major, floored.
-    let at: Vec<Vec<f64>> = (0..rows)
-        .map(|r| {
-            probs
-                .iter()
-                .map(|p| p.get(r).map_or(STACK_FLOOR, |&v| v.max(STACK_FLOOR)))
-                .collect()
-        })
-        .collect();
-    let mut w = vec![1.0 / nv as f64; nv];
+    let p = |row: &[f64], v: usize| row.get(v).map_or(STACK_FLOOR, |&x| x.max(STACK_FLOOR));
+    let mut w = vec![1.0 / voters as f64; voters];
     for _ in 0..200 {
-        let mut next = vec![0f64; nv];
-        for row in &at {
-            let mix: f64 = w.iter().zip(row).map(|(a, b)| a * b).sum();
-            for (n, (a, b)) in next.iter_mut().zip(w.iter().zip(row)) {
-                *n += a * b / mix;
+        let mut next = vec![0f64; voters];
+        for row in rows {
+            let mix: f64 = (0..voters).map(|v| w[v] * p(row, v)).sum();
+            for (v, n) in next.iter_mut().enumerate() {
+                *n += w[v] * p(row, v) / mix;
             }
         }
-        next.iter_mut().for_each(|n| *n /= rows as f64);
+        next.iter_mut().for_each(|n| *n /= rows.len() as f64);
         let moved: f64 = next.iter().zip(&w).map(|(a, b)| (a - b).abs()).sum();
         w = next;
         if moved < 1e-6 {
@@ -510,59 +500,60 @@ fn statistics_from(
         .filter_map(|(_, v)| v.last().map(|x| x.0 as f64))
         .collect();
     let s2 = quantile(&kth, 0.5).max(1e-9) as f32;
-    // Each voter's out-of-sample probability of the rows' labels, for the blend's weights.
     let model_rows = |b: usize| {
         [
             models.lin.map(|l| l.base.row(b)),
             models.forest.map(|f| f.base.row(b)),
         ]
     };
+    // Per labelled base row, each voter's out-of-sample probability of the row's label (kNN first), for the blend's
+    // weights; the same with the ranking trees in the forest's place.
     let mut probs: Vec<Vec<f64>> = Vec::new();
     let mut ranking_probs: Vec<Vec<f64>> = Vec::new();
     let mut knn_votes = Vec::with_capacity(base_knn.len());
     for (b, nb) in base_knn.iter().map(|(b, nb)| (*b, nb)) {
         let Some(y) = base.labels[base.ids[b]] else {
-            knn_votes.push(None);
             continue;
         };
         let y = y as usize;
         let p = vote(voters(nb, base.is_data), base.labels, &base.ids, nc, s2);
-        let push = |to: &mut Vec<Vec<f64>>, q: &[Option<ndarray::ArrayView1<f32>>]| {
-            let row: Vec<f64> = std::iter::once(p[y] as f64)
-                .chain(q.iter().flatten().map(|q| q[y] as f64))
-                .collect();
-            to.resize(row.len(), Vec::new());
-            for (v, x) in row.into_iter().enumerate() {
-                to[v].push(x);
-            }
+        let of_label = |q: &[Option<ndarray::ArrayView1<f32>>]| -> Vec<f64> {
+            std::iter::once(p[y])
+                .chain(q.iter().flatten().map(|q| q[y]))
+                .map(f64::from)
+                .collect()
         };
-        push(&mut probs, &model_rows(b));
+        probs.push(of_label(&model_rows(b)));
         if let Some(t) = ranking {
-            push(
-                &mut ranking_probs,
-                &[models.lin.map(|l| l.base.row(b)), Some(t.base.row(b))],
-            );
+            ranking_probs.push(of_label(&[
+                models.lin.map(|l| l.base.row(b)),
+                Some(t.base.row(b)),
+            ]));
         }
-        knn_votes.push(Some((b, y, p)));
+        knn_votes.push((b, y, p));
     }
     // Under 2k base rows per class a row's k nearest base rows are most of its class: how well that vote predicts
     // the base's labels says little about how it does on the data (a 24-row reference, weights fitted on it,
     // flagged 10 clean rows of 760 where equal weights flagged none), and the weights stay equal.
     let fitted = models.fitted
         && rows_per_class(base.ids.iter().map(|&id| &base.labels[id])) >= (2 * k) as f64;
-    let fit = |probs: &[Vec<f64>]| {
+    let fit = |rows: &[Vec<f64>], voters: usize| {
         if fitted {
-            voter_weights(probs)
+            voter_weights(rows, voters)
         } else {
-            vec![1.0 / probs.len().max(1) as f32; probs.len()]
+            vec![1.0 / voters as f32; voters]
         }
     };
-    let weights = fit(&probs);
-    let ranking_weights = fit(&ranking_probs);
+    let with_lin = 1 + usize::from(models.lin.is_some());
+    let weights = fit(&probs, with_lin + usize::from(models.forest.is_some()));
+    let ranking_weights = match ranking {
+        Some(_) => fit(&ranking_probs, with_lin + 1),
+        None => Vec::new(),
+    };
     let mut t_sum = vec![0f64; nc];
     let mut t_cnt = vec![0usize; nc];
     let mut margins: Vec<Vec<f64>> = vec![Vec::new(); nc];
-    for (b, y, mut p) in knn_votes.into_iter().flatten() {
+    for (b, y, mut p) in knn_votes {
         blend(&mut p, model_rows(b).into_iter().flatten(), &weights);
         t_sum[y] += p[y] as f64;
         t_cnt[y] += 1;
@@ -1536,27 +1527,35 @@ mod tests {
 
     #[test]
     fn the_voter_that_predicts_the_labels_better_gets_more_weight() {
+        // Each voter's probabilities of the labels, one vector per voter, as rows (`rows[r][v]`).
+        let rows = |voters: &[Vec<f64>]| -> Vec<Vec<f64>> {
+            let n = voters.first().map_or(0, Vec::len);
+            (0..n)
+                .map(|r| voters.iter().map(|v| v[r]).collect())
+                .collect()
+        };
+        let stacked = |voters: &[Vec<f64>]| stacked_weights(&rows(voters), voters.len());
         // Voter 0 gives the label 0.9 on every row, voter 1 gives 0.9 on half of them and 0.1 on the others: the
         // mixture 0.9 w0 + 0.9 w1 (half) and 0.9 w0 + 0.1 w1 (half) is most likely at w1 = 0.
         let good = vec![0.9; 100];
         let half: Vec<f64> = (0..100)
             .map(|r| if r % 2 == 0 { 0.9 } else { 0.1 })
             .collect();
-        let w = stacked_weights(&[good.clone(), half.clone()]);
+        let w = stacked(&[good.clone(), half.clone()]);
         assert!(w[0] > 0.99 && w[1] < 0.01, "{w:?}");
         // Half of the weights stay equal.
-        let v = voter_weights(&[good.clone(), half]);
+        let v = voter_weights(&rows(&[good.clone(), half]), 2);
         assert!((v[1] - (1.0 - FITTED_SHARE) / 2.0).abs() < 0.01, "{v:?}");
         assert!((v.iter().sum::<f32>() - 1.0).abs() < 1e-5, "{v:?}");
         // Voters that predict alike keep equal weights; one voter or no rows is nothing to fit.
-        let w = stacked_weights(&[good.clone(), good.clone(), good.clone()]);
+        let w = stacked(&[good.clone(), good.clone(), good.clone()]);
         assert!(w.iter().all(|&x| (x - 1.0 / 3.0).abs() < 1e-5), "{w:?}");
-        assert_eq!(stacked_weights(&[good]), vec![1.0]);
-        assert_eq!(stacked_weights(&[vec![], vec![]]), vec![0.5, 0.5]);
+        assert_eq!(stacked(&[good]), vec![1.0]);
+        assert_eq!(stacked(&[vec![], vec![]]), vec![0.5, 0.5]);
         // Each voter right where the other is wrong: both are needed, the better one weighs more.
         let a: Vec<f64> = (0..100).map(|r| if r < 70 { 0.9 } else { 0.0 }).collect();
         let b: Vec<f64> = (0..100).map(|r| if r < 70 { 0.0 } else { 0.9 }).collect();
-        let w = stacked_weights(&[a, b]);
+        let w = stacked(&[a, b]);
         assert!(
             (w[0] - 0.7).abs() < 0.01 && (w[1] - 0.3).abs() < 0.01,
             "{w:?}"
