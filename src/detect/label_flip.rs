@@ -43,6 +43,7 @@
 
 use super::duplicate::TightConflicts;
 use super::forest::ForestVotes;
+use super::gauss::GaussVotes;
 use super::ivf::{default_nlist, IvfIndex, Neighbour};
 use super::linear::LinearVotes;
 use super::{quantile, take_rows, DetectContext, DetectorOutput, FLAG_AT};
@@ -388,6 +389,7 @@ fn base_statistics(
 #[derive(Clone, Copy)]
 struct Models<'a> {
     lin: Option<&'a LinearVotes>,
+    gauss: Option<&'a GaussVotes>,
     forest: Option<&'a ForestVotes>,
     /// Whether the blend's weights are fitted ([`voter_weights`]) or equal.
     fitted: bool,
@@ -400,6 +402,10 @@ fn blend<'a>(p: &mut [f32], q: impl IntoIterator<Item = ndarray::ArrayView1<'a, 
     let mut total = at(0);
     p.iter_mut().for_each(|a| *a *= total);
     for (v, q) in q.into_iter().enumerate() {
+        // A voter that abstains on this row (NaN, `detect::gauss`) is left out.
+        if q.iter().any(|v| !v.is_finite()) {
+            continue;
+        }
         let wv = at(v + 1);
         for (a, &b) in p.iter_mut().zip(q.iter()) {
             *a += wv * b;
@@ -440,7 +446,19 @@ fn stacked_weights(rows: &[Vec<f64>], voters: usize) -> Vec<f32> {
     if voters < 2 || rows.is_empty() {
         return vec![1.0 / voters.max(1) as f32; voters];
     }
-    let p = |row: &[f64], v: usize| row.get(v).map_or(STACK_FLOOR, |&x| x.max(STACK_FLOOR));
+    // A voter that abstains on a row (NaN) is taken to agree with the mean of those that vote: it neither gains nor
+    // loses weight by the row.
+    let p = |row: &[f64], v: usize| {
+        let mean = || {
+            let voted = row.iter().filter(|x| x.is_finite());
+            voted.clone().sum::<f64>() / voted.count().max(1) as f64
+        };
+        row.get(v)
+            .copied()
+            .filter(|x| x.is_finite())
+            .unwrap_or_else(mean)
+            .max(STACK_FLOOR)
+    };
     let mut w = vec![1.0 / voters as f64; voters];
     for _ in 0..200 {
         let mut next = vec![0f64; voters];
@@ -458,6 +476,21 @@ fn stacked_weights(rows: &[Vec<f64>], voters: usize) -> Vec<f32> {
         }
     }
     w.iter().map(|&v| v as f32).collect()
+}
+
+/// Fewest base rows per class, per feature column, for the Gaussian voter: a class's covariance has `d (d + 1) / 2`
+/// entries. Without this floor iris (50 rows per class in 4 columns, a 10-row reference per class) lost two of
+/// its in-range backdoor's four rows to versicolor/virginica rows the Gaussians were sure of (docs/detectors/label_flip.md).
+const GAUSS_ROWS_PER_COLUMN: f64 = 20.0;
+
+/// The Gaussian voter on a base, unless turned off, the base has under [`GAUSS_ROWS_PER_COLUMN`] rows per class
+/// and column, or it cannot vote ([`GaussVotes::fit`]).
+fn gauss_votes(base: &Base, nc: usize, on: bool) -> Option<GaussVotes> {
+    let rows = rows_per_class(base.ids.iter().map(|&id| &base.labels[id]));
+    if !on || rows < GAUSS_ROWS_PER_COLUMN * base.x.ncols() as f64 {
+        return None;
+    }
+    GaussVotes::fit(base.x.view(), &base_classes(base), nc)
 }
 
 /// The trees on a base, unless turned off or the base is too small for their folds.
@@ -503,6 +536,7 @@ fn statistics_from(
     let model_rows = |b: usize| {
         [
             models.lin.map(|l| l.base.row(b)),
+            models.gauss.map(|g| g.base.row(b)),
             models.forest.map(|f| f.base.row(b)),
         ]
     };
@@ -527,6 +561,7 @@ fn statistics_from(
         if let Some(t) = ranking {
             ranking_probs.push(of_label(&[
                 models.lin.map(|l| l.base.row(b)),
+                models.gauss.map(|g| g.base.row(b)),
                 Some(t.base.row(b)),
             ]));
         }
@@ -544,7 +579,7 @@ fn statistics_from(
             vec![1.0 / voters as f32; voters]
         }
     };
-    let with_lin = 1 + usize::from(models.lin.is_some());
+    let with_lin = 1 + usize::from(models.lin.is_some()) + usize::from(models.gauss.is_some());
     let weights = fit(&probs, with_lin + usize::from(models.forest.is_some()));
     let ranking_weights = match ranking {
         Some(_) => fit(&ranking_probs, with_lin + 1),
@@ -603,6 +638,7 @@ pub fn clean_candidate_rates(
 struct ReferenceModel {
     index: IvfIndex,
     lin: Option<LinearVotes>,
+    gauss: Option<GaussVotes>,
     forest: Option<ForestVotes>,
     stats: BaseStats,
 }
@@ -611,6 +647,7 @@ struct ReferenceModel {
 #[derive(Clone, Copy)]
 struct Voting {
     linear: bool,
+    gauss: bool,
     forest: bool,
     /// Weights fitted to how well each voter predicts the base's labels (else equal).
     fitted: bool,
@@ -622,6 +659,7 @@ impl Voting {
         let own = pred_probs.is_none();
         Voting {
             linear: cfg.linear && own,
+            gauss: cfg.gauss && own,
             forest: cfg.forest && own,
             fitted: cfg.fit_voter_weights,
         }
@@ -646,6 +684,7 @@ fn reference_model(
             nc as u64,
             nprobe as u64,
             voting.linear as u64,
+            voting.gauss as u64,
             voting.forest as u64,
             voting.fitted as u64,
         ],
@@ -658,12 +697,18 @@ fn reference_model(
     h.update(&labels);
     super::kept_or_build(&REFERENCE_MODEL, h.finalize(), || {
         let index = IvfIndex::build(base.xw.view(), default_nlist(base.xw.nrows()), nprobe);
-        let (lin, forest) = rayon::join(
-            || linear_votes(base, nc, voting.linear),
+        let ((lin, gauss), forest) = rayon::join(
+            || {
+                (
+                    linear_votes(base, nc, voting.linear),
+                    gauss_votes(base, nc, voting.gauss),
+                )
+            },
             || forest_votes(base, nc, voting.forest),
         );
         let models = Models {
             lin: lin.as_ref(),
+            gauss: gauss.as_ref(),
             forest: forest.as_ref(),
             fitted: voting.fitted,
         };
@@ -671,6 +716,7 @@ fn reference_model(
         ReferenceModel {
             index,
             lin,
+            gauss,
             forest,
             stats,
         }
@@ -1023,8 +1069,13 @@ fn detect_on_base(ctx: &DetectContext, weights: &Array1<f32>, rank_only: bool) -
         Some(reference_model(&base, k, nc, ctx.config.nprobe, voting))
     };
     let built;
-    let (index, lin, reference_forest) = match &model {
-        Some(m) => (&m.index, m.lin.as_ref(), m.forest.as_ref()),
+    let (index, lin, gauss, reference_forest) = match &model {
+        Some(m) => (
+            &m.index,
+            m.lin.as_ref(),
+            m.gauss.as_ref(),
+            m.forest.as_ref(),
+        ),
         None => {
             // The linear voter on the base (model probabilities given by the user replace it); the trees wait for
             // the neighbours below.
@@ -1036,9 +1087,14 @@ fn detect_on_base(ctx: &DetectContext, weights: &Array1<f32>, rank_only: bool) -
                         ctx.config.nprobe,
                     )
                 },
-                || linear_votes(&base, nc, voting.linear),
+                || {
+                    (
+                        linear_votes(&base, nc, voting.linear),
+                        gauss_votes(&base, nc, voting.gauss),
+                    )
+                },
             );
-            (&built.0, built.1.as_ref(), None)
+            (&built.0, built.1 .0.as_ref(), built.1 .1.as_ref(), None)
         }
     };
     // Query every valid labelled data row.
@@ -1084,6 +1140,7 @@ fn detect_on_base(ctx: &DetectContext, weights: &Array1<f32>, rank_only: bool) -
     };
     let models = Models {
         lin,
+        gauss,
         forest: reference_forest.or(data_forest.as_ref().filter(|_| calibrated)),
         fitted: voting.fitted,
     };
@@ -1097,6 +1154,8 @@ fn detect_on_base(ctx: &DetectContext, weights: &Array1<f32>, rank_only: bool) -
         lin.map(|l| votes_of_rows(&rows, &pos_in_base, data_rows, &l.base, |x| l.predict(x)));
     let trees_vote =
         |f: &ForestVotes| votes_of_rows(&rows, &pos_in_base, data_rows, &f.base, |x| f.predict(x));
+    let gauss_rows =
+        gauss.map(|g| votes_of_rows(&rows, &pos_in_base, data_rows, &g.base, |x| g.predict(x)));
     let forest_rows = models.forest.map(trees_vote);
     let ranking_rows = ranking_forest.map(trees_vote);
     // With a reference, near duplicates inside the data are invisible to the reference-side neighbours.
@@ -1191,6 +1250,7 @@ fn detect_on_base(ctx: &DetectContext, weights: &Array1<f32>, rank_only: bool) -
             // The neighbours that vote (without a data row's much nearer rows), for the vote and its reason.
             let voting = voters(&nb, base.is_data);
             let lin_row = lin_rows.as_ref().map(|q| q.row(r));
+            let gauss_row = gauss_rows.as_ref().map(|q| q.row(r));
             let (p, ranked) = match ctx.pred_probs {
                 Some(pp) if pp.ncols() == nc => (pp.row(i).to_vec(), None),
                 _ => {
@@ -1200,7 +1260,7 @@ fn detect_on_base(ctx: &DetectContext, weights: &Array1<f32>, rank_only: bool) -
                         let mut p3 = knn_vote.clone();
                         blend(
                             &mut p3,
-                            [lin_row, Some(t.row(r))].into_iter().flatten(),
+                            [lin_row, gauss_row, Some(t.row(r))].into_iter().flatten(),
                             &stats.ranking_weights,
                         );
                         to_score(margin(&p3, y).0, limit)
@@ -1208,7 +1268,7 @@ fn detect_on_base(ctx: &DetectContext, weights: &Array1<f32>, rank_only: bool) -
                     let mut p = knn_vote;
                     blend(
                         &mut p,
-                        [lin_row, forest_rows.as_ref().map(|q| q.row(r))]
+                        [lin_row, gauss_row, forest_rows.as_ref().map(|q| q.row(r))]
                             .into_iter()
                             .flatten(),
                         &stats.weights,
@@ -1241,7 +1301,7 @@ fn detect_on_base(ctx: &DetectContext, weights: &Array1<f32>, rank_only: bool) -
                 let left_out = nb.len() - voting.len();
                 // What a model voter gives the other class, e.g. "; a linear model on the data gives p(b) = 0.91".
                 let says = |votes: &Option<Array2<f32>>, model: &str, verb: &str| {
-                    votes.as_ref().map(|q| {
+                    votes.as_ref().filter(|q| q[[r, other]].is_finite()).map(|q| {
                         format!(
                             "; {model} on the {} {verb} p({}) = {:.2}",
                             if base.is_data { "data" } else { "reference" },
@@ -1251,9 +1311,10 @@ fn detect_on_base(ctx: &DetectContext, weights: &Array1<f32>, rank_only: bool) -
                     })
                 };
                 let linear = says(&lin_rows, "a linear model", "gives");
+                let gaussian = says(&gauss_rows, "a Gaussian per class", "gives");
                 let trees = says(&forest_rows, "trees grown", "give");
                 format!(
-                    "label {} but {} of {} nearest {}neighbours{} are {} (p({}) = {:.2}, p({}) = {:.2}{}{})",
+                    "label {} but {} of {} nearest {}neighbours{} are {} (p({}) = {:.2}, p({}) = {:.2}{}{}{})",
                     ctx.classes[y],
                     agree,
                     voting.len(),
@@ -1269,6 +1330,7 @@ fn detect_on_base(ctx: &DetectContext, weights: &Array1<f32>, rank_only: bool) -
                     ctx.classes[other],
                     p[other],
                     linear.unwrap_or_default(),
+                    gaussian.unwrap_or_default(),
                     trees.unwrap_or_default()
                 )
             });
@@ -1452,6 +1514,8 @@ fn detect_on_base(ctx: &DetectContext, weights: &Array1<f32>, rank_only: bool) -
             "linear_votes": lin.is_some(),
             "linear_fit_converged": lin.map(|l| l.converged()),
             "linear_fit_gradient": lin.map(|l| l.gradient),
+            "gauss_votes": gauss.is_some(),
+            "gauss_temperature": gauss.map(|g| g.temperature),
             "forest_votes": models.forest.is_some(),
             "forest_ranks_only": ranking_forest.is_some(),
             "voter_weights": stats.weights,

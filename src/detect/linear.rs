@@ -295,14 +295,15 @@ fn informative(oof: &Array2<f32>, y: &[u32]) -> bool {
         }
     }
     let prior: f64 = freq.iter().map(|f| f * f).sum();
-    let model: f64 = y
+    // Rows a voter abstains on (NaN, `detect::gauss`) are left out.
+    let voted: Vec<f64> = y
         .iter()
         .enumerate()
         .filter(|&(_, &c)| (c as usize) < nc)
         .map(|(i, &c)| oof[[i, c as usize]] as f64)
-        .sum::<f64>()
-        / n as f64;
-    model > prior
+        .filter(|v| v.is_finite())
+        .collect();
+    !voted.is_empty() && voted.iter().sum::<f64>() / voted.len() as f64 > prior
 }
 
 /// Stratified folds of rows with class indices `y` (< `nc`): the j-th row of each class goes to fold j mod

@@ -9,6 +9,7 @@
 pub mod backdoor;
 pub mod duplicate;
 pub mod forest;
+pub mod gauss;
 pub mod ivf;
 pub mod label_flip;
 pub mod linear;
@@ -103,6 +104,10 @@ pub struct DetectConfig {
     /// rows it is fitted on, half and half with equal weights (`detect::label_flip`); else equal weights.
     #[serde(default = "default_on")]
     pub fit_voter_weights: bool,
+    /// Let one Gaussian per class (regularized quadratic discriminant analysis, `detect::gauss`) vote beside the
+    /// other voters in the label-flip detector.
+    #[serde(default = "default_on")]
+    pub gauss: bool,
 }
 
 /// Settings saved before the tree voter (or the fitted voter weights) existed turn it on.
@@ -123,6 +128,7 @@ impl Default for DetectConfig {
             linear: true,
             forest: true,
             fit_voter_weights: true,
+            gauss: true,
         }
     }
 }
