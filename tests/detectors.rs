@@ -24,7 +24,19 @@ fn src(d: &SynthData) -> Source {
 }
 
 fn scan(d: &SynthData, reference: Option<&SynthData>) -> poisonscan::ScanOutcome {
-    let mut s = Scanner::new(src(d)).label("label").id("id");
+    scan_with(d, reference, Default::default())
+}
+
+/// A scan of `d` (against `reference` when given) with detector settings `cfg`.
+fn scan_with(
+    d: &SynthData,
+    reference: Option<&SynthData>,
+    cfg: poisonscan::detect::DetectConfig,
+) -> poisonscan::ScanOutcome {
+    let mut s = Scanner::new(src(d))
+        .label("label")
+        .id("id")
+        .detect_config(cfg);
     if let Some(r) = reference {
         s = s.reference(src(r));
     }
@@ -750,12 +762,7 @@ fn without_a_reference_the_trees_rank_unflagged_rows_and_leave_the_flags_alone()
         forest: false,
         ..Default::default()
     };
-    let without = Scanner::new(src(&poisoned))
-        .label("label")
-        .id("id")
-        .detect_config(cfg)
-        .run()
-        .unwrap();
+    let without = scan_with(&poisoned, None, cfg);
     let label = |o: &poisonscan::ScanOutcome| -> serde_json::Value {
         serde_json::from_str::<serde_json::Value>(&o.report.to_json()).unwrap()["detectors"]
             ["label"]
@@ -847,19 +854,14 @@ fn voters_are_weighted_by_how_well_they_predict_the_labels() {
     let reference = two_blobs_per_class(600, 5);
     for r in [None, Some(&reference)] {
         let fitted = scan(&data, r);
-        let equal = Scanner::new(src(&data))
-            .label("label")
-            .id("id")
-            .detect_config(poisonscan::detect::DetectConfig {
+        let equal = scan_with(
+            &data,
+            r,
+            poisonscan::detect::DetectConfig {
                 fit_voter_weights: false,
                 ..Default::default()
-            });
-        let equal = match r {
-            Some(r) => equal.reference(src(r)),
-            None => equal,
-        }
-        .run()
-        .unwrap();
+            },
+        );
         let weights = |o: &poisonscan::ScanOutcome| -> Vec<f64> {
             serde_json::from_value(o.report.detectors["label"]["voter_weights"].clone()).unwrap()
         };
@@ -940,19 +942,14 @@ fn a_gaussian_per_class_ranks_flips_among_clouds_of_their_own_shapes() {
     let reference = shaped_classes(1200, 5);
     for r in [None, Some(&reference)] {
         let with = scan(&data, r);
-        let without = Scanner::new(src(&data))
-            .label("label")
-            .id("id")
-            .detect_config(poisonscan::detect::DetectConfig {
+        let without = scan_with(
+            &data,
+            r,
+            poisonscan::detect::DetectConfig {
                 gauss: false,
                 ..Default::default()
-            });
-        let without = match r {
-            Some(r) => without.reference(src(r)),
-            None => without,
-        }
-        .run()
-        .unwrap();
+            },
+        );
         let label = &with.report.detectors["label"];
         assert_eq!(label["gauss_votes"], true, "{label}");
         assert_eq!(without.report.detectors["label"]["gauss_votes"], false);

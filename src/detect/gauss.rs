@@ -29,7 +29,7 @@ use linfa_linalg::triangular::{SolveTriangular, UPLO};
 use ndarray::{Array1, Array2, ArrayView2, Axis};
 use rayon::prelude::*;
 
-use super::linear::{on_sample, squashed, stratified_folds, OutOfFold, FOLDS};
+use super::linear::{on_sample, squashed, squashed_in_chunks, stratified_folds, OutOfFold, FOLDS};
 
 /// Ridge added to each class covariance's diagonal, as a share of its mean variance.
 const RIDGE: f64 = 1e-3;
@@ -375,32 +375,21 @@ impl GaussVotes {
     /// Probabilities of rows outside the base: the average of the fold models' tempered probabilities, in parallel
     /// chunks of rows.
     pub fn predict(&self, x: ArrayView2<f32>) -> Array2<f32> {
-        const CHUNK: usize = 4_096;
-        let span = |c: usize| c * CHUNK..((c + 1) * CHUNK).min(x.nrows());
-        let parts: Vec<Array2<f32>> = (0..x.nrows().div_ceil(CHUNK))
-            .into_par_iter()
-            .map(|c| {
-                let rows = squashed(x.slice(ndarray::s![span(c), ..]));
-                let k = self.models.len().max(1) as f32;
-                let mut out = Array2::<f32>::zeros((rows.nrows(), self.nc));
-                let mut nearest = vec![0f64; rows.nrows()];
-                for m in &self.models {
-                    let (l, near) = m.log_density(rows.view(), self.nc);
-                    out += &tempered(&l, self.temperature);
-                    for (a, b) in nearest.iter_mut().zip(near) {
-                        *a += b / f64::from(k);
-                    }
+        let k = self.models.len().max(1) as f32;
+        squashed_in_chunks(x, self.nc, 4_096, |rows| {
+            let mut out = Array2::<f32>::zeros((rows.nrows(), self.nc));
+            let mut nearest = vec![0f64; rows.nrows()];
+            for m in &self.models {
+                let (l, near) = m.log_density(rows, self.nc);
+                out += &tempered(&l, self.temperature);
+                for (a, b) in nearest.iter_mut().zip(near) {
+                    *a += b / f64::from(k);
                 }
-                let mut out = out / k;
-                abstain(&mut out, &nearest, self.outside);
-                out
-            })
-            .collect();
-        let mut out = Array2::<f32>::zeros((x.nrows(), self.nc));
-        for (c, p) in parts.iter().enumerate() {
-            out.slice_mut(ndarray::s![span(c), ..]).assign(p);
-        }
-        out
+            }
+            let mut out = out / k;
+            abstain(&mut out, &nearest, self.outside);
+            out
+        })
     }
 }
 

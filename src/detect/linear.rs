@@ -501,27 +501,35 @@ impl LinearVotes {
     /// Probabilities of rows outside the base (or outside the rows the folds were fitted on): the average of the
     /// fold models, in parallel chunks of rows.
     pub fn predict(&self, x: ArrayView2<f32>) -> Array2<f32> {
-        const CHUNK: usize = 16_384;
         let k = self.models.len().max(1) as f32;
-        let span = |c: usize| c * CHUNK..((c + 1) * CHUNK).min(x.nrows());
-        let parts: Vec<Array2<f32>> = (0..x.nrows().div_ceil(CHUNK))
-            .into_par_iter()
-            .map(|c| {
-                // Clipped once per chunk, for all the fold models.
-                let rows = squashed(x.slice(ndarray::s![span(c), ..]));
-                let mut out = Array2::<f32>::zeros((rows.nrows(), self.nc));
-                for m in &self.models {
-                    out += &probs(m, rows.view(), self.nc);
-                }
-                out / k
-            })
-            .collect();
-        let mut out = Array2::<f32>::zeros((x.nrows(), self.nc));
-        for (c, p) in parts.iter().enumerate() {
-            out.slice_mut(ndarray::s![span(c), ..]).assign(p);
-        }
-        out
+        squashed_in_chunks(x, self.nc, 16_384, |rows| {
+            let mut out = Array2::<f32>::zeros((rows.nrows(), self.nc));
+            for m in &self.models {
+                out += &probs(m, rows, self.nc);
+            }
+            out / k
+        })
     }
+}
+
+/// `score`'s `nc` class probabilities of rows `x`, computed in parallel chunks of `chunk` rows, each squashed once
+/// ([`squash`]) for all the models `score` applies.
+pub(crate) fn squashed_in_chunks(
+    x: ArrayView2<f32>,
+    nc: usize,
+    chunk: usize,
+    score: impl Fn(ArrayView2<f32>) -> Array2<f32> + Sync,
+) -> Array2<f32> {
+    let span = |c: usize| c * chunk..((c + 1) * chunk).min(x.nrows());
+    let parts: Vec<Array2<f32>> = (0..x.nrows().div_ceil(chunk))
+        .into_par_iter()
+        .map(|c| score(squashed(x.slice(ndarray::s![span(c), ..])).view()))
+        .collect();
+    let mut out = Array2::<f32>::zeros((x.nrows(), nc));
+    for (c, p) in parts.iter().enumerate() {
+        out.slice_mut(ndarray::s![span(c), ..]).assign(p);
+    }
+    out
 }
 
 #[cfg(test)]

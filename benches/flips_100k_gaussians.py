@@ -1,0 +1,57 @@
+"""What a Gaussian model of each class alone makes of the 100k flips table of `benches/flips_100k.py` (session 27):
+scikit-learn's GaussianMixture with full covariances, one and two components per class, fitted on the trusted
+reference and on the data itself, each row ranked by 1 - the posterior of its label. The table's generator draws
+each class as two Gaussian clusters, so two components are its own model. Needs numpy and scikit-learn; a few minutes.
+
+    python benches/flips_100k_gaussians.py [--rows 100000]
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+from sklearn.datasets import make_classification
+from sklearn.mixture import GaussianMixture
+from sklearn.preprocessing import StandardScaler
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--rows", type=int, default=100_000)
+    rows = ap.parse_args().rows
+    # The table exactly as benches/flips_100k.py makes it.
+    x, y = make_classification(
+        n_samples=rows + rows // 4, n_features=32, n_informative=16, n_redundant=8, n_classes=5, random_state=0
+    )
+    x = x.astype(np.float32)
+    ref = rows // 4
+    rng = np.random.default_rng(1)
+    yd = y[ref:].copy()
+    flip = rng.random(rows) < 0.05
+    yd[flip] = (yd[flip] + rng.integers(1, 5, size=int(flip.sum()))) % 5
+    sc = StandardScaler().fit(x[ref:])
+    xr, yr, xd = sc.transform(x[:ref]), y[:ref], sc.transform(x[ref:])
+    k = int(flip.sum())
+
+    def precision_at_k(score: np.ndarray) -> float:
+        return float(flip[np.argsort(-score)[:k]].mean())
+
+    def ranked(xf: np.ndarray, yf: np.ndarray, components: int) -> np.ndarray:
+        models = [GaussianMixture(components, covariance_type="full", reg_covar=1e-3, random_state=0).fit(xf[yf == c])
+                  for c in range(5)]
+        prior = np.bincount(yf, minlength=5) / len(yf)
+        ll = np.stack([m.score_samples(xd) + np.log(p) for m, p in zip(models, prior)], 1)
+        ll -= ll.max(1, keepdims=True)
+        post = np.exp(ll)
+        post /= post.sum(1, keepdims=True)
+        return 1 - post[np.arange(rows), yd]
+
+    print(f"{rows} data rows, {k} flipped; precision@k of 1 - p(label):")
+    for components in (1, 2):
+        print(f"  {components} Gaussian(s) per class: fitted on the reference {precision_at_k(ranked(xr, yr, components)):.3f}, "
+              f"on the data {precision_at_k(ranked(xd, yd, components)):.3f}")
+
+
+if __name__ == "__main__":
+    main()
