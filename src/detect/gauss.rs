@@ -338,9 +338,12 @@ impl GaussVotes {
                 nearest[i] = near[r];
             }
         }
-        let temperature = best_temperature(&oof, y);
-        let mut base = tempered(&oof, temperature);
         let outside = outside_every_class(&nearest, x.ncols());
+        // The temperature is fitted on the rows the voter votes on (rows outside every class abstain below).
+        let inside: Vec<usize> = (0..y.len()).filter(|&i| nearest[i] <= outside).collect();
+        let yi: Vec<u32> = inside.iter().map(|&i| y[i]).collect();
+        let temperature = best_temperature(&oof.select(Axis(0), &inside), &yi);
+        let mut base = tempered(&oof, temperature);
         // Tempered, the model's log-likelihood of the labels must beat the class frequencies' by more than fitting the
         // temperature gains by chance (on top of `on_sample`'s test of the mean probability, which a near-uniform
         // vote passes by chance): twice the gain is a likelihood ratio, chi-square with one degree of freedom under
