@@ -579,10 +579,11 @@ fn statistics_from(
             vec![1.0 / voters as f32; voters]
         }
     };
-    let with_lin = 1 + usize::from(models.lin.is_some()) + usize::from(models.gauss.is_some());
-    let weights = fit(&probs, with_lin + usize::from(models.forest.is_some()));
+    // The voters before the trees: the kNN vote, then the linear model and the Gaussians when they vote.
+    let before_trees = 1 + usize::from(models.lin.is_some()) + usize::from(models.gauss.is_some());
+    let weights = fit(&probs, before_trees + usize::from(models.forest.is_some()));
     let ranking_weights = match ranking {
-        Some(_) => fit(&ranking_probs, with_lin + 1),
+        Some(_) => fit(&ranking_probs, before_trees + 1),
         None => Vec::new(),
     };
     let mut t_sum = vec![0f64; nc];

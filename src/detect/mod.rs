@@ -100,7 +100,7 @@ pub struct DetectConfig {
     /// detector (`detect::forest`).
     #[serde(default = "default_on")]
     pub forest: bool,
-    /// Weigh the label-flip detector's voters (kNN, linear model, trees) by how well each predicts the labels of the
+    /// Weigh the label-flip detector's voters (kNN, linear model, Gaussians, trees) by how well each predicts the labels of the
     /// rows it is fitted on, half and half with equal weights (`detect::label_flip`); else equal weights.
     #[serde(default = "default_on")]
     pub fit_voter_weights: bool,
