@@ -37,9 +37,9 @@ def target_dir() -> str:
     return os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
 
 
-def tables(rows: int, out: str):
-    import pyarrow as pa
-    import pyarrow.parquet as pq
+def flipped(rows: int):
+    """The table in memory: features, true labels, the reference's row count, the data's labels after the flips and
+    which data rows were flipped."""
     from sklearn.datasets import make_classification
 
     x, y = make_classification(
@@ -51,6 +51,14 @@ def tables(rows: int, out: str):
     yd = y[ref:].copy()
     flip = rng.random(rows) < 0.05
     yd[flip] = (yd[flip] + rng.integers(1, 5, size=int(flip.sum()))) % 5
+    return x, y, ref, yd, flip
+
+
+def tables(rows: int, out: str):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    x, y, ref, yd, flip = flipped(rows)
 
     def table(xs, ys, first):
         cols = {"id": pa.array(np.arange(len(ys), dtype=np.int64) + first)}

@@ -9,11 +9,15 @@ each class as two Gaussian clusters, so two components are its own model. Needs 
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 
 import numpy as np
-from sklearn.datasets import make_classification
 from sklearn.mixture import GaussianMixture
 from sklearn.preprocessing import StandardScaler
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from flips_100k import flipped  # noqa: E402
 
 
 def main() -> None:
@@ -21,15 +25,7 @@ def main() -> None:
     ap.add_argument("--rows", type=int, default=100_000)
     rows = ap.parse_args().rows
     # The table exactly as benches/flips_100k.py makes it.
-    x, y = make_classification(
-        n_samples=rows + rows // 4, n_features=32, n_informative=16, n_redundant=8, n_classes=5, random_state=0
-    )
-    x = x.astype(np.float32)
-    ref = rows // 4
-    rng = np.random.default_rng(1)
-    yd = y[ref:].copy()
-    flip = rng.random(rows) < 0.05
-    yd[flip] = (yd[flip] + rng.integers(1, 5, size=int(flip.sum()))) % 5
+    x, y, ref, yd, flip = flipped(rows)
     sc = StandardScaler().fit(x[ref:])
     xr, yr, xd = sc.transform(x[:ref]), y[:ref], sc.transform(x[ref:])
     k = int(flip.sum())
