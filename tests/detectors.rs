@@ -850,15 +850,29 @@ fn voters_are_weighted_by_how_well_they_predict_the_labels() {
     // Where each class is two blobs, the linear model's votes are often confidently wrong: fitted to how well each
     // voter predicts the labels, its weight in the blend falls under the equal share, and the flips rank better than
     // with equal weights. The clean twin stays unflagged.
+    // The Gaussian voter's two Gaussians per class model the blobs too: with it the equal blend already ranks the
+    // flips as well as the fitted one (0.88 both without a reference, session 28), so the gain is checked without it
+    // and the weights' order with it.
     let data = two_blobs_per_class(2000, 3).random_flips(0.05, 4);
     let reference = two_blobs_per_class(600, 5);
-    for r in [None, Some(&reference)] {
-        let fitted = scan(&data, r);
+    for (r, gauss) in [None, Some(&reference)]
+        .into_iter()
+        .flat_map(|r| [(r, false), (r, true)])
+    {
+        let fitted = scan_with(
+            &data,
+            r,
+            poisonscan::detect::DetectConfig {
+                gauss,
+                ..Default::default()
+            },
+        );
         let equal = scan_with(
             &data,
             r,
             poisonscan::detect::DetectConfig {
                 fit_voter_weights: false,
+                gauss,
                 ..Default::default()
             },
         );
@@ -874,9 +888,14 @@ fn voters_are_weighted_by_how_well_they_predict_the_labels() {
             check_quality(&fitted, "label", &data),
             check_quality(&equal, "label", &data),
         );
+        let gain = if gauss {
+            q.precision_at_k >= qe.precision_at_k
+        } else {
+            q.precision_at_k > qe.precision_at_k
+        };
         assert!(
-            q.precision_at_k > qe.precision_at_k && q.precision_at_k >= 0.8,
-            "reference {}: weights {w:?}, fitted {q:?}, equal {qe:?}",
+            gain && q.precision_at_k >= 0.8,
+            "reference {}, Gaussians {gauss}: weights {w:?}, fitted {q:?}, equal {qe:?}",
             r.is_some()
         );
         let twin = scan(&two_blobs_per_class(2000, 3), r);

@@ -43,7 +43,7 @@
 
 use super::duplicate::TightConflicts;
 use super::forest::ForestVotes;
-use super::gauss::GaussVotes;
+use super::gauss::{self, GaussVotes};
 use super::ivf::{default_nlist, IvfIndex, Neighbour};
 use super::linear::LinearVotes;
 use super::{quantile, take_rows, DetectContext, DetectorOutput, FLAG_AT};
@@ -478,16 +478,11 @@ fn stacked_weights(rows: &[Vec<f64>], voters: usize) -> Vec<f32> {
     w.iter().map(|&v| v as f32).collect()
 }
 
-/// Fewest base rows per class, per feature column, for the Gaussian voter: a class's covariance has `d (d + 1) / 2`
-/// entries. Without this floor iris (50 rows per class in 4 columns, a 10-row reference per class) lost two of
-/// its in-range backdoor's four rows to versicolor/virginica rows the Gaussians were sure of (docs/detectors/label_flip.md).
-const GAUSS_ROWS_PER_COLUMN: f64 = 20.0;
-
-/// The Gaussian voter on a base, unless turned off, the base has under [`GAUSS_ROWS_PER_COLUMN`] rows per class
+/// The Gaussian voter on a base, unless turned off, the base has under [`gauss::ROWS_PER_COLUMN`] rows per class
 /// and column, or it cannot vote ([`GaussVotes::fit`]).
 fn gauss_votes(base: &Base, nc: usize, on: bool) -> Option<GaussVotes> {
     let rows = rows_per_class(base.ids.iter().map(|&id| &base.labels[id]));
-    if !on || rows < GAUSS_ROWS_PER_COLUMN * base.x.ncols() as f64 {
+    if !on || rows < gauss::ROWS_PER_COLUMN * base.x.ncols() as f64 {
         return None;
     }
     GaussVotes::fit(base.x.view(), &base_classes(base), nc)
