@@ -398,42 +398,65 @@ fn tempered(l: &Array2<f64>, t: f64) -> Array2<f32> {
     out
 }
 
-/// The temperature of the grid that makes the rows' own labels `y` most likely under tempered log-densities `l`.
-fn best_temperature(l: &Array2<f64>, y: &[u32]) -> f64 {
+/// Shares of wrong labels the temperature's fit allows for on untrusted labels ([`best_temperature`]).
+const WRONG_SHARES: [f64; 5] = [0.0, 0.01, 0.02, 0.05, 0.1];
+
+/// The temperature of the grid that makes the rows' own labels `y` most likely under tempered log-densities `l`, where
+/// a share `e` of the labels (one of `wrong`, fitted with it) may be drawn at random: `p(y) = (1 - e) p_T(y) +
+/// e / classes`. Fitted to untrusted labels alone (the data's, without a reference), every wrong label (a flip the
+/// scan is looking for) is a row the model is sure is another class, and the likelihood pays for it with a `-ln p`
+/// near infinity, which only a high temperature avoids: on the 100k flips table the temperature came out at 7.9, so
+/// soft that the flips' margins stayed under the limit and the poisoned table passed. The random share takes those
+/// rows. A trusted reference's labels are fitted as they are (`wrong` = [0]).
+fn best_temperature(l: &Array2<f64>, y: &[u32], wrong: &[f64]) -> f64 {
+    let nc = l.ncols().max(1) as f64;
     let grid = (0..TEMPERATURES).map(|i| 0.25 * 4000f64.powf(i as f64 / (TEMPERATURES - 1) as f64));
-    let nll = |t: f64| -> f64 {
+    // The tempered probability of each row's own label (None: a row without any finite log-density, which says
+    // nothing about the temperature).
+    let own = |t: f64| -> Vec<Option<f64>> {
         l.rows()
             .into_iter()
             .zip(y)
             .map(|(row, &c)| {
                 let max = row.iter().copied().fold(f64::NEG_INFINITY, f64::max);
                 if !max.is_finite() {
-                    return 0.0;
+                    return None;
                 }
-                let lse = row.iter().map(|&v| ((v - max) / t).exp()).sum::<f64>().ln();
+                let sum = row.iter().map(|&v| ((v - max) / t).exp()).sum::<f64>();
                 let own = row[c as usize];
-                if own.is_finite() {
-                    lse - (own - max) / t
+                // A class the fold never saw: as unlikely as the floor of a probability.
+                Some(if own.is_finite() {
+                    ((own - max) / t).exp() / sum
                 } else {
-                    // A class the fold never saw: as unlikely as the floor of a probability.
-                    -(1e-6f64).ln()
-                }
+                    1e-6
+                })
             })
-            .sum()
+            .collect()
     };
-    grid.map(|t| (t, nll(t)))
-        .fold(
-            (1.0, f64::INFINITY),
-            |best, (t, v)| if v < best.1 { (t, v) } else { best },
-        )
-        .0
+    let mut best = (1.0, f64::INFINITY);
+    for t in grid {
+        let p = own(t);
+        for &e in wrong {
+            let nll: f64 = p
+                .iter()
+                .flatten()
+                .map(|&p| -((1.0 - e) * p + e / nc).max(1e-300).ln())
+                .sum();
+            if nll < best.1 {
+                best = (t, nll);
+            }
+        }
+    }
+    best.0
 }
 
 impl GaussVotes {
     /// Fit on base rows `x` with class indices `y` (< `nc`), or None: fewer than two classes, a class with fewer rows
     /// than folds, a covariance that could not be factored, out-of-fold probabilities no better than the class
     /// frequencies, or scoring a row over [`MAX_ROW_WORK`].
-    pub fn fit(x: ArrayView2<f32>, y: &[u32], nc: usize) -> Option<GaussVotes> {
+    /// `trusted`: the labels are a trusted reference's, so the temperature's fit allows no wrong ones
+    /// ([`best_temperature`]).
+    pub fn fit(x: ArrayView2<f32>, y: &[u32], nc: usize, trusted: bool) -> Option<GaussVotes> {
         let d = x.ncols() as f64;
         let work = nc as f64 * d * d * FOLDS as f64;
         if work > MAX_ROW_WORK {
@@ -445,13 +468,19 @@ impl GaussVotes {
             x,
             y,
             nc,
-            |x, y, nc, _| Self::folds(x, y, nc, components),
+            |x, y, nc, _| Self::folds(x, y, nc, components, trusted),
             |v: &GaussVotes, rows| v.predict(rows),
         )
     }
 
     /// The fold models, the temperature and the out-of-fold probabilities of `x`.
-    fn folds(x: ArrayView2<f32>, y: &[u32], nc: usize, components: usize) -> Option<GaussVotes> {
+    fn folds(
+        x: ArrayView2<f32>,
+        y: &[u32],
+        nc: usize,
+        components: usize,
+        trusted: bool,
+    ) -> Option<GaussVotes> {
         let fold = stratified_folds(y, nc)?;
         let x = squashed(x);
         type Fold = (Model, Vec<usize>, (Array2<f64>, Vec<f64>));
@@ -486,7 +515,8 @@ impl GaussVotes {
         // The temperature is fitted on the rows the voter votes on (rows outside every class abstain below).
         let inside: Vec<usize> = (0..y.len()).filter(|&i| nearest[i] <= outside).collect();
         let yi: Vec<u32> = inside.iter().map(|&i| y[i]).collect();
-        let temperature = best_temperature(&oof.select(Axis(0), &inside), &yi);
+        let wrong: &[f64] = if trusted { &[0.0] } else { &WRONG_SHARES };
+        let temperature = best_temperature(&oof.select(Axis(0), &inside), &yi, wrong);
         let mut base = tempered(&oof, temperature);
         // Tempered, the model's log-likelihood of the labels must beat the class frequencies' by more than fitting the
         // temperature gains by chance (on top of `on_sample`'s test of the mean probability, which a near-uniform
@@ -571,7 +601,7 @@ mod tests {
     #[test]
     fn each_class_is_told_by_its_shape_where_no_straight_line_separates_them() {
         let (x, y) = crossed(600, 1);
-        let g = GaussVotes::fit(x.view(), &y, 2).expect("the voter fits");
+        let g = GaussVotes::fit(x.view(), &y, 2, true).expect("the voter fits");
         // Out of fold, the rows away from the crossing get their own label's probability near 1.
         let (mut far, mut own) = (0, 0.0f32);
         for i in 0..y.len() {
@@ -638,8 +668,8 @@ mod tests {
                 _ => normal(&mut rng),
             }
         });
-        let g =
-            GaussVotes::fit(x.view(), &y, 2).expect("shrinkage makes the covariances invertible");
+        let g = GaussVotes::fit(x.view(), &y, 2, true)
+            .expect("shrinkage makes the covariances invertible");
         assert!(g.base.iter().all(|v| v.is_finite()));
         let own: f32 = (0..24).map(|i| g.base[[i, y[i] as usize]]).sum::<f32>() / 24.0;
         assert!(own > 0.75, "mean p(own label) {own}");
@@ -658,12 +688,12 @@ mod tests {
         // Ten classes in 100 columns: 10 x 100^2 x 5 multiply-adds a row, over the cap.
         let y: Vec<u32> = (0..200).map(|i| (i % 10) as u32).collect();
         let x = Array2::from_shape_fn((200, 100), |(i, j)| ((i * 7 + j * 13) % 17) as f32);
-        assert!(GaussVotes::fit(x.view(), &y, 10).is_none());
+        assert!(GaussVotes::fit(x.view(), &y, 10, true).is_none());
         // Labels that have nothing to do with the features: no better than the class frequencies.
         let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(4);
         let x = Array2::from_shape_fn((400, 4), |_| normal(&mut rng));
         let y: Vec<u32> = (0..400).map(|i| (i % 2) as u32).collect();
-        let g = GaussVotes::fit(x.view(), &y, 2);
+        let g = GaussVotes::fit(x.view(), &y, 2, true);
         let own: Option<f32> = g
             .as_ref()
             .map(|g| (0..400).map(|i| g.base[[i, y[i] as usize]]).sum::<f32>() / 400.0);
@@ -750,7 +780,7 @@ mod tests {
             "one component asked for"
         );
         // The voter: with two Gaussians for class 0 the middle cloud's rows are class 1's, out of fold.
-        let g = GaussVotes::fit(x.view(), &y, 2).expect("the voter fits");
+        let g = GaussVotes::fit(x.view(), &y, 2, true).expect("the voter fits");
         let middle: Vec<usize> = (0..y.len())
             .filter(|&i| y[i] == 1 && x[[i, 0]].abs() < 1.0)
             .collect();
@@ -776,5 +806,27 @@ mod tests {
             d[400..].iter().all(|&v| v > limit),
             "the copies are outside the class"
         );
+    }
+
+    #[test]
+    fn wrong_labels_do_not_soften_the_temperature_of_untrusted_labels() {
+        // Two classes whose log-densities say which class a row is by 4 nats; 5% of the labels are the other class
+        // (a random label over two classes is wrong half the time: a random share of 10%).
+        let n = 1000;
+        let y: Vec<u32> = (0..n).map(|i| (i % 2) as u32).collect();
+        let wrong: Vec<u32> = (0..n)
+            .map(|i| if i % 20 == 0 { 1 - y[i] } else { y[i] })
+            .collect();
+        let l = Array2::from_shape_fn((n, 2), |(i, c)| if c as u32 == y[i] { 0.0 } else { -4.0 });
+        let trusted = best_temperature(&l, &y, &[0.0]);
+        let soft = best_temperature(&l, &wrong, &[0.0]);
+        let robust = best_temperature(&l, &wrong, &WRONG_SHARES);
+        // Clean labels: the sharpest end of the grid; wrong ones fitted as they are: softened until the wrong rows'
+        // p is about 5% (T = 4 / ln 19 = 1.36); with a share of random labels allowed, as sharp as the clean labels'.
+        assert!(trusted <= 0.3, "{trusted}");
+        assert!(soft > 1.2, "{soft}");
+        assert!(robust < 0.5 * soft, "{robust} against {soft}");
+        // On clean labels the random share changes nothing.
+        assert_eq!(best_temperature(&l, &y, &WRONG_SHARES), trusted);
     }
 }

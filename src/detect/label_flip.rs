@@ -485,7 +485,7 @@ fn gauss_votes(base: &Base, nc: usize, on: bool) -> Option<GaussVotes> {
     if !on || rows < gauss::ROWS_PER_COLUMN * base.x.ncols() as f64 {
         return None;
     }
-    GaussVotes::fit(base.x.view(), &base_classes(base), nc)
+    GaussVotes::fit(base.x.view(), &base_classes(base), nc, !base.is_data)
 }
 
 /// The trees on a base, unless turned off or the base is too small for their folds.
