@@ -167,13 +167,7 @@ impl Model {
             for (cm, q) in self.classes.iter().zip(zr.exact_chunks(self.d)) {
                 let q = f64::from(q.sum());
                 // A class of several components: the log of the sum of their densities.
-                let (a, b) = (o[cm.class], cm.offset - 0.5 * q);
-                let hi = a.max(b);
-                o[cm.class] = if hi == f64::NEG_INFINITY {
-                    hi
-                } else {
-                    hi + ((a - hi).exp() + (b - hi).exp()).ln()
-                };
+                o[cm.class] = log_add(o[cm.class], cm.offset - 0.5 * q);
                 *near = near.min(q);
             }
         }
@@ -224,6 +218,8 @@ const ROUNDS: usize = 8;
 
 /// A Gaussian: its mean and the Cholesky factor of its covariance.
 type Gaussian = (Array1<f64>, Array2<f64>);
+/// A class's two Gaussians with their shares, and each row's log of share times density under each.
+type TwoComponents = (Vec<(f64, Gaussian)>, [Vec<f64>; 2]);
 
 /// Log-determinant of a covariance from its Cholesky factor.
 fn log_det(l: &Array2<f64>) -> f64 {
@@ -254,29 +250,11 @@ fn class_mixture(rows: &Array2<f64>, components: usize) -> Option<Vec<(f64, Gaus
     if components < 2 || n < 2.0 * floor {
         return Some(vec![(1.0, one)]);
     }
-    let Some(two) = two_components(rows, floor) else {
+    let Some((two, [a, b])) = two_components(rows, floor) else {
         return Some(vec![(1.0, one)]);
     };
     let ll_one: f64 = log_densities(rows, &one)?.iter().sum();
-    let per: Vec<Vec<f64>> = two
-        .iter()
-        .map(|(share, g)| {
-            Some(
-                log_densities(rows, g)?
-                    .into_iter()
-                    .map(|l| l + share.ln())
-                    .collect(),
-            )
-        })
-        .collect::<Option<_>>()?;
-    let ll_two: f64 = per[0]
-        .iter()
-        .zip(&per[1])
-        .map(|(&a, &b)| {
-            let hi = a.max(b);
-            hi + ((a - hi).exp() + (b - hi).exp()).ln()
-        })
-        .sum();
+    let ll_two: f64 = a.iter().zip(&b).map(|(&a, &b)| log_add(a, b)).sum();
     let added = 1.0 + d + d * (d + 1.0) / 2.0;
     if ll_two.is_finite() && 2.0 * (ll_two - ll_one) > added * n.ln() {
         Some(two)
@@ -285,13 +263,23 @@ fn class_mixture(rows: &Array2<f64>, components: usize) -> Option<Vec<(f64, Gaus
     }
 }
 
+/// `ln(e^a + e^b)` without overflow (`-inf` when both are).
+fn log_add(a: f64, b: f64) -> f64 {
+    let hi = a.max(b);
+    if hi == f64::NEG_INFINITY {
+        return hi;
+    }
+    hi + ((a - hi).exp() + (b - hi).exp()).ln()
+}
+
 /// Two Gaussians of a class's rows by hard expectation-maximization: k-means (linfa, two runs) splits the rows, each
-/// part gets its [`robust_gaussian`], every row goes to the component under which it is likelier, until no row moves
-/// (at most [`ROUNDS`]). None when a part falls under `floor` rows.
-fn two_components(rows: &Array2<f64>, floor: f64) -> Option<Vec<(f64, Gaussian)>> {
+/// part gets its [`robust_gaussian`], every row goes to the component under which it is likelier (its share times
+/// its density), until no row moves (at most [`ROUNDS`]). Returns the two with their shares, and each row's log of
+/// share times density under each; None when a part falls under `floor` rows.
+fn two_components(rows: &Array2<f64>, floor: f64) -> Option<TwoComponents> {
     let (_, mut assign) = super::kmeans_best_of(&rows.mapv(|v| v as f32), 2, 0, 50, 2).ok()?;
     let n = rows.nrows();
-    let mut fits = Vec::new();
+    let mut last = None;
     for _ in 0..ROUNDS {
         let mut parts: [Vec<usize>; 2] = [Vec::new(), Vec::new()];
         for (i, &a) in assign.iter().enumerate() {
@@ -300,33 +288,25 @@ fn two_components(rows: &Array2<f64>, floor: f64) -> Option<Vec<(f64, Gaussian)>
         if parts.iter().any(|p| (p.len() as f64) < floor) {
             return None;
         }
-        fits = parts
-            .iter()
-            .map(|p| {
-                Some((
-                    p.len() as f64 / n as f64,
-                    robust_gaussian(&rows.select(Axis(0), p))?,
-                ))
-            })
-            .collect::<Option<Vec<_>>>()?;
-        let ll: Vec<Vec<f64>> = fits
-            .iter()
-            .map(|(share, g)| {
-                Some(
-                    log_densities(rows, g)?
-                        .into_iter()
-                        .map(|l| l + share.ln())
-                        .collect(),
-                )
-            })
-            .collect::<Option<_>>()?;
-        let next: Array1<usize> = (0..n).map(|i| usize::from(ll[1][i] > ll[0][i])).collect();
-        if next == assign {
+        let fit = |p: &Vec<usize>| -> Option<((f64, Gaussian), Vec<f64>)> {
+            let share = p.len() as f64 / n as f64;
+            let g = robust_gaussian(&rows.select(Axis(0), p))?;
+            let ll = log_densities(rows, &g)?
+                .into_iter()
+                .map(|l| l + share.ln())
+                .collect();
+            Some(((share, g), ll))
+        };
+        let ((g0, l0), (g1, l1)) = (fit(&parts[0])?, fit(&parts[1])?);
+        let next: Array1<usize> = (0..n).map(|i| usize::from(l1[i] > l0[i])).collect();
+        let moved = next != assign;
+        last = Some((vec![g0, g1], [l0, l1]));
+        if !moved {
             break;
         }
         assign = next;
     }
-    Some(fits)
+    last
 }
 
 /// Share of a class's rows the concentration steps keep ([`robust_gaussian`]).

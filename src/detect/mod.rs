@@ -104,8 +104,8 @@ pub struct DetectConfig {
     /// rows it is fitted on, half and half with equal weights (`detect::label_flip`); else equal weights.
     #[serde(default = "default_on")]
     pub fit_voter_weights: bool,
-    /// Let one Gaussian per class (regularized quadratic discriminant analysis, `detect::gauss`) vote beside the
-    /// other voters in the label-flip detector.
+    /// Let one Gaussian per class, or two where a class is two clouds (regularized quadratic discriminant analysis,
+    /// `detect::gauss`), vote beside the other voters in the label-flip detector.
     #[serde(default = "default_on")]
     pub gauss: bool,
 }
