@@ -391,8 +391,8 @@ const WRONG_SHARES: [f64; 5] = [0.0, 0.01, 0.02, 0.05, 0.1];
 fn best_temperature(l: &Array2<f64>, y: &[u32], wrong: &[f64]) -> f64 {
     let nc = l.ncols().max(1) as f64;
     let grid = (0..TEMPERATURES).map(|i| 0.25 * 4000f64.powf(i as f64 / (TEMPERATURES - 1) as f64));
-    // The tempered probability of each row's own label (None: a row without any finite log-density, which says
-    // nothing about the temperature).
+    // The tempered log-probability of each row's own label (None: a row without any finite log-density, which says
+    // nothing about the temperature), in log space: a confident wrong label's probability underflows.
     let own = |t: f64| -> Vec<Option<f64>> {
         l.rows()
             .into_iter()
@@ -402,25 +402,32 @@ fn best_temperature(l: &Array2<f64>, y: &[u32], wrong: &[f64]) -> f64 {
                 if !max.is_finite() {
                     return None;
                 }
-                let sum = row.iter().map(|&v| ((v - max) / t).exp()).sum::<f64>();
+                let lse = row.iter().map(|&v| ((v - max) / t).exp()).sum::<f64>().ln();
                 let own = row[c as usize];
                 // A class the fold never saw: as unlikely as the floor of a probability.
                 Some(if own.is_finite() {
-                    ((own - max) / t).exp() / sum
+                    (own - max) / t - lse
                 } else {
-                    1e-6
+                    (1e-6f64).ln()
                 })
             })
             .collect()
     };
     let mut best = (1.0, f64::INFINITY);
     for t in grid {
-        let p = own(t);
+        let lp = own(t);
         for &e in wrong {
-            let nll: f64 = p
+            // -ln((1 - e) p + e / classes), exactly -ln p at e = 0.
+            let random = if e > 0.0 {
+                (e / nc).ln()
+            } else {
+                f64::NEG_INFINITY
+            };
+            let kept = (1.0 - e).ln();
+            let nll: f64 = lp
                 .iter()
                 .flatten()
-                .map(|&p| -((1.0 - e) * p + e / nc).max(1e-300).ln())
+                .map(|&lp| -log_add(kept + lp, random))
                 .sum();
             if nll < best.1 {
                 best = (t, nll);
