@@ -851,8 +851,8 @@ fn voters_are_weighted_by_how_well_they_predict_the_labels() {
     // voter predicts the labels, its weight in the blend falls under the equal share, and the flips rank better than
     // with equal weights. The clean twin stays unflagged.
     // The Gaussian voter's two Gaussians per class model the blobs too: with it the equal blend already ranks the
-    // flips as well as the fitted one (0.88 both without a reference, session 28), so the gain is checked without it
-    // and the weights' order with it.
+    // flips as well as the fitted one (0.88 both without a reference, session 28), so the strict gain is checked
+    // without it and no loss with it; the weights' order in both.
     let data = two_blobs_per_class(2000, 3).random_flips(0.05, 4);
     let reference = two_blobs_per_class(600, 5);
     for (r, gauss) in [None, Some(&reference)]
