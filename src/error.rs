@@ -1,4 +1,4 @@
-//! Error types, one per layer, and the top-level [`Error`] that maps each to a CLI exit code.
+//! Error types, one per layer, and the top-level [`enum@Error`] that maps each to a CLI exit code.
 //!
 //! Exit codes follow dbt/Soda: 2 for usage, configuration or schema problems (the user must change the command,
 //! contract, policy or the data's schema: types that differ from the contract's, two columns of one name, files of

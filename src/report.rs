@@ -272,7 +272,7 @@ impl RowScores {
         Arc::new(Schema::new(f))
     }
 
-    /// The scores as one Arrow batch (columns: row, id, score, flagged, score_<check>..., reasons).
+    /// The scores as one Arrow batch (columns: row, id, score, flagged, `score_<check>`..., reasons).
     pub fn to_batch(&self) -> Result<RecordBatch, arrow::error::ArrowError> {
         self.to_batch_at(0, None)
     }

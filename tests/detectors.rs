@@ -951,6 +951,31 @@ fn shaped_classes(rows: usize, seed: u64) -> SynthData {
     }
 }
 
+/// The label reasons that quote the Gaussian voter.
+fn gaussian_reasons(r: &poisonscan::ScanOutcome) -> impl Iterator<Item = &String> {
+    r.scores.reasons.iter().filter(|t| t.contains("Gaussian"))
+}
+
+#[test]
+fn reasons_say_when_a_class_has_two_gaussians() {
+    // Three classes of two blobs each, 2,000 rows a class: every class is modelled by two Gaussians (each blob holds
+    // about 800 of a fold's 1,600 rows, over the 20-rows-per-column floor), the report counts them and the reasons of
+    // the flagged flips quote "one or two Gaussians per class", not "a Gaussian per class".
+    let data = two_blobs_per_class(6000, 3).random_flips(0.05, 4);
+    let r = scan(&data, None);
+    let label = &r.report.detectors["label"];
+    assert_eq!(label["gauss_votes"], true, "{label}");
+    assert_eq!(label["gauss_classes_with_two"], 3, "{label}");
+    let quoted: Vec<&String> = gaussian_reasons(&r).collect();
+    assert!(!quoted.is_empty(), "no flagged row quotes the Gaussians");
+    for t in quoted {
+        assert!(
+            t.contains("one or two Gaussians per class on the data give p("),
+            "{t}"
+        );
+    }
+}
+
 #[test]
 fn a_gaussian_per_class_ranks_flips_among_clouds_of_their_own_shapes() {
     // Overlapping clouds of their own shapes in 16 columns: the Gaussian voter (one robust Gaussian per class) ranks
@@ -971,6 +996,17 @@ fn a_gaussian_per_class_ranks_flips_among_clouds_of_their_own_shapes() {
         );
         let label = &with.report.detectors["label"];
         assert_eq!(label["gauss_votes"], true, "{label}");
+        // The reasons name the Gaussians as the report counts them (a class of this world may get two: its flips
+        // and stretched axes can make BIC prefer a split).
+        let wording = if label["gauss_classes_with_two"] == 0 {
+            "a Gaussian per class"
+        } else {
+            "one or two Gaussians per class"
+        };
+        assert!(
+            gaussian_reasons(&with).all(|r| r.contains(wording)),
+            "{label}"
+        );
         assert_eq!(without.report.detectors["label"]["gauss_votes"], false);
         let (q, q0) = (
             check_quality(&with, "label", &data),

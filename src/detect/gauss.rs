@@ -70,6 +70,26 @@ pub struct GaussVotes {
     pub outside: f64,
 }
 
+impl GaussVotes {
+    /// Classes that two Gaussians model in at least one fold model (the others have one); the reasons and the
+    /// report say so.
+    pub fn classes_with_two(&self) -> usize {
+        let mut two = vec![false; self.nc];
+        for m in &self.models {
+            let mut seen = vec![0usize; self.nc];
+            for cm in &m.classes {
+                if let Some(s) = seen.get_mut(cm.class) {
+                    *s += 1;
+                }
+            }
+            for (t, &s) in two.iter_mut().zip(&seen) {
+                *t |= s >= 2;
+            }
+        }
+        two.iter().filter(|&&t| t).count()
+    }
+}
+
 impl OutOfFold for GaussVotes {
     fn oof(&mut self) -> &mut Array2<f32> {
         &mut self.base
@@ -387,7 +407,7 @@ const WRONG_SHARES: [f64; 5] = [0.0, 0.01, 0.02, 0.05, 0.1];
 /// scan is looking for) is a row the model is sure is another class, and the likelihood pays for it with a `-ln p`
 /// near infinity, which only a high temperature avoids: on the 100k flips table the temperature came out at 7.9, so
 /// soft that the flips' margins stayed under the limit and the poisoned table passed. The random share takes those
-/// rows. A trusted reference's labels are fitted as they are (`wrong` = [0]).
+/// rows. A trusted reference's labels are fitted as they are (`wrong` = `[0]`).
 fn best_temperature(l: &Array2<f64>, y: &[u32], wrong: &[f64]) -> f64 {
     let nc = l.ncols().max(1) as f64;
     let grid = (0..TEMPERATURES).map(|i| 0.25 * 4000f64.powf(i as f64 / (TEMPERATURES - 1) as f64));
@@ -772,6 +792,11 @@ mod tests {
             .filter(|&i| y[i] == 1 && x[[i, 0]].abs() < 1.0)
             .collect();
         let own = middle.iter().map(|&i| g.base[[i, 1]]).sum::<f32>() / middle.len() as f32;
+        assert_eq!(
+            g.classes_with_two(),
+            1,
+            "class 0 has two Gaussians, class 1 one"
+        );
         assert!(own > 0.9, "mean p(class 1) of the middle cloud {own}");
     }
 

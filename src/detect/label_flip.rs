@@ -1236,6 +1236,11 @@ fn detect_on_base(ctx: &DetectContext, weights: &Array1<f32>, rank_only: bool) -
             }
         }
     }
+    // How the reasons name the Gaussian voter: one Gaussian per class, or two for some classes.
+    let (gaussians, gaussians_verb) = match gauss.map(GaussVotes::classes_with_two) {
+        Some(two) if two > 0 => ("one or two Gaussians per class", "give"),
+        _ => ("a Gaussian per class", "gives"),
+    };
     let results: Vec<(RowResult, Vec<f64>, Option<f32>)> = rows
         .par_iter()
         .enumerate()
@@ -1307,7 +1312,7 @@ fn detect_on_base(ctx: &DetectContext, weights: &Array1<f32>, rank_only: bool) -
                     })
                 };
                 let linear = says(&lin_rows, "a linear model", "gives");
-                let gaussian = says(&gauss_rows, "a Gaussian per class", "gives");
+                let gaussian = says(&gauss_rows, gaussians, gaussians_verb);
                 let trees = says(&forest_rows, "trees grown", "give");
                 format!(
                     "label {} but {} of {} nearest {}neighbours{} are {} (p({}) = {:.2}, p({}) = {:.2}{}{}{})",
@@ -1512,6 +1517,7 @@ fn detect_on_base(ctx: &DetectContext, weights: &Array1<f32>, rank_only: bool) -
             "linear_fit_gradient": lin.map(|l| l.gradient),
             "gauss_votes": gauss.is_some(),
             "gauss_temperature": gauss.map(|g| g.temperature),
+            "gauss_classes_with_two": gauss.map(GaussVotes::classes_with_two),
             "forest_votes": models.forest.is_some(),
             "forest_ranks_only": ranking_forest.is_some(),
             "voter_weights": stats.weights,

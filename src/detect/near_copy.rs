@@ -53,8 +53,8 @@ fn trimmed(a: ndarray::ArrayView1<f32>, b: ndarray::ArrayView1<f32>, t: usize) -
     trimmed_below(&a, &b, t, f64::INFINITY)
 }
 
-/// As [`trimmed`], but gives up (returning infinity) as soon as the distance exceeds `bound`: adding a coordinate
-/// never lowers the trimmed distance (the new difference either joins the sum or displaces a smaller one from the
+/// The squared distance without the `t` largest per-coordinate squared differences, giving up (returning infinity)
+/// as soon as it exceeds `bound`: adding a coordinate never lowers the trimmed distance (the new difference either joins the sum or displaces a smaller one from the
 /// trimmed set), so the partial value is a lower bound of the final one. `t` is at most 3.
 fn trimmed_below(a: &[f32], b: &[f32], t: usize, bound: f64) -> f64 {
     let t = t.min(3);

@@ -14,7 +14,7 @@ use crate::report::Run;
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-/// Most rows for which the outlier, label-flip and backdoor detectors run at once (see [`detect`]).
+/// Most rows for which the outlier, label-flip and backdoor detectors run at once (see [`detect()`]).
 const CONCURRENT_ROWS: usize = 250_000;
 
 /// Whether a check ran, and why not when it did not.
