@@ -229,17 +229,20 @@ impl ForestVotes {
     /// ([`linear::grouped_folds`]), so that no row's out-of-fold vote comes from trees grown on its own copies. A
     /// tree's leaf holds [`MIN_LEAF`] rows or more: three near clones of a row relabelled b share leaves and vote
     /// for b, which the kNN vote avoids by leaving out much nearer rows (the real benchmark's Default near clones
-    /// without a reference went 0.47 -> 0.00 with the trees on plain folds).
+    /// without a reference went 0.47 -> 0.00 with the trees on plain folds). `voted`: the base rows whose votes
+    /// are read, when not all ([`linear::on_sample`]).
     pub fn fit(
         x: ArrayView2<f32>,
         y: &[u32],
         nc: usize,
         near: Option<&[Vec<u32>]>,
+        voted: Option<&[usize]>,
     ) -> Option<ForestVotes> {
         linear::on_sample(
             x,
             y,
             nc,
+            voted,
             |x, y, nc, picked| {
                 let fold = match near {
                     None => linear::stratified_folds(y, nc)?,
@@ -390,7 +393,7 @@ mod tests {
     fn out_of_fold_votes_name_the_relabelled_rows_of_a_threshold_world() {
         let flipped: Vec<usize> = (0..600).step_by(40).collect();
         let (x, y) = threshold_world(600, &flipped);
-        let v = ForestVotes::fit(x.view(), &y, 2, None).expect("two classes, enough rows");
+        let v = ForestVotes::fit(x.view(), &y, 2, None, None).expect("two classes, enough rows");
         // Every flipped row's own label gets a lower out-of-fold probability than the median clean row's.
         let mut clean: Vec<f32> = (0..600)
             .filter(|i| !flipped.contains(i))
@@ -440,8 +443,8 @@ mod tests {
         let own_label = |v: &ForestVotes| -> f32 {
             copies.iter().map(|&i| v.base[[i, 1]]).sum::<f32>() / copies.len() as f32
         };
-        let plain = ForestVotes::fit(x.view(), &y, 2, None).unwrap();
-        let grouped = ForestVotes::fit(x.view(), &y, 2, Some(&near)).unwrap();
+        let plain = ForestVotes::fit(x.view(), &y, 2, None, None).unwrap();
+        let grouped = ForestVotes::fit(x.view(), &y, 2, Some(&near), None).unwrap();
         let folds = linear::grouped_folds(&y, 2, &|i| near[i].as_slice()).unwrap();
         for g in copies.chunks(3) {
             assert!(
@@ -476,14 +479,14 @@ mod tests {
         let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(3);
         let x = Array2::from_shape_fn((500, 4), |_| rng.gen_range(-1.0f32..1.0));
         let y: Vec<u32> = (0..500).map(|_| rng.gen_range(0..2)).collect();
-        assert!(ForestVotes::fit(x.view(), &y, 2, None).is_none());
+        assert!(ForestVotes::fit(x.view(), &y, 2, None, None).is_none());
     }
 
     #[test]
     fn the_same_rows_grow_the_same_trees() {
         let (x, y) = threshold_world(300, &[5, 50]);
-        let a = ForestVotes::fit(x.view(), &y, 2, None).unwrap();
-        let b = ForestVotes::fit(x.view(), &y, 2, None).unwrap();
+        let a = ForestVotes::fit(x.view(), &y, 2, None, None).unwrap();
+        let b = ForestVotes::fit(x.view(), &y, 2, None, None).unwrap();
         assert_eq!(a.base, b.base);
     }
 }

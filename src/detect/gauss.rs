@@ -462,8 +462,14 @@ impl GaussVotes {
     /// than folds, a covariance that could not be factored, out-of-fold probabilities no better than the class
     /// frequencies, or scoring a row over [`MAX_ROW_WORK`].
     /// `trusted`: the labels are a trusted reference's, so the temperature's fit allows no wrong ones
-    /// ([`best_temperature`]).
-    pub fn fit(x: ArrayView2<f32>, y: &[u32], nc: usize, trusted: bool) -> Option<GaussVotes> {
+    /// ([`best_temperature`]). `voted`: the base rows whose votes are read, when not all ([`on_sample`]).
+    pub fn fit(
+        x: ArrayView2<f32>,
+        y: &[u32],
+        nc: usize,
+        trusted: bool,
+        voted: Option<&[usize]>,
+    ) -> Option<GaussVotes> {
         let d = x.ncols() as f64;
         let work = nc as f64 * d * d * FOLDS as f64;
         if work > MAX_ROW_WORK {
@@ -475,6 +481,7 @@ impl GaussVotes {
             x,
             y,
             nc,
+            voted,
             |x, y, nc, _| Self::folds(x, y, nc, components, trusted),
             |v: &GaussVotes, rows| v.predict(rows),
         )
@@ -608,7 +615,7 @@ mod tests {
     #[test]
     fn each_class_is_told_by_its_shape_where_no_straight_line_separates_them() {
         let (x, y) = crossed(600, 1);
-        let g = GaussVotes::fit(x.view(), &y, 2, true).expect("the voter fits");
+        let g = GaussVotes::fit(x.view(), &y, 2, true, None).expect("the voter fits");
         // Out of fold, the rows away from the crossing get their own label's probability near 1.
         let (mut far, mut own) = (0, 0.0f32);
         for i in 0..y.len() {
@@ -675,7 +682,7 @@ mod tests {
                 _ => normal(&mut rng),
             }
         });
-        let g = GaussVotes::fit(x.view(), &y, 2, true)
+        let g = GaussVotes::fit(x.view(), &y, 2, true, None)
             .expect("shrinkage makes the covariances invertible");
         assert!(g.base.iter().all(|v| v.is_finite()));
         let own: f32 = (0..24).map(|i| g.base[[i, y[i] as usize]]).sum::<f32>() / 24.0;
@@ -695,12 +702,12 @@ mod tests {
         // Ten classes in 100 columns: 10 x 100^2 x 5 multiply-adds a row, over the cap.
         let y: Vec<u32> = (0..200).map(|i| (i % 10) as u32).collect();
         let x = Array2::from_shape_fn((200, 100), |(i, j)| ((i * 7 + j * 13) % 17) as f32);
-        assert!(GaussVotes::fit(x.view(), &y, 10, true).is_none());
+        assert!(GaussVotes::fit(x.view(), &y, 10, true, None).is_none());
         // Labels that have nothing to do with the features: no better than the class frequencies.
         let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(4);
         let x = Array2::from_shape_fn((400, 4), |_| normal(&mut rng));
         let y: Vec<u32> = (0..400).map(|i| (i % 2) as u32).collect();
-        let g = GaussVotes::fit(x.view(), &y, 2, true);
+        let g = GaussVotes::fit(x.view(), &y, 2, true, None);
         let own: Option<f32> = g
             .as_ref()
             .map(|g| (0..400).map(|i| g.base[[i, y[i] as usize]]).sum::<f32>() / 400.0);
@@ -787,7 +794,7 @@ mod tests {
             "one component asked for"
         );
         // The voter: with two Gaussians for class 0 the middle cloud's rows are class 1's, out of fold.
-        let g = GaussVotes::fit(x.view(), &y, 2, true).expect("the voter fits");
+        let g = GaussVotes::fit(x.view(), &y, 2, true, None).expect("the voter fits");
         let middle: Vec<usize> = (0..y.len())
             .filter(|&i| y[i] == 1 && x[[i, 0]].abs() < 1.0)
             .collect();

@@ -374,11 +374,10 @@ fn stats_rows(x: ArrayView2<f32>) -> Vec<usize> {
 fn base_statistics(
     index: &IvfIndex,
     base: &Base,
-    k: usize,
-    nc: usize,
+    picked: Vec<usize>,
+    (k, nc): (usize, usize),
     models: Models,
 ) -> BaseStats {
-    let picked = stats_rows(base.xw.view());
     let queries = take_rows(base.xw.view(), &picked);
     let base_self: Vec<Option<u32>> = picked.iter().map(|&i| Some(i as u32)).collect();
     let knn = index.search_all(queries.view(), k, &base_self);
@@ -479,21 +478,22 @@ fn stacked_weights(rows: &[Vec<f64>], voters: usize) -> Vec<f32> {
 }
 
 /// The Gaussian voter on a base, unless turned off, the base has under [`gauss::ROWS_PER_COLUMN`] rows per class
-/// and column, or it cannot vote ([`GaussVotes::fit`]).
-fn gauss_votes(base: &Base, nc: usize, on: bool) -> Option<GaussVotes> {
+/// and column, or it cannot vote ([`GaussVotes::fit`]). `voted`: the base rows whose votes are read, when not all.
+fn gauss_votes(base: &Base, nc: usize, on: bool, voted: Option<&[usize]>) -> Option<GaussVotes> {
     let rows = rows_per_class(base.ids.iter().map(|&id| &base.labels[id]));
     if !on || rows < gauss::ROWS_PER_COLUMN * base.x.ncols() as f64 {
         return None;
     }
-    GaussVotes::fit(base.x.view(), &base_classes(base), nc, !base.is_data)
+    GaussVotes::fit(base.x.view(), &base_classes(base), nc, !base.is_data, voted)
 }
 
-/// The trees on a base, unless turned off or the base is too small for their folds.
-fn forest_votes(base: &Base, nc: usize, on: bool) -> Option<ForestVotes> {
+/// The trees on a reference base, unless turned off or the base is too small for their folds; votes for the base
+/// rows `voted` ([`base_statistics`]).
+fn forest_votes(base: &Base, nc: usize, on: bool, voted: &[usize]) -> Option<ForestVotes> {
     if !on {
         return None;
     }
-    ForestVotes::fit(base.x.view(), &base_classes(base), nc, None)
+    ForestVotes::fit(base.x.view(), &base_classes(base), nc, None, Some(voted))
 }
 
 /// Class index of each base row.
@@ -504,12 +504,13 @@ fn base_classes(base: &Base) -> Vec<u32> {
         .collect()
 }
 
-/// The linear voter on a base, unless turned off or the base is too small for its folds.
-fn linear_votes(base: &Base, nc: usize, on: bool) -> Option<LinearVotes> {
+/// The linear voter on a base, unless turned off or the base is too small for its folds. `voted`: the base rows
+/// whose votes are read, when not all.
+fn linear_votes(base: &Base, nc: usize, on: bool, voted: Option<&[usize]>) -> Option<LinearVotes> {
     if !on {
         return None;
     }
-    LinearVotes::fit(base.x.view(), &base_classes(base), nc)
+    LinearVotes::fit(base.x.view(), &base_classes(base), nc, voted)
 }
 
 /// The statistics from the leave-one-out neighbours `knn` of base rows `picked`; `ranking` are trees that only rank
@@ -693,14 +694,16 @@ fn reference_model(
     h.update(&labels);
     super::kept_or_build(&REFERENCE_MODEL, h.finalize(), || {
         let index = IvfIndex::build(base.xw.view(), default_nlist(base.xw.nrows()), nprobe);
+        // The model voters' votes are read for the statistics rows only: the data's rows are predicted apart.
+        let picked = stats_rows(base.xw.view());
         let ((lin, gauss), forest) = rayon::join(
             || {
                 (
-                    linear_votes(base, nc, voting.linear),
-                    gauss_votes(base, nc, voting.gauss),
+                    linear_votes(base, nc, voting.linear, Some(&picked)),
+                    gauss_votes(base, nc, voting.gauss, Some(&picked)),
                 )
             },
-            || forest_votes(base, nc, voting.forest),
+            || forest_votes(base, nc, voting.forest, &picked),
         );
         let models = Models {
             lin: lin.as_ref(),
@@ -708,7 +711,7 @@ fn reference_model(
             forest: forest.as_ref(),
             fitted: voting.fitted,
         };
-        let stats = base_statistics(&index, base, k, nc, models);
+        let stats = base_statistics(&index, base, picked, (k, nc), models);
         ReferenceModel {
             index,
             lin,
@@ -1085,8 +1088,8 @@ fn detect_on_base(ctx: &DetectContext, weights: &Array1<f32>, rank_only: bool) -
                 },
                 || {
                     (
-                        linear_votes(&base, nc, voting.linear),
-                        gauss_votes(&base, nc, voting.gauss),
+                        linear_votes(&base, nc, voting.linear, None),
+                        gauss_votes(&base, nc, voting.gauss, None),
                     )
                 },
             );
@@ -1130,7 +1133,7 @@ fn detect_on_base(ctx: &DetectContext, weights: &Array1<f32>, rank_only: bool) -
                 near[b as usize] = nb[..left_out].iter().map(|&(_, id)| id).collect();
             }
         }
-        ForestVotes::fit(base.x.view(), &base_classes(&base), nc, Some(&near))
+        ForestVotes::fit(base.x.view(), &base_classes(&base), nc, Some(&near), None)
     } else {
         None
     };
@@ -1170,22 +1173,21 @@ fn detect_on_base(ctx: &DetectContext, weights: &Array1<f32>, rank_only: bool) -
         };
         tight.observe(rows[r], &buf[..m], ctx.labels);
     }
-    let stats = if base.is_data {
+    let stats = match &model {
+        // A reference base's statistics are part of its model.
+        Some(m) => m.stats.clone(),
         // Base rows are data rows whose leave-one-out neighbours were just found: reuse them.
-        let mut at = vec![usize::MAX; n];
-        for (r, &i) in rows.iter().enumerate() {
-            at[i] = r;
-        }
-        let picked = stats_rows(base.x.view());
-        let found = picked
-            .iter()
-            .map(|&b| knn.get(at[base.ids[b]]).cloned().unwrap_or_default())
-            .collect();
-        statistics_from(&base, picked, found, (k, nc), models, ranking_forest)
-    } else {
-        match &model {
-            Some(m) => m.stats.clone(),
-            None => base_statistics(index, &base, k, nc, models),
+        None => {
+            let mut at = vec![usize::MAX; n];
+            for (r, &i) in rows.iter().enumerate() {
+                at[i] = r;
+            }
+            let picked = stats_rows(base.x.view());
+            let found = picked
+                .iter()
+                .map(|&b| knn.get(at[base.ids[b]]).cloned().unwrap_or_default())
+                .collect();
+            statistics_from(&base, picked, found, (k, nc), models, ranking_forest)
         }
     };
     let (thresholds, s2) = (stats.thresholds.clone(), stats.s2);
