@@ -228,6 +228,45 @@ fn to_score(m: f32, limit: f32) -> f32 {
     .clamp(0.0, 1.0)
 }
 
+/// What an unflagged row ranks by: the score of its margin (the best other class's probability minus its label's) and
+/// of its label's own probability (`1 - 2 p(label)`, the margin against all other classes at once). With two classes
+/// they are the same.
+#[derive(Clone, Copy, Debug)]
+struct Ranking {
+    margin: f32,
+    own: f32,
+}
+
+impl Ranking {
+    fn of(p: &[f32], y: usize, limit: f32) -> Ranking {
+        Ranking {
+            margin: to_score(margin(p, y).0, limit),
+            own: to_score(1.0 - 2.0 * p[y], limit),
+        }
+    }
+
+    /// The score between the two: the margin's in a class without excess candidates, moving to the own
+    /// probability's as `share` (the class's excess share, [`excess_share`]) goes to 1. Flips into a class from
+    /// everywhere (random flips) leave the row's label a low probability spread over several other classes; a
+    /// class that only holds what clean data holds ranks by the margin, where a clean row's doubt between two other
+    /// classes does not add up.
+    fn at(self, share: f32) -> f32 {
+        self.margin + share * (self.own - self.margin)
+    }
+}
+
+/// The share of a class's `x` candidates beyond what clean data holds (`e` expected, plus one Poisson standard
+/// deviation, so a chance excess counts little): 0 for a class with no expectation or no excess.
+fn excess_share(x: usize, e: Option<f64>) -> f32 {
+    match e {
+        Some(e) if x > 0 => {
+            let x = x as f64;
+            ((x - e - e.max(1.0).sqrt()) / x).clamp(0.0, 1.0) as f32
+        }
+        _ => 0.0,
+    }
+}
+
 /// An unflagged row's score. Scores under the flag line stay as they are; a score at or above it whose row was not
 /// flagged (its class failed the excess test, or its label probability is above the class threshold) is squeezed
 /// into [0.49, 0.4999] in order, so such rows keep their ranking by margin instead of tying at one value.
@@ -1243,7 +1282,7 @@ fn detect_on_base(ctx: &DetectContext, weights: &Array1<f32>, rank_only: bool) -
         Some(two) if two > 0 => ("one or two Gaussians per class", "give"),
         _ => ("a Gaussian per class", "gives"),
     };
-    let results: Vec<(RowResult, Vec<f64>, Option<f32>)> = rows
+    let results: Vec<(RowResult, Vec<f64>, Ranking)> = rows
         .par_iter()
         .enumerate()
         .zip(knn)
@@ -1258,7 +1297,7 @@ fn detect_on_base(ctx: &DetectContext, weights: &Array1<f32>, rank_only: bool) -
                 Some(pp) if pp.ncols() == nc => (pp.row(i).to_vec(), None),
                 _ => {
                     let knn_vote = vote(voting, base.labels, &base.ids, nc, s2);
-                    // The margin in the blend with the ranking trees, when they only rank.
+                    // The blend with the ranking trees, when they only rank.
                     let ranked = ranking_rows.as_ref().map(|t| {
                         let mut p3 = knn_vote.clone();
                         blend(
@@ -1266,7 +1305,7 @@ fn detect_on_base(ctx: &DetectContext, weights: &Array1<f32>, rank_only: bool) -
                             [lin_row, gauss_row, Some(t.row(r))].into_iter().flatten(),
                             &stats.ranking_weights,
                         );
-                        to_score(margin(&p3, y).0, limit)
+                        Ranking::of(&p3, y, limit)
                     });
                     let mut p = knn_vote;
                     blend(
@@ -1281,6 +1320,10 @@ fn detect_on_base(ctx: &DetectContext, weights: &Array1<f32>, rank_only: bool) -
             };
             let (m, other) = margin(&p, y);
             let s = to_score(m, limit);
+            let ranked = ranked.unwrap_or(Ranking {
+                margin: s,
+                own: to_score(1.0 - 2.0 * p[y], limit),
+            });
             // Whether the row would be a candidate were it labelled c (its votes do not include its own label).
             let candidate_as = |c: usize, score: f32| p[c] < thresholds[c] && score >= FLAG_AT;
             let would = match (&lin_rows, self_calibrated) {
@@ -1341,15 +1384,15 @@ fn detect_on_base(ctx: &DetectContext, weights: &Array1<f32>, rank_only: bool) -
         })
         .collect();
     let mut self_expected = vec![0f64; if self_calibrated { nc } else { 0 }];
-    // The score an unflagged row ranks by: its margin with the ranking trees when they rank.
-    let mut rank_by = vec![None; n];
+    // What an unflagged row ranks by (with the ranking trees when they rank).
+    let mut rank_by: Vec<Option<Ranking>> = vec![None; n];
     let results: Vec<RowResult> = results
         .into_iter()
         .map(|(row, would, ranked)| {
             for (e, w) in self_expected.iter_mut().zip(would) {
                 *e += w;
             }
-            rank_by[row.0] = ranked;
+            rank_by[row.0] = Some(ranked);
             row
         })
         .collect();
@@ -1484,7 +1527,13 @@ fn detect_on_base(ctx: &DetectContext, weights: &Array1<f32>, rank_only: bool) -
         scores[i] = if r.is_some() {
             s
         } else {
-            let s = rank_by[i].unwrap_or(s);
+            let share = match ctx.labels[i] {
+                Some(y) if ctx.config.excess_ranking => {
+                    excess_share(cand[y as usize], expected[y as usize])
+                }
+                _ => 0.0,
+            };
+            let s = rank_by[i].map_or(s, |r| r.at(share));
             below_flag(rank_at[i].map_or(s, |l: f32| l.max(s)))
         };
         reasons[i] = r;

@@ -108,6 +108,10 @@ pub struct DetectConfig {
     /// `detect::gauss`), vote beside the other voters in the label-flip detector.
     #[serde(default = "default_on")]
     pub gauss: bool,
+    /// Rank a row the label-flip detector leaves unflagged between its margin and its label's own probability, by
+    /// how far its class's candidates exceed what clean data holds (`detect::label_flip`); else by its margin.
+    #[serde(default = "default_on")]
+    pub excess_ranking: bool,
 }
 
 /// Settings saved before the tree voter (or the fitted voter weights) existed turn it on.
@@ -129,6 +133,7 @@ impl Default for DetectConfig {
             forest: true,
             fit_voter_weights: true,
             gauss: true,
+            excess_ranking: true,
         }
     }
 }
