@@ -1063,7 +1063,8 @@ fn unflagged_rows_of_a_class_with_excess_candidates_rank_by_their_labels_own_pro
     // its margin is no larger than a clean boundary row's. In a class holding excess candidates the rows rank by
     // their label's own probability instead. Measured (precision@k of `score_label`, margin only -> now): random 5%
     // flips without a reference 0.41 -> 0.53 (with one 0.47 both), class 0 relabelled 2 (two steps away, class 1
-    // between) with a reference 0.64 -> 0.74 (without 0.44 both). No case may lose; flags are the same either way.
+    // between) with a reference 0.64 -> 0.74 (without 0.44 both). No case may lose; flags are the same either way. The
+    // report's `class_excess_share` says how far each class moved to the own probability.
     let margin_only = poisonscan::detect::DetectConfig {
         excess_ranking: false,
         ..Default::default()
@@ -1085,6 +1086,21 @@ fn unflagged_rows_of_a_class_with_excess_candidates_rank_by_their_labels_own_pro
                 r.is_some()
             );
             assert_eq!(with.report.flagged, without.report.flagged);
+            let shares = |o: &poisonscan::ScanOutcome| -> Vec<f64> {
+                let v = &o.report.detectors["label"]["class_excess_share"];
+                v.as_array()
+                    .map(|a| a.iter().filter_map(|x| x.as_f64()).collect())
+                    .unwrap_or_default()
+            };
+            assert_eq!(shares(&without), vec![0.0; 4]);
+            if r.is_some() && std::ptr::eq(data, &targeted) {
+                // Only class 2, which the flips went into, ranks by its rows' own probability.
+                let s = shares(&with);
+                assert!(
+                    s[2] > 0.3 && s[0] == 0.0 && s[1] == 0.0 && s[3] == 0.0,
+                    "{s:?}"
+                );
+            }
             gains.push(q - q0);
         }
     }

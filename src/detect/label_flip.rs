@@ -1320,10 +1320,7 @@ fn detect_on_base(ctx: &DetectContext, weights: &Array1<f32>, rank_only: bool) -
             };
             let (m, other) = margin(&p, y);
             let s = to_score(m, limit);
-            let ranked = ranked.unwrap_or(Ranking {
-                margin: s,
-                own: to_score(1.0 - 2.0 * p[y], limit),
-            });
+            let ranked = ranked.unwrap_or_else(|| Ranking::of(&p, y, limit));
             // Whether the row would be a candidate were it labelled c (its votes do not include its own label).
             let candidate_as = |c: usize, score: f32| p[c] < thresholds[c] && score >= FLAG_AT;
             let would = match (&lin_rows, self_calibrated) {
@@ -1517,6 +1514,16 @@ fn detect_on_base(ctx: &DetectContext, weights: &Array1<f32>, rank_only: bool) -
             }
         }
     }
+    // How far each class's unflagged rows rank by their label's own probability rather than their margin.
+    let shares: Vec<f32> = (0..nc)
+        .map(|y| {
+            if ctx.config.excess_ranking {
+                excess_share(cand[y], expected[y])
+            } else {
+                0.0
+            }
+        })
+        .collect();
     let mut scores = vec![0f32; n];
     let mut reasons = vec![None; n];
     let mut nearest = vec![None; n];
@@ -1527,12 +1534,7 @@ fn detect_on_base(ctx: &DetectContext, weights: &Array1<f32>, rank_only: bool) -
         scores[i] = if r.is_some() {
             s
         } else {
-            let share = match ctx.labels[i] {
-                Some(y) if ctx.config.excess_ranking => {
-                    excess_share(cand[y as usize], expected[y as usize])
-                }
-                _ => 0.0,
-            };
+            let share = ctx.labels[i].map_or(0.0, |y| shares[y as usize]);
             let s = rank_by[i].map_or(s, |r| r.at(share));
             below_flag(rank_at[i].map_or(s, |l: f32| l.max(s)))
         };
@@ -1560,6 +1562,7 @@ fn detect_on_base(ctx: &DetectContext, weights: &Array1<f32>, rank_only: bool) -
             "candidates_per_class": cand,
             "expected_per_class": expected,
             "class_flagged": excess,
+            "class_excess_share": shares,
             "class_excess_below": cut_hi.iter().map(|&h| h.is_finite().then_some(h)).collect::<Vec<_>>(),
             "class_thresholds": thresholds,
             "pred_probs": ctx.pred_probs.is_some(),
