@@ -903,6 +903,16 @@ fn voters_are_weighted_by_how_well_they_predict_the_labels() {
     }
 }
 
+/// A test world's rows with nothing poisoned yet.
+fn unpoisoned(x: Vec<Vec<f64>>, labels: Vec<i64>, means: Vec<Vec<f64>>) -> SynthData {
+    SynthData {
+        poison: vec![None; labels.len()],
+        x,
+        labels,
+        means,
+    }
+}
+
 /// Three classes in 16 columns, each a Gaussian of its own shape (`x = mean + A z`, with a class's own mixing matrix
 /// `A` whose columns are scaled from 0.2 to 3): clouds that overlap and are stretched along different axes, as
 /// scikit-learn's `make_classification` draws them.
@@ -943,12 +953,7 @@ fn shaped_classes(rows: usize, seed: u64) -> SynthData {
                 .collect()
         })
         .collect();
-    SynthData {
-        x,
-        poison: vec![None; rows],
-        labels,
-        means,
-    }
+    unpoisoned(x, labels, means)
 }
 
 /// The label reasons that quote the Gaussian voter.
@@ -1049,12 +1054,7 @@ fn ordinal_classes(rows: usize, seed: u64) -> SynthData {
                 .collect()
         })
         .collect();
-    SynthData {
-        x,
-        poison: vec![None; rows],
-        labels,
-        means,
-    }
+    unpoisoned(x, labels, means)
 }
 
 #[test]
