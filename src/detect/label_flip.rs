@@ -269,7 +269,7 @@ fn excess_share(x: usize, e: Option<f64>) -> f32 {
 
 /// An unflagged row's score. Scores under the flag line stay as they are; a score at or above it whose row was not
 /// flagged (its class failed the excess test, or its label probability is above the class threshold) is squeezed
-/// into [0.49, 0.4999] in order, so such rows keep their ranking by margin instead of tying at one value.
+/// into [0.49, 0.4999] in order, so such rows keep their ranking ([`Ranking`]) instead of tying at one value.
 fn below_flag(s: f32) -> f32 {
     if s >= FLAG_AT {
         (FLAG_AT - 0.01) + 0.0099 * ((s - FLAG_AT) / (1.0 - FLAG_AT)).min(1.0)
@@ -1278,7 +1278,8 @@ fn detect_on_base(ctx: &DetectContext, weights: &Array1<f32>, rank_only: bool) -
         }
     }
     // How the reasons name the Gaussian voter: one Gaussian per class, or two for some classes.
-    let (gaussians, gaussians_verb) = match gauss.map(GaussVotes::classes_with_two) {
+    let two_gaussians = gauss.map(GaussVotes::classes_with_two);
+    let (gaussians, gaussians_verb) = match two_gaussians {
         Some(two) if two > 0 => ("one or two Gaussians per class", "give"),
         _ => ("a Gaussian per class", "gives"),
     };
@@ -1571,7 +1572,7 @@ fn detect_on_base(ctx: &DetectContext, weights: &Array1<f32>, rank_only: bool) -
             "linear_fit_gradient": lin.map(|l| l.gradient),
             "gauss_votes": gauss.is_some(),
             "gauss_temperature": gauss.map(|g| g.temperature),
-            "gauss_classes_with_two": gauss.map(GaussVotes::classes_with_two),
+            "gauss_classes_with_two": two_gaussians,
             "forest_votes": models.forest.is_some(),
             "forest_ranks_only": ranking_forest.is_some(),
             "voter_weights": stats.weights,
