@@ -425,8 +425,8 @@ pub(crate) fn on_sample<V: OutOfFold>(
         None => (0..y.len()).filter(|&i| !in_sub[i]).collect(),
     };
     let predicted = predict(&v, super::take_rows(x, &rest).view());
-    let unvoted = if voted.is_some() { f32::NAN } else { 0.0 };
-    let mut base = Array2::<f32>::from_elem((y.len(), nc), unvoted);
+    // Rows neither fitted nor voted on keep no vote (without `voted` every row is one or the other).
+    let mut base = Array2::<f32>::from_elem((y.len(), nc), f32::NAN);
     for (j, &i) in rest.iter().enumerate() {
         base.row_mut(i).assign(&predicted.row(j));
     }
@@ -773,21 +773,27 @@ mod tests {
         );
     }
 
+    /// Two classes either side of `x0 = 0` (every third row on the left), a second column of repeating values.
+    fn two_sides(n: usize) -> (Array2<f32>, Vec<u32>) {
+        let x = Array2::from_shape_fn((n, 2), |(i, j)| {
+            let side = if i % 3 == 0 { -1.0 } else { 1.0 };
+            if j == 0 {
+                side * (1.0 + (i % 5) as f32 / 5.0)
+            } else {
+                (i % 13) as f32 / 13.0
+            }
+        });
+        let y: Vec<u32> = (0..n).map(|i| (i % 3 != 0) as u32).collect();
+        (x, y)
+    }
+
     #[test]
     fn a_large_base_predicts_only_the_rows_whose_votes_are_read() {
         // 12,000 rows (over FIT_ROWS): the folds are fitted on 10,000 spread rows either way; asked for every 7th
         // row's votes, the fit gives exactly those rows the votes of the fit asked for all, the rows it was fitted on
         // their out-of-fold votes as before, and the others no vote (NaN) instead of an unread prediction.
         let n = FIT_ROWS + 2_000;
-        let x = Array2::from_shape_fn((n, 2), |(i, j)| {
-            let side = if i % 2 == 0 { -1.0 } else { 1.0 };
-            if j == 0 {
-                side * (0.2 + (i % 13) as f32 / 13.0)
-            } else {
-                ((i * 31) % 17) as f32 / 17.0
-            }
-        });
-        let y: Vec<u32> = (0..n).map(|i| (i % 2) as u32).collect();
+        let (x, y) = two_sides(n);
         let voted: Vec<usize> = (0..n).step_by(7).collect();
         let all = LinearVotes::fit(x.view(), &y, 2, None).unwrap();
         let some = LinearVotes::fit(x.view(), &y, 2, Some(&voted)).unwrap();
@@ -869,15 +875,7 @@ mod tests {
     #[test]
     fn a_large_base_is_fitted_on_a_spread_subset_and_every_row_gets_a_vote() {
         let n = FIT_ROWS + 5_000;
-        let x = Array2::from_shape_fn((n, 2), |(i, j)| {
-            let side = if i % 3 == 0 { -1.0 } else { 1.0 };
-            if j == 0 {
-                side * (1.0 + (i % 5) as f32 / 5.0)
-            } else {
-                (i % 13) as f32 / 13.0
-            }
-        });
-        let y: Vec<u32> = (0..n).map(|i| (i % 3 != 0) as u32).collect();
+        let (x, y) = two_sides(n);
         let v = LinearVotes::fit(x.view(), &y, 2, None).unwrap();
         assert_eq!(v.base.nrows(), n);
         let right = (0..n).filter(|&i| v.base[[i, y[i] as usize]] > 0.9).count();
