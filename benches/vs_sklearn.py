@@ -9,6 +9,11 @@ Needs numpy, pyarrow and scikit-learn in the running Python, and cargo (builds t
 generator). IsolationForest runs with n_jobs=2 (the machine's two cores, as poisonscan uses them) and 100 trees
 (its default); its time excludes reading the file, poisonscan's includes it. Prints one line per run and the median
 of each.
+
+`--stages` adds where the scan's time goes: one more scan per mode on both cores and on one
+(`RAYON_NUM_THREADS=1`, which approximates each stage's CPU time), with the report's `timings_ms` per stage, beside
+IsolationForest on one core (`n_jobs=1`). Detector stages run concurrently on both cores, so there the stages
+overlap and do not add up to the total.
 """
 
 from __future__ import annotations
@@ -43,14 +48,17 @@ def data(rows: int) -> str:
     return d
 
 
-def poisonscan(d: str, reference: bool) -> float:
+def poisonscan(d: str, reference: bool, threads: int | None = None) -> float:
     exe = os.path.join(target_dir(), "release", "poisonscan")
     cmd = [exe, "scan", "-q", os.path.join(d, "data.parquet"), "--label", "label", "--id", "id"]
     if reference:
         cmd += ["--reference", os.path.join(d, "reference.parquet")]
     cmd += ["--scores", os.path.join(d, "bench-scores.parquet"), "--report", os.path.join(d, "bench-report.json")]
+    env = dict(os.environ)
+    if threads is not None:
+        env["RAYON_NUM_THREADS"] = str(threads)
     t = time.perf_counter()
-    done = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    done = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     took = time.perf_counter() - t
     # 0 pass, 1 fail (the data holds flips): anything else means the scan did not run.
     if done.returncode not in (0, 1):
@@ -58,11 +66,11 @@ def poisonscan(d: str, reference: bool) -> float:
     return took
 
 
-def isolation_forest(x) -> float:
+def isolation_forest(x, jobs: int = 2) -> float:
     from sklearn.ensemble import IsolationForest
 
     t = time.perf_counter()
-    model = IsolationForest(n_estimators=100, random_state=0, n_jobs=2).fit(x)
+    model = IsolationForest(n_estimators=100, random_state=0, n_jobs=jobs).fit(x)
     model.score_samples(x)
     return time.perf_counter() - t
 
@@ -71,6 +79,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--rows", type=int, default=100_000)
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--stages", action="store_true", help="also the report's per-stage timings on two cores and one")
     args = ap.parse_args()
     import numpy as np
     import pyarrow.parquet as pq
@@ -96,6 +105,25 @@ def main() -> None:
     for name, ts in times.items():
         m = statistics.median(ts)
         print(f"  {name}: {m:.2f} s ({m / forest:.2f}x IsolationForest fit + score)")
+    if args.stages:
+        stages(d, x)
+
+
+def stages(d: str, x) -> None:
+    """One scan per mode on both cores and on one, with the report's per-stage timings (ms)."""
+    import json
+
+    one = isolation_forest(x, jobs=1)
+    print(f"IsolationForest on one core (n_jobs=1): {one:.2f} s")
+    for reference in (True, False):
+        for threads in (None, 1):
+            took = poisonscan(d, reference, threads)
+            with open(os.path.join(d, "bench-report.json")) as f:
+                timings = json.load(f)["timings_ms"]
+            mode = "reference" if reference else "no reference"
+            cores = "both cores" if threads is None else "one core"
+            parts = ", ".join(f"{k} {v}" for k, v in sorted(timings.items(), key=lambda kv: -kv[1]))
+            print(f"poisonscan, {mode}, {cores}: {took:.2f} s ({took / one:.1f}x IsolationForest on one core) | {parts}")
 
 
 if __name__ == "__main__":
