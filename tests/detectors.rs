@@ -377,6 +377,47 @@ fn near_copies_beyond_the_fixed_line_are_found_by_how_tight_they_are() {
     }
 }
 
+#[test]
+fn in_two_dimensions_near_pairs_under_two_labels_flag_only_beyond_chance() {
+    // 20,000 rows of two overlapping classes in two features: some clean rows lie within 1/1000 of the median squared
+    // nearest-neighbour distance of a row of the other class by chance alone (about 0.07% of the rows).
+    let w = SynthSpec {
+        rows: 20_000,
+        dim: 2,
+        classes: 2,
+        separation: 1.0,
+        world_seed: 5,
+    };
+    let clean = w.clean(3);
+    let out = scan(&clean, None);
+    let report: serde_json::Value = serde_json::from_str(&out.report.to_json()).unwrap();
+    let scores = &out.scores.checks["duplicate"];
+    let within_chance = scores.iter().filter(|&&s| s > 0.49 && s < 0.5).count();
+    assert!(within_chance > 0, "no chance pair: the test shows nothing");
+    assert!(
+        !flagged_by(&out, "duplicate").contains(&true),
+        "clean two-feature table: {}",
+        report["duplicates"]
+    );
+    // Near copies injected well beyond that chance are flagged, the nearest pairs first (2,000 rows of classes apart
+    // enough for the copy under the other label, not its source, to be the row of a pair with the stronger
+    // label-flip evidence).
+    let apart = SynthSpec {
+        rows: 2_000,
+        separation: 5.0,
+        ..w
+    };
+    let poisoned = with_near_copies(apart.clean(3), 40, 1e-4, 9);
+    let out = scan(&poisoned, None);
+    let (caught, originals) = duplicate_flags(&out, &poisoned);
+    assert!(caught >= 36, "caught {caught} of 40, {originals} originals");
+    // Of a pair, the row with the stronger label-flip evidence is flagged: in two features a few sources lie where
+    // their own label is the odd one, and they are flagged instead of their copy (docs/detectors/duplicate.md).
+    assert!(originals * 8 <= caught, "{originals} originals flagged");
+    let twin = scan(&apart.clean(3), None);
+    assert!(!flagged_by(&twin, "duplicate").contains(&true));
+}
+
 /// `d` with `groups` of its rows cloned `per_group` times each under one other label (the same for a group's clones),
 /// every feature moved by up to `noise` sd: near clones that vote for each other.
 fn with_clone_groups(

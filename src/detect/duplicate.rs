@@ -19,7 +19,9 @@
 //! rows: 10 or more identical rows are flagged (a backdoor whose trigger overwrites every numeric column, one row
 //! pasted many times), a pair or a triple of double entries is not.
 //! Near: of a conflicting pair inside the data, the row with the stronger label-flip evidence is flagged (the later
-//! row on a tie); a data row nearly identical to a reference row with another label is always flagged. With a
+//! row on a tie); a data row nearly identical to a reference row with another label is flagged. Both only beyond
+//! chance: in few dimensions clean rows fall that near by chance, so the pairs are tested against the count the
+//! band just beyond the line predicts ([`chance_pairs`]), and only the nearest excess is flagged. With a
 //! reference, pairs inside the data come from data rows sharing one of their two nearest reference rows
 //! (`LabelFlipOutput::data_nearest`).
 //!
@@ -293,6 +295,9 @@ pub fn detect(
     (out, summary)
 }
 
+/// A near pair under two labels: (row, its nearest row, that row's label, the row's label, squared distance).
+type NearPair = (usize, usize, Option<u32>, Option<u32>, f32);
+
 /// Flags rows that are nearly identical to another row with a different label.
 struct NearPairs<'a> {
     labels: &'a [Option<u32>],
@@ -323,23 +328,37 @@ impl NearPairs<'_> {
                 .unwrap_or_else(|| "?".into())
         };
         let eps = (median_nn2 * 1e-3).max(1e-12);
-        // (row, its nearest row, that row's label, the row's label) of the pairs within the line under two labels.
-        let pairs: Vec<(usize, usize, Option<u32>, Option<u32>)> =
-            (0..self.scores.len().min(nearest.len()))
-                .filter_map(|i| {
-                    let (d2, j, lj) = nearest[i]?;
-                    let li = self.labels[i];
-                    (d2 <= eps && lj != li && lj.is_some() && li.is_some())
-                        .then_some((i, j, lj, li))
-                })
-                .collect();
+        // (row, its nearest row, that row's label, the row's label) of the pairs within the line under two labels,
+        // nearest first.
+        let mut pairs: Vec<NearPair> = (0..self.scores.len().min(nearest.len()))
+            .filter_map(|i| {
+                let (d2, j, lj) = nearest[i]?;
+                let li = self.labels[i];
+                (d2 <= eps && lj != li && lj.is_some() && li.is_some())
+                    .then_some((i, j, lj, li, d2))
+            })
+            .collect();
+        pairs.sort_by(|a, b| a.4.total_cmp(&b.4).then(a.0.cmp(&b.0)));
+        // In few dimensions clean rows fall this near each other by chance (two features, 500 rows: about one row
+        // in 1,500; [`chance_pairs`]). Where the pairs are no more than chance gives, lone pairs are left unflagged;
+        // beyond it, the nearest `X - E` rows of pairs are resolved (flagged, or left for the other row of their
+        // pair), the others are not.
+        let chance = chance_pairs(nearest, self.labels, eps);
+        let mut budget = if poisson_tail(pairs.len(), chance) <= CHANCE_TAIL {
+            (pairs.len() as f64 - chance).ceil() as usize
+        } else {
+            0
+        };
         // Rows under one label that are all near copies of the same row of another label: a group no natural
         // disagreement between near-identical rows explains.
         let mut copies: HashMap<(usize, Option<u32>), usize> = HashMap::new();
-        for &(_, j, _, li) in &pairs {
+        for &(_, j, _, li, _) in &pairs {
             *copies.entry((j, li)).or_default() += 1;
         }
-        for (i, j, lj, li) in pairs {
+        for (i, j, lj, li, _) in pairs {
+            let group = copies.get(&(j, li)).copied().unwrap_or(1);
+            let in_budget = budget > 0;
+            budget = budget.saturating_sub(1);
             if self.scores[i] >= FLAG_AT {
                 continue;
             }
@@ -355,9 +374,11 @@ impl NearPairs<'_> {
             } else {
                 true
             };
-            if flag_i {
+            if flag_i && !in_budget && group == 1 {
+                // Within chance: not flagged, but the pair still ranks above every row no detector flags.
+                self.scores[i] = self.scores[i].max(WITHIN_CHANCE_SCORE);
+            } else if flag_i {
                 self.summary.near_conflicts += 1;
-                let group = copies.get(&(j, li)).copied().unwrap_or(1);
                 let (score, context) = if group > 1 {
                     (
                         CONFLICT_SCORE,
@@ -380,6 +401,63 @@ impl NearPairs<'_> {
             }
         }
     }
+}
+
+/// The score of a near pair under two labels that chance explains ([`chance_pairs`]): just under the flag line, above
+/// the label detector's unflagged rows (at most `FLAG_AT - 0.0001`).
+const WITHIN_CHANCE_SCORE: f32 = FLAG_AT - 0.00005;
+
+/// Largest chance, given the conflicting pairs clean data of the table would hold by chance, of seeing as many as
+/// the data does, at which the near pairs are still flagged.
+const CHANCE_TAIL: f64 = 1e-3;
+
+/// How many rows clean data would hold within `eps` (squared) of their nearest row under another label, by chance:
+/// the rows whose nearest row lies in the band `(eps, 10 eps]` stand for the rows inside `eps` (squared distances
+/// near 0 are spread no thinner than a one-dimensional table spreads them: at most `1 / (sqrt(10) - 1)` of the band's
+/// count fall inside), times the share of the rows beyond the band whose nearest row has another label. Injected copies
+/// sit far inside `eps`, so they add little to the band.
+fn chance_pairs(
+    nearest: &[super::label_flip::NearestRow],
+    labels: &[Option<u32>],
+    eps: f32,
+) -> f64 {
+    let (mut band, mut far, mut far_disagree) = (0usize, 0usize, 0usize);
+    for (i, nr) in nearest.iter().enumerate().take(labels.len()) {
+        let (Some((d2, _, lj)), Some(li)) = (nr, labels[i]) else {
+            continue;
+        };
+        if *d2 <= eps {
+            continue;
+        }
+        if *d2 <= 10.0 * eps {
+            band += 1;
+        } else {
+            far += 1;
+            far_disagree += lj.is_some_and(|l| l != li) as usize;
+        }
+    }
+    if far == 0 {
+        return band as f64;
+    }
+    band as f64 / (10f64.sqrt() - 1.0) * far_disagree as f64 / far as f64
+}
+
+/// `P(X >= x)` for `X ~ Poisson(mean)`.
+fn poisson_tail(x: usize, mean: f64) -> f64 {
+    if x == 0 {
+        return 1.0;
+    }
+    if mean <= 0.0 {
+        return 0.0;
+    }
+    // 1 - P(X < x), summed term by term.
+    let mut term = (-mean).exp();
+    let mut below = 0.0;
+    for k in 0..x {
+        below += term;
+        term *= mean / (k + 1) as f64;
+    }
+    (1.0 - below).max(0.0)
 }
 
 impl NearPairs<'_> {
@@ -542,6 +620,52 @@ mod tests {
                 "the lone pair's reason names the natural disagreement only where it lowers the score"
             );
         }
+    }
+
+    #[test]
+    fn the_poisson_tail_is_its_sum() {
+        assert_eq!(poisson_tail(0, 3.0), 1.0);
+        assert_eq!(poisson_tail(1, 0.0), 0.0);
+        // P(X >= 1) = 1 - e^-m; P(X >= 3) for m = 0.15 is 5.2e-4.
+        assert!((poisson_tail(1, 0.5) - (1.0 - (-0.5f64).exp())).abs() < 1e-12);
+        let m: f64 = 0.15;
+        let want = 1.0 - (-m).exp() * (1.0 + m + m * m / 2.0);
+        assert!((poisson_tail(3, m) - want).abs() < 1e-12 && want > 5e-4 && want < 6e-4);
+        // Decreasing in x, increasing in the mean.
+        assert!(poisson_tail(5, 2.0) < poisson_tail(4, 2.0));
+        assert!(poisson_tail(5, 2.0) < poisson_tail(5, 3.0));
+    }
+
+    #[test]
+    fn chance_pairs_scale_the_band_above_the_line_by_how_often_nearest_rows_disagree() {
+        // eps = 1: two rows in the band (1, 10], four beyond it of which one has a nearest row of another label, one
+        // inside the line (not counted) and one without a label (not counted).
+        let labels: Vec<Option<u32>> = vec![
+            Some(0),
+            Some(0),
+            Some(0),
+            Some(0),
+            Some(0),
+            Some(0),
+            Some(0),
+            None,
+        ];
+        let nearest: Vec<crate::detect::label_flip::NearestRow> = vec![
+            Some((2.0, 1, Some(0))),
+            Some((9.0, 0, Some(1))),
+            Some((20.0, 3, Some(0))),
+            Some((30.0, 2, Some(1))),
+            Some((40.0, 5, Some(0))),
+            Some((50.0, 4, Some(0))),
+            Some((0.5, 0, Some(1))),
+            Some((3.0, 0, Some(0))),
+        ];
+        let want = 2.0 / (10f64.sqrt() - 1.0) * 0.25;
+        assert!((chance_pairs(&nearest, &labels, 1.0) - want).abs() < 1e-12);
+        // Nothing beyond the band: the band itself.
+        assert_eq!(chance_pairs(&nearest[..2], &labels, 1.0), 2.0);
+        // Nothing near the line: no chance pairs.
+        assert_eq!(chance_pairs(&nearest[2..6], &labels[2..6], 1.0), 0.0);
     }
 
     #[test]
