@@ -418,6 +418,64 @@ fn in_two_dimensions_near_pairs_under_two_labels_flag_only_beyond_chance() {
     assert!(!flagged_by(&twin, "duplicate").contains(&true));
 }
 
+/// A clean table of four discrete columns (class 1..3, a 0/1 flag, an age band 0..4, a count 0..4) whose label
+/// follows them only in odds: most rows share their features with other rows, under both labels.
+fn discrete_table(rows: usize, seed: u64) -> Source {
+    use rand::{Rng, SeedableRng};
+    let mut r = rand::rngs::StdRng::seed_from_u64(seed);
+    let mut cols: [Vec<i64>; 5] = Default::default();
+    for _ in 0..rows {
+        let (class, flag, band) = (
+            r.gen_range(1..4i64),
+            r.gen_range(0..2i64),
+            r.gen_range(0..5i64),
+        );
+        let count = (0..4).filter(|_| r.gen::<f64>() < 0.15).count() as i64;
+        let logit = -1.0 + 1.5 * flag as f64 - 0.6 * (class - 2) as f64 - 0.2 * band as f64;
+        let label = i64::from(r.gen::<f64>() < 1.0 / (1.0 + (-logit).exp()));
+        for (c, v) in cols.iter_mut().zip([class, flag, band, count, label]) {
+            c.push(v);
+        }
+    }
+    let names = ["class", "flag", "band", "count", "label"];
+    let mut fields = vec![Field::new("id", DataType::Int64, false)];
+    fields.extend(names.iter().map(|n| Field::new(*n, DataType::Int64, false)));
+    let schema = Arc::new(Schema::new(fields));
+    let mut arrays: Vec<ArrayRef> = vec![Arc::new(Int64Array::from_iter_values(0..rows as i64))];
+    arrays.extend(
+        cols.into_iter()
+            .map(|c| Arc::new(Int64Array::from(c)) as ArrayRef),
+    );
+    let b = RecordBatch::try_new(schema.clone(), arrays).unwrap();
+    Source::memory(schema, vec![b], "discrete")
+}
+
+#[test]
+fn rows_that_coincide_by_nature_under_two_labels_are_not_duplicates_to_flag() {
+    // 2,000 rows over 120 feature combinations: identical rows under both labels are the table's nature, not copies.
+    let out = Scanner::new(discrete_table(2000, 4))
+        .label("label")
+        .id("id")
+        .run()
+        .unwrap();
+    let report: serde_json::Value = serde_json::from_str(&out.report.to_json()).unwrap();
+    let dup = &report["duplicates"];
+    assert!(dup["conflicting_groups"].as_u64().unwrap() > 50, "{dup}");
+    let odd = out.scores.checks["duplicate"]
+        .iter()
+        .filter(|&&s| s > 0.49 && s < 0.5)
+        .count();
+    assert!(odd > 200, "the odd rows rank just under the line: {odd}");
+    assert!(
+        dup["exact_conflicts_expected"].as_f64().unwrap() >= odd as f64,
+        "{dup}"
+    );
+    assert!(
+        !flagged_by(&out, "duplicate").contains(&true),
+        "clean discrete table: {dup}"
+    );
+}
+
 /// `d` with `groups` of its rows cloned `per_group` times each under one other label (the same for a group's clones),
 /// every feature moved by up to `noise` sd: near clones that vote for each other.
 fn with_clone_groups(

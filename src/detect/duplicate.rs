@@ -50,6 +50,10 @@ pub struct DuplicateSummary {
     pub exact_copies: usize,
     /// Exact groups whose rows carry different labels.
     pub conflicting_groups: usize,
+    /// Rows of such groups under another label that clean data would hold, given how often rows with the same
+    /// features occur here and how often near rows disagree (about 0 where features never coincide by nature).
+    #[serde(default)]
+    pub exact_conflicts_expected: f64,
     /// Near-duplicate pairs with different labels.
     pub near_conflicts: usize,
     /// Same-label exact groups of at least [`MASS_COPIES`] rows in data with a continuous feature column.
@@ -195,6 +199,12 @@ pub fn detect(
         c.map(|c| classes[c as usize].clone())
             .unwrap_or_else(|| "?".into())
     };
+    // The rows of conflicting groups under their odd labels: (row, the kept row, the kept label, the row's label-flip
+    // evidence), decided after every group is seen; and the rows that repeat an earlier row under its label.
+    let mut odd_rows: Vec<(u32, u32, Option<u32>, f32)> = Vec::new();
+    let mut agreeing = 0usize;
+    // Over groups of three or more rows: pairs of rows under different labels, and all pairs.
+    let mut pairs = (0f64, 0f64);
     for rows in groups.values().filter(|g| g.len() > 1) {
         summary.exact_groups += 1;
         summary.exact_copies += rows.len() - 1;
@@ -210,8 +220,14 @@ pub fn detect(
             e.1 += 1;
             e.2 += evidence;
         }
+        let g = rows.len();
+        if g >= 3 {
+            let same: f64 = tally.values().map(|v| (v.1 * v.1) as f64).sum();
+            pairs.0 += ((g * g) as f64 - same) / 2.0;
+            pairs.1 += (g * (g - 1)) as f64 / 2.0;
+        }
         if tally.len() < 2 {
-            let g = rows.len();
+            agreeing += g - 1;
             let mass = continuous.map(|c| (c, super::ratio_score(g as f64 / MASS_COPIES)));
             match mass {
                 Some((column, score)) if score > 0.2 => {
@@ -251,16 +267,49 @@ pub fn detect(
             })
             .map(|(l, v)| (*l, v.3));
         if let Some((keep_label, keep_row)) = keep {
+            let mut kept = 0usize;
             for &r in rows {
                 if labels[r as usize] != keep_label {
-                    scores[r as usize] = 1.0;
-                    reasons[r as usize] = Some(format!(
-                        "same features as row {keep_row} (label {}) but label {}: duplicate with conflicting label",
-                        name(keep_label),
-                        name(labels[r as usize])
-                    ));
+                    let evidence = label_scores.map_or(0.0, |s| s[r as usize]);
+                    odd_rows.push((r, keep_row, keep_label, evidence));
+                } else {
+                    kept += 1;
                 }
             }
+            agreeing += kept.saturating_sub(1);
+        }
+    }
+    // Where rows with the same features are common by nature (a few discrete columns), some of them differ in label
+    // by nature too ([`chance_conflicts`]): the odd rows are flagged only beyond that, the clearest first.
+    let q = share(pairs).max(near.map_or(0.0, |nr| nearest_disagree(&nr.nearest, labels)));
+    let chance = chance_conflicts(agreeing, q);
+    let budget = if poisson_tail(odd_rows.len(), chance) <= CHANCE_TAIL {
+        (odd_rows.len() as f64 - chance).ceil() as usize
+    } else {
+        0
+    };
+    summary.exact_conflicts_expected = (chance * 10.0).round() / 10.0;
+    odd_rows.sort_by(|a, b| b.3.total_cmp(&a.3).then(a.0.cmp(&b.0)));
+    for (k, &(r, keep_row, keep_label, _)) in odd_rows.iter().enumerate() {
+        if k < budget {
+            scores[r as usize] = 1.0;
+            reasons[r as usize] = Some(format!(
+                "same features as row {keep_row} (label {}) but label {}: duplicate with conflicting label{}",
+                name(keep_label),
+                name(labels[r as usize]),
+                if chance >= 0.05 {
+                    format!(
+                        " [{} rows repeat another row's features under another label, {:.1} expected where rows \
+                         with the same features are this common]",
+                        odd_rows.len(),
+                        chance
+                    )
+                } else {
+                    String::new()
+                }
+            ));
+        } else {
+            scores[r as usize] = scores[r as usize].max(WITHIN_CHANCE_SCORE);
         }
     }
     if let Some(nr) = near {
@@ -268,6 +317,8 @@ pub fn detect(
         let mut ctx = NearPairs {
             conflict_score,
             natural,
+            keys: feature_keys,
+            exact_q: q,
             labels,
             classes,
             label_scores,
@@ -301,6 +352,10 @@ type NearPair = (usize, usize, Option<u32>, Option<u32>, f32);
 /// Flags rows that are nearly identical to another row with a different label.
 struct NearPairs<'a> {
     labels: &'a [Option<u32>],
+    /// Feature digests of the data rows: a data pair with the same digest is the exact path's decision.
+    keys: &'a [u128],
+    /// How often two rows with the same features disagree in label here ([`chance_conflicts`]).
+    exact_q: f64,
     classes: &'a [String],
     label_scores: Option<&'a [f32]>,
     /// The score of a flagged near copy ([`conflict_score`]).
@@ -330,20 +385,38 @@ impl NearPairs<'_> {
         let eps = (median_nn2 * 1e-3).max(1e-12);
         // (row, its nearest row, that row's label, the row's label) of the pairs within the line under two labels,
         // nearest first.
+        // A data pair with identical features is its exact group's (the exact path decided it).
+        let exact_group = |i: usize, j: usize, d2: f32| {
+            pairs_are_data
+                && d2 == 0.0
+                && self
+                    .keys
+                    .get(i)
+                    .is_some_and(|k| self.keys.get(j) == Some(k))
+        };
         let mut pairs: Vec<NearPair> = (0..self.scores.len().min(nearest.len()))
             .filter_map(|i| {
                 let (d2, j, lj) = nearest[i]?;
                 let li = self.labels[i];
-                (d2 <= eps && lj != li && lj.is_some() && li.is_some())
+                (d2 <= eps && lj != li && lj.is_some() && li.is_some() && !exact_group(i, j, d2))
                     .then_some((i, j, lj, li, d2))
             })
             .collect();
         pairs.sort_by(|a, b| a.4.total_cmp(&b.4).then(a.0.cmp(&b.0)));
         // In few dimensions clean rows fall this near each other by chance (two features, 500 rows: about one row
-        // in 1,500; [`chance_pairs`]). Where the pairs are no more than chance gives, lone pairs are left unflagged;
+        // in 1,500; [`chance_pairs`]), and with a few discrete columns rows coincide exactly by nature
+        // ([`chance_conflicts`]). Where the pairs are no more than the two give, lone pairs are left unflagged;
         // beyond it, the nearest `X - E` rows of pairs are resolved (flagged, or left for the other row of their
         // pair), the others are not.
-        let chance = chance_pairs(nearest, self.labels, eps);
+        let agreeing = (0..self.scores.len().min(nearest.len()))
+            .filter(|&i| {
+                nearest[i].is_some_and(|(d2, j, lj)| {
+                    d2 == 0.0 && lj.is_some() && lj == self.labels[i] && !exact_group(i, j, d2)
+                })
+            })
+            .count();
+        let chance =
+            chance_pairs(nearest, self.labels, eps) + chance_conflicts(agreeing, self.exact_q);
         let mut budget = if poisson_tail(pairs.len(), chance) <= CHANCE_TAIL {
             (pairs.len() as f64 - chance).ceil() as usize
         } else {
@@ -411,6 +484,40 @@ const WITHIN_CHANCE_SCORE: f32 = FLAG_AT - 0.00005;
 /// the data does, at which the near pairs are still flagged.
 const CHANCE_TAIL: f64 = 1e-3;
 
+/// How many rows of exact groups clean data would hold under another label than their group's kept one: `agreeing`
+/// rows repeat an earlier row under its label, and two rows with the same features disagree in label with chance `q`,
+/// so `agreeing q / (1 - q)` (`q` at most 0.9). `q` is the larger of how often two rows of a group of three or more
+/// disagree (a copy under another label makes a group of two; larger groups are what a few discrete columns produce
+/// by nature) and how often a row's nearest other row has another label. Features that never coincide by nature (a
+/// continuous column) leave `agreeing` at about 0, and every conflicting copy stands out.
+fn chance_conflicts(agreeing: usize, q: f64) -> f64 {
+    let q = q.min(0.9);
+    agreeing as f64 * q / (1.0 - q)
+}
+
+/// The share of rows whose nearest row (at a distance above 0, with a label) has another label.
+fn nearest_disagree(nearest: &[super::label_flip::NearestRow], labels: &[Option<u32>]) -> f64 {
+    let (mut apart, mut disagree) = (0usize, 0usize);
+    for (i, nr) in nearest.iter().enumerate().take(labels.len()) {
+        if let (Some((d2, _, Some(lj))), Some(li)) = (nr, labels[i]) {
+            if *d2 > 0.0 {
+                apart += 1;
+                disagree += (*lj != li) as usize;
+            }
+        }
+    }
+    share((disagree as f64, apart as f64))
+}
+
+/// The share `disagree / all` of a pair count (0 without pairs).
+fn share((disagree, all): (f64, f64)) -> f64 {
+    if all > 0.0 {
+        disagree / all
+    } else {
+        0.0
+    }
+}
+
 /// How many rows clean data would hold within `eps` (squared) of their nearest row under another label, by chance:
 /// the rows whose nearest row lies in the band `(eps, 10 eps]` stand for the rows inside `eps` (squared distances
 /// near 0 are spread no thinner than a one-dimensional table spreads them: at most `1 / (sqrt(10) - 1)` of the band's
@@ -466,7 +573,14 @@ impl NearPairs<'_> {
     /// (`X > E + 3 sqrt(E) + 1`), the clearest `ceil(X - E)` are flagged, of each pair the row with the stronger
     /// label-flip evidence (the later row on a tie).
     fn flag_tight(&mut self, tc: &TightConflicts, keys: &[u128]) {
-        let x = tc.conflicts.len();
+        // A row with the same features as its conflicting row is its exact group's (the exact path decided it, by
+        // how often rows coincide here): neither counted nor flagged here.
+        let conflicts: Vec<&(usize, usize, f32)> = tc
+            .conflicts
+            .iter()
+            .filter(|&&(i, j, _)| keys.get(i).is_none() || keys.get(i) != keys.get(j))
+            .collect();
+        let x = conflicts.len();
         let e = tc.expected();
         self.summary.tight_conflicts = x;
         self.summary.tight_expected = (e * 10.0).round() / 10.0;
@@ -474,16 +588,11 @@ impl NearPairs<'_> {
             return;
         }
         let evidence = |r: usize| self.label_scores.map_or(0.0, |s| s[r]);
-        let mut odd: Vec<&(usize, usize, f32)> = tc
-            .conflicts
-            .iter()
+        let mut odd: Vec<&(usize, usize, f32)> = conflicts
+            .into_iter()
             .filter(|&&(i, j, _)| {
                 let (si, sj) = (evidence(i), evidence(j));
                 si > sj || (si == sj && i > j)
-            })
-            .filter(|&&(i, j, _)| {
-                // An exact copy kept against its flagged twin is the exact path's decision.
-                !(self.scores[j] >= FLAG_AT && keys.get(i) == keys.get(j))
             })
             .collect();
         odd.sort_by(|a, b| b.2.total_cmp(&a.2).then(a.0.cmp(&b.0)));
@@ -586,6 +695,8 @@ mod tests {
             let mut summary = DuplicateSummary::default();
             let mut pairs = NearPairs {
                 labels: &labels,
+                keys: &[1, 2, 3, 4, 5, 6],
+                exact_q: 0.0,
                 classes: &classes,
                 label_scores: Some(&evidence),
                 conflict_score,
@@ -666,6 +777,55 @@ mod tests {
         assert_eq!(chance_pairs(&nearest[..2], &labels, 1.0), 2.0);
         // Nothing near the line: no chance pairs.
         assert_eq!(chance_pairs(&nearest[2..6], &labels[2..6], 1.0), 0.0);
+    }
+
+    #[test]
+    fn exact_conflicts_expected_follow_the_agreeing_repeats_and_the_disagreement_odds() {
+        // 30 rows repeat an earlier row under its label; rows disagree a quarter of the time: 30 x 1/3 = 10.
+        assert!((chance_conflicts(30, 0.25) - 10.0).abs() < 1e-12);
+        assert_eq!(chance_conflicts(0, 0.5), 0.0);
+        // The odds are capped at q = 0.9.
+        assert!((chance_conflicts(1, 0.99) - 9.0).abs() < 1e-9);
+        assert_eq!(share((1.0, 4.0)), 0.25);
+        assert_eq!(share((0.0, 0.0)), 0.0);
+        // Nearest rows at distance 0 or without a label do not count: one of the two others disagrees.
+        let labels = vec![Some(0), Some(0), Some(1), Some(0)];
+        let nearest: Vec<crate::detect::label_flip::NearestRow> = vec![
+            Some((0.0, 2, Some(1))),
+            Some((1.0, 2, Some(1))),
+            Some((1.0, 3, Some(1))),
+            Some((1.0, 1, None)),
+        ];
+        assert_eq!(nearest_disagree(&nearest, &labels), 0.5);
+        let exact = detect(
+            &[7, 7, 7, 7, 9, 9],
+            &[Some(0), Some(0), Some(0), Some(1), Some(0), Some(1)],
+            &["a".into(), "b".into()],
+            None,
+            None,
+            None,
+            None,
+        );
+        // Without near rows to measure, groups of three or more give q: the group of four has 3 of 6 pairs apart, so
+        // its 2 agreeing repeats expect 2 conflicts; the 2 odd rows are within that and rank just under the line.
+        assert!(
+            (exact.1.exact_conflicts_expected - 2.0).abs() < 1e-9,
+            "{:?}",
+            exact.1
+        );
+        assert!(exact.0.scores.iter().all(|&s| s < FLAG_AT));
+        assert_eq!(exact.0.scores[3], WITHIN_CHANCE_SCORE);
+        // Pairs only (nothing coincides by nature): every odd copy is flagged.
+        let pairs = detect(
+            &[1, 1, 2, 2, 3],
+            &[Some(0), Some(1), Some(0), Some(1), Some(0)],
+            &["a".into(), "b".into()],
+            None,
+            None,
+            None,
+            None,
+        );
+        assert_eq!(pairs.0.scores.iter().filter(|&&s| s >= FLAG_AT).count(), 2);
     }
 
     #[test]
