@@ -451,7 +451,7 @@ fn discrete_table(rows: usize, seed: u64) -> Source {
 }
 
 #[test]
-fn rows_that_coincide_by_nature_under_two_labels_are_not_duplicates_to_flag() {
+fn a_clean_table_of_a_few_discrete_columns_has_no_duplicate_or_outlier_flags() {
     // 2,000 rows over 120 feature combinations: identical rows under both labels are the table's nature, not copies.
     let out = Scanner::new(discrete_table(2000, 4))
         .label("label")
@@ -474,6 +474,9 @@ fn rows_that_coincide_by_nature_under_two_labels_are_not_duplicates_to_flag() {
         !flagged_by(&out, "duplicate").contains(&true),
         "clean discrete table: {dup}"
     );
+    // Most rows of a cluster sit at one distance from its centre: the rows at another distance are not outliers.
+    let outliers = flagged_by(&out, "outlier").iter().filter(|&&f| f).count();
+    assert_eq!(outliers, 0, "outlier flags on a clean discrete table");
 }
 
 /// `d` with `groups` of its rows cloned `per_group` times each under one other label (the same for a group's clones),

@@ -9,7 +9,8 @@
 //! given, else a digest-chosen sample of the data. Clusters holding under 1% of the fit rows are dropped (a tight group
 //! of injected rows must not become its own "normal" cluster). Each row's statistic is its Euclidean distance to the
 //! nearest kept centroid; each cluster's limit is calibrated on the fit rows assigned to it:
-//! `median + t * sigma` of their distances (sigma = 1.4826 MAD), with `t` the larger of 7 and how far the fit rows
+//! `median + t * sigma` of their distances (sigma = 1.4826 MAD, or `(q90 - q50) / 1.2816` when larger: rows of a
+//! few discrete columns pile up at one distance and leave the MAD about 0), with `t` the larger of 7 and how far the fit rows
 //! themselves reach in those units (`1.5 * q99.9` of the normalized distances on a reference; on data `3 * q95`, or
 //! the exponential tail through q80 and q95 extrapolated to a 1e-4 chance when that reaches further). Score =
 //! r / (1 + r) with r = distance / limit, so the limit maps to 0.5; below the limit the score is halved into
@@ -96,6 +97,11 @@ pub fn fit(fit: &Array2<f32>, trusted: bool, seed: u64) -> Option<OutlierModel> 
             } else {
                 pooled
             };
+            // Where most of a cluster's rows sit at one distance (a few discrete columns: many rows are the same
+            // point), the MAD is about 0 and says nothing of how far the other rows lie: the spread is also taken
+            // from the 90% quantile (`(q90 - q50) / 1.2816`, the sigma of a Gaussian).
+            let src = if d.len() >= 50 { &d } else { &dist };
+            let s = s.max((quantile(src, 0.9) - quantile(src, 0.5)) / Q90_Z);
             (m, s.max(pooled.1 * 0.25).max(1e-6))
         })
         .collect();
@@ -114,6 +120,9 @@ pub fn fit(fit: &Array2<f32>, trusted: bool, seed: u64) -> Option<OutlierModel> 
     let limits = stats.iter().map(|&(m, s)| m + sigmas * s).collect();
     Some(OutlierModel { centroids, limits })
 }
+
+/// The standard normal's 90% quantile: `(q90 - q50) / Q90_Z` is a Gaussian's sigma.
+const Q90_Z: f64 = 1.2816;
 
 /// Chance, on data without a reference, that a clean row's normalized distance lies beyond the limit, by the
 /// exponential tail fitted below.
