@@ -283,11 +283,7 @@ pub fn detect(
     // by nature too ([`chance_conflicts`]): the odd rows are flagged only beyond that, the clearest first.
     let q = share(pairs).max(near.map_or(0.0, |nr| nearest_disagree(&nr.nearest, labels)));
     let chance = chance_conflicts(agreeing, q);
-    let budget = if poisson_tail(odd_rows.len(), chance) <= CHANCE_TAIL {
-        (odd_rows.len() as f64 - chance).ceil() as usize
-    } else {
-        0
-    };
+    let budget = beyond_chance(odd_rows.len(), chance);
     summary.exact_conflicts_expected = (chance * 10.0).round() / 10.0;
     odd_rows.sort_by(|a, b| b.3.total_cmp(&a.3).then(a.0.cmp(&b.0)));
     for (k, &(r, keep_row, keep_label, _)) in odd_rows.iter().enumerate() {
@@ -383,8 +379,6 @@ impl NearPairs<'_> {
                 .unwrap_or_else(|| "?".into())
         };
         let eps = (median_nn2 * 1e-3).max(1e-12);
-        // (row, its nearest row, that row's label, the row's label) of the pairs within the line under two labels,
-        // nearest first.
         // A data pair with identical features is its exact group's (the exact path decided it).
         let exact_group = |i: usize, j: usize, d2: f32| {
             pairs_are_data
@@ -394,6 +388,7 @@ impl NearPairs<'_> {
                     .get(i)
                     .is_some_and(|k| self.keys.get(j) == Some(k))
         };
+        // The pairs within the line under two labels, nearest first.
         let mut pairs: Vec<NearPair> = (0..self.scores.len().min(nearest.len()))
             .filter_map(|i| {
                 let (d2, j, lj) = nearest[i]?;
@@ -417,11 +412,7 @@ impl NearPairs<'_> {
             .count();
         let chance =
             chance_pairs(nearest, self.labels, eps) + chance_conflicts(agreeing, self.exact_q);
-        let mut budget = if poisson_tail(pairs.len(), chance) <= CHANCE_TAIL {
-            (pairs.len() as f64 - chance).ceil() as usize
-        } else {
-            0
-        };
+        let mut budget = beyond_chance(pairs.len(), chance);
         // Rows under one label that are all near copies of the same row of another label: a group no natural
         // disagreement between near-identical rows explains.
         let mut copies: HashMap<(usize, Option<u32>), usize> = HashMap::new();
@@ -480,8 +471,8 @@ impl NearPairs<'_> {
 /// the label detector's unflagged rows (at most `FLAG_AT - 0.0001`).
 const WITHIN_CHANCE_SCORE: f32 = FLAG_AT - 0.00005;
 
-/// Largest chance, given the conflicting pairs clean data of the table would hold by chance, of seeing as many as
-/// the data does, at which the near pairs are still flagged.
+/// Largest chance, given the conflicting rows clean data of the table would hold by chance, of seeing as many as the
+/// data does, at which near pairs or exact conflicts are still flagged ([`beyond_chance`]).
 const CHANCE_TAIL: f64 = 1e-3;
 
 /// How many rows of exact groups clean data would hold under another label than their group's kept one: `agreeing`
@@ -547,6 +538,16 @@ fn chance_pairs(
         return band as f64;
     }
     band as f64 / (10f64.sqrt() - 1.0) * far_disagree as f64 / far as f64
+}
+
+/// How many of `x` rows to flag where clean data would hold `chance` of them: `ceil(x - chance)` when seeing `x` or
+/// more is that unlikely (`P(Poisson(chance) >= x) <= CHANCE_TAIL`), else none.
+fn beyond_chance(x: usize, chance: f64) -> usize {
+    if poisson_tail(x, chance) <= CHANCE_TAIL {
+        (x as f64 - chance).ceil() as usize
+    } else {
+        0
+    }
 }
 
 /// `P(X >= x)` for `X ~ Poisson(mean)`.
@@ -731,6 +732,15 @@ mod tests {
                 "the lone pair's reason names the natural disagreement only where it lowers the score"
             );
         }
+    }
+
+    #[test]
+    fn beyond_chance_flags_the_excess_only_when_chance_cannot_explain_it() {
+        // No chance count: any conflict is beyond it. One expected: three are not unlikely enough, twelve are.
+        assert_eq!(beyond_chance(1, 0.0), 1);
+        assert_eq!(beyond_chance(3, 1.0), 0);
+        assert_eq!(beyond_chance(12, 1.0), 11);
+        assert_eq!(beyond_chance(0, 0.0), 0);
     }
 
     #[test]
