@@ -467,8 +467,9 @@ impl NearPairs<'_> {
     }
 }
 
-/// The score of a near pair under two labels that chance explains ([`chance_pairs`]): just under the flag line, above
-/// the label detector's unflagged rows (at most `FLAG_AT - 0.0001`).
+/// The score of a near pair or an exact conflict under two labels that chance explains ([`chance_pairs`],
+/// [`chance_conflicts`]): just under the flag line, above the label detector's unflagged rows (at most
+/// `FLAG_AT - 0.0001`).
 const WITHIN_CHANCE_SCORE: f32 = FLAG_AT - 0.00005;
 
 /// Largest chance, given the conflicting rows clean data of the table would hold by chance, of seeing as many as the

@@ -100,8 +100,9 @@ pub fn fit(fit: &Array2<f32>, trusted: bool, seed: u64) -> Option<OutlierModel> 
             // Where most of a cluster's rows sit at one distance (a few discrete columns: many rows are the same
             // point), the MAD is about 0 and says nothing of how far the other rows lie: the spread is also taken
             // from the 90% quantile (`(q90 - q50) / 1.2816`, the sigma of a Gaussian).
+            // `m` is the median of the same distances (the cluster's, or all of them when pooled).
             let src = if d.len() >= 50 { &d } else { &dist };
-            let s = s.max((quantile(src, 0.9) - quantile(src, 0.5)) / Q90_Z);
+            let s = s.max((quantile(src, 0.9) - m) / Q90_Z);
             (m, s.max(pooled.1 * 0.25).max(1e-6))
         })
         .collect();
