@@ -423,35 +423,42 @@ fn in_two_dimensions_near_pairs_under_two_labels_flag_only_beyond_chance() {
 fn discrete_table(rows: usize, seed: u64) -> Source {
     use rand::{Rng, SeedableRng};
     let mut r = rand::rngs::StdRng::seed_from_u64(seed);
-    let mut cols: [Vec<i64>; 5] = Default::default();
+    let mut cols: [Vec<i64>; 4] = Default::default();
+    let mut sex = Vec::with_capacity(rows);
     for _ in 0..rows {
         let (class, flag, band) = (
             r.gen_range(1..4i64),
             r.gen_range(0..2i64),
             r.gen_range(0..5i64),
         );
-        let count = (0..4).filter(|_| r.gen::<f64>() < 0.15).count() as i64;
+        // A count with a long tail (Poisson, mean 0.5): its rare values sit on a few rows of each label.
+        let count =
+            rand_distr::Distribution::sample(&rand_distr::Poisson::new(0.5).unwrap(), &mut r)
+                as i64;
         let logit = -1.0 + 1.5 * flag as f64 - 0.6 * (class - 2) as f64 - 0.2 * band as f64;
         let label = i64::from(r.gen::<f64>() < 1.0 / (1.0 + (-logit).exp()));
-        for (c, v) in cols.iter_mut().zip([class, flag, band, count, label]) {
+        for (c, v) in cols.iter_mut().zip([class, band, count, label]) {
             c.push(v);
         }
+        sex.push(if flag == 1 { "f" } else { "m" });
     }
-    let names = ["class", "flag", "band", "count", "label"];
+    let names = ["class", "band", "count", "label"];
     let mut fields = vec![Field::new("id", DataType::Int64, false)];
     fields.extend(names.iter().map(|n| Field::new(*n, DataType::Int64, false)));
+    fields.push(Field::new("sex", DataType::Utf8, false));
     let schema = Arc::new(Schema::new(fields));
     let mut arrays: Vec<ArrayRef> = vec![Arc::new(Int64Array::from_iter_values(0..rows as i64))];
     arrays.extend(
         cols.into_iter()
             .map(|c| Arc::new(Int64Array::from(c)) as ArrayRef),
     );
+    arrays.push(Arc::new(arrow::array::StringArray::from(sex)));
     let b = RecordBatch::try_new(schema.clone(), arrays).unwrap();
     Source::memory(schema, vec![b], "discrete")
 }
 
 #[test]
-fn a_clean_table_of_a_few_discrete_columns_has_no_duplicate_or_outlier_flags() {
+fn a_clean_table_of_a_few_discrete_columns_passes_with_no_row_flagged() {
     // 2,000 rows over 120 feature combinations: identical rows under both labels are the table's nature, not copies.
     let out = Scanner::new(discrete_table(2000, 4))
         .label("label")
@@ -477,6 +484,26 @@ fn a_clean_table_of_a_few_discrete_columns_has_no_duplicate_or_outlier_flags() {
     // Most rows of a cluster sit at one distance from its centre: the rows at another distance are not outliers.
     let outliers = flagged_by(&out, "outlier").iter().filter(|&&f| f).count();
     assert_eq!(outliers, 0, "outlier flags on a clean discrete table");
+    // Rows holding a rare count pair with other-class rows across exactly that column, in every class alike: not a
+    // trigger patch (a trigger's values sit on copies of one class only).
+    let trigger = &report["detectors"]["backdoor"]["trigger_patches"]["search"];
+    assert!(trigger["copy_pairs"].as_u64().unwrap() > 1000, "{trigger}");
+    assert_eq!(report["flagged"], 0, "{}", report["summary"]);
+    assert_eq!(report["verdict"], "pass");
+    // Other draws of the same table (without the other-class expectation, 18 to 61 rows were flagged in seven of
+    // these eight, and 53 in the one above).
+    for seed in [0, 2, 3, 5, 7, 8, 9, 10] {
+        let out = Scanner::new(discrete_table(2000, seed))
+            .label("label")
+            .id("id")
+            .run()
+            .unwrap();
+        let flagged = flagged_by(&out, "backdoor").iter().filter(|&&f| f).count();
+        assert_eq!(
+            flagged, 0,
+            "seed {seed}: trigger flags on a clean discrete table"
+        );
+    }
 }
 
 /// `d` with `groups` of its rows cloned `per_group` times each under one other label (the same for a group's clones),

@@ -21,8 +21,13 @@
 //!    original values, which differ from copy to copy. For each patch, clean data would hold about
 //!    `E = P_{b,J} * min_{j in J} f_j(v_j)` rows carrying it, with `P_{b,J}` the class-b rows patched on the same
 //!    columns `J` and `f_j(v)` the share of rows with value `v` in column `j` (the larger of the class's and the
-//!    whole data's share). A patch held by `c >= 3` distinct rows with `c > E + 3 sqrt(E) + 1` is a trigger, and its
-//!    rows are flagged: score `0.5 + 0.5 (1 - line / c)`, `line` the right-hand side.
+//!    whole data's share). That assumes a row's patch columns say nothing of its values there, but in discrete
+//!    tables a row holding a rare value finds its copy pairs across exactly that column, in every class alike; so
+//!    `E` is at least what the other classes show: `O * pi_b / (1 - pi_b)`, `O` the distinct rows of other classes
+//!    carrying the same values on the same columns on copies of another class's rows, `pi_b` class b's share of the
+//!    rows. A trigger's values sit on one class's copies only (their sources hold their own values), so `O` stays
+//!    near 0 for it. A patch held by `c >= 3` distinct rows with `c > E + 3 sqrt(E) + 1` is a trigger, and its rows
+//!    are flagged: score `0.5 + 0.5 (1 - line / c)`, `line` the right-hand side.
 //! 4. *With a reference*, a trigger is excused when the trusted rows of its class hold its values on its columns at
 //!    least a third as often as the data's rows of that class do (and at least once): rows of one class derived from
 //!    another's with a few fields set is then how the data is made.
@@ -32,8 +37,12 @@
 //! ## When it is wrong
 //! Triggers with noise on them (different values per copy), copies with noise on every column, or more than `t`
 //! patched columns are not seen; neither is a copy whose untouched columns hold so few distinct values that every
-//! two-block key of theirs puts it in a bucket of more than [`MAX_BUCKET`] rows. In data with few columns (`d < 3`) nothing is analysed. Legitimate rows that repeat another class's rows apart
-//! from a few columns set to common values (discrete tables) are what the expectation `E` guards against.
+//! two-block key of theirs puts it in a bucket of more than [`MAX_BUCKET`] rows. In data with few columns (`d < 3`)
+//! nothing is analysed. Legitimate rows that repeat another class's rows apart from a few columns set to common values
+//! or to values other classes carry the same way (discrete tables) are what the expectation `E` guards against; a
+//! rare value that truly goes with one class among rows otherwise alike (a discrete feature that decides the label)
+//! looks like a trigger to it, unless a reference holds the same pattern (step 4). A trigger stamped on copies into
+//! several classes raises its own `E` through the other classes' rows.
 //!
 //! ## Reference
 //! Gu, Dolan-Gavitt, Garg, "BadNets", 2017 (a trigger is a fixed pattern stamped on otherwise clean copies); Chen et al.
@@ -121,14 +130,21 @@ impl Patch {
 /// The columns two rows differ in (at most [`MAX_PATCH`]): (columns, how many).
 type Diff = ([u32; MAX_PATCH], u8);
 
+/// A patch's columns and values, whatever its class.
+type PatchPlace<'a> = (&'a [u32], &'a [u32]);
+
 /// A patch, its rows with their partners (row, partner), and its distinct row contents.
 type Group<'a> = (&'a Patch, Vec<(usize, usize)>, usize);
 
 /// Pairs of rows of different classes that differ in `1..=t` columns, each as (row, row, differing columns), and
 /// whether a key's search stopped at its share of [`PAIRS_PER_ROW`] pairs per row (memory stays proportional to the
 /// rows).
-fn copy_pairs(ctx: &DetectContext, rows: &[usize], t: usize) -> (Vec<(usize, usize, Diff)>, bool) {
-    let x = ctx.x;
+fn copy_pairs(
+    x: &ndarray::Array2<f32>,
+    labels: &[Option<u32>],
+    rows: &[usize],
+    t: usize,
+) -> (Vec<(usize, usize, Diff)>, bool) {
     let d = x.ncols();
     // t + 2 blocks: a pair that differs in at most t columns agrees on at least two whole blocks, so it shares a
     // bucket keyed on some two blocks' columns (more columns per key than one block: smaller buckets).
@@ -164,7 +180,7 @@ fn copy_pairs(ctx: &DetectContext, rows: &[usize], t: usize) -> (Vec<(usize, usi
                 }
                 for (k, &(_, a)) in bucket.iter().enumerate() {
                     for &(_, b) in &bucket[k + 1..] {
-                        if ctx.labels[a] == ctx.labels[b] {
+                        if labels[a] == labels[b] {
                             continue;
                         }
                         let mut diff = [u32::MAX; MAX_PATCH];
@@ -191,6 +207,37 @@ fn copy_pairs(ctx: &DetectContext, rows: &[usize], t: usize) -> (Vec<(usize, usi
     pairs.sort_unstable();
     pairs.dedup();
     (pairs, stopped.into_inner())
+}
+
+/// Each row's patches from its copy pairs under `labels`, as (patch, row, partner), sorted and deduplicated.
+fn patches(
+    x: &ndarray::Array2<f32>,
+    labels: &[Option<u32>],
+    pairs: &[(usize, usize, Diff)],
+) -> Vec<(Patch, usize, usize)> {
+    let mut patched: Vec<(Patch, usize, usize)> = Vec::with_capacity(2 * pairs.len());
+    for (a, b, (cols, len)) in pairs {
+        for (r, s) in [(*a, *b), (*b, *a)] {
+            let Some(class) = labels[r] else { continue };
+            let mut val = [u32::MAX; MAX_PATCH];
+            for (k, &j) in cols[..*len as usize].iter().enumerate() {
+                val[k] = bits(x[[r, j as usize]]);
+            }
+            patched.push((
+                Patch {
+                    class,
+                    len: *len,
+                    col: *cols,
+                    val,
+                },
+                r,
+                s,
+            ));
+        }
+    }
+    patched.sort_unstable();
+    patched.dedup_by(|a, b| a.0 == b.0 && a.1 == b.1);
+    patched
 }
 
 /// Whether `row` holds the patch's values on its columns.
@@ -245,30 +292,8 @@ pub fn detect(
     let rows: Vec<usize> = (0..n)
         .filter(|&i| ctx.valid[i] && ctx.labels[i].is_some())
         .collect();
-    let (pairs, stopped) = copy_pairs(ctx, &rows, t);
-    // Each row's patches (with its partner), deduplicated.
-    let mut patched: Vec<(Patch, usize, usize)> = Vec::with_capacity(2 * pairs.len());
-    for (a, b, (cols, len)) in &pairs {
-        for (r, s) in [(*a, *b), (*b, *a)] {
-            let Some(class) = ctx.labels[r] else { continue };
-            let mut val = [u32::MAX; MAX_PATCH];
-            for (k, &j) in cols[..*len as usize].iter().enumerate() {
-                val[k] = bits(ctx.x[[r, j as usize]]);
-            }
-            patched.push((
-                Patch {
-                    class,
-                    len: *len,
-                    col: *cols,
-                    val,
-                },
-                r,
-                s,
-            ));
-        }
-    }
-    patched.sort_unstable();
-    patched.dedup_by(|a, b| a.0 == b.0 && a.1 == b.1);
+    let (pairs, stopped) = copy_pairs(ctx.x, ctx.labels, &rows, t);
+    let patched = patches(ctx.x, ctx.labels, &pairs);
     // Distinct row contents per patch, and per (class, columns).
     let mut hashes: HashMap<usize, u64> = HashMap::new();
     for p in &patched {
@@ -300,6 +325,14 @@ pub fn detect(
             (k, v.len())
         })
         .collect();
+    // The same patch (columns and values) in other classes: distinct rows per class.
+    let mut elsewhere: HashMap<PatchPlace, Vec<(u32, usize)>> = HashMap::new();
+    for (p, _, c) in &groups {
+        elsewhere
+            .entry((p.cols(), p.vals()))
+            .or_default()
+            .push((p.class, *c));
+    }
     // Value shares of the candidate groups' (column, value) pairs: over all rows and within the class.
     let candidates: Vec<usize> = (0..groups.len())
         .filter(|&g| groups[g].2 >= MIN_GROUP)
@@ -364,7 +397,15 @@ pub fn detect(
                 overall.max(within)
             })
             .fold(1.0f64, f64::min);
-        let e = p_bj[&(p.class, p.cols())] as f64 * share;
+        let other = elsewhere.get(&(p.cols(), p.vals())).map_or(0, |by| {
+            by.iter()
+                .filter(|&&(k, _)| k != p.class)
+                .map(|&(_, c)| c)
+                .sum::<usize>()
+        });
+        let prior = class_rows[p.class as usize] as f64 / rows.len().max(1) as f64;
+        let e = (p_bj[&(p.class, p.cols())] as f64 * share)
+            .max(other as f64 * prior / (1.0 - prior).max(f64::EPSILON));
         let line = e + 3.0 * e.sqrt() + 1.0;
         if (c as f64) <= line {
             continue;
