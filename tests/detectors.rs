@@ -418,7 +418,7 @@ fn in_two_dimensions_near_pairs_under_two_labels_flag_only_beyond_chance() {
     assert!(!flagged_by(&twin, "duplicate").contains(&true));
 }
 
-/// A clean table of four discrete columns (class 1..3, a 0/1 flag, an age band 0..4, a count 0..4) whose label
+/// A clean table of four discrete columns (class 1..3, a sex as text, an age band 0..4, a Poisson count) whose label
 /// follows them only in odds: most rows share their features with other rows, under both labels.
 fn discrete_table(rows: usize, seed: u64) -> Source {
     use rand::{Rng, SeedableRng};
@@ -503,6 +503,72 @@ fn a_clean_table_of_a_few_discrete_columns_passes_with_no_row_flagged() {
             flagged, 0,
             "seed {seed}: trigger flags on a clean discrete table"
         );
+    }
+}
+
+/// A clean bag of words: `rows` rows of 20 Poisson(0.1) counts (from row `skip` of the seeded stream) and a label
+/// drawn from a logistic of them, each word moving it by up to 3 per count.
+fn bag_of_words_table(rows: usize, skip: usize, seed: u64) -> Source {
+    use rand::{Rng, SeedableRng};
+    use rand_distr::Distribution;
+    let mut r = rand::rngs::StdRng::seed_from_u64(seed);
+    let w: Vec<f64> = (0..20).map(|_| r.gen_range(-3.0..3.0)).collect();
+    let poisson = rand_distr::Poisson::new(0.1).unwrap();
+    let mut cols: Vec<Vec<i64>> = (0..21).map(|_| Vec::with_capacity(rows)).collect();
+    for i in 0..skip + rows {
+        let x: Vec<f64> = (0..20).map(|_| poisson.sample(&mut r)).collect();
+        let z: f64 = x.iter().zip(&w).map(|(x, w)| w * (x - 0.1)).sum();
+        let label = i64::from(r.gen::<f64>() < 1.0 / (1.0 + (-z).exp()));
+        if i >= skip {
+            for (c, v) in cols
+                .iter_mut()
+                .zip(x.iter().map(|&v| v as i64).chain([label]))
+            {
+                c.push(v);
+            }
+        }
+    }
+    let mut fields = vec![Field::new("id", DataType::Int64, false)];
+    fields.extend((0..20).map(|j| Field::new(format!("w{j}"), DataType::Int64, false)));
+    fields.push(Field::new("label", DataType::Int64, false));
+    let schema = Arc::new(Schema::new(fields));
+    let mut arrays: Vec<ArrayRef> = vec![Arc::new(Int64Array::from_iter_values(
+        (skip..skip + rows).map(|i| i as i64),
+    ))];
+    arrays.extend(
+        cols.into_iter()
+            .map(|c| Arc::new(Int64Array::from(c)) as ArrayRef),
+    );
+    let b = RecordBatch::try_new(schema.clone(), arrays).unwrap();
+    Source::memory(schema, vec![b], "bag of words")
+}
+
+#[test]
+fn a_clean_bag_of_words_passes_with_and_without_a_reference() {
+    // Rows that differ in a word or two differ in label far more often than chance (each word moves it), and many
+    // rows repeat each other (or a reference row) exactly under both labels: neither is a trigger or a duplicate.
+    for seed in [1, 2] {
+        let out = Scanner::new(bag_of_words_table(3000, 0, seed))
+            .label("label")
+            .id("id")
+            .run()
+            .unwrap();
+        let report: serde_json::Value = serde_json::from_str(&out.report.to_json()).unwrap();
+        assert_eq!(report["flagged"], 0, "seed {seed}: {}", report["summary"]);
+        assert_eq!(report["verdict"], "pass");
+        let out = Scanner::new(bag_of_words_table(2400, 600, seed))
+            .reference(bag_of_words_table(600, 0, seed))
+            .label("label")
+            .id("id")
+            .run()
+            .unwrap();
+        let report: serde_json::Value = serde_json::from_str(&out.report.to_json()).unwrap();
+        assert_eq!(
+            report["flagged"], 0,
+            "seed {seed} with a reference: {}",
+            report["summary"]
+        );
+        assert_eq!(report["verdict"], "pass");
     }
 }
 

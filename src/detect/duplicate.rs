@@ -414,12 +414,14 @@ impl NearPairs<'_> {
             chance_pairs(nearest, self.labels, eps) + chance_conflicts(agreeing, self.exact_q);
         let mut budget = beyond_chance(pairs.len(), chance);
         // Rows under one label that are all near copies of the same row of another label: a group no natural
-        // disagreement between near-identical rows explains.
+        // disagreement between near-identical rows explains. Not so for exact copies: where rows with the same
+        // features are common (discrete or sparse columns), many rows repeat one row of another label exactly by
+        // nature, and they stay within the chance count like single pairs.
         let mut copies: HashMap<(usize, Option<u32>), usize> = HashMap::new();
         for &(_, j, _, li, _) in &pairs {
             *copies.entry((j, li)).or_default() += 1;
         }
-        for (i, j, lj, li, _) in pairs {
+        for (i, j, lj, li, d2) in pairs {
             let group = copies.get(&(j, li)).copied().unwrap_or(1);
             let in_budget = budget > 0;
             budget = budget.saturating_sub(1);
@@ -438,7 +440,7 @@ impl NearPairs<'_> {
             } else {
                 true
             };
-            if flag_i && !in_budget && group == 1 {
+            if flag_i && !in_budget && (group == 1 || d2 == 0.0) {
                 // Within chance: not flagged, but the pair still ranks above every row no detector flags.
                 self.scores[i] = self.scores[i].max(WITHIN_CHANCE_SCORE);
             } else if flag_i {
@@ -552,7 +554,7 @@ fn beyond_chance(x: usize, chance: f64) -> usize {
 }
 
 /// `P(X >= x)` for `X ~ Poisson(mean)`.
-fn poisson_tail(x: usize, mean: f64) -> f64 {
+pub(super) fn poisson_tail(x: usize, mean: f64) -> f64 {
     if x == 0 {
         return 1.0;
     }

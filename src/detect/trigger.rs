@@ -14,9 +14,12 @@
 //!    agrees on at least two whole blocks, and rows are bucketed by the values of every two blocks' columns. Buckets
 //!    of more than [`MAX_BUCKET`] rows (low-cardinality columns) are not searched, and the search stops after about
 //!    one pair per row (each key gets its share; reported as `search_stopped_early`), so memory stays proportional
-//!    to the rows.
+//!    to the rows. The same buckets give the pairs of the *same* class that differ in `1..=t` columns.
 //! 2. *Patches.* Each row of a pair gets a patch: its class, the columns where the pair differs, and its own values
-//!    there. Rows that are exact duplicates of each other count once.
+//!    there. Rows that are exact duplicates of each other count once. A row that also differs from a row of its own
+//!    class in the same columns (or some of them) is a *natural variant*: rows alike but for a few fields occur under
+//!    both labels (sparse or discrete columns). A trigger's copies seldom are (the rows alike their source outside the
+//!    trigger's columns are mostly of the source's class).
 //! 3. *Shared patches.* A poisoned row's patch is the trigger, shared by every copy; a source row's patch is its own
 //!    original values, which differ from copy to copy. For each patch, clean data would hold about
 //!    `E = P_{b,J} * min_{j in J} f_j(v_j)` rows carrying it, with `P_{b,J}` the class-b rows patched on the same
@@ -26,13 +29,17 @@
 //!    `E` is at least what the other classes show: `O * pi_b / (1 - pi_b)`, `O` the distinct rows of other classes
 //!    carrying the same values on the same columns on copies of another class's rows, `pi_b` class b's share of the
 //!    rows. A trigger's values sit on one class's copies only (their sources hold their own values), so `O` stays
-//!    near 0 for it. A patch held by `c >= 3` distinct rows with `c > E + 3 sqrt(E) + 1` is a trigger, and its rows
-//!    are flagged: score `0.5 + 0.5 (1 - line / c)`, `line` the right-hand side.
+//!    near 0 for it. A patch held by `c >= 3` distinct rows is a trigger when `c > E + 3 sqrt(E) + 1`, when seeing
+//!    `c` is unlikely for all candidate patches together (`P(Poisson(E) >= c)` times their number at most
+//!    [`FAMILY_TAIL`]), and when fewer than [`NATURAL_SHARE`] of its rows are natural variants (a bag of words whose
+//!    words move the label pairs rows of two classes across every word; its patches are mostly variants). Its rows
+//!    are flagged: score `0.5 + 0.5 (1 - line / c)`, `line` the first right-hand side.
 //! 4. *With a reference*, a trigger is excused when the trusted rows of its class hold its values on its columns at
 //!    least a third as often as the data's rows of that class do (and at least once): rows of one class derived from
 //!    another's with a few fields set is then how the data is made.
 //! 5. *Partial patches.* A copy whose source already held some of the trigger's values differs in fewer columns: a
-//!    patch of the same class on some of a trigger's columns, with the trigger's values there, is flagged with it.
+//!    row patched in the same class on some of a trigger's columns, with the trigger's values there, that carries
+//!    the whole trigger, is flagged with it.
 //!
 //! ## When it is wrong
 //! Triggers with noise on them (different values per copy), copies with noise on every column, or more than `t`
@@ -41,14 +48,17 @@
 //! nothing is analysed. Legitimate rows that repeat another class's rows apart from a few columns set to common values
 //! or to values other classes carry the same way (discrete tables) are what the expectation `E` guards against; a
 //! rare value that truly goes with one class among rows otherwise alike (a discrete feature that decides the label)
-//! looks like a trigger to it, unless a reference holds the same pattern (step 4). A trigger stamped on copies into
-//! several classes raises its own `E` through the other classes' rows.
+//! looks like a trigger to it, unless a reference holds the same pattern (step 4) or its rows are natural variants. A
+//! trigger stamped on copies into several classes raises its own `E` through the other classes' rows; one stamped on
+//! copies of rows whose untouched values many rows of the target class share (common contents of sparse or discrete
+//! columns) is mostly natural variants and not told from the table's nature.
 //!
 //! ## Reference
 //! Gu, Dolan-Gavitt, Garg, "BadNets", 2017 (a trigger is a fixed pattern stamped on otherwise clean copies); Chen et al.
 //! "Targeted Backdoor Attacks on Deep Learning Systems Using Data Poisoning", 2017; Manber and Wu's pigeonhole
 //! filtering for approximate matching ("An algorithm for approximate membership checking", 1994).
 
+use super::duplicate::poisson_tail;
 use super::DetectContext;
 use rayon::prelude::*;
 use serde_json::json;
@@ -60,6 +70,10 @@ pub const MAX_BUCKET: usize = 64;
 const PAIRS_PER_ROW: usize = 1;
 /// Fewest distinct rows that make a shared patch.
 const MIN_GROUP: usize = 3;
+/// Share of a patch's distinct rows that, when natural variants, make the patch the table's nature.
+const NATURAL_SHARE: f64 = 1.0 / 3.0;
+/// Chance, over all candidate patches together, at which a shared patch is still called a trigger.
+const FAMILY_TAIL: f64 = 1e-3;
 /// Most columns a patch may span.
 const MAX_PATCH: usize = 3;
 
@@ -130,11 +144,15 @@ impl Patch {
 /// The columns two rows differ in (at most [`MAX_PATCH`]): (columns, how many).
 type Diff = ([u32; MAX_PATCH], u8);
 
+/// A copy pair: its rows (ascending) and the columns they differ in.
+type Pair = (usize, usize, Diff);
+
 /// A patch's columns and values, whatever its class.
 type PatchPlace<'a> = (&'a [u32], &'a [u32]);
 
-/// A patch, its rows with their partners (row, partner), and its distinct row contents.
-type Group<'a> = (&'a Patch, Vec<(usize, usize)>, usize);
+/// A patch, its rows with their partners (row, partner), its distinct row contents, and how many of those are
+/// natural variants (rows with a partner of their own class on the same columns).
+type Group<'a> = (&'a Patch, Vec<(usize, usize)>, usize, usize);
 
 /// Pairs of rows of different classes that differ in `1..=t` columns, each as (row, row, differing columns), and
 /// whether a key's search stopped at its share of [`PAIRS_PER_ROW`] pairs per row (memory stays proportional to the
@@ -144,7 +162,7 @@ fn copy_pairs(
     labels: &[Option<u32>],
     rows: &[usize],
     t: usize,
-) -> (Vec<(usize, usize, Diff)>, bool) {
+) -> (Vec<Pair>, Vec<(usize, Diff)>, bool) {
     let d = x.ncols();
     // t + 2 blocks: a pair that differs in at most t columns agrees on at least two whole blocks, so it shares a
     // bucket keyed on some two blocks' columns (more columns per key than one block: smaller buckets).
@@ -155,9 +173,9 @@ fn copy_pairs(
         .collect();
     let most = PAIRS_PER_ROW * rows.len() / keys.len().max(1) + MAX_BUCKET * MAX_BUCKET;
     let stopped = std::sync::atomic::AtomicBool::new(false);
-    let mut pairs: Vec<(usize, usize, Diff)> = keys
+    let (mut pairs, mut variants): (Vec<Pair>, Vec<(usize, Diff)>) = keys
         .par_iter()
-        .flat_map_iter(|cols| {
+        .map(|cols| {
             let mut keyed: Vec<(u64, usize)> = rows
                 .iter()
                 .map(|&i| {
@@ -170,6 +188,7 @@ fn copy_pairs(
                 .collect();
             keyed.sort_unstable();
             let mut found = Vec::new();
+            let mut alike = Vec::new();
             for bucket in keyed.chunk_by(|a, b| a.0 == b.0) {
                 if bucket.len() < 2 || bucket.len() > MAX_BUCKET {
                     continue;
@@ -180,7 +199,8 @@ fn copy_pairs(
                 }
                 for (k, &(_, a)) in bucket.iter().enumerate() {
                     for &(_, b) in &bucket[k + 1..] {
-                        if labels[a] == labels[b] {
+                        let same = labels[a] == labels[b];
+                        if same && alike.len() >= 2 * most {
                             continue;
                         }
                         let mut diff = [u32::MAX; MAX_PATCH];
@@ -195,25 +215,41 @@ fn copy_pairs(
                                 len += 1;
                             }
                         }
-                        if (1..=t).contains(&len) {
+                        if !(1..=t).contains(&len) {
+                            continue;
+                        }
+                        if same {
+                            alike.push((a, (diff, len as u8)));
+                            alike.push((b, (diff, len as u8)));
+                        } else {
                             found.push((a.min(b), a.max(b), (diff, len as u8)));
                         }
                     }
                 }
             }
-            found
+            (found, alike)
         })
-        .collect();
+        .reduce(
+            || (Vec::new(), Vec::new()),
+            |mut a, b| {
+                a.0.extend(b.0);
+                a.1.extend(b.1);
+                a
+            },
+        );
+    variants.sort_unstable();
+    variants.dedup();
     pairs.sort_unstable();
     pairs.dedup();
-    (pairs, stopped.into_inner())
+    (pairs, variants, stopped.into_inner())
 }
 
-/// Each row's patches from its copy pairs under `labels`, as (patch, row, partner), sorted and deduplicated.
+/// Each row's patches from its copy pairs under `labels`, as (patch, row, partner), sorted (a row's patch once per
+/// partner).
 fn patches(
     x: &ndarray::Array2<f32>,
     labels: &[Option<u32>],
-    pairs: &[(usize, usize, Diff)],
+    pairs: &[Pair],
 ) -> Vec<(Patch, usize, usize)> {
     let mut patched: Vec<(Patch, usize, usize)> = Vec::with_capacity(2 * pairs.len());
     for (a, b, (cols, len)) in pairs {
@@ -236,7 +272,7 @@ fn patches(
         }
     }
     patched.sort_unstable();
-    patched.dedup_by(|a, b| a.0 == b.0 && a.1 == b.1);
+    patched.dedup();
     patched
 }
 
@@ -292,30 +328,51 @@ pub fn detect(
     let rows: Vec<usize> = (0..n)
         .filter(|&i| ctx.valid[i] && ctx.labels[i].is_some())
         .collect();
-    let (pairs, stopped) = copy_pairs(ctx.x, ctx.labels, &rows, t);
-    let patched = patches(ctx.x, ctx.labels, &pairs);
-    // Distinct row contents per patch, and per (class, columns).
-    let mut hashes: HashMap<usize, u64> = HashMap::new();
-    for p in &patched {
-        hashes.entry(p.1).or_insert_with(|| row_hash(ctx.x, p.1));
-    }
-    let mut groups: Vec<Group> = Vec::new();
-    for g in patched.chunk_by(|a, b| a.0 == b.0) {
-        let mut contents: Vec<u64> = g.iter().map(|p| hashes[&p.1]).collect();
+    let (pairs, variants, stopped) = copy_pairs(ctx.x, ctx.labels, &rows, t);
+    // A row that differs from a row of its own class in the same columns (or some of them) is a natural variant:
+    // rows alike but for a few fields under both labels (sparse or discrete columns). A trigger's copies are seldom
+    // so (the rows alike their source outside the trigger's columns are mostly of the source's class).
+    let patched: Vec<(Patch, usize, usize, bool)> = patches(ctx.x, ctx.labels, &pairs)
+        .chunk_by(|a, b| a.0 == b.0 && a.1 == b.1)
+        .map(|g| {
+            let (p, r, s) = &g[0];
+            let variant = (1u8..1 << p.len).any(|mask| {
+                let mut cols = [u32::MAX; MAX_PATCH];
+                let mut len = 0u8;
+                for (k, &j) in p.cols().iter().enumerate() {
+                    if mask & (1 << k) != 0 {
+                        cols[len as usize] = j;
+                        len += 1;
+                    }
+                }
+                variants.binary_search(&(*r, (cols, len))).is_ok()
+            });
+            (p.clone(), *r, *s, variant)
+        })
+        .collect();
+    let hashes: Vec<u64> = (0..n).into_par_iter().map(|i| row_hash(ctx.x, i)).collect();
+    // Distinct row contents per patch (and of its natural variants), and per (class, columns).
+    let distinct = |rows: &mut dyn Iterator<Item = usize>| {
+        let mut contents: Vec<u64> = rows.map(|r| hashes[r]).collect();
         contents.sort_unstable();
         contents.dedup();
+        contents.len()
+    };
+    let mut groups: Vec<Group> = Vec::new();
+    for g in patched.chunk_by(|a, b| a.0 == b.0) {
         groups.push((
             &g[0].0,
             g.iter().map(|p| (p.1, p.2)).collect(),
-            contents.len(),
+            distinct(&mut g.iter().map(|p| p.1)),
+            distinct(&mut g.iter().filter(|p| p.3).map(|p| p.1)),
         ));
     }
     let mut per_cols: HashMap<(u32, &[u32]), Vec<u64>> = HashMap::new();
-    for (p, members, _) in &groups {
+    for (p, members, _, _) in &groups {
         per_cols
             .entry((p.class, p.cols()))
             .or_default()
-            .extend(members.iter().map(|m| hashes[&m.0]));
+            .extend(members.iter().map(|m| hashes[m.0]));
     }
     let p_bj: HashMap<(u32, &[u32]), usize> = per_cols
         .into_iter()
@@ -327,7 +384,7 @@ pub fn detect(
         .collect();
     // The same patch (columns and values) in other classes: distinct rows per class.
     let mut elsewhere: HashMap<PatchPlace, Vec<(u32, usize)>> = HashMap::new();
-    for (p, _, c) in &groups {
+    for (p, _, c, _) in &groups {
         elsewhere
             .entry((p.cols(), p.vals()))
             .or_default()
@@ -407,9 +464,33 @@ pub fn detect(
         let e = (p_bj[&(p.class, p.cols())] as f64 * share)
             .max(other as f64 * prior / (1.0 - prior).max(f64::EPSILON));
         let line = e + 3.0 * e.sqrt() + 1.0;
-        if (c as f64) <= line {
+        // Many patches are tested at once: the count must also be unlikely for all of them together.
+        if (c as f64) <= line || poisson_tail(c, e) * candidates.len() as f64 > FAMILY_TAIL {
             continue;
         }
+        // A patch most of whose rows are natural variants is the table's nature, not copies stamped from another
+        // class.
+        if (groups[g].3 as f64) >= NATURAL_SHARE * c as f64 {
+            continue;
+        }
+        // Copies whose source already held part of the trigger differ in fewer columns: a patch of the same class
+        // on some of the trigger's columns, with the trigger's values there, on a row that carries the whole trigger,
+        // is part of it.
+        let parts: Vec<(&Patch, usize, usize)> = groups
+            .iter()
+            .filter(|(q, _, _, _)| {
+                q.class == p.class
+                    && q.cols().len() < p.cols().len()
+                    && q.cols().iter().zip(q.vals()).all(|(j, v)| {
+                        p.cols()
+                            .iter()
+                            .position(|pj| pj == j)
+                            .is_some_and(|k| p.vals()[k] == *v)
+                    })
+            })
+            .flat_map(|(q, qm, _, _)| qm.iter().map(move |&(r, s)| (*q, r, s)))
+            .filter(|&(_, r, _)| carries(ctx.x.row(r), p))
+            .collect();
         // A pattern the trusted rows hold too, at a comparable rate, is how the data is made (rows of one class derived
         // from another's with a few fields set), not a trigger.
         if let Some((held, of)) = holds(ctx.reference, p) {
@@ -445,46 +526,33 @@ pub fn detect(
                 ),
             );
         }
-        // Copies whose source already held part of the trigger differ in fewer columns: a patch of the same class
-        // on some of the trigger's columns, with the trigger's values there, is part of it.
-        let mut partial = 0usize;
-        for (q, qm, _) in &groups {
-            let inside = q.class == p.class
-                && q.cols().len() < p.cols().len()
-                && q.cols().iter().zip(q.vals()).all(|(j, v)| {
-                    p.cols()
-                        .iter()
-                        .position(|pj| pj == j)
-                        .is_some_and(|k| p.vals()[k] == *v)
-                });
-            if !inside {
-                continue;
-            }
-            let part = describe(q);
-            for &(r, s) in qm {
-                partial += 1;
-                flag(
-                    r,
-                    score,
-                    format!(
-                        "copy of row {s} (label {}) except {part}, part of a trigger patch ({values}) that {c} \
-                         rows labelled {class} carry on copies of other-class rows ({e:.1} expected)",
-                        label_of(s)
-                    ),
-                );
-            }
+        for &(part, r, s) in &parts {
+            flag(
+                r,
+                score,
+                format!(
+                    "copy of row {s} (label {}) except {}, part of a trigger patch ({values}) that {c} rows \
+                     labelled {class} carry on copies of other-class rows ({e:.1} expected)",
+                    label_of(s),
+                    describe(part)
+                ),
+            );
         }
+        let partial = parts.len();
         triggers.push(json!({
             "class": class,
             "columns": column_names(p),
             "rows": c,
             "rows_with_part_of_it": partial,
+            "natural_variants": groups[g].3,
             "expected": e,
         }));
     }
     let summary = json!({
         "patch_columns": t,
         "copy_pairs": pairs.len(),
+        "patched_rows_natural_variants": patched.iter().filter(|p| p.3).count(),
+        "candidates": candidates.len(),
         "search_stopped_early": stopped,
         "triggers": triggers,
         "excused_by_reference": excused,
@@ -628,6 +696,57 @@ mod tests {
                 "seed {seed}"
             );
         }
+    }
+
+    /// A bag of words: 20 Poisson(0.1) counts and a label drawn from a logistic of them, each word moving it by up
+    /// to 3 per count: rows that differ in one word differ in label far more often than chance.
+    fn bag_of_words(n: usize, seed: u64) -> (Array2<f32>, Vec<Option<u32>>) {
+        use rand_distr::Distribution;
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        let d = 20;
+        let w: Vec<f32> = (0..d).map(|_| rng.gen_range(-3.0..3.0)).collect();
+        let poisson = rand_distr::Poisson::new(0.1f64).unwrap();
+        let x = Array2::from_shape_fn((n, d), |_| poisson.sample(&mut rng) as f32);
+        let labels = (0..n)
+            .map(|i| {
+                let z: f32 = (0..d).map(|j| w[j] * (x[[i, j]] - 0.1)).sum();
+                Some(u32::from(rng.gen::<f32>() < 1.0 / (1.0 + (-z).exp())))
+            })
+            .collect();
+        (x, labels)
+    }
+
+    #[test]
+    fn a_bag_of_words_whose_words_move_the_label_flags_nothing_and_a_trigger_in_it_is_flagged() {
+        for seed in 0..4 {
+            let (x, labels) = bag_of_words(3000, seed);
+            let (found, summary) = run_with_summary(&x, &labels, None);
+            assert!(summary["copy_pairs"].as_u64().unwrap() > 1000, "{summary}");
+            assert_eq!(
+                found.iter().filter(|f| f.is_some()).count(),
+                0,
+                "seed {seed}: {:?}",
+                found.iter().flatten().next()
+            );
+        }
+        // Copies of class-a rows holding five or more words, with two rare counts set and relabelled b (rows of
+        // fewer words share every bucket key of the pair search with more than 64 rows: not searched).
+        let (mut x, mut labels) = bag_of_words(3000, 0);
+        let sources: Vec<usize> = (0..3000)
+            .filter(|&i| labels[i] == Some(0) && x.row(i).iter().filter(|&&v| v > 0.0).count() >= 5)
+            .take(30)
+            .collect();
+        assert_eq!(sources.len(), 30);
+        for &s in &sources {
+            let mut row = x.row(s).to_owned();
+            row[3] = 5.0;
+            row[11] = 4.0;
+            x.push_row(row.view()).unwrap();
+            labels.push(Some(1));
+        }
+        let found = run(&x, &labels);
+        assert_eq!((3000..3030).filter(|&i| found[i].is_some()).count(), 30);
+        assert_eq!((0..3000).filter(|&i| found[i].is_some()).count(), 0);
     }
 
     #[test]
