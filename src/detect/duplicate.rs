@@ -177,6 +177,18 @@ fn pair_scoring(tc: Option<&TightConflicts>) -> (f32, String) {
 /// Rows of one same-label exact group at which, in data with a continuous feature column, the group is flagged.
 pub const MASS_COPIES: f64 = 10.0;
 
+/// What the table's columns say about rows that coincide by nature.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TableNature<'a> {
+    /// A feature column whose values rarely repeat (exact groups under one label are then made, not drawn).
+    pub continuous: Option<&'a str>,
+    /// How likely two rows are to be identical on every feature by chance (the product of the columns' collision
+    /// chances; about 0 with any continuous column).
+    pub coincidence: f64,
+    /// Rows of the reference the data rows' nearest rows come from (0 without one).
+    pub reference_rows: usize,
+}
+
 /// Detect duplicates with conflicting labels.
 pub fn detect(
     feature_keys: &[u128],
@@ -185,8 +197,13 @@ pub fn detect(
     baseline: Option<&[RowStatus]>,
     near: Option<&LabelFlipOutput>,
     label_scores: Option<&[f32]>,
-    continuous: Option<&str>,
+    nature: TableNature,
 ) -> (DetectorOutput, DuplicateSummary) {
+    let TableNature {
+        continuous,
+        coincidence,
+        reference_rows,
+    } = nature;
     let n = feature_keys.len();
     let mut scores = vec![0f32; n];
     let mut reasons: Vec<Option<String>> = vec![None; n];
@@ -282,7 +299,10 @@ pub fn detect(
     // Where rows with the same features are common by nature (a few discrete columns), some of them differ in label
     // by nature too ([`chance_conflicts`]): the odd rows are flagged only beyond that, the clearest first.
     let q = share(pairs).max(near.map_or(0.0, |nr| nearest_disagree(&nr.nearest, labels)));
-    let chance = chance_conflicts(agreeing, q);
+    // Rows that repeat under their own label measure how often rows coincide; where few do, the columns' own value
+    // shares still say how many pairs of clean rows would be identical by chance (a table of a few integer columns).
+    let pairs_by_chance = (n * n.saturating_sub(1)) as f64 / 2.0 * coincidence;
+    let chance = chance_conflicts(agreeing, q).max(pairs_by_chance * q);
     let budget = beyond_chance(odd_rows.len(), chance);
     summary.exact_conflicts_expected = (chance * 10.0).round() / 10.0;
     odd_rows.sort_by(|a, b| b.3.total_cmp(&a.3).then(a.0.cmp(&b.0)));
@@ -315,6 +335,7 @@ pub fn detect(
             natural,
             keys: feature_keys,
             exact_q: q,
+            twins_by_chance: n as f64 * reference_rows as f64 * coincidence,
             labels,
             classes,
             label_scores,
@@ -352,6 +373,8 @@ struct NearPairs<'a> {
     keys: &'a [u128],
     /// How often two rows with the same features disagree in label here ([`chance_conflicts`]).
     exact_q: f64,
+    /// How many data rows would be identical to a reference row by chance, from the columns' value shares.
+    twins_by_chance: f64,
     classes: &'a [String],
     label_scores: Option<&'a [f32]>,
     /// The score of a flagged near copy ([`conflict_score`]).
@@ -410,8 +433,13 @@ impl NearPairs<'_> {
                 })
             })
             .count();
-        let chance =
-            chance_pairs(nearest, self.labels, eps) + chance_conflicts(agreeing, self.exact_q);
+        let by_shares = if pairs_are_data {
+            0.0 // the exact path above counted the data's own coincidences
+        } else {
+            self.twins_by_chance * self.exact_q
+        };
+        let chance = chance_pairs(nearest, self.labels, eps)
+            + chance_conflicts(agreeing, self.exact_q).max(by_shares);
         let mut budget = beyond_chance(pairs.len(), chance);
         // Rows under one label that are all near copies of the same row of another label: a group no natural
         // disagreement between near-identical rows explains. Not so for exact copies: where rows with the same
@@ -635,7 +663,15 @@ mod tests {
         let labels = [Some(0), Some(0), Some(1), Some(1), Some(0)];
         let classes = ["a".to_string(), "b".to_string()];
         let evidence = [0.45f32, 0.0, 0.0, 0.05, 0.0];
-        let (out, summary) = detect(&keys, &labels, &classes, None, None, Some(&evidence), None);
+        let (out, summary) = detect(
+            &keys,
+            &labels,
+            &classes,
+            None,
+            None,
+            Some(&evidence),
+            TableNature::default(),
+        );
         assert_eq!(summary.conflicting_groups, 1);
         assert_eq!(
             out.scores[0], 1.0,
@@ -650,7 +686,15 @@ mod tests {
             .unwrap()
             .contains("same features as row 3 (label b)"));
         // Without evidence the earliest row is kept, as before.
-        let (out, _) = detect(&keys, &labels, &classes, None, None, None, None);
+        let (out, _) = detect(
+            &keys,
+            &labels,
+            &classes,
+            None,
+            None,
+            None,
+            TableNature::default(),
+        );
         assert_eq!((out.scores[0], out.scores[3]), (0.0, 1.0));
     }
 
@@ -701,6 +745,7 @@ mod tests {
                 labels: &labels,
                 keys: &[1, 2, 3, 4, 5, 6],
                 exact_q: 0.0,
+                twins_by_chance: 0.0,
                 classes: &classes,
                 label_scores: Some(&evidence),
                 conflict_score,
@@ -817,7 +862,7 @@ mod tests {
             None,
             None,
             None,
-            None,
+            TableNature::default(),
         );
         // Without near rows to measure, groups of three or more give q: the group of four has 3 of 6 pairs apart, so
         // its 2 agreeing repeats expect 2 conflicts; the 2 odd rows are within that and rank just under the line.
@@ -836,7 +881,7 @@ mod tests {
             None,
             None,
             None,
-            None,
+            TableNature::default(),
         );
         assert_eq!(pairs.0.scores.iter().filter(|&&s| s >= FLAG_AT).count(), 2);
     }
@@ -898,7 +943,18 @@ mod tests {
             *l = Some(1);
         }
         let classes = ["a".to_string(), "b".to_string()];
-        let (out, summary) = detect(&keys, &labels, &classes, None, None, None, Some("f0"));
+        let (out, summary) = detect(
+            &keys,
+            &labels,
+            &classes,
+            None,
+            None,
+            None,
+            TableNature {
+                continuous: Some("f0"),
+                ..Default::default()
+            },
+        );
         assert_eq!(summary.mass_copy_groups, 1);
         for r in 2..14 {
             assert!(out.scores[r] >= FLAG_AT, "row {r}: {}", out.scores[r]);
@@ -914,7 +970,15 @@ mod tests {
         );
         assert!(out.scores[14..].iter().all(|&s| s == 0.0));
         // Discrete data (no continuous column): identical rows are how such data looks, and nothing is flagged.
-        let (out, summary) = detect(&keys, &labels, &classes, None, None, None, None);
+        let (out, summary) = detect(
+            &keys,
+            &labels,
+            &classes,
+            None,
+            None,
+            None,
+            TableNature::default(),
+        );
         assert_eq!(summary.mass_copy_groups, 0);
         assert!(out.scores.iter().all(|&s| s < FLAG_AT));
     }

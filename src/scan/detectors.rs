@@ -301,7 +301,11 @@ pub(super) fn detect(
             diff.map(|d| d.status.as_slice()),
             knn.as_ref(),
             knn.as_ref().map(|k| k.output.scores.as_slice()),
-            continuous_column(&x, &valid, &feature_names).as_deref(),
+            detect::duplicate::TableNature {
+                continuous: continuous_column(&x, &valid, &feature_names).as_deref(),
+                coincidence: coincidence(&x, &valid),
+                reference_rows: reference.as_ref().map_or(0, |r| r.x.nrows()),
+            },
         );
         outputs.push(dup);
         summary
@@ -356,6 +360,33 @@ fn continuous_column(x: &ndarray::Array2<f32>, valid: &[bool], names: &[String])
     })
 }
 
+/// How likely two rows are to be identical on every feature column by chance, if the columns were independent: the
+/// product over columns of `sum_v p_v^2`, estimated from up to 10,000 valid rows (evenly spaced) without bias
+/// (`sum c (c - 1) / (m (m - 1))`). About 0 with any continuous column; in a table of a few integer columns it says
+/// how many exact coincidences clean rows hold (see `detect::duplicate`).
+fn coincidence(x: &ndarray::Array2<f32>, valid: &[bool]) -> f64 {
+    let rows: Vec<usize> = (0..x.nrows()).filter(|&i| valid[i]).collect();
+    if rows.len() < 20 {
+        return 0.0;
+    }
+    let step = rows.len().div_ceil(DISTINCT_SAMPLE);
+    let sample: Vec<usize> = rows.iter().step_by(step).copied().collect();
+    let m = sample.len() as f64;
+    (0..x.ncols())
+        .map(|j| {
+            let mut counts: std::collections::HashMap<u32, usize> =
+                std::collections::HashMap::new();
+            for &i in &sample {
+                let v = x[[i, j]];
+                *counts
+                    .entry(if v == 0.0 { 0 } else { v.to_bits() })
+                    .or_default() += 1;
+            }
+            counts.values().map(|&c| (c * (c - 1)) as f64).sum::<f64>() / (m * (m - 1.0))
+        })
+        .product()
+}
+
 /// Merge the trigger-patch findings into the backdoor detector's output: a row takes the higher score, and its
 /// reasons are joined.
 fn merge_trigger(
@@ -378,5 +409,37 @@ fn merge_trigger(
             "trigger_patches".into(),
             serde_json::json!({ "rows_flagged": flagged, "search": summary }),
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::coincidence;
+    use ndarray::Array2;
+
+    #[test]
+    fn coincidence_is_the_product_of_the_columns_collision_chances() {
+        // Column 0: values 0, 1 in halves (two rows of 40 drawn: 2 * 20 * 19 / (40 * 39)); column 1: ten values of
+        // four rows each (10 * 4 * 3 / (40 * 39)).
+        let x = Array2::from_shape_fn((40, 2), |(i, j)| {
+            if j == 0 {
+                (i % 2) as f32
+            } else {
+                (i % 10) as f32
+            }
+        });
+        let want = (2.0 * 20.0 * 19.0 / 1560.0) * (10.0 * 12.0 / 1560.0);
+        assert!((coincidence(&x, &[true; 40]) - want).abs() < 1e-12);
+        // A continuous column: no two rows coincide, nor do whole rows.
+        let x = Array2::from_shape_fn((40, 2), |(i, j)| {
+            if j == 0 {
+                (i % 2) as f32
+            } else {
+                i as f32 * 0.37
+            }
+        });
+        assert_eq!(coincidence(&x, &[true; 40]), 0.0);
+        // Invalid rows are left out; too few rows say nothing.
+        assert_eq!(coincidence(&x, &[false; 40]), 0.0);
     }
 }
