@@ -656,6 +656,23 @@ impl NearPairs<'_> {
 mod tests {
     use super::*;
 
+    /// The detector without baseline, neighbours or label evidence, in a table with no continuous column.
+    fn plain(
+        keys: &[u128],
+        labels: &[Option<u32>],
+        classes: &[String],
+    ) -> (DetectorOutput, DuplicateSummary) {
+        detect(
+            keys,
+            labels,
+            classes,
+            None,
+            None,
+            None,
+            TableNature::default(),
+        )
+    }
+
     #[test]
     fn in_a_tied_conflicting_pair_the_copy_its_neighbourhood_disagrees_with_is_flagged() {
         // Rows 0 and 3 share features under labels 0 and 1; row 0 comes first but its label-flip evidence is high.
@@ -686,15 +703,7 @@ mod tests {
             .unwrap()
             .contains("same features as row 3 (label b)"));
         // Without evidence the earliest row is kept, as before.
-        let (out, _) = detect(
-            &keys,
-            &labels,
-            &classes,
-            None,
-            None,
-            None,
-            TableNature::default(),
-        );
+        let (out, _) = plain(&keys, &labels, &classes);
         assert_eq!((out.scores[0], out.scores[3]), (0.0, 1.0));
     }
 
@@ -970,15 +979,7 @@ mod tests {
         );
         assert!(out.scores[14..].iter().all(|&s| s == 0.0));
         // Discrete data (no continuous column): identical rows are how such data looks, and nothing is flagged.
-        let (out, summary) = detect(
-            &keys,
-            &labels,
-            &classes,
-            None,
-            None,
-            None,
-            TableNature::default(),
-        );
+        let (out, summary) = plain(&keys, &labels, &classes);
         assert_eq!(summary.mass_copy_groups, 0);
         assert!(out.scores.iter().all(|&s| s < FLAG_AT));
     }
