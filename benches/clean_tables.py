@@ -124,6 +124,8 @@ def tables():
 
 
 def main() -> None:
+    import numpy as np
+
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--keep", help="write the tables and reports here instead of a temporary folder")
     args = ap.parse_args()
@@ -133,8 +135,6 @@ def main() -> None:
         out = args.keep or tmp
         os.makedirs(out, exist_ok=True)
         for name, label, df in tables():
-            import numpy as np
-
             df = df.copy()
             if "id" not in df:
                 df.insert(0, "id", np.arange(len(df)))

@@ -350,10 +350,13 @@ pub fn detect(
             (p.clone(), *r, *s, variant)
         })
         .collect();
-    let hashes: Vec<u64> = (0..n).into_par_iter().map(|i| row_hash(ctx.x, i)).collect();
+    let mut hashes: HashMap<usize, u64> = HashMap::new();
+    for p in &patched {
+        hashes.entry(p.1).or_insert_with(|| row_hash(ctx.x, p.1));
+    }
     // Distinct row contents per patch (and of its natural variants), and per (class, columns).
     let distinct = |rows: &mut dyn Iterator<Item = usize>| {
-        let mut contents: Vec<u64> = rows.map(|r| hashes[r]).collect();
+        let mut contents: Vec<u64> = rows.map(|r| hashes[&r]).collect();
         contents.sort_unstable();
         contents.dedup();
         contents.len()
@@ -372,7 +375,7 @@ pub fn detect(
         per_cols
             .entry((p.class, p.cols()))
             .or_default()
-            .extend(members.iter().map(|m| hashes[m.0]));
+            .extend(members.iter().map(|m| hashes[&m.0]));
     }
     let p_bj: HashMap<(u32, &[u32]), usize> = per_cols
         .into_iter()

@@ -343,16 +343,18 @@ pub(super) fn detect(
 /// Rows sampled per column to tell whether its values repeat.
 const DISTINCT_SAMPLE: usize = 10_000;
 
+/// Up to [`DISTINCT_SAMPLE`] valid rows, evenly spaced; `None` with fewer than 20.
+fn distinct_sample(valid: &[bool]) -> Option<Vec<usize>> {
+    let rows: Vec<usize> = (0..valid.len()).filter(|&i| valid[i]).collect();
+    let step = rows.len().div_ceil(DISTINCT_SAMPLE);
+    (rows.len() >= 20).then(|| rows.iter().step_by(step).copied().collect())
+}
+
 /// The first feature column whose values are mostly distinct (at least half of up to 10,000 valid rows, evenly
 /// spaced): in such data clean rows almost never coincide on every column, so a large group of identical rows is
 /// made, not drawn (see `detect::duplicate`). `None` with fewer than 20 valid rows.
 fn continuous_column(x: &ndarray::Array2<f32>, valid: &[bool], names: &[String]) -> Option<String> {
-    let rows: Vec<usize> = (0..x.nrows()).filter(|&i| valid[i]).collect();
-    if rows.len() < 20 {
-        return None;
-    }
-    let step = rows.len().div_ceil(DISTINCT_SAMPLE);
-    let sample: Vec<usize> = rows.iter().step_by(step).copied().collect();
+    let sample = distinct_sample(valid)?;
     (0..x.ncols().min(names.len())).find_map(|j| {
         let distinct: std::collections::HashSet<u32> =
             sample.iter().map(|&i| x[[i, j]].to_bits()).collect();
@@ -365,12 +367,9 @@ fn continuous_column(x: &ndarray::Array2<f32>, valid: &[bool], names: &[String])
 /// (`sum c (c - 1) / (m (m - 1))`). About 0 with any continuous column; in a table of a few integer columns it says
 /// how many exact coincidences clean rows hold (see `detect::duplicate`).
 fn coincidence(x: &ndarray::Array2<f32>, valid: &[bool]) -> f64 {
-    let rows: Vec<usize> = (0..x.nrows()).filter(|&i| valid[i]).collect();
-    if rows.len() < 20 {
+    let Some(sample) = distinct_sample(valid) else {
         return 0.0;
-    }
-    let step = rows.len().div_ceil(DISTINCT_SAMPLE);
-    let sample: Vec<usize> = rows.iter().step_by(step).copied().collect();
+    };
     let m = sample.len() as f64;
     (0..x.ncols())
         .map(|j| {
