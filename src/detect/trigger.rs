@@ -244,8 +244,7 @@ fn copy_pairs(
     (pairs, variants, stopped.into_inner())
 }
 
-/// Each row's patches from its copy pairs under `labels`, as (patch, row, partner), sorted (a row's patch once per
-/// partner).
+/// Each row's patches from its copy pairs under `labels`, as (patch, row, partner), sorted and deduplicated.
 fn patches(
     x: &ndarray::Array2<f32>,
     labels: &[Option<u32>],
@@ -272,7 +271,7 @@ fn patches(
         }
     }
     patched.sort_unstable();
-    patched.dedup();
+    patched.dedup_by(|a, b| a.0 == b.0 && a.1 == b.1);
     patched
 }
 
@@ -333,9 +332,8 @@ pub fn detect(
     // rows alike but for a few fields under both labels (sparse or discrete columns). A trigger's copies are seldom
     // so (the rows alike their source outside the trigger's columns are mostly of the source's class).
     let patched: Vec<(Patch, usize, usize, bool)> = patches(ctx.x, ctx.labels, &pairs)
-        .chunk_by(|a, b| a.0 == b.0 && a.1 == b.1)
-        .map(|g| {
-            let (p, r, s) = &g[0];
+        .into_iter()
+        .map(|(p, r, s)| {
             let variant = (1u8..1 << p.len).any(|mask| {
                 let mut cols = [u32::MAX; MAX_PATCH];
                 let mut len = 0u8;
@@ -345,9 +343,9 @@ pub fn detect(
                         len += 1;
                     }
                 }
-                variants.binary_search(&(*r, (cols, len))).is_ok()
+                variants.binary_search(&(r, (cols, len))).is_ok()
             });
-            (p.clone(), *r, *s, variant)
+            (p, r, s, variant)
         })
         .collect();
     let mut hashes: HashMap<usize, u64> = HashMap::new();
