@@ -1,8 +1,10 @@
 //! Drift against the reference: population stability index (PSI) and a binned Kolmogorov–Smirnov statistic, both
 //! computed from mergeable counts over bins fixed by the reference's deciles (numeric columns) or its categories.
 //!
-//! Thresholds: PSI > 0.25 is the usual "significant shift" mark; KS is compared with its two-sample critical value
-//! at alpha = 0.001 (1.949 * sqrt((n + m) / (n m))). Binned KS is a lower bound of the exact KS statistic.
+//! Thresholds: PSI > 0.25 is the usual "significant shift" mark, and PSI must also exceed what sampling alone gives
+//! it at alpha = 0.001 (Yurdakul 2018: `PSI ~ chi2(B - 1) (1/n + 1/m)` for `B` bins, `n` data and `m` reference rows),
+//! which is above 0.25 for small references; KS is compared with its two-sample critical value at alpha = 0.001
+//! (1.949 * sqrt((n + m) / (n m))). Binned KS is a lower bound of the exact KS statistic.
 
 use serde::{Deserialize, Serialize};
 
@@ -113,6 +115,19 @@ pub fn ks_critical(n: u64, m: u64) -> f64 {
     1.949 * ((n + m) / (n * m)).sqrt()
 }
 
+/// The PSI that sampling alone exceeds with probability 0.001 when `n` data rows and `m` reference rows fall into
+/// `bins` bins: `chi2_0.999(bins - 1) (1/n + 1/m)` (Yurdakul 2018), the quantile by Wilson and Hilferty's cube.
+pub fn psi_critical(bins: usize, n: u64, m: u64) -> f64 {
+    if n == 0 || m == 0 || bins < 2 {
+        return f64::INFINITY;
+    }
+    let k = (bins - 1) as f64;
+    let z = 3.090_232; // standard normal quantile at 0.999
+    let c = 2.0 / (9.0 * k);
+    let chi2 = k * (1.0 - c + z * c.sqrt()).powi(3);
+    chi2 * (1.0 / n as f64 + 1.0 / m as f64)
+}
+
 /// Drift of one column (or of the label distribution).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ColumnDrift {
@@ -126,7 +141,10 @@ pub struct ColumnDrift {
     pub ks: Option<f64>,
     /// KS critical value at alpha = 0.001.
     pub ks_critical: Option<f64>,
-    /// PSI > 0.25 or KS above its critical value.
+    /// The PSI sampling alone exceeds at alpha = 0.001 ([`psi_critical`]; absent in older reports).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub psi_critical: Option<f64>,
+    /// PSI above both 0.25 and its critical value, or KS above its critical value.
     pub drifted: bool,
     /// Rows of the data per bin (or per value): counts that add up across partitions.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -158,13 +176,16 @@ impl ColumnDrift {
         } else {
             (None, None)
         };
-        let drifted = p > PSI_DRIFT || matches!((ks, crit), (Some(k), Some(c)) if k > c);
+        let psi_crit = psi_critical(expected.len(), n, reference_rows);
+        let drifted =
+            (p > PSI_DRIFT && p > psi_crit) || matches!((ks, crit), (Some(k), Some(c)) if k > c);
         ColumnDrift {
             column: column.to_string(),
             kind: kind.to_string(),
             psi: p,
             ks,
             ks_critical: crit,
+            psi_critical: psi_crit.is_finite().then_some(psi_crit),
             drifted,
             counts: counts.to_vec(),
             expected: expected.to_vec(),
@@ -218,6 +239,39 @@ mod tests {
         let b = ColumnDrift::compute("x", "numeric", &s.proportions, &shifted, 10_000);
         assert!(!a.drifted && a.psi < 0.01, "{a:?}");
         assert!(b.drifted && b.psi > 1.0, "{b:?}");
+    }
+
+    #[test]
+    fn psi_critical_is_the_chi_square_quantile_scaled_by_both_sample_sizes() {
+        // chi2_0.999(9) = 27.877, chi2_0.999(1) = 10.828 (tables); Wilson-Hilferty is within 1% at 9 and 3% at 1.
+        let c9 = psi_critical(10, 400, 100) / (1.0 / 400.0 + 1.0 / 100.0);
+        assert!((c9 - 27.877).abs() < 0.3, "{c9}");
+        let c1 = psi_critical(2, 1, 1) / 2.0;
+        assert!((c1 - 10.828).abs() < 0.35, "{c1}");
+        // Large samples leave 0.25 as the line; no bins or rows give no line at all.
+        assert!(psi_critical(10, 1_000_000, 10_000) < 0.01);
+        assert!(psi_critical(1, 100, 100).is_infinite() && psi_critical(10, 0, 100).is_infinite());
+    }
+
+    #[test]
+    fn a_small_reference_does_not_call_sampling_noise_drift_but_still_sees_a_shift() {
+        // 400 rows of a column against the deciles of 100 reference rows from the same distribution (a seeded split
+        // of a clean table): PSI 0.258, above 0.25 but below the 0.35 sampling gives at alpha = 0.001.
+        let expected = [0.1; 10];
+        let clean = [34, 19, 25, 56, 67, 48, 16, 17, 68, 50];
+        let d = ColumnDrift::compute("b", "numeric", &expected, &clean, 100);
+        assert!(
+            d.psi > PSI_DRIFT && d.psi < d.psi_critical.unwrap(),
+            "{d:?}"
+        );
+        assert!(!d.drifted, "{d:?}");
+        // The same rows moved into the upper half of the reference's range drift.
+        let shifted = [0, 0, 0, 0, 0, 80, 80, 80, 80, 80];
+        let d = ColumnDrift::compute("b", "numeric", &expected, &shifted, 100);
+        assert!(d.drifted && d.psi > d.psi_critical.unwrap(), "{d:?}");
+        // With a large reference the same PSI of 0.258 is drift.
+        let d = ColumnDrift::compute("b", "numeric", &expected, &clean.map(|c| c * 100), 100_000);
+        assert!(d.drifted && d.psi > PSI_DRIFT, "{d:?}");
     }
 
     #[test]

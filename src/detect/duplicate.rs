@@ -422,24 +422,35 @@ impl NearPairs<'_> {
             .collect();
         pairs.sort_by(|a, b| a.4.total_cmp(&b.4).then(a.0.cmp(&b.0)));
         // In few dimensions clean rows fall this near each other by chance (two features, 500 rows: about one row
-        // in 1,500; [`chance_pairs`]), and with a few discrete columns rows coincide exactly by nature
-        // ([`chance_conflicts`]). Where the pairs are no more than the two give, lone pairs are left unflagged;
-        // beyond it, the nearest `X - E` rows of pairs are resolved (flagged, or left for the other row of their
-        // pair), the others are not.
-        let agreeing = (0..self.scores.len().min(nearest.len()))
-            .filter(|&i| {
-                nearest[i].is_some_and(|(d2, j, lj)| {
-                    d2 == 0.0 && lj.is_some() && lj == self.labels[i] && !exact_group(i, j, d2)
+        // in 1,500; [`chance_pairs`]), with a few discrete columns rows coincide exactly by nature, and with a
+        // rounded continuous one beside them near-identical rows are common (both [`chance_conflicts`], from the
+        // rows whose nearest row under their own label is identical or within the line; the near count is the
+        // larger of the band's and the agreeing rows'). Where the pairs are no more than these give, lone pairs are
+        // left unflagged; beyond it, the nearest `X - E` rows of pairs are resolved (flagged, or left for the other
+        // row of their pair), the others are not.
+        let agreeing = |exact: bool| {
+            (0..self.scores.len().min(nearest.len()))
+                .filter(|&i| {
+                    nearest[i].is_some_and(|(d2, j, lj)| {
+                        (if exact {
+                            d2 == 0.0
+                        } else {
+                            d2 > 0.0 && d2 <= eps
+                        }) && lj.is_some()
+                            && lj == self.labels[i]
+                            && !exact_group(i, j, d2)
+                    })
                 })
-            })
-            .count();
+                .count()
+        };
         let by_shares = if pairs_are_data {
             0.0 // the exact path above counted the data's own coincidences
         } else {
             self.twins_by_chance * self.exact_q
         };
         let chance = chance_pairs(nearest, self.labels, eps)
-            + chance_conflicts(agreeing, self.exact_q).max(by_shares);
+            .max(chance_conflicts(agreeing(false), self.exact_q))
+            + chance_conflicts(agreeing(true), self.exact_q).max(by_shares);
         let mut budget = beyond_chance(pairs.len(), chance);
         // Rows under one label that are all near copies of the same row of another label: a group no natural
         // disagreement between near-identical rows explains. Not so for exact copies: where rows with the same
@@ -449,8 +460,14 @@ impl NearPairs<'_> {
         for &(_, j, _, li, _) in &pairs {
             *copies.entry((j, li)).or_default() += 1;
         }
+        let beyond = self.groups_beyond_chance(nearest, eps, &copies, exact_group);
         for (i, j, lj, li, d2) in pairs {
-            let group = copies.get(&(j, li)).copied().unwrap_or(1);
+            // A group chance explains counts as single pairs.
+            let group = copies
+                .get(&(j, li))
+                .copied()
+                .filter(|g| beyond.get(g) == Some(&true))
+                .unwrap_or(1);
             let in_budget = budget > 0;
             budget = budget.saturating_sub(1);
             if self.scores[i] >= FLAG_AT {
@@ -496,6 +513,51 @@ impl NearPairs<'_> {
         }
     }
 }
+
+impl NearPairs<'_> {
+    /// Which sizes of groups (rows under one label that are all near copies of one row of another label) are more
+    /// than chance gives. Where near-identical rows are common (a few discrete columns and a rounded continuous one),
+    /// several rows fall near one row by nature, and with each differing from it in label at rate `q` some of those
+    /// gatherings are all under another label: with `m_j` rows near row `j`, `sum_j P(Binomial(m_j, q) >= g)` groups
+    /// of `g` or more are expected, and the `G(g)` seen are beyond chance when `P(Poisson(expected) >= G(g)) <=
+    /// GROUP_TAIL` (for `g` or any smaller size seen). Copies injected into continuous data gather where clean rows do
+    /// not: only their own gathering counts, `q^g`.
+    fn groups_beyond_chance(
+        &self,
+        nearest: &[super::label_flip::NearestRow],
+        eps: f32,
+        copies: &HashMap<(usize, Option<u32>), usize>,
+        exact_group: impl Fn(usize, usize, f32) -> bool,
+    ) -> HashMap<usize, bool> {
+        let mut gathered: HashMap<usize, usize> = HashMap::new();
+        for (i, nr) in nearest.iter().enumerate().take(self.labels.len()) {
+            if let Some((d2, j, lj)) = *nr {
+                if d2 <= eps && lj.is_some() && self.labels[i].is_some() && !exact_group(i, j, d2) {
+                    *gathered.entry(j).or_default() += 1;
+                }
+            }
+        }
+        let q = self.exact_q.min(0.9);
+        let mut sizes: Vec<usize> = copies.values().copied().filter(|&g| g > 1).collect();
+        sizes.sort_unstable();
+        sizes.dedup();
+        let mut beyond = false;
+        sizes
+            .into_iter()
+            .map(|g| {
+                let seen = copies.values().filter(|&&c| c >= g).count();
+                let natural: f64 = gathered.values().map(|&m| binomial_tail(m, q, g)).sum();
+                beyond |= poisson_tail(seen, natural) <= GROUP_TAIL;
+                (g, beyond)
+            })
+            .collect()
+    }
+}
+
+/// Largest chance, given the groups of near copies clean data of the table would hold, of seeing as many as the data
+/// does, at which a group is flagged whole ([`NearPairs::groups_beyond_chance`]). Looser than [`CHANCE_TAIL`]: rows
+/// gathered under one label near one row of another are stronger evidence than as many pairs anywhere.
+const GROUP_TAIL: f64 = 0.05;
 
 /// The score of a near pair or an exact conflict under two labels that chance explains ([`chance_pairs`],
 /// [`chance_conflicts`]): just under the flag line, above the label detector's unflagged rows (at most
@@ -581,6 +643,24 @@ fn beyond_chance(x: usize, chance: f64) -> usize {
     }
 }
 
+/// `P(X >= k)` for `X ~ Binomial(n, p)`.
+fn binomial_tail(n: usize, p: f64, k: usize) -> f64 {
+    if k == 0 {
+        return 1.0;
+    }
+    if k > n {
+        return 0.0;
+    }
+    // P(X = i) term by term from i = 0, summed below k.
+    let mut term = (1.0 - p).powi(n as i32);
+    let mut below = 0.0;
+    for i in 0..k {
+        below += term;
+        term *= (n - i) as f64 / (i + 1) as f64 * p / (1.0 - p);
+    }
+    (1.0 - below).max(0.0)
+}
+
 /// `P(X >= x)` for `X ~ Poisson(mean)`.
 pub(super) fn poisson_tail(x: usize, mean: f64) -> f64 {
     if x == 0 {
@@ -599,11 +679,16 @@ pub(super) fn poisson_tail(x: usize, mean: f64) -> f64 {
     (1.0 - below).max(0.0)
 }
 
+/// How far the tight rows of clean data may disagree more often than the loose ones: in dense regions (the common
+/// values of a few discrete columns, with a rounded fare) labels can be more mixed than the table's average, and a
+/// Titanic-like table held up to 1.3 times its expectation.
+const TIGHT_MARGIN: f64 = 1.5;
+
 impl NearPairs<'_> {
     /// Near copies under another label beyond what the data's own nearest rows give clean data
     /// ([`TightConflicts`]): when the conflicting tight rows clearly exceed their expectation `E`
-    /// (`X > E + 3 sqrt(E) + 1`), the clearest `ceil(X - E)` are flagged, of each pair the row with the stronger
-    /// label-flip evidence (the later row on a tie).
+    /// (`X > 1.5 E + 3 sqrt(E) + 1`, [`TIGHT_MARGIN`]), the clearest `ceil(X - E)` are flagged, of each pair the row
+    /// with the stronger label-flip evidence (the later row on a tie).
     fn flag_tight(&mut self, tc: &TightConflicts, keys: &[u128]) {
         // A row with the same features as its conflicting row is its exact group's (the exact path decided it, by
         // how often rows coincide here): neither counted nor flagged here.
@@ -616,7 +701,7 @@ impl NearPairs<'_> {
         let e = tc.expected();
         self.summary.tight_conflicts = x;
         self.summary.tight_expected = (e * 10.0).round() / 10.0;
-        if (x as f64) <= e + 3.0 * e.sqrt() + 1.0 {
+        if (x as f64) <= TIGHT_MARGIN * e + 3.0 * e.sqrt() + 1.0 {
             return;
         }
         let evidence = |r: usize| self.label_scores.map_or(0.0, |s| s[r]);
@@ -934,6 +1019,80 @@ mod tests {
         assert!(
             (t.expected() - 1.0).abs() < 1e-9,
             "2 tight rows x 1/2 of the loose rows"
+        );
+    }
+
+    #[test]
+    fn the_binomial_tail_is_its_sum() {
+        assert_eq!(binomial_tail(3, 0.4, 0), 1.0);
+        assert_eq!(binomial_tail(2, 0.4, 3), 0.0);
+        assert!((binomial_tail(3, 0.4, 3) - 0.064).abs() < 1e-12);
+        // P(X >= 2) for n = 4, p = 0.3: 1 - 0.7^4 - 4 0.3 0.7^3 = 0.3483.
+        assert!((binomial_tail(4, 0.3, 2) - 0.3483).abs() < 1e-12);
+    }
+
+    /// Near pairs within the line under `labels` (row `i`'s nearest row `nearest[i]`, at 1e-6 for `Some`), flagged
+    /// with label disagreement `q` between near-identical rows and no other evidence: the rows' scores.
+    fn near_flags(labels: &[u32], nearest: &[Option<usize>], q: f64) -> Vec<f32> {
+        let labels: Vec<Option<u32>> = labels.iter().map(|&l| Some(l)).collect();
+        let nearest: Vec<super::super::label_flip::NearestRow> = nearest
+            .iter()
+            .map(|j| j.map(|j| (1e-6f32, j, labels[j])))
+            .collect();
+        let keys: Vec<u128> = (0..labels.len() as u128).collect();
+        let classes = ["a".to_string(), "b".to_string()];
+        let mut scores = vec![0f32; labels.len()];
+        let mut reasons = vec![None; labels.len()];
+        let mut summary = DuplicateSummary::default();
+        let mut pairs = NearPairs {
+            labels: &labels,
+            keys: &keys,
+            exact_q: q,
+            twins_by_chance: 0.0,
+            classes: &classes,
+            label_scores: None,
+            conflict_score: CONFLICT_SCORE,
+            natural: String::new(),
+            scores: &mut scores,
+            reasons: &mut reasons,
+            summary: &mut summary,
+        };
+        pairs.flag(&nearest, 1.0, false);
+        scores
+    }
+
+    #[test]
+    fn a_group_of_near_copies_is_flagged_whole_only_where_rows_do_not_gather_near_one_row_by_nature(
+    ) {
+        // Reference rows 0..30 (labels a, b alternating); data rows from 30 on. Three data rows labelled b near
+        // reference row 0 (label a); many rows near no reference row.
+        let mut labels: Vec<u32> = (0..30).map(|i| i % 2).collect();
+        let mut nearest: Vec<Option<usize>> = vec![None; 30];
+        labels.extend([1, 1, 1]);
+        nearest.extend([Some(0); 3]);
+        labels.extend((0..200).map(|i| i % 2));
+        nearest.extend(vec![None; 200]);
+        let lone = near_flags(&labels, &nearest, 0.3);
+        // Nothing else gathers: 0.3^3 = 0.027 groups of three expected, one seen.
+        assert!(
+            lone[30..33].iter().all(|&s| s == CONFLICT_SCORE),
+            "{:?}",
+            &lone[30..33]
+        );
+        // The same three among 20 gatherings of four rows near a reference row, one of each four under the other
+        // label: groups of three under one label are expected about 20 x P(Binomial(4, 0.3) >= 3) = 1.7 times, so
+        // the three are pairs, within the chance count here (23 pairs, 60 agreeing x 0.3 / 0.7 = 25.7 expected).
+        for t in 1..21 {
+            for k in 0..4u32 {
+                labels.push((t as u32 + (k == 0) as u32) % 2);
+                nearest.push(Some(t));
+            }
+        }
+        let gathered = near_flags(&labels, &nearest, 0.3);
+        assert!(
+            gathered[30..33].iter().all(|&s| s < FLAG_AT),
+            "{:?}",
+            &gathered[30..33]
         );
     }
 

@@ -470,20 +470,21 @@ fn drift(r: &Report, v: &Visuals) -> String {
         return s;
     }
     s.push_str(
-        "<p class=\"muted\">A column drifts when its PSI exceeds 0.25 or its binned KS statistic exceeds the \
-         critical value at alpha = 0.001.</p><table class=\"sortable\" id=\"drift-table\"><thead><tr><th>column\
-         </th><th>kind</th><th class=\"num\">PSI</th><th class=\"num\">KS</th><th class=\"num\">KS critical</th>\
-         <th>drifted</th></tr></thead><tbody>",
+        "<p class=\"muted\">A column drifts when its PSI exceeds both 0.25 and what sampling alone gives at \
+         alpha = 0.001 (PSI critical), or its binned KS statistic exceeds the critical value at alpha = 0.001.</p>\
+         <table class=\"sortable\" id=\"drift-table\"><thead><tr><th>column</th><th>kind</th><th class=\"num\">PSI</th><th class=\"num\">PSI critical</th>\
+         <th class=\"num\">KS</th><th class=\"num\">KS critical</th><th>drifted</th></tr></thead><tbody>",
     );
     for d in &r.drift {
         let f = |x: Option<f64>| x.map_or("–".to_string(), |x| format!("{x:.4}"));
         let _ = write!(
             s,
             "<tr><td>{}</td><td>{}</td><td class=\"num\">{:.4}</td><td class=\"num\">{}</td><td class=\"num\">{}\
-             </td><td>{}</td></tr>",
+             </td><td class=\"num\">{}</td><td>{}</td></tr>",
             esc(&d.column),
             esc(&d.kind),
             d.psi,
+            f(d.psi_critical),
             f(d.ks),
             f(d.ks_critical),
             if d.drifted { "<b>yes</b>" } else { "no" }
