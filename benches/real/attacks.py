@@ -352,6 +352,12 @@ ATTACKS: Dict[str, Callable] = {
 }
 
 
+def seed_of(attack: str) -> int:
+    """The benchmark's seed for an attack: its place in `ATTACKS` (from 1), whichever attacks a run selects, so that
+    `run.py --attacks X` builds the same poisoned table as the full run."""
+    return list(ATTACKS).index(attack) + 1
+
+
 def make(t: Table, attack: str, seed: int) -> Case:
     data, truth, note, *cells = ATTACKS[attack](t, seed)
     return _finish(t, attack, data, truth, seed, note, cells[0] if cells else None)

@@ -68,7 +68,7 @@ def run_case(case: attacks.Case, table: realdata.Table, name: str) -> Dict:
 
 def table_cases(tname: str, attack_names: List[str]) -> tuple:
     table = realdata.load(tname)
-    cases = [attacks.clean_twin(table)] + [attacks.make(table, a, seed=i + 1) for i, a in enumerate(attack_names)]
+    cases = [attacks.clean_twin(table)] + [attacks.make(table, a, seed=attacks.seed_of(a)) for a in attack_names]
     return table, cases
 
 

@@ -57,6 +57,16 @@ def test_split_is_stratified_disjoint_and_typed(iris):
     assert iris.train[iris.label].iloc[:40].nunique() == 3
 
 
+def test_a_run_of_some_attacks_builds_the_same_cases_as_the_full_run():
+    import run
+
+    _, full = run.table_cases("iris", list(attacks.ATTACKS))
+    _, some = run.table_cases("iris", ["corrupted cells 1%", "evasive: near clones"])
+    for case in some[1:]:
+        same = next(c for c in full if c.attack == case.attack)
+        assert case.data.equals(same.data) and (case.truth == same.truth).all()
+
+
 @pytest.mark.parametrize("attack", list(attacks.ATTACKS))
 def test_every_attack_marks_what_it_changed(iris, attack):
     case = attacks.make(iris, attack, seed=3)
