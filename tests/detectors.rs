@@ -522,7 +522,7 @@ fn a_clean_table_of_a_few_discrete_columns_passes_with_no_row_flagged() {
 fn a_discrete_table_with_a_rounded_fare_has_no_duplicate_flags_and_six_near_copies_of_a_row_do() {
     // A fifth of a Titanic-like table as the reference. Rows share a discrete cell and fall within cents of each
     // other's fare all the time, a third of them under the other label. Before near-identical rows were counted
-    // against their own kind (near pairs under one label, rows gathered near one row, agreeing tight rows), the
+    // against their own kind (near pairs under one label, rows gathered near one row, tight rows of dense cells), the
     // duplicate detector flagged 2 to 52 rows in 10 of these 12 draws: groups of 2 or 3 rows near one reference row,
     // near pairs beyond the band's count, tight conflicts 1.3 times their expectation.
     let use_rows = |b: &RecordBatch, from: usize, len: usize, name: &str| {

@@ -428,29 +428,26 @@ impl NearPairs<'_> {
         // larger of the band's and the agreeing rows'). Where the pairs are no more than these give, lone pairs are
         // left unflagged; beyond it, the nearest `X - E` rows of pairs are resolved (flagged, or left for the other
         // row of their pair), the others are not.
-        let agreeing = |exact: bool| {
-            (0..self.scores.len().min(nearest.len()))
-                .filter(|&i| {
-                    nearest[i].is_some_and(|(d2, j, lj)| {
-                        (if exact {
-                            d2 == 0.0
-                        } else {
-                            d2 > 0.0 && d2 <= eps
-                        }) && lj.is_some()
-                            && lj == self.labels[i]
-                            && !exact_group(i, j, d2)
-                    })
-                })
-                .count()
-        };
+        let (mut agreeing_exact, mut agreeing_near) = (0usize, 0usize);
+        for (i, nr) in nearest.iter().enumerate().take(self.scores.len()) {
+            if let Some((d2, j, lj)) = *nr {
+                if d2 <= eps && lj.is_some() && lj == self.labels[i] && !exact_group(i, j, d2) {
+                    if d2 == 0.0 {
+                        agreeing_exact += 1;
+                    } else {
+                        agreeing_near += 1;
+                    }
+                }
+            }
+        }
         let by_shares = if pairs_are_data {
             0.0 // the exact path above counted the data's own coincidences
         } else {
             self.twins_by_chance * self.exact_q
         };
         let chance = chance_pairs(nearest, self.labels, eps)
-            .max(chance_conflicts(agreeing(false), self.exact_q))
-            + chance_conflicts(agreeing(true), self.exact_q).max(by_shares);
+            .max(chance_conflicts(agreeing_near, self.exact_q))
+            + chance_conflicts(agreeing_exact, self.exact_q).max(by_shares);
         let mut budget = beyond_chance(pairs.len(), chance);
         // Rows under one label that are all near copies of the same row of another label: a group no natural
         // disagreement between near-identical rows explains. Not so for exact copies: where rows with the same
@@ -529,6 +526,12 @@ impl NearPairs<'_> {
         copies: &HashMap<(usize, Option<u32>), usize>,
         exact_group: impl Fn(usize, usize, f32) -> bool,
     ) -> HashMap<usize, bool> {
+        let mut sizes: Vec<usize> = copies.values().copied().filter(|&g| g > 1).collect();
+        if sizes.is_empty() {
+            return HashMap::new();
+        }
+        sizes.sort_unstable();
+        sizes.dedup();
         let mut gathered: HashMap<usize, usize> = HashMap::new();
         for (i, nr) in nearest.iter().enumerate().take(self.labels.len()) {
             if let Some((d2, j, lj)) = *nr {
@@ -538,9 +541,6 @@ impl NearPairs<'_> {
             }
         }
         let q = self.exact_q.min(0.9);
-        let mut sizes: Vec<usize> = copies.values().copied().filter(|&g| g > 1).collect();
-        sizes.sort_unstable();
-        sizes.dedup();
         let mut beyond = false;
         sizes
             .into_iter()
