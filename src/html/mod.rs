@@ -472,8 +472,9 @@ fn drift(r: &Report, v: &Visuals) -> String {
     s.push_str(
         "<p class=\"muted\">A column drifts when its PSI exceeds both 0.25 and what sampling alone gives at \
          alpha = 0.001 (PSI critical), or its binned KS statistic exceeds the critical value at alpha = 0.001.</p>\
-         <table class=\"sortable\" id=\"drift-table\"><thead><tr><th>column</th><th>kind</th><th class=\"num\">PSI</th><th class=\"num\">PSI critical</th>\
-         <th class=\"num\">KS</th><th class=\"num\">KS critical</th><th>drifted</th></tr></thead><tbody>",
+         <table class=\"sortable\" id=\"drift-table\"><thead><tr><th>column</th><th>kind</th>\
+         <th class=\"num\">PSI</th><th class=\"num\">PSI critical</th><th class=\"num\">KS</th>\
+         <th class=\"num\">KS critical</th><th>drifted</th></tr></thead><tbody>",
     );
     for d in &r.drift {
         let f = |x: Option<f64>| x.map_or("–".to_string(), |x| format!("{x:.4}"));
