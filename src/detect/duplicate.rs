@@ -449,6 +449,17 @@ impl NearPairs<'_> {
             .max(chance_conflicts(agreeing_near, self.exact_q))
             + chance_conflicts(agreeing_exact, self.exact_q).max(by_shares);
         let mut budget = beyond_chance(pairs.len(), chance);
+        // The agreeing rows' count `A` is itself drawn: of the `X + A` rows near a row within the line, each
+        // disagrees with chance `q`, so `X` is binomial, and clearly more than its share only when `P(Binomial(X +
+        // A, q) >= X) <= CHANCE_TAIL`. The Poisson test against `A q / (1 - q)` alone takes `A` as known: a clean
+        // Titanic-like table with 34 such pairs against 29 agreeing rows (q = 0.39, 18.4 expected) had P = 7e-4
+        // there, and 0.012 as a binomial.
+        let x = pairs.len();
+        if super::binomial_tail(x + agreeing_near + agreeing_exact, self.exact_q.min(0.9), x)
+            > CHANCE_TAIL
+        {
+            budget = 0;
+        }
         // Rows under one label that are all near copies of the same row of another label: a group no natural
         // disagreement between near-identical rows explains. Not so for exact copies: where rows with the same
         // features are common (discrete or sparse columns), many rows repeat one row of another label exactly by
@@ -546,7 +557,10 @@ impl NearPairs<'_> {
             .into_iter()
             .map(|g| {
                 let seen = copies.values().filter(|&&c| c >= g).count();
-                let natural: f64 = gathered.values().map(|&m| binomial_tail(m, q, g)).sum();
+                let natural: f64 = gathered
+                    .values()
+                    .map(|&m| super::binomial_tail(m, q, g))
+                    .sum();
                 beyond |= poisson_tail(seen, natural) <= GROUP_TAIL;
                 (g, beyond)
             })
@@ -641,24 +655,6 @@ fn beyond_chance(x: usize, chance: f64) -> usize {
     } else {
         0
     }
-}
-
-/// `P(X >= k)` for `X ~ Binomial(n, p)`.
-fn binomial_tail(n: usize, p: f64, k: usize) -> f64 {
-    if k == 0 {
-        return 1.0;
-    }
-    if k > n {
-        return 0.0;
-    }
-    // P(X = i) term by term from i = 0, summed below k.
-    let mut term = (1.0 - p).powi(n as i32);
-    let mut below = 0.0;
-    for i in 0..k {
-        below += term;
-        term *= (n - i) as f64 / (i + 1) as f64 * p / (1.0 - p);
-    }
-    (1.0 - below).max(0.0)
 }
 
 /// `P(X >= x)` for `X ~ Poisson(mean)`.
@@ -1022,15 +1018,6 @@ mod tests {
         );
     }
 
-    #[test]
-    fn the_binomial_tail_is_its_sum() {
-        assert_eq!(binomial_tail(3, 0.4, 0), 1.0);
-        assert_eq!(binomial_tail(2, 0.4, 3), 0.0);
-        assert!((binomial_tail(3, 0.4, 3) - 0.064).abs() < 1e-12);
-        // P(X >= 2) for n = 4, p = 0.3: 1 - 0.7^4 - 4 0.3 0.7^3 = 0.3483.
-        assert!((binomial_tail(4, 0.3, 2) - 0.3483).abs() < 1e-12);
-    }
-
     /// Near pairs within the line under `labels` (row `i`'s nearest row `nearest[i]`, at 1e-6 for `Some`), flagged
     /// with label disagreement `q` between near-identical rows and no other evidence: the rows' scores.
     fn near_flags(labels: &[u32], nearest: &[Option<usize>], q: f64) -> Vec<f32> {
@@ -1059,6 +1046,24 @@ mod tests {
         };
         pairs.flag(&nearest, 1.0, false);
         scores
+    }
+
+    #[test]
+    fn near_pairs_are_flagged_only_when_they_outnumber_their_share_of_the_rows_near_a_row() {
+        // Each data row near its own reference row: `x` under the other label, `a` under the same, q = 0.39.
+        let rows = |x: usize, a: usize| {
+            let mut labels: Vec<u32> = vec![0; x + a];
+            let mut nearest: Vec<Option<usize>> = vec![None; x + a];
+            labels.extend((0..x + a).map(|i| u32::from(i < x)));
+            nearest.extend((0..x + a).map(Some));
+            near_flags(&labels, &nearest, 0.39)
+        };
+        let flagged = |s: &[f32]| s.iter().filter(|&&v| v >= FLAG_AT).count();
+        // 34 pairs against 29 agreeing rows: 18.5 expected, P(Poisson >= 34) = 7e-4 flagged 16 rows before; as the
+        // binomial share of 63 rows it is P = 0.012, chance.
+        assert_eq!(flagged(&rows(34, 29)), 0);
+        // Against 5 agreeing rows: 3.2 expected, and the 31 beyond are flagged.
+        assert_eq!(flagged(&rows(34, 5)), 31);
     }
 
     #[test]

@@ -382,9 +382,61 @@ pub(crate) fn matrix_key(x: ArrayView2<f32>, settings: &[u64]) -> blake3::Hasher
     h
 }
 
+/// `P(X >= k)` for `X ~ Binomial(n, p)`, summed from `k` up with each term in log space, so large `n` (thousands of
+/// rows) neither underflows `(1 - p)^n` nor loses the tail to `1 - P(X < k)`.
+pub(crate) fn binomial_tail(n: usize, p: f64, k: usize) -> f64 {
+    if k == 0 {
+        return 1.0;
+    }
+    if k > n || p <= 0.0 {
+        return 0.0;
+    }
+    if p >= 1.0 {
+        return 1.0;
+    }
+    let (lp, lq) = (p.ln(), (-p).ln_1p());
+    // ln P(X = k) = ln C(n, k) + k ln p + (n - k) ln(1 - p), with ln C(n, k) summed as ln((n - k + i) / i).
+    let mut ln_term: f64 = (1..=k)
+        .map(|i| ((n - k + i) as f64 / i as f64).ln())
+        .sum::<f64>()
+        + k as f64 * lp
+        + (n - k) as f64 * lq;
+    let mut sum = 0.0;
+    for i in k..=n {
+        let t = ln_term.exp();
+        sum += t;
+        // Past the mode the terms fall geometrically: stop once they no longer count.
+        if t < sum * 1e-17 && i as f64 > n as f64 * p {
+            break;
+        }
+        ln_term += ((n - i) as f64 / (i + 1) as f64).ln() + lp - lq;
+    }
+    sum.min(1.0)
+}
+
 #[cfg(test)]
 mod tests {
+    use super::binomial_tail;
     use proptest::prelude::*;
+
+    #[test]
+    fn the_binomial_tail_is_its_sum_for_small_and_large_n() {
+        assert_eq!(binomial_tail(3, 0.4, 0), 1.0);
+        assert_eq!(binomial_tail(2, 0.4, 3), 0.0);
+        assert!((binomial_tail(3, 0.4, 3) - 0.064).abs() < 1e-12);
+        // P(X >= 2) for n = 4, p = 0.3: 1 - 0.7^4 - 4 0.3 0.7^3 = 0.3483.
+        assert!((binomial_tail(4, 0.3, 2) - 0.3483).abs() < 1e-12);
+        // n = 5,000: (1 - p)^n underflows to 0 at p = 0.8, and the sum from 0 gave P = 1 for every k. The tail at
+        // the mean is about a half, 3.1 standard deviations above it 0.1% (normal approximation, continuity
+        // corrected: 1 - Phi(3.1) = 0.00097).
+        let (n, p) = (5000usize, 0.8);
+        let sd = (n as f64 * p * (1.0 - p)).sqrt();
+        let at_mean = binomial_tail(n, p, 4000);
+        assert!((0.49..0.52).contains(&at_mean), "{at_mean}");
+        let far = binomial_tail(n, p, (4000.0 + 3.1 * sd + 0.5).round() as usize);
+        assert!((0.0007..0.0013).contains(&far), "{far}");
+        assert!(binomial_tail(n, p, 4500) < 1e-30);
+    }
 
     proptest! {
         /// Selection gives the quantile of the sorted copy bit for bit (ties, repeats, infinities, every q).
