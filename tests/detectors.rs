@@ -592,6 +592,45 @@ fn a_discrete_table_with_a_rounded_fare_has_no_duplicate_flags_and_six_near_copi
     );
 }
 
+#[test]
+fn a_fare_tail_that_a_small_reference_holds_few_of_is_not_a_backdoor_cluster() {
+    // Draw 19 of the Titanic-like table: 2-means splits class 0's fares above about 90 off (78 of its 990 data rows,
+    // 7.7%), and the 400-row reference happens to hold 5 of its 244 class-0 rows there (2.0%, about 1 in 10,000 for
+    // a sample of that size). The share rule alone flagged all 76 rows of the split; the rows thin out steadily into
+    // the tail, with no valley between the two sides, so the split is not a population of its own.
+    let b = discrete_batch(2000, 19, true);
+    let out = Scanner::new(Source::memory(b.schema(), vec![b.slice(400, 1600)], "data"))
+        .reference(Source::memory(
+            b.schema(),
+            vec![b.slice(0, 400)],
+            "reference",
+        ))
+        .label("label")
+        .id("id")
+        .run()
+        .unwrap();
+    let report: serde_json::Value = serde_json::from_str(&out.report.to_json()).unwrap();
+    let split = report["detectors"]["backdoor"]["classes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["class"] == "0")
+        .unwrap()
+        .clone();
+    let share = split["small_rows"].as_f64().unwrap() / split["rows"].as_f64().unwrap();
+    let reference_share = split["reference_share"].as_f64().unwrap();
+    assert!(
+        share > 0.07 && share >= 3.0 * reference_share + 0.01,
+        "the share rule alone would flag it: {split}"
+    );
+    assert_eq!(split["separated"], false, "{split}");
+    assert_eq!(split["suspicious"], false, "{split}");
+    assert_eq!(
+        flagged_by(&out, "backdoor").iter().filter(|&&f| f).count(),
+        0
+    );
+}
+
 /// A clean bag of words: `rows` rows of 20 Poisson(0.1) counts (from row `skip` of the seeded stream) and a label
 /// drawn from a logistic of them, each word moving it by up to 3 per count.
 fn bag_of_words_table(rows: usize, skip: usize, seed: u64) -> Source {

@@ -14,7 +14,9 @@
 //! 3. The smaller cluster is suspicious only when it holds < 35% of the class **and** separates well
 //!    (mean silhouette > 0.15), **and** either
 //!    - with a trusted reference: the reference's rows of the class fall into it at most a third as often
-//!      (`f_data >= 3 f_ref + 0.01`: the sub-cluster is new, not a legitimate mode), or
+//!      (`f_data >= 3 f_ref + 0.01`: the sub-cluster is new, not a legitimate mode), and the class's rows thin out
+//!      between the two clusters (a valley along the line through their centroids: the sub-cluster is a population
+//!      of its own, not the tail of a heavy-tailed column that a small reference happened to hold few of), or
 //!    - without one: at least half of its rows are near copies of another class's rows apart from a few columns
 //!      (`detect::near_copy`: trimmed nearest-neighbour distance under a quarter of that class's own spacing).
 //!      Natural sub-populations resemble another class without copying its rows, and are not flagged.
@@ -109,6 +111,56 @@ fn dist(a: ndarray::ArrayView1<f64>, b: ndarray::ArrayView1<f64>) -> f64 {
         .sqrt()
 }
 
+/// Whether the class's rows, projected on the line through the two centroids (the larger side's at 0, the smaller
+/// side's at `len`), thin out between them: some point between the two, at least a tenth of the way from each, holds
+/// under [`VALLEY_SHARE`] of the rows that the densest points on either side of it hold (counts within `len / 10`),
+/// and [`VALLEY_Z`] standard deviations under them.
+/// A sub-population of its own (copies of another class, flipped rows) leaves such a valley; the tail of one
+/// population (a log-normal fare split off by 2-means) thins out steadily and leaves none.
+fn has_valley(z: &Array2<f64>, cent: &Array2<f64>, small: usize) -> bool {
+    let (c0, c1) = (cent.row(1 - small), cent.row(small));
+    let u = &c1 - &c0;
+    let len = u.dot(&u).sqrt();
+    if !(len > 0.0 && len.is_finite()) {
+        return false;
+    }
+    let t: Vec<f64> = z
+        .rows()
+        .into_iter()
+        .map(|r| (&r - &c0).dot(&u) / len)
+        .collect();
+    let h = len / 10.0;
+    // Points every h / 2 from the larger side's centroid to half a length beyond the smaller side's.
+    let dens: Vec<usize> = (0..=30)
+        .map(|k| {
+            let g = k as f64 * h / 2.0;
+            t.iter().filter(|&&v| (v - g).abs() < h).count()
+        })
+        .collect();
+    let before: Vec<usize> = dens
+        .iter()
+        .scan(0, |m, &d| {
+            *m = (*m).max(d);
+            Some(*m)
+        })
+        .collect();
+    let mut after = dens.clone();
+    for k in (0..after.len() - 1).rev() {
+        after[k] = after[k].max(after[k + 1]);
+    }
+    (2..=18).any(|k| {
+        let (v, p) = (dens[k] as f64, before[k].min(after[k]) as f64);
+        v < VALLEY_SHARE * p && p - v > VALLEY_Z * (p + v).sqrt()
+    })
+}
+
+/// The share of its neighbouring peaks' density under which a point between two centroids is a valley
+/// ([`has_valley`]).
+const VALLEY_SHARE: f64 = 0.75;
+/// How many standard deviations of the two counts (`sqrt(p + v)`) a valley's count `v` lies under the lower of its
+/// neighbouring peaks' `p` ([`has_valley`]): the tail of a few dozen rows dips by chance (3 rows between peaks of 7).
+const VALLEY_Z: f64 = 1.5;
+
 /// Centroids of the two sides of the split of `t` (1-D) that maximizes the between-group sum of squares.
 fn spectral_split(z: &Array2<f32>, t: &[f64]) -> Option<Array2<f32>> {
     let n = t.len();
@@ -152,6 +204,8 @@ pub struct ClassSplit {
     pub reference_share: Option<f64>,
     /// Nearest other class to the small cluster's centroid.
     pub near_class: Option<String>,
+    /// Whether the class's rows thin out between the two clusters (a population of its own, not the tail of one).
+    pub separated: bool,
     /// Whether the small cluster was judged a backdoor.
     pub suspicious: bool,
 }
@@ -333,6 +387,10 @@ fn analyse_class(
             .count();
         Some(in_small as f64 / rz.nrows() as f64)
     });
+    // With a reference the share there is the only evidence beside the split's shape, and a small reference that
+    // happens to hold few rows of a tail makes the tail look new: the sub-cluster must also be a population of its
+    // own, apart from the rest of the class.
+    let separated = has_valley(&z, &cent, small);
     let structural = share < MAX_SMALL_SHARE && sil > MIN_SILHOUETTE && small_rows >= 3;
     // Without a reference a sub-cluster is a backdoor only when its rows are near copies of another class's rows
     // (apart from a few trigger columns): natural modes of a class resemble other classes without copying them.
@@ -342,7 +400,7 @@ fn analyse_class(
     });
     let suspicious = structural
         && match (reference_share, copies) {
-            (Some(fr), _) => share >= 3.0 * fr + 0.01,
+            (Some(fr), _) => share >= 3.0 * fr + 0.01 && separated,
             (None, Some((copied, _))) => copied >= MIN_COPY_SHARE,
             (None, None) => false,
         };
@@ -383,13 +441,14 @@ fn analyse_class(
         silhouette: sil,
         reference_share,
         near_class: near.map(|(_, o)| ctx.classes[o].clone()),
+        separated,
         suspicious,
     })
 }
 
 #[cfg(test)]
 mod tests {
-    use super::spectral_hint;
+    use super::{has_valley, spectral_hint};
     use rand::SeedableRng;
     use rand_distr::{Distribution, Normal};
 
@@ -428,5 +487,50 @@ mod tests {
         let h = spectral_hint(&poisoned);
         assert!(h[2000..].iter().all(|&s| (s - 0.45).abs() < 1e-6));
         assert!(high(&h[..2000]) < 120, "{}", high(&h[..2000]));
+    }
+
+    /// Rows `(x, y)` and the centroids of the rows with `x` below `cut` (row 0) and at or above it (row 1).
+    fn split_at(x: &[f64], y: &[f64], cut: f64) -> (ndarray::Array2<f64>, ndarray::Array2<f64>) {
+        let z = ndarray::Array2::from_shape_fn((x.len(), 2), |(i, j)| [x[i], y[i]][j]);
+        let mut cent = ndarray::Array2::zeros((2, 2));
+        for side in 0..2 {
+            let rows: Vec<usize> = (0..x.len())
+                .filter(|&i| (x[i] >= cut) == (side == 1))
+                .collect();
+            for &i in &rows {
+                cent[[side, 0]] += x[i] / rows.len() as f64;
+                cent[[side, 1]] += y[i] / rows.len() as f64;
+            }
+        }
+        (z, cent)
+    }
+
+    #[test]
+    fn a_tail_split_off_has_no_valley_and_a_group_apart_has_one() {
+        let mut tail_valleys = 0;
+        for seed in 0..20 {
+            // A log-normal column (a fare) split at its 92nd percentile, as 2-means splits a heavy tail: the rows
+            // thin out steadily past the cut.
+            let fare: Vec<f64> = normal(1000, 10 + seed).iter().map(|g| g.exp()).collect();
+            let noise = normal(1000, 100 + seed);
+            let mut sorted = fare.clone();
+            sorted.sort_by(f64::total_cmp);
+            let (z, cent) = split_at(&fare, &noise, sorted[920]);
+            tail_valleys += has_valley(&z, &cent, 1) as usize;
+            // 920 rows of a Gaussian and 80 rows around (6, 0); and 117 and 9 rows (olive's flipped rows in one
+            // class): a valley between them.
+            for (big, small) in [(920, 80), (117, 9)] {
+                let x: Vec<f64> = normal(big + small, 200 + seed)
+                    .iter()
+                    .enumerate()
+                    .map(|(i, g)| if i < big { *g } else { 6.0 + 0.5 * g })
+                    .collect();
+                let (z, cent) = split_at(&x, &normal(big + small, 300 + seed), 3.0);
+                assert!(has_valley(&z, &cent, 1), "seed {seed}, {small} rows");
+            }
+        }
+        // The tail's counts dip by chance now and then (one draw of 20: 7 rows between peaks of 14 and more,
+        // 1.53 standard deviations): the valley is a guard beside the reference's share, not a test on its own.
+        assert!(tail_valleys <= 1, "{tail_valleys} of 20 tails");
     }
 }
