@@ -275,7 +275,10 @@ def merge_earlier(results: Dict, path: str) -> Dict:
             results["peak_rss_mib"].setdefault(t, {})[n] = per.get(n)
     results["tools"] = [n for n in tools.TOOLS if n in results["tools"] or n in extra]
     if extra:
-        results["reused"] = {"from": path, "date": old.get("date"), "tools": extra}
+        # Tools the earlier run had itself taken from a run before it keep that run's date.
+        earlier = old.get("reused") or {}
+        date = earlier.get("date") if set(extra) <= set(earlier.get("tools", [])) else old.get("date")
+        results["reused"] = {"from": path, "date": date, "tools": extra}
     return results
 
 

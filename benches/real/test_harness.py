@@ -67,6 +67,32 @@ def test_a_run_of_some_attacks_builds_the_same_cases_as_the_full_run():
         assert case.data.equals(same.data) and (case.truth == same.truth).all()
 
 
+def test_reused_tools_keep_the_date_of_the_run_that_measured_them(tmp_path):
+    import json
+
+    import run
+
+    case = {"table": "iris", "attack": "flip random 5%", "rows": 10, "poisons": 1}
+    anchors = {"kNN k=10": {"precision_at_k": 0.5}}
+    # The anchors were measured on 12-01; a later run (12-05) took them over with --reuse, and was written out.
+    earlier = {"date": "2026-12-05", "tools": ["poisonscan", "kNN k=10"], "peak_rss_mib": {},
+               "reused": {"from": "x.json", "date": "2026-12-01", "tools": ["kNN k=10"]},
+               "cases": [dict(case, tools=dict(anchors, poisonscan={}))]}
+    path = tmp_path / "full.json"
+    path.write_text(json.dumps(earlier))
+    def now():
+        return {"date": "2026-12-08", "tools": ["poisonscan"], "peak_rss_mib": {},
+                "cases": [dict(case, tools={"poisonscan": {}})]}
+
+    merged = run.merge_earlier(now(), str(path))
+    assert merged["reused"]["date"] == "2026-12-01"
+    assert merged["cases"][0]["tools"]["kNN k=10"] == {"precision_at_k": 0.5}
+    # Tools the earlier run measured itself carry its own date.
+    earlier.pop("reused")
+    path.write_text(json.dumps(earlier))
+    assert run.merge_earlier(now(), str(path))["reused"]["date"] == "2026-12-05"
+
+
 @pytest.mark.parametrize("attack", list(attacks.ATTACKS))
 def test_every_attack_marks_what_it_changed(iris, attack):
     case = attacks.make(iris, attack, seed=3)
