@@ -224,6 +224,20 @@ fn in_range_backdoor_forms_a_flagged_sub_cluster() {
         .map(|i| out.scores.reasons[i].clone())
         .unwrap();
     assert!(reason.contains("sub-cluster of class 1"), "{reason}");
+    // The copies are a population of their own: the class thins out between them and its clean rows.
+    let report: serde_json::Value = serde_json::from_str(&out.report.to_json()).unwrap();
+    let split = report["detectors"]["backdoor"]["classes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["class"] == "1")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (&split["separated"], &split["suspicious"]),
+        (&serde_json::json!(true), &serde_json::json!(true)),
+        "{split}"
+    );
     // Without a reference the backdoor detector alone still isolates the injection.
     let alone = scan(&poisoned, None);
     let bd = flagged_by(&alone, "backdoor");

@@ -455,8 +455,9 @@ impl NearPairs<'_> {
         // Titanic-like table with 34 such pairs against 29 agreeing rows (q = 0.39, 18.4 expected) had P = 7e-4
         // there, and 0.012 as a binomial.
         let x = pairs.len();
-        if super::binomial_tail(x + agreeing_near + agreeing_exact, self.exact_q.min(0.9), x)
-            > CHANCE_TAIL
+        if budget > 0
+            && super::binomial_tail(x + agreeing_near + agreeing_exact, self.exact_q.min(0.9), x)
+                > CHANCE_TAIL
         {
             budget = 0;
         }
