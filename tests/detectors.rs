@@ -51,6 +51,18 @@ fn flagged_by(out: &poisonscan::ScanOutcome, check: &str) -> Vec<bool> {
     out.scores.checks[check].iter().map(|&s| s >= 0.5).collect()
 }
 
+/// The backdoor detector's split of `class` as the JSON report gives it.
+fn backdoor_split(out: &poisonscan::ScanOutcome, class: &str) -> serde_json::Value {
+    let report: serde_json::Value = serde_json::from_str(&out.report.to_json()).unwrap();
+    report["detectors"]["backdoor"]["classes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["class"] == class)
+        .unwrap()
+        .clone()
+}
+
 /// Rows the duplicate check flags: (injected rows, clean rows).
 fn duplicate_flags(out: &poisonscan::ScanOutcome, d: &SynthData) -> (usize, usize) {
     let (t, f) = (truth(d), flagged_by(out, "duplicate"));
@@ -225,14 +237,7 @@ fn in_range_backdoor_forms_a_flagged_sub_cluster() {
         .unwrap();
     assert!(reason.contains("sub-cluster of class 1"), "{reason}");
     // The copies are a population of their own: the class thins out between them and its clean rows.
-    let report: serde_json::Value = serde_json::from_str(&out.report.to_json()).unwrap();
-    let split = report["detectors"]["backdoor"]["classes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["class"] == "1")
-        .unwrap()
-        .clone();
+    let split = backdoor_split(&out, "1");
     assert_eq!(
         (&split["separated"], &split["suspicious"]),
         (&serde_json::json!(true), &serde_json::json!(true)),
@@ -623,14 +628,7 @@ fn a_fare_tail_that_a_small_reference_holds_few_of_is_not_a_backdoor_cluster() {
         .id("id")
         .run()
         .unwrap();
-    let report: serde_json::Value = serde_json::from_str(&out.report.to_json()).unwrap();
-    let split = report["detectors"]["backdoor"]["classes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["class"] == "0")
-        .unwrap()
-        .clone();
+    let split = backdoor_split(&out, "0");
     let share = split["small_rows"].as_f64().unwrap() / split["rows"].as_f64().unwrap();
     let reference_share = split["reference_share"].as_f64().unwrap();
     assert!(

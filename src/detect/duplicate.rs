@@ -453,7 +453,7 @@ impl NearPairs<'_> {
         // disagrees with chance `q`, so `X` is binomial, and clearly more than its share only when `P(Binomial(X +
         // A, q) >= X) <= CHANCE_TAIL`. The Poisson test against `A q / (1 - q)` alone takes `A` as known: a clean
         // Titanic-like table with 34 such pairs against 29 agreeing rows (q = 0.39, 18.4 expected) had P = 7e-4
-        // there, and 0.012 as a binomial.
+        // there, and 0.010 as a binomial.
         let x = pairs.len();
         if budget > 0
             && super::binomial_tail(x + agreeing_near + agreeing_exact, self.exact_q.min(0.9), x)
@@ -1060,8 +1060,8 @@ mod tests {
             near_flags(&labels, &nearest, 0.39)
         };
         let flagged = |s: &[f32]| s.iter().filter(|&&v| v >= FLAG_AT).count();
-        // 34 pairs against 29 agreeing rows: 18.5 expected, P(Poisson >= 34) = 7e-4 flagged 16 rows before; as the
-        // binomial share of 63 rows it is P = 0.012, chance.
+        // 34 pairs against 29 agreeing rows: 18.5 expected, P(Poisson >= 34) = 8e-4 flagged 16 rows before; as the
+        // binomial share of 63 rows it is P = 0.011 (q = 0.39), chance.
         assert_eq!(flagged(&rows(34, 29)), 0);
         // Against 5 agreeing rows: 3.2 expected, and the 31 beyond are flagged.
         assert_eq!(flagged(&rows(34, 5)), 31);
